@@ -1,0 +1,189 @@
+//! Starting a module's process and ending it: spawn with non-blocking pipes in
+//! its own process group, signal the group, reap.
+//!
+//! Children are spawned directly (never through a shell) with std's
+//! `Command`, which takes the fast `posix_spawn` path as long as no
+//! `pre_exec` hook or working directory is set: keep it that way.
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use mio::unix::pipe::{Receiver, Sender};
+
+use crate::job::Outcome;
+use crate::modules::{Kind, Module};
+
+/// How far the stopping of a child has gone; each phase has its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Running within its time limit.
+    Running,
+    /// Past its limit: SIGTERM sent to the group, SIGKILL at the deadline.
+    Terminating,
+    /// SIGKILL sent; waiting to reap.
+    Killed,
+    /// Reaped; its pipes get until the deadline to reach end of file (a
+    /// process that left the group may still hold them open).
+    Exited,
+}
+
+/// A running module process and what it has said so far.
+#[derive(Debug)]
+pub struct Child {
+    pub pid: u32,
+    pub stdin: Option<Sender>,
+    pub stdout: Option<Receiver>,
+    pub stderr: Option<Receiver>,
+    /// Stdout so far, the answer once the job is done.
+    pub output: Vec<u8>,
+    /// A stderr line not yet complete, and how much stderr was logged.
+    pub stderr_line: Vec<u8>,
+    pub stderr_logged: usize,
+    /// Exit status from `wait`, once reaped.
+    pub status: Option<i32>,
+    /// An outcome decided by the daemon (timed out, output too large), which
+    /// wins over the exit status it caused.
+    pub verdict: Option<Outcome>,
+    pub started: Instant,
+    pub phase: Phase,
+    pub deadline: Instant,
+}
+
+impl Child {
+    /// Done when reaped and both output pipes are closed.
+    pub fn is_done(&self) -> bool {
+        self.status.is_some() && self.stdout.is_none() && self.stderr.is_none()
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        if let Some(verdict) = &self.verdict {
+            return verdict.clone();
+        }
+        match self.status {
+            Some(raw) => decode_status(raw),
+            None => Outcome::SpawnFailed("not reaped".into()),
+        }
+    }
+}
+
+/// The environment a job adds for its module.
+pub struct JobEnv<'a> {
+    pub module: &'a str,
+    pub transport: &'a str,
+    pub remote: Option<String>,
+    pub job_id: Option<u64>,
+}
+
+/// Starts the module with piped, non-blocking stdin/stdout/stderr, as the
+/// leader of a new process group.
+pub fn spawn(
+    module: &Module,
+    env: &JobEnv,
+    node: &std::path::Path,
+    deadline: Instant,
+) -> io::Result<Child> {
+    let mut cmd = match module.kind {
+        Kind::Executable => Command::new(&module.path),
+        Kind::Node => {
+            let mut cmd = Command::new(node);
+            cmd.arg(&module.path);
+            cmd
+        }
+    };
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .env("BGJOB_MODULE", env.module)
+        .env("BGJOB_TRANSPORT", env.transport);
+    match &env.remote {
+        Some(remote) => cmd.env("BGJOB_REMOTE", remote),
+        None => cmd.env_remove("BGJOB_REMOTE"),
+    };
+    match env.job_id {
+        Some(id) => cmd.env("BGJOB_JOB_ID", id.to_string()),
+        None => cmd.env_remove("BGJOB_JOB_ID"),
+    };
+    let mut child = cmd.spawn()?;
+    let pid = child.id();
+    let stdin = Sender::from(child.stdin.take().expect("piped stdin"));
+    let stdout = Receiver::from(child.stdout.take().expect("piped stdout"));
+    let stderr = Receiver::from(child.stderr.take().expect("piped stderr"));
+    stdin.set_nonblocking(true)?;
+    stdout.set_nonblocking(true)?;
+    stderr.set_nonblocking(true)?;
+    Ok(Child {
+        pid,
+        stdin: Some(stdin),
+        stdout: Some(stdout),
+        stderr: Some(stderr),
+        output: Vec::new(),
+        stderr_line: Vec::new(),
+        stderr_logged: 0,
+        status: None,
+        verdict: None,
+        started: Instant::now(),
+        phase: Phase::Running,
+        deadline,
+    })
+}
+
+/// Sends `signal` to the whole process group led by `pid`. Only called while
+/// the leader is unreaped (running or a zombie), so the group id cannot have
+/// been reused by an unrelated process.
+pub fn signal_group(pid: u32, signal: i32) {
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory is shared.
+    unsafe {
+        libc::kill(-(pid as libc::pid_t), signal);
+    }
+}
+
+/// A child that has exited, left unreaped (`WNOWAIT`) so that the caller can
+/// still signal its group before reaping it with [`reap`].
+pub fn next_exited() -> Option<u32> {
+    // SAFETY: waitid fills the zeroed siginfo_t we own; si_pid reads a field of it.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        if libc::waitid(libc::P_ALL, 0, &mut info, flags) != 0 {
+            return None;
+        }
+        match info.si_pid() {
+            0 => None,
+            pid => Some(pid as u32),
+        }
+    }
+}
+
+/// Reaps an exited child, returning its raw wait status.
+pub fn reap(pid: u32) -> Option<i32> {
+    let mut status = 0;
+    // SAFETY: waitpid writes the status into our local.
+    let got = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+    (got == pid as libc::pid_t).then_some(status)
+}
+
+/// Turns a raw wait status into an outcome.
+pub fn decode_status(raw: i32) -> Outcome {
+    if libc::WIFEXITED(raw) {
+        Outcome::Exited(libc::WEXITSTATUS(raw))
+    } else if libc::WIFSIGNALED(raw) {
+        Outcome::Signaled(libc::WTERMSIG(raw))
+    } else {
+        Outcome::Exited(-1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_statuses_decode() {
+        assert_eq!(decode_status(0), Outcome::Exited(0));
+        assert_eq!(decode_status(3 << 8), Outcome::Exited(3));
+        assert_eq!(decode_status(9), Outcome::Signaled(9));
+    }
+}

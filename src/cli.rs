@@ -1,0 +1,118 @@
+//! The command line. Scripts outside this repository rely on these flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser};
+
+/// bgjobd runs modules as child processes on request over TCP and UDP.
+///
+/// A request is `module` or `module:data`; the data goes to the module's
+/// stdin and, over TCP, its stdout is the answer.
+#[derive(Debug, Parser)]
+#[command(name = "bgjobd", version)]
+pub struct Cli {
+    /// Configuration file (the seed's JSON listener array, or an object with limits).
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "FILE",
+        default_value = "./service.config"
+    )]
+    pub config: PathBuf,
+
+    /// Folder holding the modules.
+    #[arg(short = 'm', long, value_name = "DIR", default_value = "./modules")]
+    pub modules: PathBuf,
+
+    /// Serve TCP and UDP on ADDR:PORT, instead of the config's listeners
+    /// (repeatable). Port 0 picks a free port, the same for TCP and UDP.
+    #[arg(short = 'l', long = "listen", value_name = "ADDR:PORT")]
+    pub listen: Vec<SocketAddr>,
+
+    /// Job time limit in seconds (overrides the config).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+
+    /// Children running at once (overrides the config).
+    #[arg(long, value_name = "N")]
+    pub max_jobs: Option<u64>,
+
+    /// Print each bound ADDR:PORT on stdout, one per line, once listening.
+    #[arg(short = '1', long)]
+    pub print_addr: bool,
+
+    /// More logging: -v requests (info), -vv debug, -vvv trace. RUST_LOG also works.
+    #[arg(short = 'v', action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Catch a panic in one request's handling so the daemon keeps serving
+    /// (the connection gets `500: Internal error`; logged at error level).
+    /// -EE also writes the panic and its location to stderr.
+    #[arg(short = 'E', action = ArgAction::Count)]
+    pub catch_errors: u8,
+
+    /// Do not catch panics: a bug stops the daemon so its supervisor
+    /// restarts it (the default).
+    #[arg(short = 'e', conflicts_with = "catch_errors")]
+    pub no_catch: bool,
+}
+
+/// What to do with a panic while handling one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanicPolicy {
+    /// Let it stop the daemon (`-e`, the default).
+    Stop,
+    /// Catch it and log it (`-E`).
+    Catch,
+    /// Catch it, log it and also print it on stderr (`-EE`).
+    CatchAndPrint,
+}
+
+impl Cli {
+    pub fn panic_policy(&self) -> PanicPolicy {
+        match self.catch_errors {
+            _ if self.no_catch => PanicPolicy::Stop,
+            0 => PanicPolicy::Stop,
+            1 => PanicPolicy::Catch,
+            _ => PanicPolicy::CatchAndPrint,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_switches_parse() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("bgjobd").chain(args.iter().copied()))
+        };
+        assert_eq!(parse(&[]).unwrap().panic_policy(), PanicPolicy::Stop);
+        assert_eq!(parse(&["-E"]).unwrap().panic_policy(), PanicPolicy::Catch);
+        assert_eq!(
+            parse(&["-EE"]).unwrap().panic_policy(),
+            PanicPolicy::CatchAndPrint
+        );
+        assert_eq!(parse(&["-e"]).unwrap().panic_policy(), PanicPolicy::Stop);
+        assert!(parse(&["-E", "-e"]).is_err());
+        let cli = parse(&[
+            "-vv",
+            "-l",
+            "127.0.0.1:0",
+            "--listen",
+            "[::1]:5",
+            "--timeout",
+            "2",
+            "--max-jobs",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(
+            (cli.verbose, cli.listen.len(), cli.timeout, cli.max_jobs),
+            (2, 2, Some(2.0), Some(3))
+        );
+        assert_eq!(cli.config, PathBuf::from("./service.config"));
+    }
+}

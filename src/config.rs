@@ -1,0 +1,282 @@
+//! The configuration file: the seed's JSON array of listeners, or an object
+//! with listeners and limits. Every limit has a default and a hard ceiling.
+//!
+//! ```json
+//! [{"server": "main", "address": "127.0.0.1", "port": 12341}]
+//! ```
+//! or
+//! ```json
+//! {"listen": [{"name": "main", "address": "127.0.0.1", "port": 12341}],
+//!  "max_jobs": 16, "job_timeout_secs": 30}
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::Error;
+
+/// One address to serve TCP and UDP on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    pub label: String,
+    pub addr: SocketAddr,
+}
+
+/// Limits and timings, after defaults and clamping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Children running at once; further jobs wait in FIFO order.
+    pub max_jobs: usize,
+    /// Jobs waiting for a running slot; beyond it, `503: Busy`.
+    pub max_waiting: usize,
+    /// Wall-clock limit of one job from its start.
+    pub job_timeout: Duration,
+    /// Between SIGTERM and SIGKILL of a job's process group.
+    pub kill_grace: Duration,
+    /// A module's stdout beyond this is a failure.
+    pub max_output: usize,
+    /// A request beyond this is answered `413: Request too large`.
+    pub max_request: usize,
+    /// TCP connections open at once.
+    pub max_connections: usize,
+    /// A client that sends nothing for this long gets `408: Request timeout`.
+    pub idle_timeout: Duration,
+    /// A request from a client that keeps its write side open ends after
+    /// this long without new bytes. Zero: only a half-close ends it.
+    pub request_gap: Duration,
+    /// How long an unfetched queue result is kept.
+    pub result_retention: Duration,
+    /// How long running jobs get to finish on SIGTERM.
+    pub shutdown_grace: Duration,
+    /// The Node.js binary for `.js` modules (looked up on `PATH`).
+    pub node: PathBuf,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_jobs: 16,
+            max_waiting: 1024,
+            job_timeout: Duration::from_secs(30),
+            kill_grace: Duration::from_secs(1),
+            max_output: 4 << 20,
+            max_request: 4 << 20,
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(10),
+            request_gap: Duration::from_millis(20),
+            result_retention: Duration::from_secs(3600),
+            shutdown_grace: Duration::from_secs(10),
+            node: PathBuf::from("node"),
+        }
+    }
+}
+
+/// What a configuration file holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub listeners: Vec<ListenerSpec>,
+    pub settings: Settings,
+}
+
+/// The port the seed used; the shipped config binds it on loopback.
+pub const DEFAULT_PORT: u16 = 12341;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listeners: vec![ListenerSpec {
+                label: "default".into(),
+                addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
+            }],
+            settings: Settings::default(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    server: Option<String>,
+    name: Option<String>,
+    address: Option<String>,
+    port: Value,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<Vec<RawListener>>,
+    max_jobs: Option<u64>,
+    max_waiting: Option<u64>,
+    job_timeout_secs: Option<f64>,
+    kill_grace_ms: Option<u64>,
+    max_output_bytes: Option<u64>,
+    max_request_bytes: Option<u64>,
+    max_connections: Option<u64>,
+    idle_timeout_secs: Option<f64>,
+    request_gap_ms: Option<u64>,
+    result_retention_secs: Option<u64>,
+    shutdown_grace_secs: Option<u64>,
+    node: Option<PathBuf>,
+}
+
+impl Config {
+    /// Parses a configuration file's text.
+    pub fn parse(text: &str) -> Result<Config, Error> {
+        let value: Value = serde_json::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        let raw = match value {
+            Value::Array(_) => RawConfig {
+                listen: Some(from_value(value)?),
+                ..RawConfig::default()
+            },
+            Value::Object(_) => from_value(value)?,
+            _ => {
+                return Err(Error::Config(
+                    "expected a JSON array of listeners or an object".into(),
+                ))
+            }
+        };
+        let defaults = Config::default();
+        let listeners = match raw.listen {
+            Some(list) => list.into_iter().map(listener).collect::<Result<_, _>>()?,
+            None => defaults.listeners,
+        };
+        let d = defaults.settings;
+        let settings = Settings {
+            max_jobs: clamp(raw.max_jobs, d.max_jobs, 1, 4096),
+            max_waiting: clamp(raw.max_waiting, d.max_waiting, 0, 1 << 20),
+            job_timeout: secs(raw.job_timeout_secs, d.job_timeout, 0.001, 86_400.0)?,
+            kill_grace: millis(raw.kill_grace_ms, d.kill_grace, 0, 60_000),
+            max_output: clamp(raw.max_output_bytes, d.max_output, 0, 1 << 30),
+            max_request: clamp(raw.max_request_bytes, d.max_request, 0, 1 << 30),
+            max_connections: clamp(raw.max_connections, d.max_connections, 1, 1 << 20),
+            idle_timeout: secs(raw.idle_timeout_secs, d.idle_timeout, 0.001, 3600.0)?,
+            request_gap: millis(raw.request_gap_ms, d.request_gap, 0, 60_000),
+            result_retention: secs_whole(
+                raw.result_retention_secs,
+                d.result_retention,
+                30 * 86_400,
+            ),
+            shutdown_grace: secs_whole(raw.shutdown_grace_secs, d.shutdown_grace, 3600),
+            node: raw.node.unwrap_or(d.node),
+        };
+        Ok(Config {
+            listeners,
+            settings,
+        })
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn load(path: &std::path::Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Io(format!("cannot read {}", path.display()), e))?;
+        Config::parse(&text).map_err(|e| match e {
+            Error::Config(why) => Error::Config(format!("{}: {why}", path.display())),
+            other => other,
+        })
+    }
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Error> {
+    serde_json::from_value(value).map_err(|e| Error::Config(e.to_string()))
+}
+
+fn listener(raw: RawListener) -> Result<ListenerSpec, Error> {
+    let label = raw.name.or(raw.server).unwrap_or_else(|| "listener".into());
+    let port = match &raw.port {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .and_then(|p| u16::try_from(p).ok())
+    .ok_or_else(|| {
+        Error::Config(format!(
+            "listener {label}: port must be a number from 0 to 65535"
+        ))
+    })?;
+    let address = raw.address.unwrap_or_else(|| "127.0.0.1".into());
+    let ip = parse_ip(&address).ok_or_else(|| {
+        Error::Config(format!(
+            "listener {label}: address {address:?} is not an IP address"
+        ))
+    })?;
+    Ok(ListenerSpec {
+        label,
+        addr: SocketAddr::new(ip, port),
+    })
+}
+
+/// An IP literal, or `localhost`; no name lookups, which would block.
+pub fn parse_ip(text: &str) -> Option<IpAddr> {
+    match text.trim() {
+        "localhost" => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        other => other.trim_matches(['[', ']']).parse().ok(),
+    }
+}
+
+fn clamp(value: Option<u64>, default: usize, min: usize, max: usize) -> usize {
+    value.map_or(default, |v| (v.min(max as u64) as usize).max(min))
+}
+
+fn millis(value: Option<u64>, default: Duration, min: u64, max: u64) -> Duration {
+    value.map_or(default, |v| Duration::from_millis(v.clamp(min, max)))
+}
+
+fn secs_whole(value: Option<u64>, default: Duration, max: u64) -> Duration {
+    value.map_or(default, |v| Duration::from_secs(v.min(max)))
+}
+
+fn secs(value: Option<f64>, default: Duration, min: f64, max: f64) -> Result<Duration, Error> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.is_finite() => Ok(Duration::from_secs_f64(v.clamp(min, max))),
+        Some(v) => Err(Error::Config(format!("{v} is not a number of seconds"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_format_is_accepted_unchanged() {
+        let config = Config::parse(
+            r#"[{"server": "background", "address": "0.0.0.0", "port": 12341},
+                {"name": "second", "address": "::1", "port": "4000"}]"#,
+        )
+        .unwrap();
+        assert_eq!(config.listeners.len(), 2);
+        assert_eq!(config.listeners[0].label, "background");
+        assert_eq!(config.listeners[0].addr, "0.0.0.0:12341".parse().unwrap());
+        assert_eq!(config.listeners[1].addr, "[::1]:4000".parse().unwrap());
+        assert_eq!(config.settings, Settings::default());
+    }
+
+    #[test]
+    fn object_form_sets_limits_and_clamps_them() {
+        let config = Config::parse(
+            r#"{"listen": [{"name": "a", "address": "localhost", "port": 1}],
+                "max_jobs": 0, "job_timeout_secs": 2.5, "max_request_bytes": 10, "request_gap_ms": 999999}"#,
+        )
+        .unwrap();
+        assert_eq!(config.listeners[0].addr, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(config.settings.max_jobs, 1);
+        assert_eq!(config.settings.job_timeout, Duration::from_millis(2500));
+        assert_eq!(config.settings.max_request, 10);
+        assert_eq!(config.settings.request_gap, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let err = |text: &str| Config::parse(text).unwrap_err().to_string();
+        assert!(err(r#"{"max_jobz": 1}"#).contains("max_jobz"));
+        assert!(err(r#"[{"address": "x.example", "port": 1}]"#).contains("not an IP address"));
+        assert!(err(r#"[{"address": "127.0.0.1", "port": 70000}]"#).contains("port"));
+        assert!(err("[").contains("EOF"));
+        assert!(err("3").contains("expected"));
+    }
+}

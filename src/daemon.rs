@@ -1,0 +1,385 @@
+//! The daemon: one `mio::Poll` loop that owns every socket, every child's
+//! pipes, the signal source, the job table and the queue.
+//!
+//! The handlers live beside it, each in its own file: `tcp.rs` (connections),
+//! `udp.rs` (datagrams), `supervise.rs` (children, their pipes and their end).
+
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+
+use crate::cli::PanicPolicy;
+use crate::config::{Config, Settings};
+use crate::conn::{Conn, Phase};
+use crate::error::Error;
+use crate::jobs::JobTable;
+use crate::listeners::Listener;
+use crate::modules::ModuleIndex;
+use crate::protocol::Refusal;
+use crate::queue::QueueBook;
+use crate::stats::Stats;
+use crate::timers::{Timer, Timers};
+
+/// The signal source's token.
+const SIGNALS: Token = Token(usize::MAX);
+/// Listener `i` has tokens `LISTENERS + 2i` (TCP) and `LISTENERS + 2i + 1` (UDP).
+const LISTENERS: usize = 1 << 40;
+/// A job's pipe has token `PIPES + 4 * job + stream`.
+const PIPES: usize = 1 << 41;
+/// How often queue results are expired.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// How often the module index is refreshed from modification times.
+const MODULE_REFRESH: Duration = Duration::from_secs(10);
+
+/// One of a child's three pipes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdin = 0,
+    Stdout = 1,
+    Stderr = 2,
+}
+
+/// What a token stands for; connection tokens are their slab keys.
+enum Source {
+    Signals,
+    TcpListener(usize),
+    Udp(usize),
+    Pipe(usize, Stream),
+    Conn(usize),
+}
+
+fn source(token: Token) -> Source {
+    match token.0 {
+        _ if token == SIGNALS => Source::Signals,
+        t if t >= PIPES => {
+            let (job, stream) = ((t - PIPES) / 4, (t - PIPES) % 4);
+            let stream = match stream {
+                0 => Stream::Stdin,
+                1 => Stream::Stdout,
+                _ => Stream::Stderr,
+            };
+            Source::Pipe(job, stream)
+        }
+        t if t >= LISTENERS && (t - LISTENERS).is_multiple_of(2) => Source::TcpListener((t - LISTENERS) / 2),
+        t if t >= LISTENERS => Source::Udp((t - LISTENERS) / 2),
+        t => Source::Conn(t),
+    }
+}
+
+pub fn pipe_token(job: usize, stream: Stream) -> Token {
+    Token(PIPES + 4 * job + stream as usize)
+}
+
+/// Where settings come from, to read them again on SIGHUP.
+#[derive(Debug, Clone)]
+pub struct SettingsSource {
+    pub config_path: PathBuf,
+    /// `--listen` was given, so a missing config file is not an error.
+    pub config_optional: bool,
+    pub timeout: Option<f64>,
+    pub max_jobs: Option<u64>,
+}
+
+impl SettingsSource {
+    /// Reads the config file and applies the command line over it.
+    pub fn load(&self) -> Result<Config, Error> {
+        let mut config = if self.config_optional && !self.config_path.exists() {
+            Config::default()
+        } else {
+            Config::load(&self.config_path)?
+        };
+        if let Some(secs) = self.timeout {
+            if !(secs.is_finite() && secs > 0.0) {
+                return Err(Error::Config(format!(
+                    "--timeout {secs} is not a positive number of seconds"
+                )));
+            }
+            config.settings.job_timeout = Duration::from_secs_f64(secs.min(86_400.0));
+        }
+        if let Some(n) = self.max_jobs {
+            config.settings.max_jobs = n.clamp(1, 4096) as usize;
+        }
+        Ok(config)
+    }
+}
+
+pub struct Daemon {
+    pub(crate) poll: Poll,
+    pub(crate) settings: Settings,
+    source: SettingsSource,
+    pub(crate) listeners: Vec<Listener>,
+    signals: Signals,
+    pub(crate) conns: Slab<Conn>,
+    pub(crate) jobs: JobTable,
+    pub(crate) queue: QueueBook,
+    pub(crate) modules: ModuleIndex,
+    pub(crate) timers: Timers,
+    pub(crate) stats: Stats,
+    /// One read buffer for every socket and pipe.
+    pub(crate) scratch: Vec<u8>,
+    /// Connections closed this turn, removed at its end.
+    closed: Vec<usize>,
+    /// Set once SIGTERM/SIGINT arrived: when the grace period ends.
+    pub(crate) stopping: Option<Instant>,
+    panic_policy: PanicPolicy,
+    last_refresh: Instant,
+}
+
+impl Daemon {
+    pub fn new(
+        settings: Settings,
+        source: SettingsSource,
+        listeners: Vec<Listener>,
+        modules_dir: PathBuf,
+        panic_policy: PanicPolicy,
+    ) -> Result<Daemon, Error> {
+        let io_err = |what: &str| {
+            let what = what.to_string();
+            move |e| Error::Io(what, e)
+        };
+        let poll = Poll::new().map_err(io_err("cannot create the poll"))?;
+        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGCHLD])
+            .map_err(io_err("cannot install signal handlers"))?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)
+            .map_err(io_err("cannot watch signals"))?;
+        let mut listeners = listeners;
+        for (i, l) in listeners.iter_mut().enumerate() {
+            let registry = poll.registry();
+            registry
+                .register(&mut l.tcp, Token(LISTENERS + 2 * i), Interest::READABLE)
+                .map_err(io_err("cannot watch a listener"))?;
+            registry
+                .register(&mut l.udp, Token(LISTENERS + 2 * i + 1), Interest::READABLE)
+                .map_err(io_err("cannot watch a listener"))?;
+            log::info!("listening on {} (tcp and udp, {})", l.addr, l.label);
+            if !l.addr.ip().is_loopback() {
+                log::warn!(
+                    "{} is reachable from other hosts: any of them can run modules",
+                    l.addr
+                );
+            }
+        }
+        let modules = ModuleIndex::new(modules_dir);
+        log::info!("{} modules in {}", modules.len(), modules.dir().display());
+        let mut timers = Timers::default();
+        timers.schedule(Instant::now() + HOUSEKEEPING, Timer::Housekeeping);
+        Ok(Daemon {
+            poll,
+            settings,
+            source,
+            listeners,
+            signals,
+            conns: Slab::new(),
+            jobs: JobTable::default(),
+            queue: QueueBook::default(),
+            modules,
+            timers,
+            stats: Stats::default(),
+            scratch: vec![0; 64 * 1024],
+            closed: Vec::new(),
+            stopping: None,
+            panic_policy,
+            last_refresh: Instant::now(),
+        })
+    }
+
+    /// Runs until stopped by SIGTERM or SIGINT. Each turn:
+    /// 1. wait for events, at most until the nearest deadline;
+    /// 2. signals first (reap children, reload, stop);
+    /// 3. sockets and pipes: accept, read requests, feed stdin, collect
+    ///    stdout, write answers (a finished job routes its answer at once);
+    /// 4. expire deadlines (idle clients, quiet gaps, job time limits);
+    /// 5. start waiting jobs while running slots are free;
+    /// 6. remove the connections closed during the turn.
+    pub fn run(&mut self) -> Result<(), Error> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self
+                .timers
+                .next_deadline()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Error::Io("poll failed".into(), e));
+            }
+            if events.iter().any(|e| e.token() == SIGNALS) {
+                self.guarded(SIGNALS, Self::handle_signals);
+            }
+            for event in events.iter() {
+                if event.token() != SIGNALS {
+                    self.guarded(event.token(), |d| d.dispatch(event.token()));
+                }
+            }
+            self.expire_timers();
+            self.start_waiting_jobs();
+            self.remove_closed();
+            if self.stop_complete() {
+                log::info!("stopped: {}", self.stats.summary());
+                return Ok(());
+            }
+        }
+    }
+
+    fn dispatch(&mut self, token: Token) {
+        match source(token) {
+            Source::Signals => self.handle_signals(),
+            Source::TcpListener(i) => self.accept(i),
+            Source::Udp(i) => self.receive_datagrams(i),
+            Source::Pipe(job, stream) => self.pipe_ready(job, stream),
+            Source::Conn(key) => self.conn_ready(key),
+        }
+    }
+
+    /// Runs one handler, catching a panic when `-E` asked for it: the
+    /// connection involved, if any, gets `500: Internal error` and closes.
+    fn guarded(&mut self, token: Token, handler: impl FnOnce(&mut Self)) {
+        if self.panic_policy == PanicPolicy::Stop {
+            return handler(self);
+        }
+        if panic::catch_unwind(AssertUnwindSafe(|| handler(self))).is_err() {
+            if let Source::Conn(key) = source(token) {
+                self.refuse(key, Refusal::Internal);
+            }
+        }
+    }
+
+    fn handle_signals(&mut self) {
+        let pending: Vec<i32> = self.signals.pending().collect();
+        for signal in pending {
+            match signal {
+                SIGCHLD => self.reap_children(),
+                SIGHUP => self.reload(),
+                _ => self.begin_stop(signal),
+            }
+        }
+    }
+
+    /// SIGHUP: reads the config's limits again and rescans the modules. A
+    /// broken config is reported and the old settings stay.
+    fn reload(&mut self) {
+        match self.source.load() {
+            Ok(config) => {
+                if config.settings != self.settings {
+                    log::info!("reloaded {}", self.source.config_path.display());
+                }
+                self.settings = config.settings;
+            }
+            Err(e) => log::error!("reload refused, old settings kept: {e}"),
+        }
+        self.modules.rescan();
+        self.last_refresh = Instant::now();
+    }
+
+    /// SIGTERM/SIGINT: stop accepting, refuse what has not started, let
+    /// running jobs finish within the grace period.
+    fn begin_stop(&mut self, signal: i32) {
+        if self.stopping.is_some() {
+            return;
+        }
+        let until = Instant::now() + self.settings.shutdown_grace;
+        log::info!(
+            "signal {signal}: stopping; {} running jobs get {:?}, {} waiting are dropped",
+            self.jobs.running(),
+            self.settings.shutdown_grace,
+            self.jobs.waiting()
+        );
+        self.stopping = Some(until);
+        self.timers.schedule(until, Timer::Stop);
+        for mut listener in std::mem::take(&mut self.listeners) {
+            let _ = self.poll.registry().deregister(&mut listener.tcp);
+            let _ = self.poll.registry().deregister(&mut listener.udp);
+        }
+        for key in self.jobs.waiting_keys() {
+            self.drop_waiting_job(key);
+        }
+        let heads: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.phase, Phase::Head(_)))
+            .map(|(k, _)| k)
+            .collect();
+        for key in heads {
+            self.refuse(key, Refusal::ShuttingDown);
+        }
+    }
+
+    /// Done stopping once no job runs and every answer is written, or a
+    /// moment after the grace period whatever is left.
+    fn stop_complete(&self) -> bool {
+        let Some(until) = self.stopping else {
+            return false;
+        };
+        let writing = self
+            .conns
+            .iter()
+            .any(|(_, c)| matches!(c.phase, Phase::Answer(_)));
+        (self.jobs.running() == 0 && !writing) || Instant::now() > until + Duration::from_secs(2)
+    }
+
+    fn expire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(timer) = self.timers.pop_due(now) {
+            match timer {
+                Timer::Conn(key) => self.conn_deadline(key, now),
+                Timer::Job(key) => self.job_deadline(key, now),
+                Timer::Housekeeping => self.housekeeping(now),
+                Timer::Stop => self.kill_all_running(),
+            }
+        }
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        let expired = self.queue.expire(now, self.settings.result_retention);
+        if expired > 0 {
+            log::info!("{expired} unfetched queue results expired");
+        }
+        if now.duration_since(self.last_refresh) >= MODULE_REFRESH {
+            self.modules.rescan();
+            self.last_refresh = now;
+        }
+        self.timers
+            .schedule(now + HOUSEKEEPING, Timer::Housekeeping);
+    }
+
+    /// Marks a connection closed; it leaves the slab at the end of the turn,
+    /// so a late event for its token in this turn finds it closed.
+    pub(crate) fn close(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.deadline = None;
+        match std::mem::replace(&mut conn.phase, Phase::Closed) {
+            Phase::Closed => return,
+            Phase::Job(job) => self.detach_job(job),
+            Phase::QueueWait(id) => self.queue.unwatch(id, key),
+            _ => {}
+        }
+        self.closed.push(key);
+    }
+
+    fn remove_closed(&mut self) {
+        for key in std::mem::take(&mut self.closed) {
+            if let Some(mut conn) = self.conns.try_remove(key) {
+                let _ = self.poll.registry().deregister(&mut conn.stream);
+            }
+        }
+    }
+
+    /// Sets a connection's deadline and schedules it.
+    pub(crate) fn set_conn_deadline(&mut self, key: usize, at: Option<Instant>) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.deadline = at;
+            if let Some(at) = at {
+                self.timers.schedule(at, Timer::Conn(key));
+            }
+        }
+    }
+}

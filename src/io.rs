@@ -1,0 +1,173 @@
+//! Non-blocking I/O rules in one place, as mio's docs ask: after a readiness
+//! event, read or write until `WouldBlock`; retry `Interrupted`; a read of 0
+//! bytes is the peer closing.
+
+use std::io::{self, ErrorKind, Read, Write};
+
+/// Bytes waiting to be written, with how far the writing got. Serves TCP
+/// answers and child stdin alike, so a partial write is never lost.
+#[derive(Debug, Default)]
+pub struct OutBuf {
+    bytes: Vec<u8>,
+    pos: usize,
+}
+
+impl OutBuf {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        OutBuf { bytes, pos: 0 }
+    }
+
+    /// Adds bytes at the end, dropping what was already written first.
+    pub fn push(&mut self, more: &[u8]) {
+        if self.pos == self.bytes.len() {
+            self.bytes.clear();
+            self.pos = 0;
+        }
+        self.bytes.extend_from_slice(more);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pos == self.bytes.len()
+    }
+
+    /// Unwritten bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    /// Forgets everything not yet written, releasing the memory.
+    pub fn discard(&mut self) {
+        self.bytes = Vec::new();
+        self.pos = 0;
+    }
+
+    /// Writes until done (`Ok(true)`) or the writer would block (`Ok(false)`).
+    pub fn write_to<W: Write>(&mut self, mut w: W) -> io::Result<bool> {
+        while self.pos < self.bytes.len() {
+            match w.write(&self.bytes[self.pos..]) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => self.pos += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.discard();
+        Ok(true)
+    }
+}
+
+/// Whether a reader can still produce bytes after draining it.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum ReadEnd {
+    /// Nothing more for now; wait for the next readiness event.
+    Open,
+    /// The other side closed (read returned 0).
+    Eof,
+}
+
+/// What one read of a non-blocking source gave.
+#[derive(Debug)]
+pub enum ReadResult {
+    Data(usize),
+    /// The other side closed (read returned 0).
+    Eof,
+    /// Nothing more until the next readiness event.
+    Blocked,
+    Failed(io::Error),
+}
+
+/// One read, retrying `Interrupted`.
+pub fn read_once<R: Read>(mut r: R, buf: &mut [u8]) -> ReadResult {
+    loop {
+        return match r.read(buf) {
+            Ok(0) => ReadResult::Eof,
+            Ok(n) => ReadResult::Data(n),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => ReadResult::Blocked,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => ReadResult::Failed(e),
+        };
+    }
+}
+
+/// Reads until `WouldBlock` or end of stream, handing each chunk to `sink`.
+/// `sink` returns false to stop early (e.g. a size limit was hit); the
+/// reader then counts as open, and the caller decides what to do with it.
+pub fn drain<R: Read>(
+    mut r: R,
+    scratch: &mut [u8],
+    mut sink: impl FnMut(&[u8]) -> bool,
+) -> io::Result<ReadEnd> {
+    loop {
+        match read_once(&mut r, scratch) {
+            ReadResult::Data(n) => {
+                if !sink(&scratch[..n]) {
+                    return Ok(ReadEnd::Open);
+                }
+            }
+            ReadResult::Eof => return Ok(ReadEnd::Eof),
+            ReadResult::Blocked => return Ok(ReadEnd::Open),
+            ReadResult::Failed(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `room` bytes, then would block.
+    struct Narrow {
+        taken: Vec<u8>,
+        room: usize,
+    }
+
+    impl Write for Narrow {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.room).min(3);
+            self.room -= n;
+            self.taken.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn partial_writes_resume_where_they_stopped() {
+        let mut out = OutBuf::new(b"hello world".to_vec());
+        let mut w = Narrow {
+            taken: vec![],
+            room: 5,
+        };
+        assert!(!out.write_to(&mut w).unwrap());
+        assert_eq!(out.len(), 6);
+        out.push(b"!");
+        w.room = 100;
+        assert!(out.write_to(&mut w).unwrap());
+        assert_eq!(w.taken, b"hello world!");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn drain_reports_eof_and_stops_when_asked() {
+        let mut scratch = [0u8; 4];
+        let mut got = vec![];
+        let end = drain(&b"abcdefghij"[..], &mut scratch, |c| {
+            got.extend_from_slice(c);
+            true
+        });
+        assert_eq!(end.unwrap(), ReadEnd::Eof);
+        assert_eq!(got, b"abcdefghij");
+        let mut chunks = 0;
+        let end = drain(&b"abcdefghij"[..], &mut scratch, |_| {
+            chunks += 1;
+            false
+        });
+        assert_eq!((end.unwrap(), chunks), (ReadEnd::Open, 1));
+    }
+}

@@ -1,0 +1,104 @@
+//! A job: one run of a module, from request to answer.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::child::Child;
+use crate::io::OutBuf;
+use crate::modules::Module;
+
+/// Key of a job in the daemon's job slab.
+pub type JobKey = usize;
+
+/// Where a job came from, which is also where its answer goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin {
+    /// A direct TCP call; `conn` is `None` once the client is gone or was
+    /// already answered (e.g. `413`), so the result is only logged.
+    Tcp {
+        conn: Option<usize>,
+        peer: SocketAddr,
+    },
+    /// A UDP datagram: fire and forget, the result is only logged.
+    Udp { peer: SocketAddr },
+    /// A `queue:add` job, kept under its id until fetched.
+    Queue { id: u64 },
+}
+
+impl Origin {
+    /// The value of `BGJOB_TRANSPORT`.
+    pub fn transport(&self) -> &'static str {
+        match self {
+            Origin::Tcp { .. } => "tcp",
+            Origin::Udp { .. } => "udp",
+            Origin::Queue { .. } => "queue",
+        }
+    }
+
+    pub fn peer(&self) -> Option<SocketAddr> {
+        match *self {
+            Origin::Tcp { peer, .. } | Origin::Udp { peer } => Some(peer),
+            Origin::Queue { .. } => None,
+        }
+    }
+}
+
+/// What happened to a job's process: data for the requester, not a daemon error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The process exited with this status.
+    Exited(i32),
+    /// The process was killed by this signal (not by us).
+    Signaled(i32),
+    /// It ran past the job time limit and its process group was killed.
+    TimedOut,
+    /// It wrote more than the output cap (the cap is kept) and was killed.
+    OutputTooLarge(usize),
+    /// It could not be started.
+    SpawnFailed(String),
+}
+
+/// Where a job is in its life.
+#[derive(Debug)]
+pub enum JobState {
+    /// In the FIFO waiting line for a free running slot.
+    Waiting,
+    /// Its process runs (or has exited and its pipes are draining).
+    Running(Box<Child>),
+}
+
+/// One run of a module.
+#[derive(Debug)]
+pub struct Job {
+    pub module: Module,
+    pub origin: Origin,
+    /// Request data not yet written to the child's stdin.
+    pub input: OutBuf,
+    /// No more input will come: stdin is closed once `input` is written.
+    pub input_complete: bool,
+    /// Request data received so far, for the log and the size limit.
+    pub bytes_in: usize,
+    pub created: Instant,
+    pub state: JobState,
+}
+
+impl Job {
+    pub fn new(module: Module, origin: Origin, data: &[u8], input_complete: bool) -> Self {
+        Job {
+            module,
+            origin,
+            input: OutBuf::new(data.to_vec()),
+            input_complete,
+            bytes_in: data.len(),
+            created: Instant::now(),
+            state: JobState::Waiting,
+        }
+    }
+
+    pub fn child_mut(&mut self) -> Option<&mut Child> {
+        match &mut self.state {
+            JobState::Running(child) => Some(child),
+            JobState::Waiting => None,
+        }
+    }
+}

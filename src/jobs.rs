@@ -1,0 +1,119 @@
+//! The job table: every job the daemon holds, the FIFO waiting line and the
+//! running children by pid.
+
+use std::collections::{HashMap, VecDeque};
+
+use slab::Slab;
+
+use crate::job::{Job, JobKey, JobState};
+
+/// The waiting line is full.
+#[derive(Debug)]
+pub struct Busy;
+
+#[derive(Debug, Default)]
+pub struct JobTable {
+    jobs: Slab<Job>,
+    waiting: VecDeque<JobKey>,
+    by_pid: HashMap<u32, JobKey>,
+}
+
+impl JobTable {
+    /// Puts a job at the end of the waiting line, unless `max_waiting` are
+    /// already waiting.
+    pub fn add(&mut self, job: Job, max_waiting: usize) -> Result<JobKey, Busy> {
+        if self.waiting.len() >= max_waiting {
+            return Err(Busy);
+        }
+        let key = self.jobs.insert(job);
+        self.waiting.push_back(key);
+        Ok(key)
+    }
+
+    /// The next job to start, if fewer than `max_running` run.
+    pub fn pop_waiting(&mut self, max_running: usize) -> Option<JobKey> {
+        if self.by_pid.len() >= max_running {
+            return None;
+        }
+        self.waiting.pop_front()
+    }
+
+    /// Records that the job's child started with this pid.
+    pub fn started(&mut self, key: JobKey, pid: u32) {
+        self.by_pid.insert(pid, key);
+    }
+
+    pub fn by_pid(&self, pid: u32) -> Option<JobKey> {
+        self.by_pid.get(&pid).copied()
+    }
+
+    pub fn get(&self, key: JobKey) -> Option<&Job> {
+        self.jobs.get(key)
+    }
+
+    pub fn get_mut(&mut self, key: JobKey) -> Option<&mut Job> {
+        self.jobs.get_mut(key)
+    }
+
+    /// Takes a job out of the table, wherever it was.
+    pub fn remove(&mut self, key: JobKey) -> Option<Job> {
+        let job = self.jobs.try_remove(key)?;
+        match &job.state {
+            JobState::Running(child) => {
+                self.by_pid.remove(&child.pid);
+            }
+            JobState::Waiting => self.waiting.retain(|&k| k != key),
+        }
+        Some(job)
+    }
+
+    pub fn running(&self) -> usize {
+        self.by_pid.len()
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Keys of the jobs waiting, oldest first.
+    pub fn waiting_keys(&self) -> Vec<JobKey> {
+        self.waiting.iter().copied().collect()
+    }
+
+    /// Pids of the running children.
+    pub fn running_pids(&self) -> Vec<u32> {
+        self.by_pid.keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::Origin;
+    use crate::modules::{Kind, Module};
+
+    fn job() -> Job {
+        let module = Module {
+            name: "m".into(),
+            path: "/bin/true".into(),
+            kind: Kind::Executable,
+            modified: std::time::SystemTime::UNIX_EPOCH,
+        };
+        Job::new(module, Origin::Queue { id: 1 }, b"", true)
+    }
+
+    #[test]
+    fn waiting_line_is_fifo_and_bounded() {
+        let mut table = JobTable::default();
+        let a = table.add(job(), 2).unwrap();
+        let b = table.add(job(), 2).unwrap();
+        assert!(table.add(job(), 2).is_err());
+        assert_eq!(table.pop_waiting(1), Some(a));
+        table.started(a, 100);
+        assert_eq!(table.pop_waiting(1), None, "running limit reached");
+        assert_eq!(table.by_pid(100), Some(a));
+        assert_eq!(table.pop_waiting(2), Some(b));
+        assert!(table.remove(a).is_some());
+        assert_eq!(table.waiting(), 0);
+    }
+}

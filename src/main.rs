@@ -1,0 +1,92 @@
+//! `bgjobd`: parses the command line, loads the configuration, binds the
+//! listeners and runs the daemon. Exit codes: 0 stopped by a signal,
+//! 1 configuration or start-up error, 2 bad command line (clap).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use bgjob::cli::{Cli, PanicPolicy};
+use bgjob::config::ListenerSpec;
+use bgjob::daemon::{Daemon, SettingsSource};
+use bgjob::error::Error;
+use bgjob::listeners;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    install_panic_hook(cli.panic_policy());
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("bgjobd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let source = SettingsSource {
+        config_path: cli.config.clone(),
+        config_optional: !cli.listen.is_empty(),
+        timeout: cli.timeout,
+        max_jobs: cli.max_jobs,
+    };
+    let config = source.load()?;
+    let specs = if cli.listen.is_empty() {
+        config.listeners
+    } else {
+        cli.listen
+            .iter()
+            .map(|&addr| ListenerSpec {
+                label: "--listen".into(),
+                addr,
+            })
+            .collect()
+    };
+    let bound = specs
+        .iter()
+        .map(listeners::bind)
+        .collect::<Result<Vec<_>, _>>()?;
+    if cli.print_addr {
+        let mut out = std::io::stdout().lock();
+        for l in &bound {
+            let _ = writeln!(out, "{}", l.addr);
+        }
+        let _ = out.flush();
+    }
+    let policy = cli.panic_policy();
+    let mut daemon = Daemon::new(config.settings, source, bound, cli.modules, policy)?;
+    daemon.run()
+}
+
+/// -v info, -vv debug, -vvv trace; warnings by default. RUST_LOG wins.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp_millis()
+        .init();
+}
+
+/// With -E a panic is caught per event and logged; -EE also prints it on
+/// stderr as the default hook would. Without -E the default hook prints it
+/// and the daemon stops.
+fn install_panic_hook(policy: PanicPolicy) {
+    if policy == PanicPolicy::Stop {
+        return;
+    }
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        log::error!("internal error, request abandoned: {info}");
+        if policy == PanicPolicy::CatchAndPrint {
+            default_hook(info);
+        }
+    }));
+}

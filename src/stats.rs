@@ -1,0 +1,46 @@
+//! Counters of what the daemon did, so that no refusal goes unnoticed.
+
+use crate::job::Outcome;
+use crate::protocol::Refusal;
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub connections: u64,
+    pub datagrams: u64,
+    pub jobs_ok: u64,
+    pub jobs_failed: u64,
+    pub jobs_timed_out: u64,
+    pub refused: u64,
+    pub refused_busy: u64,
+}
+
+impl Stats {
+    pub fn job_done(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Exited(0) => self.jobs_ok += 1,
+            Outcome::TimedOut => self.jobs_timed_out += 1,
+            _ => self.jobs_failed += 1,
+        }
+    }
+
+    /// Counts a refusal; the caller logs it with its context.
+    pub fn refusal(&mut self, refusal: Refusal) {
+        self.refused += 1;
+        if matches!(refusal, Refusal::Busy | Refusal::TooManyConnections) {
+            self.refused_busy += 1;
+        }
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "{} connections, {} datagrams, jobs: {} ok, {} failed, {} timed out; {} refused ({} busy)",
+            self.connections,
+            self.datagrams,
+            self.jobs_ok,
+            self.jobs_failed,
+            self.jobs_timed_out,
+            self.refused,
+            self.refused_busy
+        )
+    }
+}

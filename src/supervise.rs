@@ -1,0 +1,419 @@
+//! Children: starting jobs, feeding their stdin, collecting stdout and
+//! stderr, reaping, time limits, and routing the answer when a job is done.
+//!
+//! A job is done only when its process has been reaped *and* its stdout and
+//! stderr have reached end of file: the two arrive in either order.
+
+use std::time::Instant;
+
+use libc::{SIGKILL, SIGTERM};
+use mio::{Interest, Registry};
+
+use crate::child::{self, Child, JobEnv, Phase as ChildPhase};
+use crate::conn::Phase;
+use crate::daemon::{pipe_token, Daemon, Stream};
+use crate::io::{drain, ReadEnd};
+use crate::job::{Job, JobKey, JobState, Origin, Outcome};
+use crate::protocol::{loggable, render_answer, Refusal};
+use crate::timers::Timer;
+
+/// How much of one job's stderr goes to the log; the rest is counted.
+const STDERR_LOG_CAP: usize = 64 * 1024;
+/// A stderr line longer than this is logged in pieces.
+const STDERR_LINE_CAP: usize = 4096;
+
+impl Daemon {
+    /// Starts waiting jobs, oldest first, while running slots are free.
+    pub(crate) fn start_waiting_jobs(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        while let Some(key) = self.jobs.pop_waiting(self.settings.max_jobs) {
+            self.start_job(key);
+        }
+    }
+
+    fn start_job(&mut self, key: JobKey) {
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
+        let env = JobEnv {
+            module: &job.module.name,
+            transport: job.origin.transport(),
+            remote: job.origin.peer().map(|p| p.to_string()),
+            job_id: match job.origin {
+                Origin::Queue { id } => Some(id),
+                _ => None,
+            },
+        };
+        let deadline = Instant::now() + self.settings.job_timeout;
+        let mut child = match child::spawn(&job.module, &env, &self.settings.node, deadline) {
+            Ok(child) => child,
+            Err(e) => {
+                let program = match job.module.kind {
+                    crate::modules::Kind::Node => self.settings.node.display().to_string(),
+                    crate::modules::Kind::Executable => job.module.path.display().to_string(),
+                };
+                log::error!("module {} cannot start: {program}: {e}", job.module.name);
+                return self.finish_job(key, Some(Outcome::SpawnFailed(format!("{program}: {e}"))));
+            }
+        };
+        if let Err(e) = register_pipes(self.poll.registry(), key, &mut child) {
+            log::error!("module {}: cannot watch its pipes: {e}", job.module.name);
+            child::signal_group(child.pid, SIGKILL);
+            child.verdict = Some(Outcome::SpawnFailed(format!("cannot watch pipes: {e}")));
+            child.stdin = None;
+            child.stdout = None;
+            child.stderr = None;
+        }
+        self.jobs.started(key, child.pid);
+        job_entry(&mut self.jobs, key).state = JobState::Running(Box::new(child));
+        self.timers.schedule(deadline, Timer::Job(key));
+        self.feed_stdin(key);
+    }
+
+    /// Writes pending request data to the job's stdin; closes stdin when the
+    /// request is complete and written. A child that does not read (EPIPE)
+    /// loses the rest of its input, nothing else.
+    pub(crate) fn feed_stdin(&mut self, key: JobKey) {
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
+        let Job {
+            input,
+            input_complete,
+            state,
+            ..
+        } = job;
+        let JobState::Running(child) = state else {
+            return;
+        };
+        let Some(stdin) = &child.stdin else {
+            input.discard();
+            return;
+        };
+        let close = match input.write_to(stdin) {
+            Ok(written) => written && *input_complete,
+            Err(e) => {
+                log::debug!("module {} does not read its input: {e}", job.module.name);
+                input.discard();
+                true
+            }
+        };
+        if close {
+            close_pipe(self.poll.registry(), &mut child.stdin);
+        }
+    }
+
+    pub(crate) fn pipe_ready(&mut self, key: JobKey, stream: Stream) {
+        match stream {
+            Stream::Stdin => self.feed_stdin(key),
+            Stream::Stdout => self.read_stdout(key),
+            Stream::Stderr => self.read_stderr(key),
+        }
+    }
+
+    fn read_stdout(&mut self, key: JobKey) {
+        let max_output = self.settings.max_output;
+        let Some(child) = self.jobs.get_mut(key).and_then(Job::child_mut) else {
+            return;
+        };
+        let Some(stdout) = &child.stdout else { return };
+        let mut over = false;
+        let output = &mut child.output;
+        let end = drain(stdout, &mut self.scratch, |chunk| {
+            let room = max_output - output.len();
+            over = chunk.len() > room;
+            output.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            !over
+        });
+        if over {
+            if child.status.is_none() {
+                child::signal_group(child.pid, SIGKILL);
+            }
+            child
+                .verdict
+                .get_or_insert(Outcome::OutputTooLarge(max_output));
+        }
+        if over || !matches!(end, Ok(ReadEnd::Open)) {
+            close_pipe(self.poll.registry(), &mut child.stdout);
+            self.finish_if_done(key);
+        }
+    }
+
+    fn read_stderr(&mut self, key: JobKey) {
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
+        let name = &job.module.name;
+        let JobState::Running(child) = &mut job.state else {
+            return;
+        };
+        let Some(stderr) = &child.stderr else { return };
+        let (line, logged, pid) = (&mut child.stderr_line, &mut child.stderr_logged, child.pid);
+        let end = drain(stderr, &mut self.scratch, |chunk| {
+            for &b in chunk {
+                if b != b'\n' {
+                    line.push(b);
+                }
+                if b == b'\n' || line.len() >= STDERR_LINE_CAP {
+                    log_stderr(name, pid, line, logged);
+                }
+            }
+            true
+        });
+        if !matches!(end, Ok(ReadEnd::Open)) {
+            if !line.is_empty() {
+                log_stderr(name, pid, line, logged);
+            }
+            if *logged > STDERR_LOG_CAP {
+                log::warn!(
+                    "module {name}[{pid}]: {} more bytes of stderr not logged",
+                    *logged - STDERR_LOG_CAP
+                );
+            }
+            close_pipe(self.poll.registry(), &mut child.stderr);
+            self.finish_if_done(key);
+        }
+    }
+
+    /// SIGCHLD: reaps every exited child (signals coalesce, so loop). Each
+    /// is first left unreaped so its process group can be killed safely:
+    /// whatever the module left running in its group ends with it.
+    pub(crate) fn reap_children(&mut self) {
+        while let Some(pid) = child::next_exited() {
+            child::signal_group(pid, SIGKILL);
+            let status = child::reap(pid);
+            let Some(key) = self.jobs.by_pid(pid) else {
+                if status.is_none() {
+                    break; // cannot happen, but never spin
+                }
+                continue;
+            };
+            let grace = self.settings.kill_grace;
+            if let Some(child) = self.jobs.get_mut(key).and_then(Job::child_mut) {
+                child.status = status.or(Some(-1));
+                child.phase = ChildPhase::Exited;
+                child.deadline = Instant::now() + grace;
+                // A pipe still open after the group is gone is held by a process
+                // that left the group; it gets the grace period, then is closed.
+                close_pipe(self.poll.registry(), &mut child.stdin);
+                self.timers.schedule(child.deadline, Timer::Job(key));
+            }
+            // Read what is left now: the exit may be seen before the last output.
+            self.read_stdout(key);
+            self.read_stderr(key);
+            self.finish_if_done(key);
+        }
+    }
+
+    /// A job's deadline came: time limit, kill grace, or pipe drain.
+    pub(crate) fn job_deadline(&mut self, key: JobKey, now: Instant) {
+        let grace = self.settings.kill_grace;
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
+        let name = job.module.name.clone();
+        let Some(child) = job.child_mut() else { return };
+        if child.deadline > now {
+            return; // stale entry
+        }
+        match child.phase {
+            ChildPhase::Running => {
+                log::warn!(
+                    "module {name}[{}] timed out, terminating its process group",
+                    child.pid
+                );
+                child.verdict = Some(Outcome::TimedOut);
+                child::signal_group(child.pid, SIGTERM);
+                child.phase = ChildPhase::Terminating;
+                child.deadline = now + grace;
+                self.timers.schedule(child.deadline, Timer::Job(key));
+            }
+            ChildPhase::Terminating => {
+                log::warn!(
+                    "module {name}[{}] ignored SIGTERM, killing its process group",
+                    child.pid
+                );
+                child::signal_group(child.pid, SIGKILL);
+                child.phase = ChildPhase::Killed;
+            }
+            ChildPhase::Killed => {}
+            ChildPhase::Exited => {
+                log::warn!(
+                    "module {name}[{}]: a process outside its group keeps its output open",
+                    child.pid
+                );
+                close_pipe(self.poll.registry(), &mut child.stdout);
+                close_pipe(self.poll.registry(), &mut child.stderr);
+                self.finish_if_done(key);
+            }
+        }
+    }
+
+    fn finish_if_done(&mut self, key: JobKey) {
+        let done = self
+            .jobs
+            .get(key)
+            .is_some_and(|job| matches!(&job.state, JobState::Running(child) if child.is_done()));
+        if done {
+            self.finish_job(key, None);
+        }
+    }
+
+    /// Takes a job out and routes its answer. `outcome` is given for a job
+    /// that never ran; a running job's comes from its child.
+    fn finish_job(&mut self, key: JobKey, outcome: Option<Outcome>) {
+        let Some(job) = self.jobs.remove(key) else {
+            return;
+        };
+        let (outcome, output, ran) = match job.state {
+            JobState::Running(mut child) => {
+                close_pipe(self.poll.registry(), &mut child.stdin);
+                close_pipe(self.poll.registry(), &mut child.stdout);
+                close_pipe(self.poll.registry(), &mut child.stderr);
+                let outcome = child.outcome();
+                (
+                    outcome,
+                    std::mem::take(&mut child.output),
+                    child.started.elapsed(),
+                )
+            }
+            JobState::Waiting => (
+                outcome.unwrap_or(Outcome::SpawnFailed("never started".into())),
+                Vec::new(),
+                Default::default(),
+            ),
+        };
+        self.stats.job_done(&outcome);
+        let name = &job.module.name;
+        let answer = render_answer(name, &outcome, output);
+        let peer = job
+            .origin
+            .peer()
+            .map_or_else(|| "-".to_string(), |p| p.to_string());
+        log::info!(
+            "{} {peer} {name}: in {} bytes, out {} bytes, {outcome:?}, ran {:.1} ms, waited {:.1} ms",
+            job.origin.transport(),
+            job.bytes_in,
+            answer.len(),
+            ran.as_secs_f64() * 1e3,
+            (job.created.elapsed().saturating_sub(ran)).as_secs_f64() * 1e3,
+        );
+        match job.origin {
+            Origin::Tcp {
+                conn: Some(conn), ..
+            } => {
+                if matches!(self.conns.get(conn).map(|c| &c.phase), Some(Phase::Job(k)) if *k == key)
+                {
+                    self.answer(conn, answer);
+                }
+            }
+            Origin::Tcp { conn: None, .. } | Origin::Udp { .. } => {
+                log::debug!("{name} answered {:?}", loggable(&answer, 200));
+            }
+            Origin::Queue { id } => {
+                for conn in self.queue.finish(id, &answer, Instant::now()) {
+                    self.answer(conn, answer.clone());
+                }
+            }
+        }
+    }
+
+    /// The client of a direct job is gone: the job goes on, its answer is only logged.
+    pub(crate) fn detach_job(&mut self, key: JobKey) {
+        if let Some(Job {
+            origin: Origin::Tcp { conn, .. },
+            ..
+        }) = self.jobs.get_mut(key)
+        {
+            *conn = None;
+        }
+    }
+
+    /// The request of a direct job was refused mid-way (too large): the
+    /// job must not act on part of it, so it is dropped or killed.
+    pub(crate) fn abandon_job(&mut self, key: JobKey) {
+        self.detach_job(key);
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
+        match &mut job.state {
+            JobState::Waiting => {
+                self.jobs.remove(key);
+            }
+            JobState::Running(child) => {
+                if child.status.is_none() {
+                    child::signal_group(child.pid, SIGKILL);
+                }
+                job.input.discard();
+                close_pipe(self.poll.registry(), &mut child.stdin);
+            }
+        }
+    }
+
+    /// At shutdown: a job that has not started is dropped; a client waiting
+    /// for it is told.
+    pub(crate) fn drop_waiting_job(&mut self, key: JobKey) {
+        let Some(job) = self.jobs.remove(key) else {
+            return;
+        };
+        let conns = match job.origin {
+            Origin::Tcp { conn, .. } => conn.into_iter().collect(),
+            Origin::Queue { id } => {
+                log::warn!("queue job {id} ({}) dropped at shutdown", job.module.name);
+                self.queue.drop_job(id)
+            }
+            Origin::Udp { peer } => {
+                log::warn!(
+                    "udp job {} from {peer} dropped at shutdown",
+                    job.module.name
+                );
+                Vec::new()
+            }
+        };
+        for conn in conns {
+            self.refuse(conn, Refusal::ShuttingDown);
+        }
+    }
+
+    /// End of the shutdown grace period: kill what still runs.
+    pub(crate) fn kill_all_running(&mut self) {
+        for pid in self.jobs.running_pids() {
+            log::warn!("shutdown grace over, killing job process group {pid}");
+            child::signal_group(pid, SIGKILL);
+        }
+    }
+}
+
+fn job_entry(jobs: &mut crate::jobs::JobTable, key: JobKey) -> &mut Job {
+    jobs.get_mut(key).expect("job exists")
+}
+
+fn register_pipes(registry: &Registry, key: JobKey, child: &mut Child) -> std::io::Result<()> {
+    if let Some(stdin) = &mut child.stdin {
+        registry.register(stdin, pipe_token(key, Stream::Stdin), Interest::WRITABLE)?;
+    }
+    if let Some(stdout) = &mut child.stdout {
+        registry.register(stdout, pipe_token(key, Stream::Stdout), Interest::READABLE)?;
+    }
+    if let Some(stderr) = &mut child.stderr {
+        registry.register(stderr, pipe_token(key, Stream::Stderr), Interest::READABLE)?;
+    }
+    Ok(())
+}
+
+/// Stops watching a pipe and closes it.
+fn close_pipe<P: mio::event::Source>(registry: &Registry, pipe: &mut Option<P>) {
+    if let Some(mut pipe) = pipe.take() {
+        let _ = registry.deregister(&mut pipe);
+    }
+}
+
+fn log_stderr(name: &str, pid: u32, line: &mut Vec<u8>, logged: &mut usize) {
+    if *logged < STDERR_LOG_CAP {
+        log::warn!("module {name}[{pid}]: {}", loggable(line, STDERR_LINE_CAP));
+    }
+    *logged += line.len() + 1;
+    line.clear();
+}

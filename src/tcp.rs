@@ -1,0 +1,335 @@
+//! TCP connections: accept, read the request, route it, write the answer.
+//!
+//! A request ends when the client shuts down its write side, or after
+//! `request_gap` without new bytes for clients that keep the socket open.
+//! A module call is routed as soon as its first `:` arrives, so the module
+//! starts while the rest of its data streams to its stdin.
+
+use std::io::Write;
+use std::net::Shutdown;
+use std::time::Instant;
+
+use mio::{Interest, Token};
+
+use crate::conn::{Conn, Phase};
+use crate::daemon::Daemon;
+use crate::io::{read_once, OutBuf, ReadResult};
+use crate::job::{Job, JobState, Origin};
+use crate::protocol::{classify, loggable, Control, Head, JobRef, Refusal};
+use crate::queue::Entry;
+
+/// How long a connection may linger after its answer, for the client to close.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Daemon {
+    pub(crate) fn accept(&mut self, listener: usize) {
+        loop {
+            let Some(l) = self.listeners.get(listener) else {
+                return;
+            };
+            let (mut stream, peer) = match l.tcp.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("accept on {} failed: {e}", l.addr);
+                    return;
+                }
+            };
+            self.stats.connections += 1;
+            if self.conns.len() >= self.settings.max_connections {
+                // Best effort: the answer fits the socket buffer of a new connection.
+                let _ = (&stream).write(Refusal::TooManyConnections.answer().as_bytes());
+                let _ = stream.shutdown(Shutdown::Both);
+                self.stats.refusal(Refusal::TooManyConnections);
+                log::warn!("tcp {peer}: refused, {} connections open", self.conns.len());
+                continue;
+            }
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if let Err(e) = self
+                .poll
+                .registry()
+                .register(&mut stream, Token(key), interest)
+            {
+                log::warn!("tcp {peer}: cannot watch the connection: {e}");
+                continue;
+            }
+            entry.insert(Conn::new(stream, peer));
+            self.set_conn_deadline(key, Some(Instant::now() + self.settings.idle_timeout));
+        }
+    }
+
+    /// Readiness of a connection: write what is pending, then read what came.
+    pub(crate) fn conn_ready(&mut self, key: usize) {
+        self.conn_write(key);
+        self.conn_read(key);
+    }
+
+    /// Reads until the socket would block, so an edge is never missed.
+    fn conn_read(&mut self, key: usize) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        while let Some(conn) = self.conns.get_mut(key) {
+            if conn.peer_eof || matches!(conn.phase, Phase::Closed) {
+                break;
+            }
+            match read_once(&conn.stream, &mut scratch) {
+                ReadResult::Data(n) => self.conn_bytes(key, &scratch[..n]),
+                ReadResult::Eof => {
+                    conn.peer_eof = true;
+                    if matches!(conn.phase, Phase::Linger) {
+                        self.close(key);
+                    } else {
+                        self.request_ended(key);
+                    }
+                    break;
+                }
+                ReadResult::Blocked => break,
+                ReadResult::Failed(e) => {
+                    log::debug!("tcp {}: {e}", conn.peer);
+                    self.close(key);
+                    break;
+                }
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    fn conn_bytes(&mut self, key: usize, bytes: &[u8]) {
+        let max_request = self.settings.max_request;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if !conn.reading_request() {
+            return; // after the request: ignored (a classic client's trailing bytes)
+        }
+        conn.bytes_in += bytes.len();
+        if conn.bytes_in > max_request {
+            log::warn!("tcp {}: request over {max_request} bytes", conn.peer);
+            return self.refuse(key, Refusal::TooLarge);
+        }
+        match &mut conn.phase {
+            Phase::Head(buf) => {
+                buf.extend_from_slice(bytes);
+                self.route_head(key, false);
+            }
+            Phase::Job(job) => {
+                let job = *job;
+                if let Some(job) = self.jobs.get_mut(job) {
+                    job.input.push(bytes);
+                    job.bytes_in += bytes.len();
+                }
+                self.feed_stdin(job);
+            }
+            _ => return,
+        }
+        if self.conns.get(key).is_some_and(Conn::reading_request) {
+            let settings = &self.settings;
+            let quiet = if settings.request_gap.is_zero() {
+                settings.idle_timeout
+            } else {
+                settings.request_gap
+            };
+            self.set_conn_deadline(key, Some(Instant::now() + quiet));
+        }
+    }
+
+    /// The request is complete: the client half-closed or went quiet.
+    fn request_ended(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if !conn.reading_request() {
+            return;
+        }
+        conn.request_done = true;
+        conn.deadline = None;
+        match &conn.phase {
+            Phase::Head(_) => self.route_head(key, true),
+            Phase::Job(job) => {
+                let job = *job;
+                if let Some(job) = self.jobs.get_mut(job) {
+                    job.input_complete = true;
+                }
+                self.feed_stdin(job);
+            }
+            _ => {}
+        }
+    }
+
+    /// Routes the request once its head says where it goes.
+    fn route_head(&mut self, key: usize, complete: bool) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Phase::Head(buf) = &mut conn.phase else {
+            return;
+        };
+        let head = classify(buf, complete);
+        if head == Head::Incomplete {
+            return;
+        }
+        let buf = std::mem::take(buf);
+        let peer = conn.peer;
+        match head {
+            Head::Incomplete => {}
+            Head::Module { name, body_start } => {
+                let Some(module) = self.modules.lookup(&name) else {
+                    log::info!("tcp {peer}: unknown module {:?}", loggable(&buf, 64));
+                    return self.refuse(key, Refusal::UnknownModule);
+                };
+                let origin = Origin::Tcp {
+                    conn: Some(key),
+                    peer,
+                };
+                let job = Job::new(module, origin, &buf[body_start..], complete);
+                match self.jobs.add(job, self.settings.max_waiting) {
+                    Ok(job) => self.conns[key].phase = Phase::Job(job),
+                    Err(_) => {
+                        log::warn!("tcp {peer}: {name}: waiting line full");
+                        self.refuse(key, Refusal::Busy);
+                    }
+                }
+            }
+            Head::Control(control) => self.control(key, control, &buf),
+        }
+    }
+
+    /// Requests the daemon answers itself.
+    fn control(&mut self, key: usize, control: Control, request: &[u8]) {
+        let peer = self.conns[key].peer;
+        let answer: Vec<u8> = match control {
+            Control::Helo => b"oleh".to_vec(),
+            Control::Hello => b"olleh".to_vec(),
+            Control::UnknownQueue => {
+                log::info!(
+                    "tcp {peer}: unknown queue request {:?}",
+                    loggable(request, 64)
+                );
+                return self.refuse(key, Refusal::UnknownQueueRequest);
+            }
+            Control::QueueAdd { module, data_start } => {
+                let Some(found) = self.modules.lookup(&module) else {
+                    log::info!("tcp {peer}: queue:add of unknown module {module:?}");
+                    return self.refuse(key, Refusal::UnknownModule);
+                };
+                let job = Job::new(found, Origin::Queue { id: 0 }, &request[data_start..], true);
+                let Ok(job) = self.jobs.add(job, self.settings.max_waiting) else {
+                    log::warn!("tcp {peer}: queue:add {module}: waiting line full");
+                    return self.refuse(key, Refusal::Busy);
+                };
+                let id = self.queue.add(job);
+                self.jobs.get_mut(job).expect("just added").origin = Origin::Queue { id };
+                log::info!(
+                    "tcp {peer}: queue:add {module} ({} bytes) as id {id}",
+                    request.len() - data_start
+                );
+                format!("id:{id}").into_bytes()
+            }
+            Control::QueueCheck(JobRef::Id(id)) => match self.queue.get(id) {
+                Some(Entry::Active(job)) => match self.jobs.get(*job).map(|j| &j.state) {
+                    Some(JobState::Waiting) | None => b"0".to_vec(),
+                    Some(JobState::Running(_)) => b"1".to_vec(),
+                },
+                Some(Entry::Done { .. }) => b"2".to_vec(),
+                None => return self.refuse(key, Refusal::UnknownJob),
+            },
+            Control::QueueGet(JobRef::Id(id)) => match self.queue.get(id) {
+                Some(Entry::Active(_)) => {
+                    self.queue.watch(id, key);
+                    self.conns[key].phase = Phase::QueueWait(id);
+                    return;
+                }
+                Some(Entry::Done { .. }) => self.queue.take_done(id).expect("entry is done"),
+                None => return self.refuse(key, Refusal::UnknownJob),
+            },
+            Control::QueueCheck(JobRef::Invalid) | Control::QueueGet(JobRef::Invalid) => {
+                return self.refuse(key, Refusal::UnknownJob);
+            }
+        };
+        log::info!(
+            "tcp {peer}: {:?} answered ({} bytes)",
+            loggable(request, 64),
+            answer.len()
+        );
+        self.answer(key, answer);
+    }
+
+    /// Answers with a seed-style `NNN: text` refusal, counting it.
+    pub(crate) fn refuse(&mut self, key: usize, refusal: Refusal) {
+        self.stats.refusal(refusal);
+        if let Some(Phase::Job(job)) = self.conns.get(key).map(|c| &c.phase) {
+            let job = *job;
+            self.abandon_job(job);
+        }
+        self.answer(key, refusal.answer().as_bytes().to_vec());
+    }
+
+    /// Starts writing the answer; the request is over, whatever still comes.
+    pub(crate) fn answer(&mut self, key: usize, answer: Vec<u8>) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if let Phase::QueueWait(id) = conn.phase {
+            self.queue.unwatch(id, key);
+        }
+        if matches!(conn.phase, Phase::Closed) {
+            return;
+        }
+        conn.phase = Phase::Answer(OutBuf::new(answer));
+        conn.request_done = true;
+        let deadline = Instant::now() + self.settings.idle_timeout;
+        self.set_conn_deadline(key, Some(deadline));
+        self.conn_write(key);
+    }
+
+    fn conn_write(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Phase::Answer(out) = &mut conn.phase else {
+            return;
+        };
+        match out.write_to(&conn.stream) {
+            Ok(false) => {}
+            Ok(true) => {
+                // Our FIN tells the client the answer is complete.
+                let _ = conn.stream.shutdown(Shutdown::Write);
+                if conn.peer_eof {
+                    self.close(key);
+                } else {
+                    conn.phase = Phase::Linger;
+                    self.set_conn_deadline(key, Some(Instant::now() + LINGER));
+                }
+            }
+            Err(e) => {
+                log::debug!("tcp {}: answer not delivered: {e}", conn.peer);
+                self.close(key);
+            }
+        }
+    }
+
+    /// A connection's deadline came; what it means depends on its phase.
+    pub(crate) fn conn_deadline(&mut self, key: usize, now: Instant) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        if conn.deadline.is_none_or(|at| at > now) {
+            return; // stale entry
+        }
+        match &conn.phase {
+            Phase::Head(buf) if buf.is_empty() || self.settings.request_gap.is_zero() => {
+                log::info!("tcp {}: idle, closed", conn.peer);
+                self.refuse(key, Refusal::Idle);
+            }
+            Phase::Head(_) | Phase::Job(_) => self.request_ended(key),
+            Phase::Answer(_) => {
+                log::info!("tcp {}: not reading its answer, closed", conn.peer);
+                self.close(key);
+            }
+            Phase::Linger => self.close(key),
+            Phase::QueueWait(_) | Phase::Closed => {}
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! UDP: each datagram is one request `<module>[:<data>]`. The module runs and
+//! nothing is sent back (fire and forget: no reply, no amplification).
+
+use std::net::SocketAddr;
+
+use crate::daemon::Daemon;
+use crate::io::{read_once, ReadResult};
+use crate::job::{Job, Origin};
+use crate::protocol::{loggable, split_datagram, Refusal};
+
+impl Daemon {
+    pub(crate) fn receive_datagrams(&mut self, listener: usize) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        while let Some(l) = self.listeners.get(listener) {
+            let mut from = None;
+            let got = read_once(
+                ReadFrom {
+                    socket: &l.udp,
+                    from: &mut from,
+                },
+                &mut scratch,
+            );
+            match (got, from) {
+                (ReadResult::Data(n), Some(peer)) => self.datagram(peer, &scratch[..n]),
+                (ReadResult::Eof, Some(peer)) => self.datagram(peer, &[]),
+                (ReadResult::Blocked, _) => break,
+                (ReadResult::Failed(e), _) => {
+                    log::warn!("udp receive on {} failed: {e}", l.addr);
+                    break;
+                }
+                _ => break,
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    fn datagram(&mut self, peer: SocketAddr, datagram: &[u8]) {
+        self.stats.datagrams += 1;
+        if datagram.len() > self.settings.max_request {
+            self.stats.refusal(Refusal::TooLarge);
+            log::warn!(
+                "udp {peer}: dropped, {} bytes is over the request limit",
+                datagram.len()
+            );
+            return;
+        }
+        let (name, data) = split_datagram(datagram);
+        let Some(module) = self.modules.lookup(&name) else {
+            self.stats.refusal(Refusal::UnknownModule);
+            log::info!("udp {peer}: unknown module {:?}", loggable(datagram, 64));
+            return;
+        };
+        if self.stopping.is_some() {
+            self.stats.refusal(Refusal::ShuttingDown);
+            log::warn!("udp {peer}: {name} dropped, shutting down");
+            return;
+        }
+        let job = Job::new(module, Origin::Udp { peer }, data, true);
+        if self.jobs.add(job, self.settings.max_waiting).is_err() {
+            self.stats.refusal(Refusal::Busy);
+            log::warn!("udp {peer}: {name} dropped, waiting line full");
+        }
+    }
+}
+
+/// `recv_from` as a `Read`, so datagrams go through the same read rules.
+struct ReadFrom<'a> {
+    socket: &'a mio::net::UdpSocket,
+    from: &'a mut Option<SocketAddr>,
+}
+
+impl std::io::Read for ReadFrom<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let (n, peer) = self.socket.recv_from(buf)?;
+        *self.from = Some(peer);
+        Ok(n)
+    }
+}
