@@ -65,7 +65,9 @@ fn source(token: Token) -> Source {
             };
             Source::Pipe(job, stream)
         }
-        t if t >= LISTENERS && (t - LISTENERS).is_multiple_of(2) => Source::TcpListener((t - LISTENERS) / 2),
+        t if t >= LISTENERS && (t - LISTENERS).is_multiple_of(2) => {
+            Source::TcpListener((t - LISTENERS) / 2)
+        }
         t if t >= LISTENERS => Source::Udp((t - LISTENERS) / 2),
         t => Source::Conn(t),
     }

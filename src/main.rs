@@ -50,15 +50,17 @@ fn run(cli: Cli) -> Result<(), Error> {
         .iter()
         .map(listeners::bind)
         .collect::<Result<Vec<_>, _>>()?;
+    let addrs: Vec<_> = bound.iter().map(|l| l.addr).collect();
+    let policy = cli.panic_policy();
+    let mut daemon = Daemon::new(config.settings, source, bound, cli.modules, policy)?;
+    // Printed once everything is set up, so whoever reads it can start at once.
     if cli.print_addr {
         let mut out = std::io::stdout().lock();
-        for l in &bound {
-            let _ = writeln!(out, "{}", l.addr);
+        for addr in addrs {
+            let _ = writeln!(out, "{addr}");
         }
         let _ = out.flush();
     }
-    let policy = cli.panic_policy();
-    let mut daemon = Daemon::new(config.settings, source, bound, cli.modules, policy)?;
     daemon.run()
 }
 

@@ -1,0 +1,89 @@
+//! Where a request ends: at half-close, or after a quiet gap for clients
+//! that keep their write side open.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::util::{read_to_end, Setup};
+
+const CAT: &str = "#!/bin/sh\nexec cat\n";
+
+#[test]
+fn half_close_ends_the_request_at_once() {
+    let d = Setup::new()
+        .module("cat", CAT)
+        .settings(r#""request_gap_ms": 5000"#)
+        .start();
+    let start = Instant::now();
+    assert_eq!(d.ask_str("cat:abc"), "abc");
+    assert_eq!(d.ask_str("queue:check:id:99"), "404: Unknown job");
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "waited for the gap: {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn a_quiet_gap_ends_the_request_of_a_classic_client() {
+    let d = Setup::new()
+        .module("cat", CAT)
+        .settings(r#""request_gap_ms": 300"#)
+        .start();
+    let start = Instant::now();
+    assert_eq!(d.ask_classic(b"cat:xyz"), b"xyz");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(300),
+        "answered before the gap: {took:?}"
+    );
+    assert_eq!(d.ask_classic(b"queue:check:id:1"), b"404: Unknown job");
+}
+
+#[test]
+fn a_payload_written_in_many_small_writes_arrives_whole() {
+    let d = Setup::new()
+        .module("cat", CAT)
+        .settings(r#""request_gap_ms": 1500"#)
+        .start();
+    let mut stream = d.connect();
+    stream.set_nodelay(true).unwrap();
+    let mut expected = Vec::new();
+    stream.write_all(b"ca").unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    stream.write_all(b"t:").unwrap();
+    for i in 0..40u32 {
+        let piece = format!("piece {i};");
+        stream.write_all(piece.as_bytes()).unwrap();
+        expected.extend_from_slice(piece.as_bytes());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(read_to_end(&mut stream), expected);
+}
+
+#[test]
+fn a_module_that_does_not_read_answers_without_waiting_for_the_gap() {
+    let d = Setup::new()
+        .module("test", "#!/bin/sh\nprintf Test\n")
+        .settings(r#""request_gap_ms": 5000"#)
+        .start();
+    let start = Instant::now();
+    assert_eq!(d.ask_classic(b"test:hello"), b"Test");
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "waited for the gap: {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn large_payloads_stream_through() {
+    let d = Setup::new()
+        .module("cat", CAT)
+        .settings(r#""max_request_bytes": 20000000, "max_output_bytes": 20000000"#)
+        .start();
+    let data: Vec<u8> = (0..8_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut request = b"cat:".to_vec();
+    request.extend_from_slice(&data);
+    assert!(d.ask(&request) == data, "8 MB did not come back intact");
+}

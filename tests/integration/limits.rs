@@ -1,0 +1,108 @@
+//! Limits: request size, waiting line, connections, idle clients, running children.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use crate::util::{read_to_end, wait_for, Setup};
+
+#[test]
+fn a_request_over_the_limit_gets_413_and_its_job_is_stopped() {
+    let d = Setup::new()
+        .module("cat", "#!/bin/sh\nexec cat\n")
+        .settings(r#""max_request_bytes": 1000"#)
+        .start();
+    let mut request = b"cat:".to_vec();
+    request.extend([b'a'; 996]);
+    assert_eq!(d.ask(&request).len(), 996, "exactly at the limit is fine");
+    request.push(b'b');
+    assert_eq!(
+        d.ask_str(std::str::from_utf8(&request).unwrap()),
+        "413: Request too large"
+    );
+    assert_eq!(d.ask(&[b'q'; 5000]), b"413: Request too large");
+    let mut add = b"queue:add:cat:".to_vec();
+    add.extend([b'a'; 2000]);
+    assert_eq!(d.ask(&add), b"413: Request too large");
+    wait_for("no children", || d.children().is_empty());
+    d.wait_log("request over 1000 bytes");
+}
+
+#[test]
+fn a_full_waiting_line_answers_503_busy() {
+    let d = Setup::new()
+        .module("block", "#!/bin/sh\nsleep 1\nprintf ok\n")
+        .settings(r#""max_jobs": 1, "max_waiting": 1"#)
+        .start();
+    assert_eq!(d.ask_str("queue:add:block:"), "id:1");
+    wait_for("running", || d.ask_str("queue:check:id:1") == "1");
+    assert_eq!(d.ask_str("queue:add:block:"), "id:2");
+    assert_eq!(d.ask_str("queue:add:block:"), "503: Busy");
+    assert_eq!(d.ask_str("block:"), "503: Busy");
+    d.wait_log("waiting line full");
+    assert_eq!(d.ask_str("queue:get:id:2"), "ok");
+}
+
+#[test]
+fn running_children_are_limited_and_the_rest_wait() {
+    let d = Setup::new().arg("--max-jobs").arg("2").start();
+    let dir = d.dir.path().join("running");
+    std::fs::create_dir(&dir).unwrap();
+    d.add_module(
+        "count",
+        &format!(
+            "#!/bin/sh\ntouch {dir}/$$\nls {dir} | wc -l > {dir}.max.$$\nsleep 0.3\nrm {dir}/$$\nprintf ok\n",
+            dir = dir.display()
+        ),
+    );
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            let addr = d.addr;
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.write_all(b"count:").unwrap();
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+                read_to_end(&mut s)
+            })
+        })
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap(), b"ok");
+    }
+    let most = std::fs::read_dir(d.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("running.max."))
+        .map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .trim()
+                .parse::<u32>()
+                .unwrap()
+        })
+        .max()
+        .unwrap();
+    assert_eq!(most, 2, "at most two ran at once");
+}
+
+#[test]
+fn connections_beyond_the_limit_are_refused_with_503() {
+    let d = Setup::new().settings(r#""max_connections": 2"#).start();
+    let _a = d.connect();
+    let _b = d.connect();
+    let mut third = d.connect();
+    let mut answer = String::new();
+    third.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "503: Too many connections");
+    drop((_a, _b));
+    wait_for("room again", || d.ask_str("helo") == "oleh");
+}
+
+#[test]
+fn a_client_that_sends_nothing_gets_408() {
+    let d = Setup::new().settings(r#""idle_timeout_secs": 0.3"#).start();
+    let start = Instant::now();
+    let mut s = d.connect();
+    assert_eq!(read_to_end(&mut s), b"408: Request timeout");
+    assert!(start.elapsed() >= Duration::from_millis(250));
+    d.wait_log("idle, closed");
+}

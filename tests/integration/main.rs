@@ -1,0 +1,11 @@
+//! Integration tests: the real `bgjobd` binary, real sockets, real children.
+
+mod clients;
+mod failures;
+mod framing;
+mod lifecycle;
+mod limits;
+mod protocol;
+mod queue;
+mod udp;
+mod util;

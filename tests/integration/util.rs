@@ -1,0 +1,296 @@
+//! The test harness: starts the real `bgjobd` on a free loopback port with a
+//! temporary modules folder, and talks to it as a client would. On failure
+//! it prints the daemon's command line and log.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bgjobd");
+
+/// A folder removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("bgjob-it-{tag}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes an executable module script.
+pub fn write_module(dir: &Path, name: &str, script: &str) {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    fs::write(&tmp, script).unwrap();
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::rename(&tmp, &path).unwrap();
+}
+
+/// How to start a daemon.
+pub struct Setup {
+    pub modules: Vec<(String, String)>,
+    /// Settings as JSON object members, e.g. `"max_jobs": 1`.
+    pub settings: Option<String>,
+    pub args: Vec<String>,
+}
+
+impl Setup {
+    pub fn new() -> Setup {
+        Setup {
+            modules: Vec::new(),
+            settings: None,
+            args: Vec::new(),
+        }
+    }
+
+    pub fn module(mut self, name: &str, script: &str) -> Setup {
+        self.modules.push((name.into(), script.into()));
+        self
+    }
+
+    pub fn settings(mut self, json_members: &str) -> Setup {
+        self.settings = Some(json_members.into());
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Setup {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn start(self) -> Daemon {
+        let dir = TempDir::new("daemon");
+        let modules = dir.path().join("modules");
+        fs::create_dir(&modules).unwrap();
+        for (name, script) in &self.modules {
+            write_module(&modules, name, script);
+        }
+        let mut args: Vec<String> = vec![
+            "-vv".into(),
+            "-1".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ];
+        args.push("--modules".into());
+        args.push(modules.display().to_string());
+        if let Some(settings) = &self.settings {
+            let config = dir.path().join("service.config");
+            fs::write(&config, format!("{{{settings}}}")).unwrap();
+            args.push("--config".into());
+            args.push(config.display().to_string());
+        }
+        args.extend(self.args);
+        Daemon::spawn(dir, modules, args)
+    }
+}
+
+/// A running `bgjobd`.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+    pub modules: PathBuf,
+    pub args: Vec<String>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    pub fn spawn(dir: TempDir, modules: PathBuf, args: Vec<String>) -> Daemon {
+        let log = dir.path().join("bgjobd.log");
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start bgjobd");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line.trim().parse().unwrap_or_else(|_| {
+            let _ = child.wait();
+            panic!(
+                "bgjobd {args:?} printed no address; log:\n{}",
+                fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
+        Daemon {
+            child: Some(child),
+            addr,
+            dir,
+            modules,
+            args,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn add_module(&self, name: &str, script: &str) {
+        write_module(&self.modules, name, script);
+    }
+
+    /// Connects, sends, half-closes and reads the answer to EOF.
+    pub fn ask(&self, request: &[u8]) -> Vec<u8> {
+        let mut stream = self.connect();
+        stream.write_all(request).unwrap();
+        stream.shutdown(Shutdown::Write).unwrap();
+        read_to_end(&mut stream)
+    }
+
+    pub fn ask_str(&self, request: &str) -> String {
+        String::from_utf8_lossy(&self.ask(request.as_bytes())).into_owned()
+    }
+
+    /// As a classic client (the seed's PHP examples): sends without
+    /// half-closing and reads until the daemon closes.
+    pub fn ask_classic(&self, request: &[u8]) -> Vec<u8> {
+        let mut stream = self.connect();
+        stream.write_all(request).unwrap();
+        read_to_end(&mut stream)
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream
+    }
+
+    pub fn send_udp(&self, datagram: &[u8]) {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.send_to(datagram, self.addr).unwrap();
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args(["-s", signal, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the daemon to exit by itself.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let child = self.child.as_mut().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "bgjobd did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The daemon's child processes as (pid, state letter).
+    pub fn children(&self) -> Vec<(u32, char)> {
+        children_of(self.pid())
+    }
+
+    /// How many file descriptors the daemon holds.
+    pub fn fd_count(&self) -> usize {
+        fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
+    }
+
+    /// Waits until the log contains `text`.
+    pub fn wait_log(&self, text: &str) {
+        wait_for(&format!("log line {text:?}"), || self.log().contains(text));
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- bgjobd {:?}\n--- log:\n{}", self.args, self.log());
+        }
+    }
+}
+
+pub fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("answer read to EOF");
+    answer
+}
+
+/// Processes whose parent is `pid`, with their state letter (Z: zombie).
+pub fn children_of(pid: u32) -> Vec<(u32, char)> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        if fields.next().and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            found.push((child, state));
+        }
+    }
+    found
+}
+
+pub fn process_alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// Polls `check` for up to 10 seconds.
+pub fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
