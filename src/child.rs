@@ -14,6 +14,7 @@ use mio::unix::pipe::{Receiver, Sender};
 
 use crate::job::Outcome;
 use crate::modules::{Kind, Module};
+use crate::receipt::Usage;
 
 /// How far the stopping of a child has gone; each phase has its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,11 @@ pub struct Child {
     pub stderr_logged: usize,
     /// Exit status from `wait`, once reaped.
     pub status: Option<i32>,
+    /// Resource use, once reaped.
+    pub usage: Usage,
+    /// Killed because the daemon stopped: a journaled job runs again after
+    /// the restart instead of being recorded as failed.
+    pub killed_at_stop: bool,
     /// An outcome decided by the daemon (timed out, output too large), which
     /// wins over the exit status it caused.
     pub verdict: Option<Outcome>,
@@ -74,6 +80,7 @@ pub struct JobEnv<'a> {
     pub transport: &'a str,
     pub remote: Option<String>,
     pub job_id: Option<u64>,
+    pub attempt: u32,
 }
 
 /// Starts the module with piped, non-blocking stdin/stdout/stderr, as the
@@ -106,6 +113,7 @@ pub fn spawn(
         Some(id) => cmd.env("BGJOB_JOB_ID", id.to_string()),
         None => cmd.env_remove("BGJOB_JOB_ID"),
     };
+    cmd.env("BGJOB_ATTEMPT", env.attempt.to_string());
     let mut child = cmd.spawn()?;
     let pid = child.id();
     let stdin = Sender::from(child.stdin.take().expect("piped stdin"));
@@ -123,6 +131,8 @@ pub fn spawn(
         stderr_line: Vec::new(),
         stderr_logged: 0,
         status: None,
+        usage: Usage::default(),
+        killed_at_stop: false,
         verdict: None,
         started: Instant::now(),
         phase: Phase::Running,
@@ -157,12 +167,25 @@ pub fn next_exited() -> Option<u32> {
     }
 }
 
-/// Reaps an exited child, returning its raw wait status.
-pub fn reap(pid: u32) -> Option<i32> {
+/// Reaps an exited child, returning its raw wait status and resource use.
+pub fn reap(pid: u32) -> Option<(i32, Usage)> {
     let mut status = 0;
-    // SAFETY: waitpid writes the status into our local.
-    let got = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
-    (got == pid as libc::pid_t).then_some(status)
+    // SAFETY: wait4 writes the status and the zeroed rusage we own.
+    let (got, usage) = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        let got = libc::wait4(pid as libc::pid_t, &mut status, libc::WNOHANG, &mut usage);
+        (got, usage)
+    };
+    let time =
+        |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (got == pid as libc::pid_t).then(|| {
+        let usage = Usage {
+            user: time(usage.ru_utime),
+            system: time(usage.ru_stime),
+            max_rss_kib: usage.ru_maxrss as u64,
+        };
+        (status, usage)
+    })
 }
 
 /// Turns a raw wait status into an outcome.

@@ -38,6 +38,11 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub max_jobs: Option<u64>,
 
+    /// State folder holding the queue's journal (overrides the config;
+    /// default ./state). `none`: keep the queue in memory only.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<String>,
+
     /// Print each bound ADDR:PORT on stdout, one per line, once listening.
     #[arg(short = '1', long)]
     pub print_addr: bool,

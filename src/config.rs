@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::journal::SyncPolicy;
 
 /// One address to serve TCP and UDP on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,12 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// The Node.js binary for `.js` modules (looked up on `PATH`).
     pub node: PathBuf,
+    /// Bytes of unfetched queue results kept; the oldest go first.
+    pub result_retention_bytes: usize,
+    /// Where the journal lives; `None` keeps the queue in memory only.
+    pub state_dir: Option<PathBuf>,
+    /// When journal records reach the disk.
+    pub journal_sync: SyncPolicy,
 }
 
 impl Default for Settings {
@@ -71,6 +78,9 @@ impl Default for Settings {
             result_retention: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(10),
             node: PathBuf::from("node"),
+            result_retention_bytes: 64 << 20,
+            state_dir: Some(PathBuf::from("./state")),
+            journal_sync: SyncPolicy::Always,
         }
     }
 }
@@ -122,6 +132,9 @@ struct RawConfig {
     result_retention_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
     node: Option<PathBuf>,
+    result_retention_bytes: Option<u64>,
+    state_dir: Option<String>,
+    journal_sync: Option<Value>,
 }
 
 impl Config {
@@ -163,6 +176,20 @@ impl Config {
             ),
             shutdown_grace: secs_whole(raw.shutdown_grace_secs, d.shutdown_grace, 3600),
             node: raw.node.unwrap_or(d.node),
+            result_retention_bytes: clamp(
+                raw.result_retention_bytes,
+                d.result_retention_bytes,
+                0,
+                1 << 40,
+            ),
+            state_dir: match raw.state_dir {
+                Some(dir) => parse_state_dir(&dir),
+                None => d.state_dir,
+            },
+            journal_sync: match raw.journal_sync {
+                Some(v) => parse_sync(&v)?,
+                None => d.journal_sync,
+            },
         };
         Ok(Config {
             listeners,
@@ -208,6 +235,27 @@ fn listener(raw: RawListener) -> Result<ListenerSpec, Error> {
         label,
         addr: SocketAddr::new(ip, port),
     })
+}
+
+/// A state folder, or `none` for no journal.
+pub fn parse_state_dir(text: &str) -> Option<PathBuf> {
+    (text != "none").then(|| PathBuf::from(text))
+}
+
+/// `"always"` (the default), `"never"`, `"each"` (one fsync per record), or a
+/// number of milliseconds between fsyncs.
+fn parse_sync(value: &Value) -> Result<SyncPolicy, Error> {
+    match value {
+        Value::String(s) if s == "always" => Ok(SyncPolicy::Always),
+        Value::String(s) if s == "never" => Ok(SyncPolicy::Never),
+        Value::String(s) if s == "each" => Ok(SyncPolicy::EachRecord),
+        Value::Number(n) if n.as_u64().is_some() => Ok(SyncPolicy::Every(Duration::from_millis(
+            n.as_u64().unwrap_or(0).clamp(1, 60_000),
+        ))),
+        _ => Err(Error::Config(format!(
+            "journal_sync: expected \"always\", \"never\", \"each\" or milliseconds, got {value}"
+        ))),
+    }
 }
 
 /// An IP literal, or `localhost`; no name lookups, which would block.
@@ -268,6 +316,20 @@ mod tests {
         assert_eq!(config.settings.job_timeout, Duration::from_millis(2500));
         assert_eq!(config.settings.max_request, 10);
         assert_eq!(config.settings.request_gap, Duration::from_secs(60));
+        let config = Config::parse(r#"{"state_dir": "none", "journal_sync": 200}"#).unwrap();
+        assert_eq!(config.settings.state_dir, None);
+        assert_eq!(
+            config.settings.journal_sync,
+            SyncPolicy::Every(Duration::from_millis(200))
+        );
+        let config =
+            Config::parse(r#"{"state_dir": "/var/lib/bgjob", "journal_sync": "never"}"#).unwrap();
+        assert_eq!(
+            config.settings.state_dir,
+            Some(PathBuf::from("/var/lib/bgjob"))
+        );
+        assert_eq!(config.settings.journal_sync, SyncPolicy::Never);
+        assert!(Config::parse(r#"{"journal_sync": "sometimes"}"#).is_err());
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub enum Phase {
     Job(JobKey),
     /// Waiting in `queue:get` for a queue job's answer.
     QueueWait(u64),
+    /// `queue:add` accepted: waiting for the job's record to reach the disk
+    /// before answering `id:<n>`.
+    Durable,
     /// Writing the answer.
     Answer(OutBuf),
     /// Answer sent and the write side shut down: reading until the client

@@ -4,11 +4,12 @@
 //! The handlers live beside it, each in its own file: `tcp.rs` (connections),
 //! `udp.rs` (datagrams), `supervise.rs` (children, their pipes and their end).
 
+use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
@@ -16,8 +17,11 @@ use slab::Slab;
 use crate::cli::PanicPolicy;
 use crate::config::{Config, Settings};
 use crate::conn::{Conn, Phase};
+use crate::durable::Ack;
 use crate::error::Error;
 use crate::jobs::JobTable;
+use crate::journal::record::{Decoded, Record, Removal};
+use crate::journal::Journal;
 use crate::listeners::Listener;
 use crate::modules::ModuleIndex;
 use crate::protocol::Refusal;
@@ -27,6 +31,8 @@ use crate::timers::{Timer, Timers};
 
 /// The signal source's token.
 const SIGNALS: Token = Token(usize::MAX);
+/// The journal writer wakes the loop with this token.
+const WAKER: Token = Token(usize::MAX - 1);
 /// Listener `i` has tokens `LISTENERS + 2i` (TCP) and `LISTENERS + 2i + 1` (UDP).
 const LISTENERS: usize = 1 << 40;
 /// A job's pipe has token `PIPES + 4 * job + stream`.
@@ -47,6 +53,7 @@ pub enum Stream {
 /// What a token stands for; connection tokens are their slab keys.
 enum Source {
     Signals,
+    Waker,
     TcpListener(usize),
     Udp(usize),
     Pipe(usize, Stream),
@@ -56,6 +63,7 @@ enum Source {
 fn source(token: Token) -> Source {
     match token.0 {
         _ if token == SIGNALS => Source::Signals,
+        _ if token == WAKER => Source::Waker,
         t if t >= PIPES => {
             let (job, stream) = ((t - PIPES) / 4, (t - PIPES) % 4);
             let stream = match stream {
@@ -85,6 +93,7 @@ pub struct SettingsSource {
     pub config_optional: bool,
     pub timeout: Option<f64>,
     pub max_jobs: Option<u64>,
+    pub state: Option<String>,
 }
 
 impl SettingsSource {
@@ -105,6 +114,9 @@ impl SettingsSource {
         }
         if let Some(n) = self.max_jobs {
             config.settings.max_jobs = n.clamp(1, 4096) as usize;
+        }
+        if let Some(state) = &self.state {
+            config.settings.state_dir = crate::config::parse_state_dir(state);
         }
         Ok(config)
     }
@@ -130,6 +142,11 @@ pub struct Daemon {
     pub(crate) stopping: Option<Instant>,
     panic_policy: PanicPolicy,
     last_refresh: Instant,
+    pub(crate) started: Instant,
+    /// The queue's journal, unless the state folder is `none`.
+    pub(crate) journal: Option<Journal>,
+    /// Answers held until their job's record is on disk, in journal order.
+    pub(crate) acks: VecDeque<Ack>,
 }
 
 impl Daemon {
@@ -169,9 +186,26 @@ impl Daemon {
         }
         let modules = ModuleIndex::new(modules_dir);
         log::info!("{} modules in {}", modules.len(), modules.dir().display());
+        let waker =
+            Waker::new(poll.registry(), WAKER).map_err(io_err("cannot create the waker"))?;
+        let (journal, decoded) = match &settings.state_dir {
+            Some(dir) => {
+                let (journal, decoded) = Journal::open(dir, settings.journal_sync, waker)?;
+                log::info!(
+                    "journal {} ({:?})",
+                    journal.path().display(),
+                    settings.journal_sync
+                );
+                (Some(journal), decoded)
+            }
+            None => {
+                log::info!("no state folder: the queue is kept in memory only");
+                (None, Decoded::default())
+            }
+        };
         let mut timers = Timers::default();
         timers.schedule(Instant::now() + HOUSEKEEPING, Timer::Housekeeping);
-        Ok(Daemon {
+        let mut daemon = Daemon {
             poll,
             settings,
             source,
@@ -188,7 +222,12 @@ impl Daemon {
             stopping: None,
             panic_policy,
             last_refresh: Instant::now(),
-        })
+            started: Instant::now(),
+            journal,
+            acks: VecDeque::new(),
+        };
+        daemon.recover(decoded);
+        Ok(daemon)
     }
 
     /// Runs until stopped by SIGTERM or SIGINT. Each turn:
@@ -198,7 +237,8 @@ impl Daemon {
     ///    stdout, write answers (a finished job routes its answer at once);
     /// 4. expire deadlines (idle clients, quiet gaps, job time limits);
     /// 5. start waiting jobs while running slots are free;
-    /// 6. remove the connections closed during the turn.
+    /// 6. hand the turn's journal records to the writer (one fsync for all);
+    /// 7. remove the connections closed during the turn.
     pub fn run(&mut self) -> Result<(), Error> {
         let mut events = Events::with_capacity(1024);
         loop {
@@ -222,8 +262,12 @@ impl Daemon {
             }
             self.expire_timers();
             self.start_waiting_jobs();
+            self.commit();
             self.remove_closed();
             if self.stop_complete() {
+                if let Some(journal) = &mut self.journal {
+                    journal.close();
+                }
                 log::info!("stopped: {}", self.stats.summary());
                 return Ok(());
             }
@@ -233,6 +277,7 @@ impl Daemon {
     fn dispatch(&mut self, token: Token) {
         match source(token) {
             Source::Signals => self.handle_signals(),
+            Source::Waker => self.release_acks(),
             Source::TcpListener(i) => self.accept(i),
             Source::Udp(i) => self.receive_datagrams(i),
             Source::Pipe(job, stream) => self.pipe_ready(job, stream),
@@ -300,7 +345,7 @@ impl Daemon {
             let _ = self.poll.registry().deregister(&mut listener.udp);
         }
         for key in self.jobs.waiting_keys() {
-            self.drop_waiting_job(key);
+            self.stop_waiting_job(key);
         }
         let heads: Vec<usize> = self
             .conns
@@ -323,7 +368,8 @@ impl Daemon {
             .conns
             .iter()
             .any(|(_, c)| matches!(c.phase, Phase::Answer(_)));
-        (self.jobs.running() == 0 && !writing) || Instant::now() > until + Duration::from_secs(2)
+        let idle = self.jobs.running() == 0 && !writing && self.acks.is_empty();
+        idle || Instant::now() > until + Duration::from_secs(2)
     }
 
     fn expire_timers(&mut self) {
@@ -340,8 +386,14 @@ impl Daemon {
 
     fn housekeeping(&mut self, now: Instant) {
         let expired = self.queue.expire(now, self.settings.result_retention);
-        if expired > 0 {
-            log::info!("{expired} unfetched queue results expired");
+        if !expired.is_empty() {
+            log::info!("{} unfetched queue results expired", expired.len());
+        }
+        for id in expired {
+            self.journal(Record::Removed {
+                id,
+                why: Removal::Expired,
+            });
         }
         if now.duration_since(self.last_refresh) >= MODULE_REFRESH {
             self.modules.rescan();
@@ -362,6 +414,7 @@ impl Daemon {
             Phase::Closed => return,
             Phase::Job(job) => self.detach_job(job),
             Phase::QueueWait(id) => self.queue.unwatch(id, key),
+            Phase::Durable => self.forget_ack(key),
             _ => {}
         }
         self.closed.push(key);

@@ -1,7 +1,8 @@
 //! A job: one run of a module, from request to answer.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::rc::Rc;
+use std::time::{Instant, SystemTime};
 
 use crate::child::Child;
 use crate::io::OutBuf;
@@ -35,6 +36,16 @@ impl Origin {
         }
     }
 
+    /// How it is written in the journal; direct TCP calls are not journaled.
+    pub fn journal_transport(&self) -> Option<crate::journal::record::Transport> {
+        use crate::journal::record::Transport;
+        match self {
+            Origin::Tcp { .. } => None,
+            Origin::Udp { .. } => Some(Transport::Udp),
+            Origin::Queue { .. } => Some(Transport::Queue),
+        }
+    }
+
     pub fn peer(&self) -> Option<SocketAddr> {
         match *self {
             Origin::Tcp { peer, .. } | Origin::Udp { peer } => Some(peer),
@@ -56,11 +67,16 @@ pub enum Outcome {
     OutputTooLarge(usize),
     /// It could not be started.
     SpawnFailed(String),
+    /// Cancelled by `queue:cancel` while running; its process group was killed.
+    Cancelled,
 }
 
 /// Where a job is in its life.
 #[derive(Debug)]
 pub enum JobState {
+    /// Written to the journal, waiting for it to reach the disk before the
+    /// job is acknowledged and may start.
+    Pending,
     /// In the FIFO waiting line for a free running slot.
     Waiting,
     /// Its process runs (or has exited and its pipes are draining).
@@ -70,8 +86,14 @@ pub enum JobState {
 /// One run of a module.
 #[derive(Debug)]
 pub struct Job {
-    pub module: Module,
+    pub module: Rc<Module>,
     pub origin: Origin,
+    /// The journal id of a queue or UDP job.
+    pub id: Option<u64>,
+    /// A journaled job's data, kept whole for compaction and restarts.
+    pub data: Option<Vec<u8>>,
+    /// Runs started, this one included once it runs (`BGJOB_ATTEMPT`).
+    pub attempts: u32,
     /// Request data not yet written to the child's stdin.
     pub input: OutBuf,
     /// No more input will come: stdin is closed once `input` is written.
@@ -79,26 +101,42 @@ pub struct Job {
     /// Request data received so far, for the log and the size limit.
     pub bytes_in: usize,
     pub created: Instant,
+    /// Wall-clock time it arrived, for the journal (survives restarts).
+    pub added_at: SystemTime,
     pub state: JobState,
 }
 
 impl Job {
-    pub fn new(module: Module, origin: Origin, data: &[u8], input_complete: bool) -> Self {
+    pub fn new(module: Rc<Module>, origin: Origin, data: &[u8], input_complete: bool) -> Self {
         Job {
             module,
             origin,
+            id: None,
+            data: None,
+            attempts: 0,
             input: OutBuf::new(data.to_vec()),
             input_complete,
             bytes_in: data.len(),
             created: Instant::now(),
+            added_at: SystemTime::now(),
             state: JobState::Waiting,
         }
+    }
+
+    /// A queue or UDP job, kept in the journal under `id`. Its data is kept
+    /// whole and copied to stdin when it starts.
+    pub fn journaled(module: Rc<Module>, origin: Origin, id: u64, data: Vec<u8>) -> Self {
+        let mut job = Job::new(module, origin, b"", true);
+        job.id = Some(id);
+        job.bytes_in = data.len();
+        job.data = Some(data);
+        job
     }
 
     pub fn child_mut(&mut self) -> Option<&mut Child> {
         match &mut self.state {
             JobState::Running(child) => Some(child),
-            JobState::Waiting => None,
+            JobState::Pending | JobState::Waiting => None,
         }
     }
 }

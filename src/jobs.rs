@@ -15,6 +15,8 @@ pub struct Busy;
 pub struct JobTable {
     jobs: Slab<Job>,
     waiting: VecDeque<JobKey>,
+    /// Jobs waiting for their journal record to reach the disk.
+    pending: usize,
     by_pid: HashMap<u32, JobKey>,
 }
 
@@ -22,12 +24,45 @@ impl JobTable {
     /// Puts a job at the end of the waiting line, unless `max_waiting` are
     /// already waiting.
     pub fn add(&mut self, job: Job, max_waiting: usize) -> Result<JobKey, Busy> {
-        if self.waiting.len() >= max_waiting {
+        if self.waiting.len() + self.pending >= max_waiting {
             return Err(Busy);
         }
         let key = self.jobs.insert(job);
         self.waiting.push_back(key);
         Ok(key)
+    }
+
+    /// Holds a journaled job until its record is on disk ([`JobTable::release`]).
+    /// It counts as waiting.
+    pub fn add_pending(&mut self, mut job: Job, max_waiting: usize) -> Result<JobKey, Busy> {
+        if self.waiting.len() + self.pending >= max_waiting {
+            return Err(Busy);
+        }
+        job.state = JobState::Pending;
+        self.pending += 1;
+        Ok(self.jobs.insert(job))
+    }
+
+    /// A pending job's record is on disk: it joins the waiting line.
+    pub fn release(&mut self, key: JobKey) {
+        if let Some(job) = self.jobs.get_mut(key) {
+            if matches!(job.state, JobState::Pending) {
+                job.state = JobState::Waiting;
+                self.pending -= 1;
+                self.waiting.push_back(key);
+            }
+        }
+    }
+
+    /// A job recovered from the journal: waits, whatever the limit.
+    pub fn add_recovered(&mut self, job: Job) -> JobKey {
+        let key = self.jobs.insert(job);
+        self.waiting.push_back(key);
+        key
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (JobKey, &Job)> {
+        self.jobs.iter()
     }
 
     /// The next job to start, if fewer than `max_running` run.
@@ -63,6 +98,7 @@ impl JobTable {
                 self.by_pid.remove(&child.pid);
             }
             JobState::Waiting => self.waiting.retain(|&k| k != key),
+            JobState::Pending => self.pending -= 1,
         }
         Some(job)
     }
@@ -71,8 +107,9 @@ impl JobTable {
         self.by_pid.len()
     }
 
+    /// Jobs waiting to start, pending ones included.
     pub fn waiting(&self) -> usize {
-        self.waiting.len()
+        self.waiting.len() + self.pending
     }
 
     /// Keys of the jobs waiting, oldest first.
@@ -98,8 +135,10 @@ mod tests {
             path: "/bin/true".into(),
             kind: Kind::Executable,
             modified: std::time::SystemTime::UNIX_EPOCH,
+            size: 0,
+            sha256: String::new(),
         };
-        Job::new(module, Origin::Queue { id: 1 }, b"", true)
+        Job::new(module.into(), Origin::Queue { id: 1 }, b"", true)
     }
 
     #[test]
@@ -115,5 +154,17 @@ mod tests {
         assert_eq!(table.pop_waiting(2), Some(b));
         assert!(table.remove(a).is_some());
         assert_eq!(table.waiting(), 0);
+        let p = table.add_pending(job(), 1).unwrap();
+        assert!(
+            table.add(job(), 1).is_err(),
+            "a pending job counts as waiting"
+        );
+        assert_eq!(
+            table.pop_waiting(9),
+            None,
+            "not before its record is on disk"
+        );
+        table.release(p);
+        assert_eq!(table.pop_waiting(9), Some(p));
     }
 }

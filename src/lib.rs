@@ -3,19 +3,24 @@
 //! child process with the data on stdin and, over TCP, answers with its
 //! stdout. See the README for the protocol, the settings and the design.
 
+mod admin;
+pub mod checksum;
 pub mod child;
 pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod daemon;
+mod durable;
 pub mod error;
 pub mod io;
 pub mod job;
 pub mod jobs;
+pub mod journal;
 pub mod listeners;
 pub mod modules;
 pub mod protocol;
 pub mod queue;
+pub mod receipt;
 pub mod stats;
 mod supervise;
 mod tcp;

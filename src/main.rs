@@ -33,6 +33,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         config_optional: !cli.listen.is_empty(),
         timeout: cli.timeout,
         max_jobs: cli.max_jobs,
+        state: cli.state.clone(),
     };
     let config = source.load()?;
     let specs = if cli.listen.is_empty() {

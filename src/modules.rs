@@ -10,7 +10,10 @@ use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::SystemTime;
+
+use crate::checksum::sha256_hex;
 
 use crate::protocol::clean_module_name;
 
@@ -30,13 +33,17 @@ pub struct Module {
     pub path: PathBuf,
     pub kind: Kind,
     pub modified: SystemTime,
+    pub size: u64,
+    /// SHA-256 of the file, for job receipts; read again only when the
+    /// modification time or size changes.
+    pub sha256: String,
 }
 
 /// The modules folder as last seen.
 #[derive(Debug)]
 pub struct ModuleIndex {
     dir: PathBuf,
-    modules: HashMap<String, Module>,
+    modules: HashMap<String, Rc<Module>>,
 }
 
 impl ModuleIndex {
@@ -71,7 +78,7 @@ impl ModuleIndex {
                 return;
             }
         };
-        let mut found: HashMap<String, Module> = HashMap::new();
+        let mut found: HashMap<String, Rc<Module>> = HashMap::new();
         for entry in entries.flatten() {
             let file_name = entry.file_name();
             let Some(file_name) = file_name.to_str() else {
@@ -83,8 +90,11 @@ impl ModuleIndex {
             }
             // Only a name whose own lookup lands on this file, so the rescan
             // and the single lookup never disagree.
+            if found.contains_key(name) {
+                continue;
+            }
             if let Some(module) = self.probe(name) {
-                found.entry(name.to_string()).or_insert(module);
+                found.insert(name.to_string(), module);
             }
         }
         for (name, module) in &found {
@@ -102,7 +112,7 @@ impl ModuleIndex {
 
     /// The module of that (cleaned) name, looking at the folder when the index
     /// does not know it yet.
-    pub fn lookup(&mut self, name: &str) -> Option<Module> {
+    pub fn lookup(&mut self, name: &str) -> Option<Rc<Module>> {
         if let Some(module) = self.modules.get(name) {
             return Some(module.clone());
         }
@@ -120,26 +130,36 @@ impl ModuleIndex {
         self.modules.remove(name);
     }
 
-    fn probe(&self, name: &str) -> Option<Module> {
+    fn probe(&self, name: &str) -> Option<Rc<Module>> {
         let exe = self.dir.join(name);
-        if let Ok(meta) = fs::metadata(&exe) {
-            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
-                return Some(Module {
-                    name: name.to_string(),
-                    path: absolute(exe),
-                    kind: Kind::Executable,
-                    modified: meta.modified().ok()?,
-                });
+        let (path, kind, meta) = match fs::metadata(&exe) {
+            Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => {
+                (exe, Kind::Executable, meta)
+            }
+            _ => {
+                let js = self.dir.join(format!("{name}.js"));
+                let meta = fs::metadata(&js).ok().filter(|m| m.is_file())?;
+                (js, Kind::Node, meta)
+            }
+        };
+        let (modified, size) = (meta.modified().ok()?, meta.len());
+        let path = absolute(path);
+        if let Some(known) = self.modules.get(name) {
+            if known.path == path && known.modified == modified && known.size == size {
+                return Some(known.clone());
             }
         }
-        let js = self.dir.join(format!("{name}.js"));
-        let meta = fs::metadata(&js).ok().filter(|m| m.is_file())?;
-        Some(Module {
+        let sha256 = fs::read(&path)
+            .map(|bytes| sha256_hex(&bytes))
+            .unwrap_or_default();
+        Some(Rc::new(Module {
             name: name.to_string(),
-            path: absolute(js),
-            kind: Kind::Node,
-            modified: meta.modified().ok()?,
-        })
+            path,
+            kind,
+            modified,
+            size,
+            sha256,
+        }))
     }
 }
 

@@ -35,6 +35,14 @@ pub enum Control {
     },
     QueueCheck(JobRef),
     QueueGet(JobRef),
+    /// `queue:cancel:id:<n>`: remove a waiting job, kill a running one.
+    QueueCancel(JobRef),
+    /// `queue:info:id:<n>`: the job's receipt.
+    QueueInfo(JobRef),
+    /// `queue:stats`: counters as `key: value` lines.
+    QueueStats,
+    /// `queue:list`: one line per job held.
+    QueueList,
     /// Any other `queue:` request.
     UnknownQueue,
 }
@@ -100,7 +108,17 @@ fn parse_queue(req: &[u8]) -> Control {
     if let Some(id) = rest.strip_prefix(b"get:") {
         return parse_job_ref(id).map_or(Control::UnknownQueue, Control::QueueGet);
     }
-    Control::UnknownQueue
+    if let Some(id) = rest.strip_prefix(b"cancel:") {
+        return parse_job_ref(id).map_or(Control::UnknownQueue, Control::QueueCancel);
+    }
+    if let Some(id) = rest.strip_prefix(b"info:") {
+        return parse_job_ref(id).map_or(Control::UnknownQueue, Control::QueueInfo);
+    }
+    match trim(rest) {
+        b"stats" => Control::QueueStats,
+        b"list" => Control::QueueList,
+        _ => Control::UnknownQueue,
+    }
 }
 
 /// `id:<n>` names a job; `id:` followed by anything else names none (404);
@@ -160,6 +178,7 @@ pub fn render_answer(module: &str, outcome: &Outcome, output: Vec<u8>) -> Vec<u8
             format!("500: Module {module} failed (output over {cap} bytes)")
         }
         Outcome::SpawnFailed(why) => format!("500: Module {module} failed (cannot start: {why})"),
+        Outcome::Cancelled => format!("410: Module {module} cancelled"),
     };
     text.into_bytes()
 }
@@ -176,6 +195,7 @@ pub enum Refusal {
     Idle,
     ShuttingDown,
     Internal,
+    JournalFailed,
 }
 
 impl Refusal {
@@ -191,6 +211,7 @@ impl Refusal {
             Refusal::Idle => "408: Request timeout",
             Refusal::ShuttingDown => "503: Shutting down",
             Refusal::Internal => "500: Internal error",
+            Refusal::JournalFailed => "500: Journal write failed",
         }
     }
 }

@@ -12,9 +12,11 @@ use mio::{Interest, Registry};
 use crate::child::{self, Child, JobEnv, Phase as ChildPhase};
 use crate::conn::Phase;
 use crate::daemon::{pipe_token, Daemon, Stream};
-use crate::io::{drain, ReadEnd};
+use crate::io::{drain, OutBuf, ReadEnd};
 use crate::job::{Job, JobKey, JobState, Origin, Outcome};
+use crate::journal::record::Record;
 use crate::protocol::{loggable, render_answer, Refusal};
+use crate::receipt::Receipt;
 use crate::timers::Timer;
 
 /// How much of one job's stderr goes to the log; the rest is counted.
@@ -37,6 +39,10 @@ impl Daemon {
         let Some(job) = self.jobs.get_mut(key) else {
             return;
         };
+        job.attempts += 1;
+        if let Some(data) = &job.data {
+            job.input = OutBuf::new(data.clone());
+        }
         let env = JobEnv {
             module: &job.module.name,
             transport: job.origin.transport(),
@@ -45,6 +51,7 @@ impl Daemon {
                 Origin::Queue { id } => Some(id),
                 _ => None,
             },
+            attempt: job.attempts,
         };
         let deadline = Instant::now() + self.settings.job_timeout;
         let mut child = match child::spawn(&job.module, &env, &self.settings.node, deadline) {
@@ -67,7 +74,12 @@ impl Daemon {
             child.stderr = None;
         }
         self.jobs.started(key, child.pid);
-        job_entry(&mut self.jobs, key).state = JobState::Running(Box::new(child));
+        let job = job_entry(&mut self.jobs, key);
+        job.state = JobState::Running(Box::new(child));
+        if let Some(id) = job.id {
+            let attempt = job.attempts;
+            self.journal(Record::Started { id, attempt });
+        }
         self.timers.schedule(deadline, Timer::Job(key));
         self.feed_stdin(key);
     }
@@ -183,16 +195,18 @@ impl Daemon {
     pub(crate) fn reap_children(&mut self) {
         while let Some(pid) = child::next_exited() {
             child::signal_group(pid, SIGKILL);
-            let status = child::reap(pid);
+            let reaped = child::reap(pid);
             let Some(key) = self.jobs.by_pid(pid) else {
-                if status.is_none() {
+                if reaped.is_none() {
                     break; // cannot happen, but never spin
                 }
                 continue;
             };
             let grace = self.settings.kill_grace;
             if let Some(child) = self.jobs.get_mut(key).and_then(Job::child_mut) {
-                child.status = status.or(Some(-1));
+                let (status, usage) = reaped.unwrap_or((-1, Default::default()));
+                child.status = Some(status);
+                child.usage = usage;
                 child.phase = ChildPhase::Exited;
                 child.deadline = Instant::now() + grace;
                 // A pipe still open after the group is gone is held by a process
@@ -264,41 +278,50 @@ impl Daemon {
     /// Takes a job out and routes its answer. `outcome` is given for a job
     /// that never ran; a running job's comes from its child.
     fn finish_job(&mut self, key: JobKey, outcome: Option<Outcome>) {
-        let Some(job) = self.jobs.remove(key) else {
+        let Some(mut job) = self.jobs.remove(key) else {
             return;
         };
-        let (outcome, output, ran) = match job.state {
+        let mut receipt = Receipt {
+            attempts: job.attempts,
+            bytes_in: job.bytes_in as u64,
+            module_sha256: job.module.sha256.clone(),
+            ..Receipt::default()
+        };
+        let mut killed_at_stop = false;
+        let (outcome, output) = match std::mem::replace(&mut job.state, JobState::Waiting) {
             JobState::Running(mut child) => {
                 close_pipe(self.poll.registry(), &mut child.stdin);
                 close_pipe(self.poll.registry(), &mut child.stdout);
                 close_pipe(self.poll.registry(), &mut child.stderr);
-                let outcome = child.outcome();
-                (
-                    outcome,
-                    std::mem::take(&mut child.output),
-                    child.started.elapsed(),
-                )
+                receipt.wall = child.started.elapsed();
+                receipt.usage = child.usage;
+                receipt.bytes_out = child.output.len() as u64;
+                killed_at_stop = child.killed_at_stop;
+                (child.outcome(), std::mem::take(&mut child.output))
             }
-            JobState::Waiting => (
+            JobState::Pending | JobState::Waiting => (
                 outcome.unwrap_or(Outcome::SpawnFailed("never started".into())),
                 Vec::new(),
-                Default::default(),
             ),
         };
-        self.stats.job_done(&outcome);
+        receipt.output_cut = matches!(outcome, Outcome::OutputTooLarge(_));
+        receipt.outcome = Some(outcome.clone());
+        self.stats.job_done(&job.module.name, &outcome);
         let name = &job.module.name;
         let answer = render_answer(name, &outcome, output);
         let peer = job
             .origin
             .peer()
             .map_or_else(|| "-".to_string(), |p| p.to_string());
+        let waited = job.created.elapsed().saturating_sub(receipt.wall);
         log::info!(
-            "{} {peer} {name}: in {} bytes, out {} bytes, {outcome:?}, ran {:.1} ms, waited {:.1} ms",
+            "{} {peer} {name}{}: in {} bytes, out {} bytes, {outcome:?}, ran {:.1} ms, waited {:.1} ms",
             job.origin.transport(),
+            job.id.map_or(String::new(), |id| format!(" #{id}")),
             job.bytes_in,
             answer.len(),
-            ran.as_secs_f64() * 1e3,
-            (job.created.elapsed().saturating_sub(ran)).as_secs_f64() * 1e3,
+            receipt.wall.as_secs_f64() * 1e3,
+            waited.as_secs_f64() * 1e3,
         );
         match job.origin {
             Origin::Tcp {
@@ -308,16 +331,21 @@ impl Daemon {
                 {
                     self.answer(conn, answer);
                 }
+                return;
             }
             Origin::Tcp { conn: None, .. } | Origin::Udp { .. } => {
                 log::debug!("{name} answered {:?}", loggable(&answer, 200));
             }
-            Origin::Queue { id } => {
-                for conn in self.queue.finish(id, &answer, Instant::now()) {
-                    self.answer(conn, answer.clone());
-                }
-            }
+            Origin::Queue { .. } => {}
         }
+        if killed_at_stop && self.journal.is_some() {
+            // Left in the journal as started: it runs again after the restart.
+            if let Origin::Queue { id } = job.origin {
+                self.tell_watchers_stopping(id);
+            }
+            return;
+        }
+        self.record_finished(&job, &answer, receipt);
     }
 
     /// The client of a direct job is gone: the job goes on, its answer is only logged.
@@ -339,7 +367,7 @@ impl Daemon {
             return;
         };
         match &mut job.state {
-            JobState::Waiting => {
+            JobState::Pending | JobState::Waiting => {
                 self.jobs.remove(key);
             }
             JobState::Running(child) => {
@@ -352,27 +380,48 @@ impl Daemon {
         }
     }
 
-    /// At shutdown: a job that has not started is dropped; a client waiting
-    /// for it is told.
-    pub(crate) fn drop_waiting_job(&mut self, key: JobKey) {
-        let Some(job) = self.jobs.remove(key) else {
+    /// At shutdown, a job that has not started: a journaled one stays in
+    /// the journal and runs after the restart; any other is dropped. Clients
+    /// waiting for it are told.
+    pub(crate) fn stop_waiting_job(&mut self, key: JobKey) {
+        let Some(job) = self.jobs.get(key) else {
             return;
         };
-        let conns = match job.origin {
-            Origin::Tcp { conn, .. } => conn.into_iter().collect(),
-            Origin::Queue { id } => {
-                log::warn!("queue job {id} ({}) dropped at shutdown", job.module.name);
-                self.queue.drop_job(id)
-            }
-            Origin::Udp { peer } => {
-                log::warn!(
-                    "udp job {} from {peer} dropped at shutdown",
-                    job.module.name
-                );
-                Vec::new()
-            }
+        let kept = self.journal.is_some() && job.id.is_some();
+        let job = if kept {
+            job_entry(&mut self.jobs, key)
+        } else {
+            &self.jobs.remove(key).expect("job exists")
         };
-        for conn in conns {
+        let (origin, name) = (job.origin, job.module.name.clone());
+        match origin {
+            Origin::Tcp { conn, .. } => {
+                if let Some(conn) = conn {
+                    self.refuse(conn, Refusal::ShuttingDown);
+                }
+            }
+            Origin::Queue { id } if kept => self.tell_watchers_stopping(id),
+            Origin::Queue { id } => {
+                log::warn!("queue job {id} ({name}) dropped at shutdown: no journal");
+                for conn in self.queue.remove(id) {
+                    self.refuse(conn, Refusal::ShuttingDown);
+                }
+            }
+            Origin::Udp { peer } if !kept => {
+                log::warn!("udp job {name} from {peer} dropped at shutdown: no journal")
+            }
+            Origin::Udp { .. } => {}
+        }
+    }
+
+    fn tell_watchers_stopping(&mut self, id: u64) {
+        let watchers: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.phase, Phase::QueueWait(w) if w == id))
+            .map(|(k, _)| k)
+            .collect();
+        for conn in watchers {
             self.refuse(conn, Refusal::ShuttingDown);
         }
     }
@@ -381,6 +430,14 @@ impl Daemon {
     pub(crate) fn kill_all_running(&mut self) {
         for pid in self.jobs.running_pids() {
             log::warn!("shutdown grace over, killing job process group {pid}");
+            if let Some(child) = self
+                .jobs
+                .by_pid(pid)
+                .and_then(|k| self.jobs.get_mut(k))
+                .and_then(Job::child_mut)
+            {
+                child.killed_at_stop = true;
+            }
             child::signal_group(pid, SIGKILL);
         }
     }

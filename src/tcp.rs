@@ -14,9 +14,8 @@ use mio::{Interest, Token};
 use crate::conn::{Conn, Phase};
 use crate::daemon::Daemon;
 use crate::io::{read_once, OutBuf, ReadResult};
-use crate::job::{Job, JobState, Origin};
-use crate::protocol::{classify, loggable, Control, Head, JobRef, Refusal};
-use crate::queue::Entry;
+use crate::job::{Job, Origin};
+use crate::protocol::{classify, loggable, Control, Head, Refusal};
 
 /// How long a connection may linger after its answer, for the client to close.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
@@ -198,62 +197,40 @@ impl Daemon {
 
     /// Requests the daemon answers itself.
     fn control(&mut self, key: usize, control: Control, request: &[u8]) {
-        let peer = self.conns[key].peer;
-        let answer: Vec<u8> = match control {
-            Control::Helo => b"oleh".to_vec(),
-            Control::Hello => b"olleh".to_vec(),
-            Control::UnknownQueue => {
-                log::info!(
-                    "tcp {peer}: unknown queue request {:?}",
-                    loggable(request, 64)
-                );
-                return self.refuse(key, Refusal::UnknownQueueRequest);
-            }
+        let reply = match control {
+            Control::Helo => Ok(Some(b"oleh".to_vec())),
+            Control::Hello => Ok(Some(b"olleh".to_vec())),
+            Control::UnknownQueue => Err(Refusal::UnknownQueueRequest),
             Control::QueueAdd { module, data_start } => {
-                let Some(found) = self.modules.lookup(&module) else {
-                    log::info!("tcp {peer}: queue:add of unknown module {module:?}");
-                    return self.refuse(key, Refusal::UnknownModule);
-                };
-                let job = Job::new(found, Origin::Queue { id: 0 }, &request[data_start..], true);
-                let Ok(job) = self.jobs.add(job, self.settings.max_waiting) else {
-                    log::warn!("tcp {peer}: queue:add {module}: waiting line full");
-                    return self.refuse(key, Refusal::Busy);
-                };
-                let id = self.queue.add(job);
-                self.jobs.get_mut(job).expect("just added").origin = Origin::Queue { id };
-                log::info!(
-                    "tcp {peer}: queue:add {module} ({} bytes) as id {id}",
-                    request.len() - data_start
-                );
-                format!("id:{id}").into_bytes()
+                self.queue_add(key, &module, &request[data_start..])
             }
-            Control::QueueCheck(JobRef::Id(id)) => match self.queue.get(id) {
-                Some(Entry::Active(job)) => match self.jobs.get(*job).map(|j| &j.state) {
-                    Some(JobState::Waiting) | None => b"0".to_vec(),
-                    Some(JobState::Running(_)) => b"1".to_vec(),
-                },
-                Some(Entry::Done { .. }) => b"2".to_vec(),
-                None => return self.refuse(key, Refusal::UnknownJob),
-            },
-            Control::QueueGet(JobRef::Id(id)) => match self.queue.get(id) {
-                Some(Entry::Active(_)) => {
-                    self.queue.watch(id, key);
-                    self.conns[key].phase = Phase::QueueWait(id);
-                    return;
-                }
-                Some(Entry::Done { .. }) => self.queue.take_done(id).expect("entry is done"),
-                None => return self.refuse(key, Refusal::UnknownJob),
-            },
-            Control::QueueCheck(JobRef::Invalid) | Control::QueueGet(JobRef::Invalid) => {
-                return self.refuse(key, Refusal::UnknownJob);
-            }
+            Control::QueueCheck(id) => self.queue_check(id),
+            Control::QueueGet(id) => self.queue_get(key, id),
+            Control::QueueCancel(id) => self.queue_cancel(id),
+            Control::QueueStats => self.queue_stats(),
+            Control::QueueList => self.queue_list(),
+            Control::QueueInfo(id) => self.queue_info(id),
         };
-        log::info!(
-            "tcp {peer}: {:?} answered ({} bytes)",
-            loggable(request, 64),
-            answer.len()
-        );
-        self.answer(key, answer);
+        let peer = self.conns[key].peer;
+        match reply {
+            Ok(Some(answer)) => {
+                log::info!(
+                    "tcp {peer}: {:?} answered ({} bytes)",
+                    loggable(request, 64),
+                    answer.len()
+                );
+                self.answer(key, answer);
+            }
+            Ok(None) => {}
+            Err(refusal) => {
+                log::info!(
+                    "tcp {peer}: {:?}: {}",
+                    loggable(request, 64),
+                    refusal.answer()
+                );
+                self.refuse(key, refusal);
+            }
+        }
     }
 
     /// Answers with a seed-style `NNN: text` refusal, counting it.
@@ -329,7 +306,7 @@ impl Daemon {
                 self.close(key);
             }
             Phase::Linger => self.close(key),
-            Phase::QueueWait(_) | Phase::Closed => {}
+            Phase::QueueWait(_) | Phase::Durable | Phase::Closed => {}
         }
     }
 }

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 
 use crate::daemon::Daemon;
 use crate::io::{read_once, ReadResult};
-use crate::job::{Job, Origin};
 use crate::protocol::{loggable, split_datagram, Refusal};
 
 impl Daemon {
@@ -55,10 +54,12 @@ impl Daemon {
             log::warn!("udp {peer}: {name} dropped, shutting down");
             return;
         }
-        let job = Job::new(module, Origin::Udp { peer }, data, true);
-        if self.jobs.add(job, self.settings.max_waiting).is_err() {
-            self.stats.refusal(Refusal::Busy);
-            log::warn!("udp {peer}: {name} dropped, waiting line full");
+        match self.admit_journaled(module, data.to_vec(), Some(peer), None) {
+            Ok(id) => log::info!("udp {peer}: {name} ({} bytes) as job {id}", data.len()),
+            Err(refusal) => {
+                self.stats.refusal(refusal);
+                log::warn!("udp {peer}: {name} dropped: {}", refusal.answer());
+            }
         }
     }
 }

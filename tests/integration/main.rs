@@ -1,6 +1,7 @@
 //! Integration tests: the real `bgjobd` binary, real sockets, real children.
 
 mod clients;
+mod durable;
 mod failures;
 mod framing;
 mod lifecycle;

@@ -33,7 +33,9 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        if !self.0.as_os_str().is_empty() {
+            let _ = fs::remove_dir_all(&self.0);
+        }
     }
 }
 
@@ -144,6 +146,30 @@ impl Daemon {
             args,
             log,
         }
+    }
+
+    /// Kills the daemon with SIGKILL (as a crash would) and starts it again
+    /// on the same folder, modules, state and arguments.
+    pub fn crash_and_restart(&mut self) {
+        self.kill9();
+        self.start_again();
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Starts the daemon again after it exited.
+    pub fn start_again(&mut self) {
+        let dir = std::mem::replace(&mut self.dir, TempDir(PathBuf::new()));
+        let mut again = Daemon::spawn(dir, self.modules.clone(), self.args.clone());
+        self.child = again.child.take();
+        self.addr = again.addr;
+        // The dropped shell then owns an empty folder and no process.
+        self.dir = std::mem::replace(&mut again.dir, TempDir(PathBuf::new()));
     }
 
     pub fn pid(&self) -> u32 {
