@@ -4,6 +4,7 @@
 //! stdout. See the README for the protocol, the settings and the design.
 
 mod admin;
+pub mod bench;
 pub mod checksum;
 pub mod child;
 pub mod cli;

@@ -1,5 +1,6 @@
 //! Integration tests: the real `bgjobd` binary, real sockets, real children.
 
+mod bench;
 mod clients;
 mod durable;
 mod failures;
