@@ -43,6 +43,11 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub state: Option<String>,
 
+    /// Check the config file and the modules folder, print a summary, and
+    /// exit: 0 when fine, 1 with the first problem named.
+    #[arg(long)]
+    pub check_config: bool,
+
     /// Print each bound ADDR:PORT on stdout, one per line, once listening.
     #[arg(short = '1', long)]
     pub print_addr: bool,

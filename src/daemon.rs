@@ -170,13 +170,22 @@ impl Daemon {
         let mut listeners = listeners;
         for (i, l) in listeners.iter_mut().enumerate() {
             let registry = poll.registry();
-            registry
-                .register(&mut l.tcp, Token(LISTENERS + 2 * i), Interest::READABLE)
-                .map_err(io_err("cannot watch a listener"))?;
-            registry
-                .register(&mut l.udp, Token(LISTENERS + 2 * i + 1), Interest::READABLE)
-                .map_err(io_err("cannot watch a listener"))?;
-            log::info!("listening on {} (tcp and udp, {})", l.addr, l.label);
+            if let Some(tcp) = &mut l.tcp {
+                registry
+                    .register(tcp, Token(LISTENERS + 2 * i), Interest::READABLE)
+                    .map_err(io_err("cannot watch a listener"))?;
+            }
+            if let Some(udp) = &mut l.udp {
+                registry
+                    .register(udp, Token(LISTENERS + 2 * i + 1), Interest::READABLE)
+                    .map_err(io_err("cannot watch a listener"))?;
+            }
+            let kinds = match (&l.tcp, &l.udp) {
+                (Some(_), Some(_)) => "tcp and udp",
+                (Some(_), None) => "tcp",
+                _ => "udp",
+            };
+            log::info!("listening on {} ({kinds}, {})", l.addr, l.label);
             if !l.addr.ip().is_loopback() {
                 log::warn!(
                     "{} is reachable from other hosts: any of them can run modules",
@@ -340,9 +349,14 @@ impl Daemon {
         );
         self.stopping = Some(until);
         self.timers.schedule(until, Timer::Stop);
-        for mut listener in std::mem::take(&mut self.listeners) {
-            let _ = self.poll.registry().deregister(&mut listener.tcp);
-            let _ = self.poll.registry().deregister(&mut listener.udp);
+        crate::systemd::notify("STOPPING=1");
+        for listener in std::mem::take(&mut self.listeners) {
+            if let Some(mut tcp) = listener.tcp {
+                let _ = self.poll.registry().deregister(&mut tcp);
+            }
+            if let Some(mut udp) = listener.udp {
+                let _ = self.poll.registry().deregister(&mut udp);
+            }
         }
         for key in self.jobs.waiting_keys() {
             self.stop_waiting_job(key);

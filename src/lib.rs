@@ -5,9 +5,11 @@
 
 mod admin;
 pub mod bench;
+pub mod check;
 pub mod checksum;
 pub mod child;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod conn;
 pub mod daemon;
@@ -24,6 +26,7 @@ pub mod queue;
 pub mod receipt;
 pub mod stats;
 mod supervise;
+pub mod systemd;
 mod tcp;
 pub mod timers;
 mod udp;

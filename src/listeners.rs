@@ -13,14 +13,15 @@ use crate::error::Error;
 /// short connections; a full backlog stalls clients for a second or more.
 const BACKLOG: i32 = 1024;
 
-/// One address served over TCP and UDP.
+/// One address served over TCP and UDP (sockets handed over by systemd may
+/// bring only one of the two).
 #[derive(Debug)]
 pub struct Listener {
     pub label: String,
     /// The bound address (with the real port when 0 was asked for).
     pub addr: SocketAddr,
-    pub tcp: TcpListener,
-    pub udp: UdpSocket,
+    pub tcp: Option<TcpListener>,
+    pub udp: Option<UdpSocket>,
 }
 
 /// Binds TCP and UDP on the same address. With port 0, TCP picks a free port
@@ -49,8 +50,8 @@ pub fn bind(spec: &ListenerSpec) -> Result<Listener, Error> {
                 return Ok(Listener {
                     label: spec.label.clone(),
                     addr,
-                    tcp,
-                    udp,
+                    tcp: Some(tcp),
+                    udp: Some(udp),
                 })
             }
             Err(e) => last_err = Some(e),

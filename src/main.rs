@@ -1,5 +1,5 @@
 //! `bgjobd`: parses the command line, loads the configuration, binds the
-//! listeners and runs the daemon. Exit codes: 0 stopped by a signal,
+//! listeners (or takes those systemd hands over) and runs the daemon. Exit codes: 0 stopped by a signal,
 //! 1 configuration or start-up error, 2 bad command line (clap).
 
 use std::io::Write;
@@ -8,10 +8,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use bgjob::cli::{Cli, PanicPolicy};
-use bgjob::config::ListenerSpec;
+use bgjob::config::{ListenerSpec, Settings};
 use bgjob::daemon::{Daemon, SettingsSource};
 use bgjob::error::Error;
-use bgjob::listeners;
+use bgjob::listeners::{self, Listener};
+use bgjob::{check, systemd};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -28,14 +29,29 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
+    // Sockets handed over by systemd replace the config's listeners, as
+    // --listen does; then a missing config file is not an error either.
+    let inherited = if cli.check_config {
+        None
+    } else {
+        systemd::inherited_listeners()?
+    };
     let source = SettingsSource {
         config_path: cli.config.clone(),
-        config_optional: !cli.listen.is_empty(),
+        config_optional: !cli.listen.is_empty() || inherited.is_some(),
         timeout: cli.timeout,
         max_jobs: cli.max_jobs,
         state: cli.state.clone(),
     };
     let config = source.load()?;
+    if cli.check_config {
+        let modules = check::check_modules(&cli.modules, &config.settings.node)?;
+        println!("{}", check::summary(&config, modules, &cli.modules));
+        return Ok(());
+    }
+    if let Some(inherited) = inherited {
+        return serve(cli, source, config.settings, inherited);
+    }
     let specs = if cli.listen.is_empty() {
         config.listeners
     } else {
@@ -51,9 +67,18 @@ fn run(cli: Cli) -> Result<(), Error> {
         .iter()
         .map(listeners::bind)
         .collect::<Result<Vec<_>, _>>()?;
+    serve(cli, source, config.settings, bound)
+}
+
+fn serve(
+    cli: Cli,
+    source: SettingsSource,
+    settings: Settings,
+    bound: Vec<Listener>,
+) -> Result<(), Error> {
     let addrs: Vec<_> = bound.iter().map(|l| l.addr).collect();
     let policy = cli.panic_policy();
-    let mut daemon = Daemon::new(config.settings, source, bound, cli.modules, policy)?;
+    let mut daemon = Daemon::new(settings, source, bound, cli.modules, policy)?;
     // Printed once everything is set up, so whoever reads it can start at once.
     if cli.print_addr {
         let mut out = std::io::stdout().lock();
@@ -62,6 +87,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         let _ = out.flush();
     }
+    systemd::notify("READY=1");
     daemon.run()
 }
 

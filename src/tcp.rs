@@ -26,7 +26,8 @@ impl Daemon {
             let Some(l) = self.listeners.get(listener) else {
                 return;
             };
-            let (mut stream, peer) = match l.tcp.accept() {
+            let Some(tcp) = &l.tcp else { return };
+            let (mut stream, peer) = match tcp.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

@@ -10,11 +10,15 @@ use crate::protocol::{loggable, split_datagram, Refusal};
 impl Daemon {
     pub(crate) fn receive_datagrams(&mut self, listener: usize) {
         let mut scratch = std::mem::take(&mut self.scratch);
-        while let Some(l) = self.listeners.get(listener) {
+        while let Some((l, udp)) = self
+            .listeners
+            .get(listener)
+            .and_then(|l| Some((l, l.udp.as_ref()?)))
+        {
             let mut from = None;
             let got = read_once(
                 ReadFrom {
-                    socket: &l.udp,
+                    socket: udp,
                     from: &mut from,
                 },
                 &mut scratch,

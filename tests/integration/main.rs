@@ -1,6 +1,7 @@
 //! Integration tests: the real `bgjobd` binary, real sockets, real children.
 
 mod bench;
+mod client;
 mod clients;
 mod durable;
 mod failures;
@@ -9,5 +10,6 @@ mod lifecycle;
 mod limits;
 mod protocol;
 mod queue;
+mod service;
 mod udp;
 mod util;

@@ -148,6 +148,19 @@ impl Daemon {
         }
     }
 
+    /// Wraps a daemon started some other way.
+    pub fn attach(child: Child, addr: SocketAddr, dir: TempDir, modules: PathBuf) -> Daemon {
+        let log = dir.path().join("bgjobd.log");
+        Daemon {
+            child: Some(child),
+            addr,
+            dir,
+            modules,
+            args: Vec::new(),
+            log,
+        }
+    }
+
     /// Kills the daemon with SIGKILL (as a crash would) and starts it again
     /// on the same folder, modules, state and arguments.
     pub fn crash_and_restart(&mut self) {

@@ -1,0 +1,195 @@
+//! The `bgjob` client against a live daemon: every subcommand and exit code.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use crate::util::{wait_for, Daemon, Setup};
+
+const BGJOB: &str = env!("CARGO_BIN_EXE_bgjob");
+
+fn bgjob(d: &Daemon, args: &[&str]) -> Output {
+    bgjob_stdin(d, args, None)
+}
+
+fn bgjob_stdin(d: &Daemon, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(BGJOB)
+        .args(args)
+        .env("BGJOB_SERVER", d.addr.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(data) = stdin {
+        input.write_all(data).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn run_send_and_ping() {
+    let d = Setup::new()
+        .module("test", "#!/bin/sh\nprintf Test\n")
+        .module("cat", "#!/bin/sh\nexec cat\n")
+        .start();
+    let o = bgjob(&d, &["run", "test"]);
+    assert_eq!((o.status.code(), out(&o).as_str()), (Some(0), "Test"));
+    let o = bgjob(&d, &["run", "cat", "a:b c"]);
+    assert_eq!(out(&o), "a:b c");
+    let binary: Vec<u8> = (0..=255).collect();
+    let o = bgjob_stdin(&d, &["run", "cat"], Some(&binary));
+    assert_eq!(o.stdout, binary, "stdin, binary-safe");
+    let o = bgjob_stdin(&d, &["run", "cat", "-"], Some(b"dash"));
+    assert_eq!(out(&o), "dash");
+    let o = bgjob(&d, &["ping"]);
+    assert!(
+        o.status.success() && out(&o).starts_with("oleh from "),
+        "{}",
+        out(&o)
+    );
+    let file = d.dir.path().join("sent");
+    d.add_module("note", &format!("#!/bin/sh\ncat > {}\n", file.display()));
+    let o = bgjob(&d, &["send", "note", "over udp"]);
+    assert!(o.status.success());
+    wait_for("the datagram's job", || {
+        std::fs::read_to_string(&file).is_ok_and(|s| s == "over udp")
+    });
+}
+
+#[test]
+fn queue_subcommands() {
+    let d = Setup::new()
+        .module("slow", "#!/bin/sh\nsleep 0.3\nprintf later\n")
+        .module("hang", "#!/bin/sh\nsleep 30\n")
+        .settings(r#""max_jobs": 1"#)
+        .start();
+    let o = bgjob(&d, &["add", "slow", "x"]);
+    assert_eq!(out(&o), "1\n");
+    let o = bgjob(&d, &["add", "hang"]);
+    assert_eq!(out(&o), "2\n");
+    assert_eq!(out(&bgjob(&d, &["check", "2"])), "waiting\n");
+    let o = bgjob(&d, &["get", "1"]);
+    assert_eq!((o.status.code(), out(&o).as_str()), (Some(0), "later"));
+    wait_for("running", || {
+        out(&bgjob(&d, &["check", "2"])) == "running\n"
+    });
+    let list = out(&bgjob(&d, &["list"]));
+    assert!(list.starts_with("2 hang queue running "), "{list}");
+    let info = out(&bgjob(&d, &["info", "2"]));
+    assert!(info.contains("status: running\n"), "{info}");
+    let stats = out(&bgjob(&d, &["stats"]));
+    assert!(stats.contains("jobs_running: 1\n"), "{stats}");
+    let o = bgjob(&d, &["cancel", "2"]);
+    assert_eq!(
+        (o.status.code(), out(&o).as_str()),
+        (Some(0), "cancelled: running job killed\n")
+    );
+    let o = bgjob(&d, &["get", "1"]);
+    assert_eq!(
+        (o.status.code(), err(&o).as_str()),
+        (Some(5), "404: Unknown job\n")
+    );
+    let o = bgjob(&d, &["check", "99"]);
+    assert_eq!(o.status.code(), Some(5));
+}
+
+#[test]
+fn each_error_class_has_its_exit_code() {
+    let d = Setup::new()
+        .module("fail", "#!/bin/sh\nexit 1\n")
+        .module("slow", "#!/bin/sh\nsleep 5\n")
+        .settings(r#""max_request_bytes": 20, "job_timeout_secs": 0.3"#)
+        .start();
+    let code = |args: &[&str]| bgjob(&d, args).status.code();
+    let o = bgjob(&d, &["run", "nosuch"]);
+    assert_eq!(
+        (o.status.code(), err(&o).as_str()),
+        (Some(4), "400: Unknown request\n")
+    );
+    assert!(o.stdout.is_empty(), "errors go to stderr");
+    assert_eq!(code(&["get", "42"]), Some(5));
+    assert_eq!(code(&["run", "fail"]), Some(6));
+    assert_eq!(code(&["run", "slow"]), Some(7), "504");
+    assert_eq!(
+        code(&["--timeout", "0.1", "run", "slow"]),
+        Some(7),
+        "the client's own limit"
+    );
+    assert_eq!(code(&["run", "fail", &"x".repeat(100)]), Some(9));
+    let busy = Setup::new()
+        .settings(r#""max_waiting": 0"#)
+        .module("fail", "#!/bin/sh\nexit 1\n")
+        .start();
+    assert_eq!(bgjob(&busy, &["run", "fail"]).status.code(), Some(8));
+    drop(busy);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let o = Command::new(BGJOB)
+        .args(["--server", &closed.to_string(), "ping"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        Command::new(BGJOB)
+            .arg("frobnicate")
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in [
+        "run", "send", "add", "check", "get", "cancel", "info", "stats", "list", "ping",
+    ] {
+        let o = Command::new(BGJOB).args([sub, "--help"]).output().unwrap();
+        assert!(o.status.success(), "{sub}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("--server"),
+            "{sub}"
+        );
+    }
+}
+
+#[test]
+fn stats_watch_redraws_in_a_terminal() {
+    let d = Setup::new()
+        .module("test", "#!/bin/sh\nprintf Test\n")
+        .start();
+    assert_eq!(d.ask_str("test:"), "Test");
+    let command = format!("{BGJOB} --server {} stats --watch --count 3", d.addr);
+    let o = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux)");
+    let screen = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{screen}");
+    assert_eq!(
+        screen.matches("\x1b[H\x1b[2J").count(),
+        3,
+        "three redraws: {screen:?}"
+    );
+    assert!(screen.contains("jobs_running"), "{screen}");
+    assert!(screen.contains("module.test"), "{screen}");
+    assert!(screen.contains("per s"), "{screen}");
+}
