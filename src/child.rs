@@ -1,13 +1,11 @@
 //! Starting a module's process and ending it: spawn with non-blocking pipes in
 //! its own process group, signal the group, reap.
 //!
-//! Children are spawned directly (never through a shell) with std's
-//! `Command`, which takes the fast `posix_spawn` path as long as no
-//! `pre_exec` hook or working directory is set: keep it that way.
+//! Children are spawned directly (never through a shell) with
+//! `posix_spawn`, see `spawn.rs`.
 
 use std::io;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Instant;
 
 use mio::unix::pipe::{Receiver, Sender};
@@ -15,6 +13,7 @@ use mio::unix::pipe::{Receiver, Sender};
 use crate::job::Outcome;
 use crate::modules::{Kind, Module};
 use crate::receipt::Usage;
+use crate::spawn::{Spawned, Spawner};
 
 /// How far the stopping of a child has gone; each phase has its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +34,8 @@ pub enum Phase {
 pub struct Child {
     pub pid: u32,
     pub stdin: Option<Sender>,
+    /// Stdin is registered with the poll (only once a write would block).
+    pub stdin_watched: bool,
     pub stdout: Option<Receiver>,
     pub stderr: Option<Receiver>,
     /// Stdout so far, the answer once the job is done.
@@ -84,47 +85,43 @@ pub struct JobEnv<'a> {
 }
 
 /// Starts the module with piped, non-blocking stdin/stdout/stderr, as the
-/// leader of a new process group.
+/// leader of a new process group. `node` is the Node.js binary, resolved.
 pub fn spawn(
+    spawner: &mut Spawner,
     module: &Module,
     env: &JobEnv,
-    node: &std::path::Path,
+    node: Option<&Path>,
     deadline: Instant,
 ) -> io::Result<Child> {
-    let mut cmd = match module.kind {
-        Kind::Executable => Command::new(&module.path),
+    let mut vars = vec![
+        format!("BGJOB_MODULE={}", env.module),
+        format!("BGJOB_TRANSPORT={}", env.transport),
+        format!("BGJOB_ATTEMPT={}", env.attempt),
+    ];
+    if let Some(remote) = &env.remote {
+        vars.push(format!("BGJOB_REMOTE={remote}"));
+    }
+    if let Some(id) = env.job_id {
+        vars.push(format!("BGJOB_JOB_ID={id}"));
+    }
+    let spawned = match module.kind {
+        Kind::Executable => spawner.spawn(&module.path, &[], &vars)?,
         Kind::Node => {
-            let mut cmd = Command::new(node);
-            cmd.arg(&module.path);
-            cmd
+            let node = node
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "node is not installed"))?;
+            spawner.spawn(node, &[module.path.as_os_str()], &vars)?
         }
     };
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .env("BGJOB_MODULE", env.module)
-        .env("BGJOB_TRANSPORT", env.transport);
-    match &env.remote {
-        Some(remote) => cmd.env("BGJOB_REMOTE", remote),
-        None => cmd.env_remove("BGJOB_REMOTE"),
-    };
-    match env.job_id {
-        Some(id) => cmd.env("BGJOB_JOB_ID", id.to_string()),
-        None => cmd.env_remove("BGJOB_JOB_ID"),
-    };
-    cmd.env("BGJOB_ATTEMPT", env.attempt.to_string());
-    let mut child = cmd.spawn()?;
-    let pid = child.id();
-    let stdin = Sender::from(child.stdin.take().expect("piped stdin"));
-    let stdout = Receiver::from(child.stdout.take().expect("piped stdout"));
-    let stderr = Receiver::from(child.stderr.take().expect("piped stderr"));
-    stdin.set_nonblocking(true)?;
-    stdout.set_nonblocking(true)?;
-    stderr.set_nonblocking(true)?;
+    let Spawned {
+        pid,
+        stdin,
+        stdout,
+        stderr,
+    } = spawned;
     Ok(Child {
         pid,
         stdin: Some(stdin),
+        stdin_watched: false,
         stdout: Some(stdout),
         stderr: Some(stderr),
         output: Vec::new(),
@@ -164,6 +161,17 @@ pub fn next_exited() -> Option<u32> {
             0 => None,
             pid => Some(pid as u32),
         }
+    }
+}
+
+/// True if this child has exited (it is left unreaped).
+pub fn has_exited(pid: u32) -> bool {
+    // SAFETY: as in next_exited.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) == 0
+            && info.si_pid() as u32 == pid
     }
 }
 

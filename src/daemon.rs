@@ -26,6 +26,7 @@ use crate::listeners::Listener;
 use crate::modules::ModuleIndex;
 use crate::protocol::Refusal;
 use crate::queue::QueueBook;
+use crate::spawn::Spawner;
 use crate::stats::Stats;
 use crate::timers::{Timer, Timers};
 
@@ -147,6 +148,9 @@ pub struct Daemon {
     pub(crate) journal: Option<Journal>,
     /// Answers held until their job's record is on disk, in journal order.
     pub(crate) acks: VecDeque<Ack>,
+    pub(crate) spawner: Spawner,
+    /// The Node.js binary, found on `PATH` at start and on SIGHUP.
+    pub(crate) node: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -234,7 +238,10 @@ impl Daemon {
             started: Instant::now(),
             journal,
             acks: VecDeque::new(),
+            spawner: Spawner::from_current_env(),
+            node: None,
         };
+        daemon.find_node();
         daemon.recover(decoded);
         Ok(daemon)
     }
@@ -327,11 +334,23 @@ impl Daemon {
                     log::info!("reloaded {}", self.source.config_path.display());
                 }
                 self.settings = config.settings;
+                self.find_node();
             }
             Err(e) => log::error!("reload refused, old settings kept: {e}"),
         }
         self.modules.rescan();
         self.last_refresh = Instant::now();
+    }
+
+    /// Looks up the Node.js binary once, rather than on every spawn.
+    fn find_node(&mut self) {
+        self.node = crate::check::find_program(&self.settings.node);
+        if self.node.is_none() {
+            log::info!(
+                "{} not found: .js modules cannot run",
+                self.settings.node.display()
+            );
+        }
     }
 
     /// SIGTERM/SIGINT: stop accepting, refuse what has not started, let
@@ -434,11 +453,10 @@ impl Daemon {
         self.closed.push(key);
     }
 
+    /// Closing a socket removes it from the epoll set: no `deregister` needed.
     fn remove_closed(&mut self) {
         for key in std::mem::take(&mut self.closed) {
-            if let Some(mut conn) = self.conns.try_remove(key) {
-                let _ = self.poll.registry().deregister(&mut conn.stream);
-            }
+            self.conns.try_remove(key);
         }
     }
 

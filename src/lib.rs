@@ -24,6 +24,7 @@ pub mod modules;
 pub mod protocol;
 pub mod queue;
 pub mod receipt;
+pub mod spawn;
 pub mod stats;
 mod supervise;
 pub mod systemd;

@@ -15,6 +15,7 @@ use bgjob::listeners::{self, Listener};
 use bgjob::{check, systemd};
 
 fn main() -> ExitCode {
+    bgjob::spawn::ensure_standard_fds();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     install_panic_hook(cli.panic_policy());

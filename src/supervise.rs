@@ -3,6 +3,11 @@
 //!
 //! A job is done only when its process has been reaped *and* its stdout and
 //! stderr have reached end of file: the two arrive in either order.
+//!
+//! Pipes are closed by dropping them, without a `deregister` first: closing
+//! the only descriptor of a pipe end removes it from the epoll set (ours are
+//! close-on-exec and never duplicated), and it saves a system call per pipe
+//! on the hot path. Stdin is only watched once a write would block.
 
 use std::time::Instant;
 
@@ -54,7 +59,8 @@ impl Daemon {
             attempt: job.attempts,
         };
         let deadline = Instant::now() + self.settings.job_timeout;
-        let mut child = match child::spawn(&job.module, &env, &self.settings.node, deadline) {
+        let node = self.node.as_deref();
+        let mut child = match child::spawn(&mut self.spawner, &job.module, &env, node, deadline) {
             Ok(child) => child,
             Err(e) => {
                 let program = match job.module.kind {
@@ -113,7 +119,23 @@ impl Daemon {
             }
         };
         if close {
-            close_pipe(self.poll.registry(), &mut child.stdin);
+            child.stdin = None;
+        } else if !input.is_empty() && !child.stdin_watched {
+            // The pipe is full: from now on, wait for it to drain.
+            let token = pipe_token(key, Stream::Stdin);
+            if let Some(stdin) = &mut child.stdin {
+                match self
+                    .poll
+                    .registry()
+                    .register(stdin, token, Interest::WRITABLE)
+                {
+                    Ok(()) => child.stdin_watched = true,
+                    Err(e) => {
+                        log::error!("module {}: cannot watch its stdin: {e}", job.module.name);
+                        child.stdin = None;
+                    }
+                }
+            }
         }
     }
 
@@ -148,7 +170,13 @@ impl Daemon {
                 .get_or_insert(Outcome::OutputTooLarge(max_output));
         }
         if over || !matches!(end, Ok(ReadEnd::Open)) {
-            close_pipe(self.poll.registry(), &mut child.stdout);
+            child.stdout = None;
+            // Output ends as a process exits: reap it now rather than a turn
+            // later, when its SIGCHLD is read.
+            let pid = child.pid;
+            if child.status.is_none() && child::has_exited(pid) {
+                self.child_exited(pid);
+            }
             self.finish_if_done(key);
         }
     }
@@ -184,7 +212,7 @@ impl Daemon {
                     *logged - STDERR_LOG_CAP
                 );
             }
-            close_pipe(self.poll.registry(), &mut child.stderr);
+            child.stderr = None;
             self.finish_if_done(key);
         }
     }
@@ -194,31 +222,38 @@ impl Daemon {
     /// whatever the module left running in its group ends with it.
     pub(crate) fn reap_children(&mut self) {
         while let Some(pid) = child::next_exited() {
-            child::signal_group(pid, SIGKILL);
-            let reaped = child::reap(pid);
-            let Some(key) = self.jobs.by_pid(pid) else {
-                if reaped.is_none() {
-                    break; // cannot happen, but never spin
-                }
-                continue;
-            };
-            let grace = self.settings.kill_grace;
-            if let Some(child) = self.jobs.get_mut(key).and_then(Job::child_mut) {
-                let (status, usage) = reaped.unwrap_or((-1, Default::default()));
-                child.status = Some(status);
-                child.usage = usage;
-                child.phase = ChildPhase::Exited;
-                child.deadline = Instant::now() + grace;
-                // A pipe still open after the group is gone is held by a process
-                // that left the group; it gets the grace period, then is closed.
-                close_pipe(self.poll.registry(), &mut child.stdin);
-                self.timers.schedule(child.deadline, Timer::Job(key));
+            if !self.child_exited(pid) {
+                break; // cannot happen, but never spin
             }
-            // Read what is left now: the exit may be seen before the last output.
-            self.read_stdout(key);
-            self.read_stderr(key);
-            self.finish_if_done(key);
         }
+    }
+
+    /// Kills what is left of an exited child's process group, reaps it, and
+    /// finishes its job if its output is complete. False if it could not be
+    /// reaped.
+    fn child_exited(&mut self, pid: u32) -> bool {
+        child::signal_group(pid, SIGKILL);
+        let reaped = child::reap(pid);
+        let Some(key) = self.jobs.by_pid(pid) else {
+            return reaped.is_some();
+        };
+        let grace = self.settings.kill_grace;
+        if let Some(child) = self.jobs.get_mut(key).and_then(Job::child_mut) {
+            let (status, usage) = reaped.unwrap_or((-1, Default::default()));
+            child.status = Some(status);
+            child.usage = usage;
+            child.phase = ChildPhase::Exited;
+            child.deadline = Instant::now() + grace;
+            // A pipe still open after the group is gone is held by a process
+            // that left the group; it gets the grace period, then is closed.
+            child.stdin = None;
+            self.timers.schedule(child.deadline, Timer::Job(key));
+        }
+        // Read what is left now: the exit may be seen before the last output.
+        self.read_stdout(key);
+        self.read_stderr(key);
+        self.finish_if_done(key);
+        true
     }
 
     /// A job's deadline came: time limit, kill grace, or pipe drain.
@@ -258,8 +293,8 @@ impl Daemon {
                     "module {name}[{}]: a process outside its group keeps its output open",
                     child.pid
                 );
-                close_pipe(self.poll.registry(), &mut child.stdout);
-                close_pipe(self.poll.registry(), &mut child.stderr);
+                child.stdout = None;
+                child.stderr = None;
                 self.finish_if_done(key);
             }
         }
@@ -290,9 +325,9 @@ impl Daemon {
         let mut killed_at_stop = false;
         let (outcome, output) = match std::mem::replace(&mut job.state, JobState::Waiting) {
             JobState::Running(mut child) => {
-                close_pipe(self.poll.registry(), &mut child.stdin);
-                close_pipe(self.poll.registry(), &mut child.stdout);
-                close_pipe(self.poll.registry(), &mut child.stderr);
+                child.stdin = None;
+                child.stdout = None;
+                child.stderr = None;
                 receipt.wall = child.started.elapsed();
                 receipt.usage = child.usage;
                 receipt.bytes_out = child.output.len() as u64;
@@ -375,7 +410,7 @@ impl Daemon {
                     child::signal_group(child.pid, SIGKILL);
                 }
                 job.input.discard();
-                close_pipe(self.poll.registry(), &mut child.stdin);
+                child.stdin = None;
             }
         }
     }
@@ -448,9 +483,6 @@ fn job_entry(jobs: &mut crate::jobs::JobTable, key: JobKey) -> &mut Job {
 }
 
 fn register_pipes(registry: &Registry, key: JobKey, child: &mut Child) -> std::io::Result<()> {
-    if let Some(stdin) = &mut child.stdin {
-        registry.register(stdin, pipe_token(key, Stream::Stdin), Interest::WRITABLE)?;
-    }
     if let Some(stdout) = &mut child.stdout {
         registry.register(stdout, pipe_token(key, Stream::Stdout), Interest::READABLE)?;
     }
@@ -458,13 +490,6 @@ fn register_pipes(registry: &Registry, key: JobKey, child: &mut Child) -> std::i
         registry.register(stderr, pipe_token(key, Stream::Stderr), Interest::READABLE)?;
     }
     Ok(())
-}
-
-/// Stops watching a pipe and closes it.
-fn close_pipe<P: mio::event::Source>(registry: &Registry, pipe: &mut Option<P>) {
-    if let Some(mut pipe) = pipe.take() {
-        let _ = registry.deregister(&mut pipe);
-    }
 }
 
 fn log_stderr(name: &str, pid: u32, line: &mut Vec<u8>, logged: &mut usize) {

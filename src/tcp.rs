@@ -272,11 +272,12 @@ impl Daemon {
         match out.write_to(&conn.stream) {
             Ok(false) => {}
             Ok(true) => {
-                // Our FIN tells the client the answer is complete.
-                let _ = conn.stream.shutdown(Shutdown::Write);
+                // Our FIN tells the client the answer is complete; when the
+                // client has sent its own, closing sends it.
                 if conn.peer_eof {
                     self.close(key);
                 } else {
+                    let _ = conn.stream.shutdown(Shutdown::Write);
                     conn.phase = Phase::Linger;
                     self.set_conn_deadline(key, Some(Instant::now() + LINGER));
                 }

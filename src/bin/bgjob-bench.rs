@@ -135,8 +135,16 @@ fn once(
         stream.shutdown(Shutdown::Write)?;
     }
     let mut answer = Vec::new();
-    stream.read_to_end(&mut answer)?;
-    Ok(answer)
+    match stream.read_to_end(&mut answer) {
+        Ok(_) => Ok(answer),
+        // A server whose child never read the request resets the connection
+        // after answering (unread input at close): what arrived before the
+        // reset is the answer, and the answer check judges it.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !answer.is_empty() => {
+            Ok(answer)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn udp(args: &Args) -> ExitCode {
