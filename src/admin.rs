@@ -4,9 +4,6 @@
 use std::fmt::Write as _;
 use std::time::{Instant, SystemTime};
 
-use libc::SIGKILL;
-
-use crate::child;
 use crate::conn::Phase;
 use crate::daemon::Daemon;
 use crate::job::{JobState, Outcome};
@@ -101,9 +98,7 @@ impl Daemon {
                 let module = job.module.name.clone();
                 if let JobState::Running(child) = &mut job.state {
                     child.verdict = Some(Outcome::Cancelled);
-                    if child.status.is_none() {
-                        child::signal_group(child.pid, SIGKILL);
-                    }
+                    child.kill();
                     log::info!("queue job {id} ({module}) cancelled: killing its process group");
                     // Its end is journaled and answered when it is reaped.
                     return Ok(Some(b"cancelled: running job killed".to_vec()));

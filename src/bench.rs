@@ -8,6 +8,8 @@ use std::time::Duration;
 pub enum Expect {
     Exactly(Vec<u8>),
     Prefix(Vec<u8>),
+    /// Only the length is checked (large payloads).
+    Length(usize),
     Anything,
 }
 
@@ -16,6 +18,7 @@ impl Expect {
         match self {
             Expect::Exactly(want) => answer == want.as_slice(),
             Expect::Prefix(want) => answer.starts_with(want),
+            Expect::Length(n) => answer.len() == *n,
             Expect::Anything => true,
         }
     }
@@ -142,5 +145,7 @@ mod tests {
         assert!(Expect::Prefix(b"id:".to_vec()).accepts(b"id:42"));
         assert!(!Expect::Prefix(b"id:".to_vec()).accepts(b"503: Busy"));
         assert!(Expect::Anything.accepts(b""));
+        assert!(Expect::Length(3).accepts(b"abc"));
+        assert!(!Expect::Length(3).accepts(b"ab"));
     }
 }

@@ -13,7 +13,7 @@ use mio::unix::pipe::{Receiver, Sender};
 use crate::job::Outcome;
 use crate::modules::{Kind, Module};
 use crate::receipt::Usage;
-use crate::spawn::{Spawned, Spawner};
+use crate::spawn::{Pipes, Spawner};
 
 /// How far the stopping of a child has gone; each phase has its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +32,10 @@ pub enum Phase {
 /// A running module process and what it has said so far.
 #[derive(Debug)]
 pub struct Child {
-    pub pid: u32,
+    /// Known once the spawn thread has started it.
+    pub pid: Option<u32>,
+    /// The spawn order's serial number, to match the spawn thread's result.
+    pub serial: u64,
     pub stdin: Option<Sender>,
     /// Stdin is registered with the poll (only once a write would block).
     pub stdin_watched: bool,
@@ -47,6 +50,8 @@ pub struct Child {
     pub status: Option<i32>,
     /// Resource use, once reaped.
     pub usage: Usage,
+    /// To be killed: done at once if the pid is known, else when it arrives.
+    pub condemned: bool,
     /// Killed because the daemon stopped: a journaled job runs again after
     /// the restart instead of being recorded as failed.
     pub killed_at_stop: bool,
@@ -59,6 +64,20 @@ pub struct Child {
 }
 
 impl Child {
+    /// Signals its process group while it has not been reaped; before its
+    /// pid is known there is nothing to signal yet.
+    pub fn signal(&self, signal: i32) {
+        if let (Some(pid), None) = (self.pid, self.status) {
+            signal_group(pid, signal);
+        }
+    }
+
+    /// Kills its process group now, or as soon as its pid is known.
+    pub fn kill(&mut self) {
+        self.condemned = true;
+        self.signal(libc::SIGKILL);
+    }
+
     /// Done when reaped and both output pipes are closed.
     pub fn is_done(&self) -> bool {
         self.status.is_some() && self.stdout.is_none() && self.stderr.is_none()
@@ -84,8 +103,9 @@ pub struct JobEnv<'a> {
     pub attempt: u32,
 }
 
-/// Starts the module with piped, non-blocking stdin/stdout/stderr, as the
-/// leader of a new process group. `node` is the Node.js binary, resolved.
+/// Orders the module started with piped, non-blocking stdin/stdout/stderr,
+/// as the leader of a new process group. `node` is the Node.js binary,
+/// resolved. The pid comes later, from the spawn thread.
 pub fn spawn(
     spawner: &mut Spawner,
     module: &Module,
@@ -104,22 +124,22 @@ pub fn spawn(
     if let Some(id) = env.job_id {
         vars.push(format!("BGJOB_JOB_ID={id}"));
     }
-    let spawned = match module.kind {
-        Kind::Executable => spawner.spawn(&module.path, &[], &vars)?,
+    let (serial, pipes) = match module.kind {
+        Kind::Executable => spawner.start(&module.path, &[], &vars)?,
         Kind::Node => {
             let node = node
                 .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "node is not installed"))?;
-            spawner.spawn(node, &[module.path.as_os_str()], &vars)?
+            spawner.start(node, &[module.path.as_os_str()], &vars)?
         }
     };
-    let Spawned {
-        pid,
+    let Pipes {
         stdin,
         stdout,
         stderr,
-    } = spawned;
+    } = pipes;
     Ok(Child {
-        pid,
+        pid: None,
+        serial,
         stdin: Some(stdin),
         stdin_watched: false,
         stdout: Some(stdout),
@@ -129,6 +149,7 @@ pub fn spawn(
         stderr_logged: 0,
         status: None,
         usage: Usage::default(),
+        condemned: false,
         killed_at_stop: false,
         verdict: None,
         started: Instant::now(),

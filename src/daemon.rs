@@ -4,9 +4,10 @@
 //! The handlers live beside it, each in its own file: `tcp.rs` (connections),
 //! `udp.rs` (datagrams), `supervise.rs` (children, their pipes and their end).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -26,6 +27,7 @@ use crate::listeners::Listener;
 use crate::modules::ModuleIndex;
 use crate::protocol::Refusal;
 use crate::queue::QueueBook;
+use crate::receipt::Usage;
 use crate::spawn::Spawner;
 use crate::stats::Stats;
 use crate::timers::{Timer, Timers};
@@ -149,6 +151,8 @@ pub struct Daemon {
     /// Answers held until their job's record is on disk, in journal order.
     pub(crate) acks: VecDeque<Ack>,
     pub(crate) spawner: Spawner,
+    /// Exits of children whose pid the spawn thread has not reported yet.
+    pub(crate) early_exits: HashMap<u32, (i32, Usage)>,
     /// The Node.js binary, found on `PATH` at start and on SIGHUP.
     pub(crate) node: Option<PathBuf>,
 }
@@ -199,8 +203,11 @@ impl Daemon {
         }
         let modules = ModuleIndex::new(modules_dir);
         log::info!("{} modules in {}", modules.len(), modules.dir().display());
-        let waker =
-            Waker::new(poll.registry(), WAKER).map_err(io_err("cannot create the waker"))?;
+        let waker = Arc::new(
+            Waker::new(poll.registry(), WAKER).map_err(io_err("cannot create the waker"))?,
+        );
+        let spawner = Spawner::start_thread(waker.clone())
+            .map_err(io_err("cannot start the spawn thread"))?;
         let (journal, decoded) = match &settings.state_dir {
             Some(dir) => {
                 let (journal, decoded) = Journal::open(dir, settings.journal_sync, waker)?;
@@ -238,7 +245,8 @@ impl Daemon {
             started: Instant::now(),
             journal,
             acks: VecDeque::new(),
-            spawner: Spawner::from_current_env(),
+            spawner,
+            early_exits: HashMap::new(),
             node: None,
         };
         daemon.find_node();
@@ -293,7 +301,10 @@ impl Daemon {
     fn dispatch(&mut self, token: Token) {
         match source(token) {
             Source::Signals => self.handle_signals(),
-            Source::Waker => self.release_acks(),
+            Source::Waker => {
+                self.spawn_results();
+                self.release_acks();
+            }
             Source::TcpListener(i) => self.accept(i),
             Source::Udp(i) => self.receive_datagrams(i),
             Source::Pipe(job, stream) => self.pipe_ready(job, stream),

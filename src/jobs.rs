@@ -17,6 +17,9 @@ pub struct JobTable {
     waiting: VecDeque<JobKey>,
     /// Jobs waiting for their journal record to reach the disk.
     pending: usize,
+    /// Running jobs whose pid the spawn thread has not reported yet, by
+    /// spawn serial number.
+    starting: HashMap<u64, JobKey>,
     by_pid: HashMap<u32, JobKey>,
 }
 
@@ -67,13 +70,23 @@ impl JobTable {
 
     /// The next job to start, if fewer than `max_running` run.
     pub fn pop_waiting(&mut self, max_running: usize) -> Option<JobKey> {
-        if self.by_pid.len() >= max_running {
+        if self.running() >= max_running {
             return None;
         }
         self.waiting.pop_front()
     }
 
-    /// Records that the job's child started with this pid.
+    /// Records that the job's child was ordered started.
+    pub fn starting(&mut self, key: JobKey, serial: u64) {
+        self.starting.insert(serial, key);
+    }
+
+    /// The spawn thread reported on an order: the job it was for.
+    pub fn spawned(&mut self, serial: u64) -> Option<JobKey> {
+        self.starting.remove(&serial)
+    }
+
+    /// Records that the job's child runs with this pid.
     pub fn started(&mut self, key: JobKey, pid: u32) {
         self.by_pid.insert(pid, key);
     }
@@ -95,7 +108,10 @@ impl JobTable {
         let job = self.jobs.try_remove(key)?;
         match &job.state {
             JobState::Running(child) => {
-                self.by_pid.remove(&child.pid);
+                match child.pid {
+                    Some(pid) => self.by_pid.remove(&pid),
+                    None => self.starting.remove(&child.serial),
+                };
             }
             JobState::Waiting => self.waiting.retain(|&k| k != key),
             JobState::Pending => self.pending -= 1,
@@ -103,8 +119,9 @@ impl JobTable {
         Some(job)
     }
 
+    /// Jobs with a child: started, or being started.
     pub fn running(&self) -> usize {
-        self.by_pid.len()
+        self.by_pid.len() + self.starting.len()
     }
 
     /// Jobs waiting to start, pending ones included.
@@ -148,6 +165,9 @@ mod tests {
         let b = table.add(job(), 2).unwrap();
         assert!(table.add(job(), 2).is_err());
         assert_eq!(table.pop_waiting(1), Some(a));
+        table.starting(a, 7);
+        assert_eq!(table.pop_waiting(1), None, "running limit reached");
+        assert_eq!(table.spawned(7), Some(a));
         table.started(a, 100);
         assert_eq!(table.pop_waiting(1), None, "running limit reached");
         assert_eq!(table.by_pid(100), Some(a));

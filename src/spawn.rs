@@ -1,5 +1,11 @@
 //! Starting a process the fast way: vfork and exec with three pipes, a new
-//! process group and a prepared environment.
+//! process group and a prepared environment, on a thread of its own.
+//!
+//! A vfork parent is suspended until its child has exec'd, about half a
+//! millisecond for a shell script on a busy machine: on the loop thread that
+//! was the daemon's ceiling (the loop waited, and a core sat idle). So the
+//! loop creates the pipes, keeps its ends, and hands the order to the spawn
+//! thread, which does nothing else; the pid comes back through the waker.
 //!
 //! std's `Command` takes glibc's `posix_spawn` path, but on every spawn it
 //! rebuilds the environment as a map of owned strings and queries the
@@ -7,8 +13,8 @@
 //! dispositions in the child while the parent waits. Here the daemon's
 //! environment is turned into C strings once, a spawn only adds the job's
 //! `BGJOB_*` variables, and the child makes a dozen system calls before
-//! exec. The daemon is single-threaded: while the child borrows its memory
-//! it is suspended, so nothing else can touch it.
+//! exec. The spawn thread blocks every signal, so no handler ever runs on
+//! its side of the memory the child borrows.
 
 use std::ffi::{CString, OsStr};
 use std::io;
@@ -16,8 +22,11 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
 
 use mio::unix::pipe::{Receiver, Sender};
+use mio::Waker;
 
 /// Signals a module starts with at their default disposition (it inherits
 /// the rest, as from any other parent).
@@ -29,19 +38,173 @@ const RESET_SIGNALS: [libc::c_int; 5] = [
     libc::SIGTERM,
 ];
 
-/// A started process and our ends of its pipes (non-blocking).
-pub struct Spawned {
-    pub pid: u32,
+/// Our ends of a new child's pipes (non-blocking).
+pub struct Pipes {
     pub stdin: Sender,
     pub stdout: Receiver,
     pub stderr: Receiver,
 }
 
-/// The environment every module gets, prepared once, and the stack the
-/// short-lived vfork child runs on.
+/// What became of a spawn order.
+#[derive(Debug)]
+pub struct SpawnResult {
+    /// The serial number [`Spawner::start`] returned.
+    pub serial: u64,
+    pub pid: io::Result<u32>,
+}
+
+struct Order {
+    serial: u64,
+    program: CString,
+    args: Vec<CString>,
+    extra_env: Vec<CString>,
+    /// The child's ends: stdin, stdout, stderr.
+    fds: [OwnedFd; 3],
+}
+
+/// The loop's side of the spawn thread.
 pub struct Spawner {
-    base_env: Vec<CString>,
-    stack: Vec<u128>,
+    tx: Option<mpsc::Sender<Order>>,
+    results: Arc<Mutex<Vec<SpawnResult>>>,
+    thread: Option<JoinHandle<()>>,
+    next_serial: u64,
+}
+
+impl Spawner {
+    /// Starts the spawn thread. Modules get the daemon's environment, less
+    /// the variables each job sets; `waker` is woken when results are ready.
+    pub fn start_thread(waker: Arc<Waker>) -> io::Result<Spawner> {
+        let base_env: Vec<CString> = std::env::vars_os()
+            .filter(|(k, _)| !k.as_bytes().starts_with(b"BGJOB_"))
+            .filter_map(|(k, v)| {
+                let mut kv = k.as_bytes().to_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                CString::new(kv).ok()
+            })
+            .collect();
+        let (tx, rx) = mpsc::channel::<Order>();
+        let results = Arc::new(Mutex::new(Vec::new()));
+        let thread_results = results.clone();
+        let thread = std::thread::Builder::new()
+            .name("spawn".into())
+            .spawn(move || {
+                // SAFETY: blocks every signal for this thread only.
+                unsafe {
+                    let mut all: libc::sigset_t = std::mem::zeroed();
+                    libc::sigfillset(&mut all);
+                    libc::pthread_sigmask(libc::SIG_SETMASK, &all, ptr::null_mut());
+                }
+                let mut stack = vec![0u128; CHILD_STACK / 16];
+                for order in rx {
+                    let pid = spawn_now(&mut stack, &base_env, &order);
+                    drop(order.fds);
+                    if let Ok(mut results) = thread_results.lock() {
+                        results.push(SpawnResult {
+                            serial: order.serial,
+                            pid,
+                        });
+                    }
+                    let _ = waker.wake();
+                }
+            })?;
+        Ok(Spawner {
+            tx: Some(tx),
+            results,
+            thread: Some(thread),
+            next_serial: 1,
+        })
+    }
+
+    /// Orders `program` started with `args` (after the program name) and
+    /// the extra `NAME=value` variables, as the leader of a new process
+    /// group. Returns the order's serial number and our ends of its pipes;
+    /// the pid comes later from [`Spawner::take_results`].
+    pub fn start(
+        &mut self,
+        program: &Path,
+        args: &[&OsStr],
+        extra_env: &[String],
+    ) -> io::Result<(u64, Pipes)> {
+        let c = |bytes: &[u8]| {
+            CString::new(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+        };
+        let program = c(program.as_os_str().as_bytes())?;
+        let args = args
+            .iter()
+            .map(|a| c(a.as_bytes()))
+            .collect::<Result<_, _>>()?;
+        let extra_env = extra_env
+            .iter()
+            .map(|v| c(v.as_bytes()))
+            .collect::<Result<_, _>>()?;
+        let (stdin_r, stdin_w) = pipe()?;
+        let (stdout_r, stdout_w) = pipe()?;
+        let (stderr_r, stderr_w) = pipe()?;
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let order = Order {
+            serial,
+            program,
+            args,
+            extra_env,
+            fds: [stdin_r, stdout_w, stderr_w],
+        };
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| io::Error::other("spawn thread stopped"))?;
+        tx.send(order)
+            .map_err(|_| io::Error::other("spawn thread stopped"))?;
+        let pipes = Pipes {
+            stdin: nonblocking(Sender::from(stdin_w))?,
+            stdout: nonblocking(Receiver::from(stdout_r))?,
+            stderr: nonblocking(Receiver::from(stderr_r))?,
+        };
+        Ok((serial, pipes))
+    }
+
+    /// Results of orders since the last call.
+    pub fn take_results(&self) -> Vec<SpawnResult> {
+        self.results
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Spawner {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts one order (on the spawn thread).
+fn spawn_now(stack: &mut [u128], base_env: &[CString], order: &Order) -> io::Result<u32> {
+    let mut argv: Vec<*mut libc::c_char> = Vec::with_capacity(order.args.len() + 2);
+    argv.push(order.program.as_ptr() as *mut _);
+    argv.extend(order.args.iter().map(|a| a.as_ptr() as *mut _));
+    argv.push(ptr::null_mut());
+    let mut envp: Vec<*mut libc::c_char> =
+        Vec::with_capacity(base_env.len() + order.extra_env.len() + 1);
+    envp.extend(
+        base_env
+            .iter()
+            .chain(&order.extra_env)
+            .map(|v| v.as_ptr() as *mut _),
+    );
+    envp.push(ptr::null_mut());
+    let mut plan = ChildPlan {
+        program: order.program.as_ptr(),
+        argv: argv.as_ptr(),
+        envp: envp.as_ptr(),
+        fds: [fd(&order.fds[0]), fd(&order.fds[1]), fd(&order.fds[2])],
+        error: 0,
+    };
+    vfork_exec(stack, &mut plan)
 }
 
 /// Everything the vfork child needs, prepared by the parent: the child may
@@ -59,114 +222,35 @@ struct ChildPlan {
 /// The stack of the vfork child: it only runs `child_main`.
 const CHILD_STACK: usize = 64 * 1024;
 
-impl Spawner {
-    /// Takes the daemon's environment, less the variables each job sets.
-    pub fn from_current_env() -> Spawner {
-        let base_env = std::env::vars_os()
-            .filter(|(k, _)| !k.as_bytes().starts_with(b"BGJOB_"))
-            .filter_map(|(k, v)| {
-                let mut kv = k.as_bytes().to_vec();
-                kv.push(b'=');
-                kv.extend_from_slice(v.as_bytes());
-                CString::new(kv).ok()
-            })
-            .collect();
-        Spawner {
-            base_env,
-            stack: vec![0; CHILD_STACK / 16],
-        }
-    }
-
-    /// `clone(CLONE_VM | CLONE_VFORK)`: the child borrows our memory and a
-    /// stack of its own, sets itself up with a dozen system calls and
-    /// execs; we resume once it has. glibc's `posix_spawn` works the same
-    /// way but resets all 64 signal dispositions one by one first, which
-    /// the daemon would wait for on every request.
-    fn vfork_exec(&mut self, plan: &mut ChildPlan) -> io::Result<u32> {
-        let top = self.stack.as_mut_ptr_range().end as *mut libc::c_void;
-        // SAFETY: all signals are blocked around clone, so no handler of
-        // ours runs on the child's side of the shared memory; the child
-        // only calls async-signal-safe functions on data that stays alive
-        // and untouched until it has exec'd or exited (CLONE_VFORK suspends
-        // us until then); the stack is ours and 16-byte aligned.
-        unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-            let pid = libc::clone(
-                child_main,
-                top,
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-                (plan as *mut ChildPlan).cast(),
-            );
-            let clone_error = io::Error::last_os_error();
-            libc::pthread_sigmask(libc::SIG_SETMASK, &old, ptr::null_mut());
-            if pid < 0 {
-                return Err(clone_error);
-            }
-            if plan.error != 0 {
-                // It never became the module: reap it here, it is no job's.
-                libc::waitpid(pid, ptr::null_mut(), 0);
-                return Err(io::Error::from_raw_os_error(plan.error));
-            }
-            Ok(pid as u32)
-        }
-    }
-
-    /// Starts `program` with `args` (after the program name itself) and the
-    /// extra `NAME=value` variables, as the leader of a new process group,
-    /// with signal handling reset to the defaults.
-    pub fn spawn(
-        &mut self,
-        program: &Path,
-        args: &[&OsStr],
-        extra_env: &[String],
-    ) -> io::Result<Spawned> {
-        let c = |bytes: &[u8]| {
-            CString::new(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-        };
-        let program = c(program.as_os_str().as_bytes())?;
-        let args: Vec<CString> = args
-            .iter()
-            .map(|a| c(a.as_bytes()))
-            .collect::<Result<_, _>>()?;
-        let extra: Vec<CString> = extra_env
-            .iter()
-            .map(|v| c(v.as_bytes()))
-            .collect::<Result<_, _>>()?;
-        let mut argv: Vec<*mut libc::c_char> = Vec::with_capacity(args.len() + 2);
-        argv.push(program.as_ptr() as *mut _);
-        argv.extend(args.iter().map(|a| a.as_ptr() as *mut _));
-        argv.push(ptr::null_mut());
-        let mut envp: Vec<*mut libc::c_char> =
-            Vec::with_capacity(self.base_env.len() + extra.len() + 1);
-        envp.extend(
-            self.base_env
-                .iter()
-                .chain(&extra)
-                .map(|v| v.as_ptr() as *mut _),
+/// `clone(CLONE_VM | CLONE_VFORK)`: the child borrows our memory and a
+/// stack of its own, sets itself up with a dozen system calls and execs;
+/// this thread resumes once it has. glibc's `posix_spawn` works the same
+/// way but resets all 64 signal dispositions one by one first, which
+/// the daemon would wait for on every request.
+fn vfork_exec(stack: &mut [u128], plan: &mut ChildPlan) -> io::Result<u32> {
+    let top = stack.as_mut_ptr_range().end as *mut libc::c_void;
+    // SAFETY: all signals are blocked on this thread, so no handler of
+    // ours runs on the child's side of the shared memory; the child
+    // only calls async-signal-safe functions on data that stays alive
+    // and untouched until it has exec'd or exited (CLONE_VFORK suspends
+    // us until then); the stack is ours and 16-byte aligned.
+    unsafe {
+        let pid = libc::clone(
+            child_main,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (plan as *mut ChildPlan).cast(),
         );
-        envp.push(ptr::null_mut());
-
-        let (stdin_r, stdin_w) = pipe()?;
-        let (stdout_r, stdout_w) = pipe()?;
-        let (stderr_r, stderr_w) = pipe()?;
-        let mut plan = ChildPlan {
-            program: program.as_ptr(),
-            argv: argv.as_ptr(),
-            envp: envp.as_ptr(),
-            fds: [fd(&stdin_r), fd(&stdout_w), fd(&stderr_w)],
-            error: 0,
-        };
-        let pid = self.vfork_exec(&mut plan)?;
-        drop((stdin_r, stdout_w, stderr_w));
-        Ok(Spawned {
-            pid,
-            stdin: nonblocking(Sender::from(stdin_w))?,
-            stdout: nonblocking(Receiver::from(stdout_r))?,
-            stderr: nonblocking(Receiver::from(stderr_r))?,
-        })
+        let clone_error = io::Error::last_os_error();
+        if pid < 0 {
+            return Err(clone_error);
+        }
+        if plan.error != 0 {
+            // It never became the module: reap it here, it is no job's.
+            libc::waitpid(pid, ptr::null_mut(), 0);
+            return Err(io::Error::from_raw_os_error(plan.error));
+        }
+        Ok(pid as u32)
     }
 }
 
@@ -259,41 +343,65 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
 
+    fn spawner() -> (mio::Poll, Spawner) {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        (poll, Spawner::start_thread(waker).unwrap())
+    }
+
+    fn result(poll: &mut mio::Poll, spawner: &Spawner) -> SpawnResult {
+        let mut events = mio::Events::with_capacity(4);
+        loop {
+            if let Some(r) = spawner.take_results().pop() {
+                return r;
+            }
+            poll.poll(&mut events, Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+        }
+    }
+
     #[test]
     fn a_process_gets_its_pipes_group_and_environment() {
-        std::env::set_var("BGJOB_MODULE", "from the daemon's own environment");
-        let mut spawner = Spawner::from_current_env();
+        let (mut poll, mut spawner) = spawner();
         let script = "read line; echo \"$line|$BGJOB_MODULE|$(cut -d' ' -f5 /proc/$$/stat)|$$\"; echo err >&2";
         let args = [OsStr::new("-c"), OsStr::new(script)];
-        let p = spawner
-            .spawn(Path::new("/bin/sh"), &args, &["BGJOB_MODULE=m".to_string()])
+        let (serial, pipes) = spawner
+            .start(Path::new("/bin/sh"), &args, &["BGJOB_MODULE=m".to_string()])
             .unwrap();
-        p.stdin.set_nonblocking(false).unwrap();
-        p.stdout.set_nonblocking(false).unwrap();
-        p.stderr.set_nonblocking(false).unwrap();
-        (&p.stdin).write_all(b"hello\n").unwrap();
-        drop(p.stdin);
+        let done = result(&mut poll, &spawner);
+        assert_eq!(done.serial, serial);
+        let pid = done.pid.unwrap();
+        pipes.stdin.set_nonblocking(false).unwrap();
+        pipes.stdout.set_nonblocking(false).unwrap();
+        pipes.stderr.set_nonblocking(false).unwrap();
+        (&pipes.stdin).write_all(b"hello\n").unwrap();
+        drop(pipes.stdin);
         let mut out = String::new();
-        (&p.stdout).read_to_string(&mut out).unwrap();
+        (&pipes.stdout).read_to_string(&mut out).unwrap();
         let mut err = String::new();
-        (&p.stderr).read_to_string(&mut err).unwrap();
-        assert_eq!(
-            out,
-            format!("hello|m|{0}|{0}\n", p.pid),
-            "own process group"
-        );
+        (&pipes.stderr).read_to_string(&mut err).unwrap();
+        assert_eq!(out, format!("hello|m|{0}|{0}\n", pid), "own process group");
         assert_eq!(err, "err\n");
         let mut status = 0;
         // SAFETY: waiting for our own child.
-        unsafe { libc::waitpid(p.pid as i32, &mut status, 0) };
+        unsafe { libc::waitpid(pid as i32, &mut status, 0) };
         assert_eq!(status, 0);
     }
 
     #[test]
     fn a_missing_program_is_an_error() {
-        let err = Spawner::from_current_env()
-            .spawn(Path::new("/nonexistent/x"), &[], &[])
-            .err();
+        let (mut poll, mut spawner) = spawner();
+        let (_, pipes) = spawner
+            .start(Path::new("/nonexistent/x"), &[], &[])
+            .unwrap();
+        let err = result(&mut poll, &spawner).pid.err();
         assert_eq!(err.map(|e| e.kind()), Some(io::ErrorKind::NotFound));
+        let mut rest = Vec::new();
+        pipes.stdout.set_nonblocking(false).unwrap();
+        assert_eq!(
+            (&pipes.stdout).read_to_end(&mut rest).unwrap(),
+            0,
+            "the child's ends are closed"
+        );
     }
 }

@@ -73,13 +73,13 @@ impl Daemon {
         };
         if let Err(e) = register_pipes(self.poll.registry(), key, &mut child) {
             log::error!("module {}: cannot watch its pipes: {e}", job.module.name);
-            child::signal_group(child.pid, SIGKILL);
+            child.kill();
             child.verdict = Some(Outcome::SpawnFailed(format!("cannot watch pipes: {e}")));
             child.stdin = None;
             child.stdout = None;
             child.stderr = None;
         }
-        self.jobs.started(key, child.pid);
+        self.jobs.starting(key, child.serial);
         let job = job_entry(&mut self.jobs, key);
         job.state = JobState::Running(Box::new(child));
         if let Some(id) = job.id {
@@ -162,9 +162,7 @@ impl Daemon {
             !over
         });
         if over {
-            if child.status.is_none() {
-                child::signal_group(child.pid, SIGKILL);
-            }
+            child.kill();
             child
                 .verdict
                 .get_or_insert(Outcome::OutputTooLarge(max_output));
@@ -173,9 +171,10 @@ impl Daemon {
             child.stdout = None;
             // Output ends as a process exits: reap it now rather than a turn
             // later, when its SIGCHLD is read.
-            let pid = child.pid;
-            if child.status.is_none() && child::has_exited(pid) {
-                self.child_exited(pid);
+            if let (Some(pid), None) = (child.pid, child.status) {
+                if child::has_exited(pid) {
+                    self.child_exited(pid);
+                }
             }
             self.finish_if_done(key);
         }
@@ -190,7 +189,8 @@ impl Daemon {
             return;
         };
         let Some(stderr) = &child.stderr else { return };
-        let (line, logged, pid) = (&mut child.stderr_line, &mut child.stderr_logged, child.pid);
+        let pid = child.pid.unwrap_or(0);
+        let (line, logged) = (&mut child.stderr_line, &mut child.stderr_logged);
         let end = drain(stderr, &mut self.scratch, |chunk| {
             for &b in chunk {
                 if b != b'\n' {
@@ -234,8 +234,19 @@ impl Daemon {
     fn child_exited(&mut self, pid: u32) -> bool {
         child::signal_group(pid, SIGKILL);
         let reaped = child::reap(pid);
+        let was_reaped = reaped.is_some();
+        self.apply_exit(pid, reaped);
+        was_reaped
+    }
+
+    /// Records a child's exit in its job. A child can exit before the spawn
+    /// thread's report of its pid has been read: its exit is kept until then.
+    fn apply_exit(&mut self, pid: u32, reaped: Option<(i32, crate::receipt::Usage)>) {
         let Some(key) = self.jobs.by_pid(pid) else {
-            return reaped.is_some();
+            if let Some(reaped) = reaped {
+                self.early_exits.insert(pid, reaped);
+            }
+            return;
         };
         let grace = self.settings.kill_grace;
         if let Some(child) = self.jobs.get_mut(key).and_then(Job::child_mut) {
@@ -253,7 +264,6 @@ impl Daemon {
         self.read_stdout(key);
         self.read_stderr(key);
         self.finish_if_done(key);
-        true
     }
 
     /// A job's deadline came: time limit, kill grace, or pipe drain.
@@ -270,27 +280,27 @@ impl Daemon {
         match child.phase {
             ChildPhase::Running => {
                 log::warn!(
-                    "module {name}[{}] timed out, terminating its process group",
+                    "module {name}[{:?}] timed out, terminating its process group",
                     child.pid
                 );
                 child.verdict = Some(Outcome::TimedOut);
-                child::signal_group(child.pid, SIGTERM);
+                child.signal(SIGTERM);
                 child.phase = ChildPhase::Terminating;
                 child.deadline = now + grace;
                 self.timers.schedule(child.deadline, Timer::Job(key));
             }
             ChildPhase::Terminating => {
                 log::warn!(
-                    "module {name}[{}] ignored SIGTERM, killing its process group",
+                    "module {name}[{:?}] ignored SIGTERM, killing its process group",
                     child.pid
                 );
-                child::signal_group(child.pid, SIGKILL);
+                child.kill();
                 child.phase = ChildPhase::Killed;
             }
             ChildPhase::Killed => {}
             ChildPhase::Exited => {
                 log::warn!(
-                    "module {name}[{}]: a process outside its group keeps its output open",
+                    "module {name}[{:?}]: a process outside its group keeps its output open",
                     child.pid
                 );
                 child.stdout = None;
@@ -406,9 +416,7 @@ impl Daemon {
                 self.jobs.remove(key);
             }
             JobState::Running(child) => {
-                if child.status.is_none() {
-                    child::signal_group(child.pid, SIGKILL);
-                }
+                child.kill();
                 job.input.discard();
                 child.stdin = None;
             }
@@ -463,17 +471,59 @@ impl Daemon {
 
     /// End of the shutdown grace period: kill what still runs.
     pub(crate) fn kill_all_running(&mut self) {
-        for pid in self.jobs.running_pids() {
-            log::warn!("shutdown grace over, killing job process group {pid}");
-            if let Some(child) = self
-                .jobs
-                .by_pid(pid)
-                .and_then(|k| self.jobs.get_mut(k))
-                .and_then(Job::child_mut)
-            {
+        let running: Vec<JobKey> = self
+            .jobs
+            .iter()
+            .filter(|(_, job)| matches!(job.state, JobState::Running(_)))
+            .map(|(key, _)| key)
+            .collect();
+        for key in running {
+            if let Some(child) = self.jobs.get_mut(key).and_then(Job::child_mut) {
+                log::warn!(
+                    "shutdown grace over, killing job process group {:?}",
+                    child.pid
+                );
                 child.killed_at_stop = true;
+                child.kill();
             }
-            child::signal_group(pid, SIGKILL);
+        }
+    }
+
+    /// The spawn thread reported: a started child gets its pid (and what was
+    /// decided while it started is carried out), a failed one ends its job.
+    pub(crate) fn spawn_results(&mut self) {
+        for result in self.spawner.take_results() {
+            let Some(key) = self.jobs.spawned(result.serial) else {
+                continue;
+            };
+            let Some(job) = self.jobs.get_mut(key) else {
+                continue;
+            };
+            let name = job.module.name.clone();
+            let Some(child) = job.child_mut() else {
+                continue;
+            };
+            match result.pid {
+                Ok(pid) => {
+                    child.pid = Some(pid);
+                    if child.condemned {
+                        child::signal_group(pid, SIGKILL);
+                    }
+                    self.jobs.started(key, pid);
+                    if let Some(reaped) = self.early_exits.remove(&pid) {
+                        self.apply_exit(pid, Some(reaped));
+                    }
+                }
+                Err(e) => {
+                    log::error!("module {name} cannot start: {e}");
+                    child.verdict = Some(Outcome::SpawnFailed(e.to_string()));
+                    child.status = Some(-1);
+                    child.stdin = None;
+                    child.stdout = None;
+                    child.stderr = None;
+                    self.finish_if_done(key);
+                }
+            }
         }
     }
 }

@@ -23,6 +23,10 @@ enum Mode {
     Tcp,
     Udp,
     Idle,
+    /// A Gearman job server: SUBMIT_JOB of function `--function` with the
+    /// request as workload, on one connection per client, waiting for
+    /// WORK_COMPLETE (for comparing with a Gearman worker).
+    Gearman,
 }
 
 /// Load generator for bgjobd.
@@ -61,17 +65,27 @@ struct Args {
     /// Per-request time limit in seconds.
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
+    /// Append this many bytes of data to the request (payload tests).
+    #[arg(long, default_value_t = 0)]
+    payload_bytes: usize,
+    /// The answer must be this many bytes long.
+    #[arg(long, conflicts_with_all = ["expect", "expect_prefix"])]
+    expect_len: Option<usize>,
+    /// The Gearman function to call (gearman mode).
+    #[arg(long, default_value = "test")]
+    function: String,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let expect = match (&args.expect, &args.expect_prefix) {
-        (Some(e), _) => Expect::Exactly(e.clone().into_bytes()),
-        (_, Some(p)) => Expect::Prefix(p.clone().into_bytes()),
+    let expect = match (&args.expect, &args.expect_prefix, args.expect_len) {
+        (Some(e), _, _) => Expect::Exactly(e.clone().into_bytes()),
+        (_, Some(p), _) => Expect::Prefix(p.clone().into_bytes()),
+        (_, _, Some(n)) => Expect::Length(n),
         _ => Expect::Anything,
     };
     match args.mode {
-        Mode::Tcp => tcp(&args, expect),
+        Mode::Tcp | Mode::Gearman => tcp(&args, expect),
         Mode::Udp => udp(&args),
         Mode::Idle => idle(&args),
     }
@@ -85,17 +99,30 @@ fn tcp(args: &Args, expect: Expect) -> ExitCode {
     let workers: Vec<_> = (0..args.concurrency.max(1))
         .map(|_| {
             let (next, expect, request) = (next.clone(), expect.clone(), args.request.clone());
-            let (server, total, half_close) = (args.server, args.requests, args.half_close);
+            let (server, total, half_close, payload) = (
+                args.server,
+                args.requests,
+                args.half_close,
+                args.payload_bytes,
+            );
+            let (gearman, function) = (matches!(args.mode, Mode::Gearman), args.function.clone());
             std::thread::spawn(move || {
                 let mut tally = Tally::default();
+                let mut connection: Option<TcpStream> = None;
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= total || Instant::now() > deadline {
                         return tally;
                     }
-                    let request = request.replace("{i}", &i.to_string());
+                    let mut request = request.replace("{i}", &i.to_string()).into_bytes();
+                    request.resize(request.len() + payload, b'x');
                     let began = Instant::now();
-                    match once(server, request.as_bytes(), half_close, timeout) {
+                    let answer = if gearman {
+                        gearman_job(&mut connection, server, &function, &request, timeout)
+                    } else {
+                        once(server, &request, half_close, timeout)
+                    };
+                    match answer {
                         Ok(answer) => {
                             tally.latencies.push(began.elapsed());
                             if !expect.accepts(&answer) {
@@ -145,6 +172,60 @@ fn once(
         }
         Err(e) => Err(e),
     }
+}
+
+/// One Gearman job on a kept connection: SUBMIT_JOB, then packets until
+/// WORK_COMPLETE (its result is the answer) or WORK_FAIL.
+fn gearman_job(
+    connection: &mut Option<TcpStream>,
+    server: SocketAddr,
+    function: &str,
+    workload: &[u8],
+    timeout: Duration,
+) -> std::io::Result<Vec<u8>> {
+    const SUBMIT_JOB: u32 = 7;
+    const WORK_COMPLETE: u32 = 13;
+    const WORK_FAIL: u32 = 14;
+    if connection.is_none() {
+        let stream = TcpStream::connect_timeout(&server, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_nodelay(true)?;
+        *connection = Some(stream);
+    }
+    let stream = connection.as_mut().expect("connected");
+    let mut data = function.as_bytes().to_vec();
+    data.extend_from_slice(b"\0\0");
+    data.extend_from_slice(workload);
+    let mut packet = b"\0REQ".to_vec();
+    packet.extend_from_slice(&SUBMIT_JOB.to_be_bytes());
+    packet.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    packet.extend_from_slice(&data);
+    let result = (|| {
+        stream.write_all(&packet)?;
+        loop {
+            let mut header = [0u8; 12];
+            stream.read_exact(&mut header)?;
+            let kind = u32::from_be_bytes(header[4..8].try_into().expect("4 bytes"));
+            let size = u32::from_be_bytes(header[8..12].try_into().expect("4 bytes")) as usize;
+            let mut body = vec![0; size];
+            stream.read_exact(&mut body)?;
+            match kind {
+                WORK_COMPLETE => {
+                    let start = body
+                        .iter()
+                        .position(|&b| b == 0)
+                        .map_or(body.len(), |p| p + 1);
+                    return Ok(body[start..].to_vec());
+                }
+                WORK_FAIL => return Ok(b"WORK_FAIL".to_vec()),
+                _ => {} // JOB_CREATED, WORK_DATA, WORK_STATUS
+            }
+        }
+    })();
+    if result.is_err() {
+        *connection = None;
+    }
+    result
 }
 
 fn udp(args: &Args) -> ExitCode {

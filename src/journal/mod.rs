@@ -67,7 +67,7 @@ pub struct Progress {
 
 struct Shared {
     progress: Mutex<Progress>,
-    waker: mio::Waker,
+    waker: Arc<mio::Waker>,
 }
 
 /// The loop's side of the journal.
@@ -95,7 +95,7 @@ impl Journal {
     pub fn open(
         dir: &Path,
         policy: SyncPolicy,
-        waker: mio::Waker,
+        waker: Arc<mio::Waker>,
     ) -> Result<(Journal, Decoded), Error> {
         fs::create_dir_all(dir)
             .map_err(|e| Error::Io(format!("cannot create state folder {}", dir.display()), e))?;
