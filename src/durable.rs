@@ -251,7 +251,7 @@ impl Daemon {
                     finished,
                     receipt,
                 };
-                self.queue.restore(id, Entry::Done(done));
+                self.queue.restore(id, Entry::Done(Box::new(done)));
                 results += 1;
                 continue;
             }

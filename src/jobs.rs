@@ -133,11 +133,6 @@ impl JobTable {
     pub fn waiting_keys(&self) -> Vec<JobKey> {
         self.waiting.iter().copied().collect()
     }
-
-    /// Pids of the running children.
-    pub fn running_pids(&self) -> Vec<u32> {
-        self.by_pid.keys().copied().collect()
-    }
 }
 
 #[cfg(test)]

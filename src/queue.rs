@@ -25,8 +25,9 @@ pub struct Done {
 pub enum Entry {
     /// Pending, waiting or running as this job.
     Active(JobKey),
-    /// Finished; the answer waits to be fetched.
-    Done(Done),
+    /// Finished; the answer waits to be fetched. Boxed, so that the many
+    /// active entries stay small.
+    Done(Box<Done>),
 }
 
 #[derive(Debug)]
@@ -111,6 +112,7 @@ impl QueueBook {
     pub fn take_done(&mut self, id: u64) -> Option<Vec<u8>> {
         match self.entries.remove(&id) {
             Some(Entry::Done(done)) => {
+                let done = *done;
                 self.held_bytes -= done.answer.len();
                 self.keep_receipt(id, done.module, done.receipt);
                 Some(done.answer)
@@ -154,7 +156,7 @@ impl QueueBook {
             return (watchers, Vec::new());
         }
         self.held_bytes += done.answer.len();
-        self.entries.insert(id, Entry::Done(done));
+        self.entries.insert(id, Entry::Done(Box::new(done)));
         self.done_order.push_back(id);
         let mut evicted = Vec::new();
         while self.held_bytes > max_bytes {

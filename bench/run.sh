@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# bgjobd against its peers, in one run, on this machine, loopback only.
+#
+#   bench/run.sh [ROUNDS] [REQUESTS]      (defaults: 3 rounds, 3000 requests)
+#
+# Every server serves the same one-line shell module (printf Test) on its own
+# loopback port: bgjobd, ucspi-tcp's tcpserver, socat fork EXEC, gearmand
+# with 8 `gearman -w` workers, and a stand-in of the old Node.js service
+# answering in-process. bgjobd and tcpserver also serve a compiled module.
+# The clients keep their write side open, as the seed's PHP clients do.
+# Each is measured at 1, 8 and 64 concurrent clients, alternately, for
+# several rounds; the table shows medians and the ratio bgjobd/peer. Then
+# the spawn floor (a C loop that only spawns the module with pipes),
+# payload scaling through a `cat` module against a plain pipe, and memory.
+# Installs the peers from the distribution's packages when run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+requests=${2:-3000}
+
+need=()
+command -v tcpserver >/dev/null || need+=(ucspi-tcp)
+command -v socat >/dev/null || need+=(socat)
+command -v gearmand >/dev/null || [ -x /usr/sbin/gearmand ] || need+=(gearman-job-server)
+command -v gearman >/dev/null || need+=(gearman-tools)
+command -v node >/dev/null || need+=(nodejs)
+command -v cc >/dev/null || need+=(gcc)
+if ((${#need[@]})); then
+  if [ "$(id -u)" != 0 ]; then echo "bench: install ${need[*]} first" >&2; exit 1; fi
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+gearmand=$(command -v gearmand || echo /usr/sbin/gearmand)
+
+cargo build --release -q --bin bgjobd --bin bgjob-bench
+bench=$PWD/target/release/bgjob-bench
+bgjobd=$PWD/target/release/bgjobd
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  pkill -f "$work/" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
+rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+
+mkdir "$work/modules"
+printf '#!/bin/sh\nprintf Test\n' > "$work/test.sh"
+cc -O2 -o "$work/testc" bench/testc.c
+cc -O2 -o "$work/floor" bench/floor.c
+cp "$work/test.sh" "$work/modules/test"
+cp "$work/testc" "$work/modules/testc"
+printf '#!/bin/sh\nexec cat\n' > "$work/modules/cat"
+printf '#!/bin/sh\nexec sleep 1000\n' > "$work/modules/hold"
+chmod +x "$work"/test.sh "$work"/modules/*
+cat > "$work/bgjobd.config" <<'EOF'
+{"max_connections": 20000, "max_waiting": 200000, "idle_timeout_secs": 120,
+ "max_request_bytes": 33554432, "max_output_bytes": 33554432}
+EOF
+
+# --- servers ---
+"$bgjobd" -c "$work/bgjobd.config" -m "$work/modules" --state none -l 127.0.0.1:0 -1 > "$work/bgjobd.addr" 2>/dev/null &
+pids+=($!); bgjobd_pid=$!
+for _ in $(seq 100); do [ -s "$work/bgjobd.addr" ] && break; sleep 0.05; done
+bg=$(head -n1 "$work/bgjobd.addr")
+p_tcp=$(free_port); tcpserver -c 200 -R -H -l 0 -b 1024 127.0.0.1 "$p_tcp" "$work/test.sh" 2>/dev/null & pids+=($!)
+p_tcpc=$(free_port); tcpserver -c 200 -R -H -l 0 -b 1024 127.0.0.1 "$p_tcpc" "$work/testc" 2>/dev/null & pids+=($!)
+p_socat=$(free_port); socat "TCP-LISTEN:$p_socat,bind=127.0.0.1,fork,reuseaddr,backlog=1024" "EXEC:$work/test.sh" 2>/dev/null & pids+=($!)
+p_gear=$(free_port); "$gearmand" -L 127.0.0.1 -p "$p_gear" --log-file none 2>/dev/null & pids+=($!); gearmand_pid=$!
+p_node=$(free_port); node bench/oldservice.js "$p_node" & pids+=($!); node_pid=$!
+for p in "$p_tcp" "$p_tcpc" "$p_socat" "$p_gear" "$p_node"; do wait_port "$p"; done
+for _ in $(seq 8); do gearman -h 127.0.0.1 -p "$p_gear" -w -f test -- "$work/test.sh" 2>/dev/null & pids+=($!); done
+sleep 0.5
+
+targets=(
+  "bgjobd|--server $bg -r test:hello --expect Test"
+  "tcpserver|--server 127.0.0.1:$p_tcp -r test:hello --expect Test"
+  "socat|--server 127.0.0.1:$p_socat -r test:hello --expect Test"
+  "gearman|--mode gearman --server 127.0.0.1:$p_gear -r hello --expect Test"
+  "node-old-service|--server 127.0.0.1:$p_node -r test:hello --expect Test"
+  "bgjobd-compiled|--server $bg -r testc:hello --expect Test"
+  "tcpserver-compiled|--server 127.0.0.1:$p_tcpc -r test:hello --expect Test"
+)
+results="$work/results"
+: > "$results"
+echo "measuring: $rounds rounds x ${#targets[@]} servers x 3 concurrencies, $requests requests each (at most 20 s)" >&2
+for round in $(seq "$rounds"); do
+  for c in 1 8 64; do
+    for t in "${targets[@]}"; do
+      name=${t%%|*}; args=${t#*|}
+      # shellcheck disable=SC2086
+      line=$("$bench" $args -c "$c" -n "$requests" --duration 20 || true)
+      echo "$name $c $(field req_per_sec <<<"$line") $(field p50_ms <<<"$line") $(field p99_ms <<<"$line") $(field errors <<<"$line") $(field wrong <<<"$line")" >> "$results"
+    done
+  done
+  for c in 1 2; do
+    echo "spawn-floor $c $("$work/floor" spawn "$work/test.sh" "$c" "$requests" | field spawns_per_sec) 0 0 0 0" >> "$results"
+  done
+  echo "round $round done" >&2
+done
+
+median() { sort -n | awk '{v[NR]=$1} END{if(NR==0){print 0} else if(NR%2){print v[(NR+1)/2]} else {print (v[NR/2]+v[NR/2+1])/2}}'; }
+stat() { awk -v n="$1" -v c="$2" -v k="$3" '$1==n && $2==c {print $k}' "$results" | median; }
+total() { awk -v n="$1" -v k="$2" '$1==n {s+=$k} END{print s+0}' "$results"; }
+
+echo
+echo "## Requests/s, medians of $rounds rounds ($(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r))"
+echo
+echo "| server | 1 client | 8 clients | 64 clients | 64: p50 / p99 ms | errors, wrong | bgjobd/it at 8 | at 64 |"
+echo "|---|---|---|---|---|---|---|---|"
+b8=$(stat bgjobd 8 3); b64=$(stat bgjobd 64 3)
+for t in "${targets[@]}"; do
+  n=${t%%|*}
+  r1=$(stat "$n" 1 3); r8=$(stat "$n" 8 3); r64=$(stat "$n" 64 3)
+  base8=$b8; base64=$b64
+  case $n in *-compiled) base8=$(stat bgjobd-compiled 8 3); base64=$(stat bgjobd-compiled 64 3);; esac
+  ratio8=$(awk -v a="$base8" -v b="$r8" 'BEGIN{printf (b>0 ? "%.2f" : "-"), a/b}')
+  ratio64=$(awk -v a="$base64" -v b="$r64" 'BEGIN{printf (b>0 ? "%.2f" : "-"), a/b}')
+  echo "| $n | $r1 | $r8 | $r64 | $(stat "$n" 64 4) / $(stat "$n" 64 5) | $(total "$n" 6), $(total "$n" 7) | $ratio8 | $ratio64 |"
+done
+f1=$(stat spawn-floor 1 3); f2=$(stat spawn-floor 2 3)
+echo "| spawn floor (C, posix_spawn + pipes + wait) | $f1 | $f2 (2 at once) | | | | $(awk -v a="$b8" -v b="$f2" 'BEGIN{printf "%.2f", a/b}') | $(awk -v a="$b64" -v b="$f2" 'BEGIN{printf "%.2f", a/b}') |"
+
+echo
+echo "## Payload through a cat module (1 client, half-closing), MB/s of payload"
+echo
+echo "| size | bgjobd | plain pipe to cat | ratio |"
+echo "|---|---|---|---|"
+for size in 1024 65536 1048576 16777216; do
+  n=$(( size >= 16777216 ? 10 : size >= 1048576 ? 50 : 500 ))
+  line=$("$bench" --server "$bg" -c 1 -n "$n" -r cat: --payload-bytes "$size" --half-close --expect-len "$size" || true)
+  mbs=$(awk -v r="$(field req_per_sec <<<"$line")" -v s="$size" 'BEGIN{printf "%.1f", r*s/1e6}')
+  floor=$("$work/floor" pipe "$size" "$n" | field mb_per_sec)
+  echo "| $size | $mbs | $floor | $(awk -v a="$mbs" -v b="$floor" 'BEGIN{printf "%.2f", a/b}') |"
+done
+
+echo
+echo "## Memory (RSS, a fresh bgjobd; the peers after their runs)"
+echo
+"$bgjobd" -c "$work/bgjobd.config" -m "$work/modules" --state none -l 127.0.0.1:0 -1 > "$work/m.addr" 2>/dev/null &
+pids+=($!); m_pid=$!
+for _ in $(seq 100); do [ -s "$work/m.addr" ] && break; sleep 0.05; done
+m=$(head -n1 "$work/m.addr")
+sleep 0.5
+idle=$(rss_kib "$m_pid")
+"$bench" --server "$m" --mode idle -c 10000 --duration 6 > "$work/idle.out" &
+idle_pid=$!
+sleep 4
+held=$(rss_kib "$m_pid")
+wait "$idle_pid" || true
+echo "| what | bgjobd | gearmand | old Node.js service |"
+echo "|---|---|---|---|"
+echo "| idle | $idle KiB | $(rss_kib "$gearmand_pid") KiB | $(rss_kib "$node_pid") KiB |"
+echo "| 10,000 idle connections ($(cat "$work/idle.out")) | $held KiB, $(( (held - idle) * 1024 / 10000 )) bytes each | | |"
+# 100,000 queued jobs waiting behind one that holds the only running slot.
+echo '{"max_jobs": 1, "max_waiting": 200000}' > "$work/queue.config"
+"$bgjobd" -c "$work/queue.config" -m "$work/modules" --state none -l 127.0.0.1:0 -1 > "$work/q.addr" 2>/dev/null &
+pids+=($!); q_pid=$!
+for _ in $(seq 100); do [ -s "$work/q.addr" ] && break; sleep 0.05; done
+q=$(head -n1 "$work/q.addr")
+before=$(rss_kib "$q_pid")
+"$bench" --server "$q" -c 8 -n 100000 -r 'queue:add:hold:x' --half-close --expect-prefix id: > /dev/null
+after=$(rss_kib "$q_pid")
+echo "| 100,000 jobs waiting (1 byte of data each) | $after KiB, $(( (after - before) * 1024 / 100000 )) bytes each | | |"
