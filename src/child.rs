@@ -4,6 +4,7 @@
 //! Children are spawned directly (never through a shell) with
 //! `posix_spawn`, see `spawn.rs`.
 
+use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
 use std::time::Instant;
@@ -94,6 +95,11 @@ impl Child {
     }
 }
 
+/// The Node.js host that runs `.js` modules written against the seed's API
+/// (`bin/bgjob-node-host.js`), built into the binary so that an installed
+/// bgjobd never looks for it on disk.
+const NODE_HOST: &str = include_str!("../bin/bgjob-node-host.js");
+
 /// The environment a job adds for its module.
 pub struct JobEnv<'a> {
     pub module: &'a str,
@@ -129,7 +135,12 @@ pub fn spawn(
         Kind::Node => {
             let node = node
                 .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "node is not installed"))?;
-            spawner.start(node, &[module.path.as_os_str()], &vars)?
+            let args = [
+                OsStr::new("-e"),
+                OsStr::new(NODE_HOST),
+                module.path.as_os_str(),
+            ];
+            spawner.start(node, &args, &vars)?
         }
     };
     let Pipes {

@@ -8,6 +8,7 @@ mod failures;
 mod framing;
 mod lifecycle;
 mod limits;
+mod node;
 mod protocol;
 mod queue;
 mod service;

@@ -1,0 +1,106 @@
+// bgjobd's Node.js host: runs one request of a module written against the
+// seed's BackgroundService API, unchanged. bgjobd embeds this file and runs
+// `node -e <this file> <module.js>` with the request's data on stdin and the
+// job in BGJOB_MODULE / BGJOB_TRANSPORT / BGJOB_REMOTE.
+//
+// - A module exporting TExecute(parts, client) answers TCP and queue jobs:
+//   client.write() takes strings and Buffers, client.end() finishes.
+// - A module exporting UExecute(parts) handles UDP datagrams; what it
+//   returns is ignored.
+// - parts[0] is the module name, parts[1] the data as a string.
+// - A file with no exports runs as a plain script that reads stdin.
+// Failures answer in the seed's `NNN: text` form and exit non-zero, so the
+// daemon passes the text on: a throw, a module that never calls end(), a
+// module that exports nothing and writes nothing.
+'use strict';
+
+const file = process.argv[1];
+const name = process.env.BGJOB_MODULE || require('path').basename(file, '.js');
+const transport = process.env.BGJOB_TRANSPORT || 'tcp';
+
+let answered = false;
+function fail(text, error) {
+  if (answered) return;
+  answered = true;
+  if (error) process.stderr.write(`${error && error.stack || error}\n`);
+  process.stdout.write(`500: Module ${name} ${text}`, () => process.exit(1));
+}
+
+process.on('uncaughtException', (e) => fail(`failed: ${e && e.message || e}`, e));
+process.on('unhandledRejection', (e) => fail(`failed: ${e && e.message || e}`, e));
+
+// Track whether a plain script wrote anything, to tell it from a module
+// that exports nothing and does nothing (the seed's fail.js).
+let wrote = false;
+const stdoutWrite = process.stdout.write.bind(process.stdout);
+process.stdout.write = (...args) => {
+  wrote = true;
+  return stdoutWrite(...args);
+};
+
+let mod;
+let loaded = false;
+try {
+  mod = require(file);
+  loaded = true;
+} catch (e) {
+  fail(`failed to load: ${e && e.message || e}`, e);
+}
+
+const entry = transport === 'udp' ? mod && mod.UExecute : mod && mod.TExecute;
+const exportsSomething = mod && (typeof mod === 'function' || Object.keys(mod).length > 0);
+
+if (!loaded) {
+  // fail() has answered
+} else if (typeof entry === 'function') {
+  const chunks = [];
+  readStdin((data) => {
+    const parts = [name, data.toString()];
+    if (transport === 'udp') {
+      const result = entry(parts);
+      Promise.resolve(result).then(() => {}, (e) => fail(`failed: ${e && e.message || e}`, e));
+      return;
+    }
+    const [host, port] = splitRemote(process.env.BGJOB_REMOTE || '');
+    const client = {
+      remoteAddress: host,
+      remotePort: port,
+      write(chunk, encoding) {
+        if (answered) return false;
+        chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk), encoding));
+        return true;
+      },
+      end(chunk, encoding) {
+        if (answered) return;
+        if (chunk !== undefined && chunk !== null) client.write(chunk, encoding);
+        answered = true;
+        stdoutWrite(Buffer.concat(chunks), () => process.exit(0));
+      },
+      destroy() {
+        client.end();
+      },
+    };
+    process.on('beforeExit', () => fail('did not call client.end()'));
+    entry(parts, client);
+  });
+} else if (exportsSomething) {
+  process.on('beforeExit', () =>
+    fail(`exports no ${transport === 'udp' ? 'UExecute' : 'TExecute'}`));
+} else {
+  // A plain script: it has run and reads its stdin itself.
+  process.on('beforeExit', () => {
+    if (!wrote) fail('exports nothing and wrote nothing');
+  });
+}
+
+function readStdin(done) {
+  const chunks = [];
+  process.stdin.on('data', (c) => chunks.push(c));
+  process.stdin.on('end', () => done(Buffer.concat(chunks)));
+  process.stdin.on('error', () => done(Buffer.concat(chunks)));
+}
+
+function splitRemote(remote) {
+  const i = remote.lastIndexOf(':');
+  return i < 0 ? [remote, 0] : [remote.slice(0, i).replace(/^\[|\]$/g, ''), Number(remote.slice(i + 1))];
+}

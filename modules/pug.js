@@ -1,0 +1,2 @@
+// The `jade` module under its new name.
+module.exports = require('./jade.js');

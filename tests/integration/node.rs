@@ -1,0 +1,194 @@
+//! `.js` modules: the seed's module API through the Node.js host, plain
+//! scripts, and the shipped compiler modules with their npm packages.
+
+use std::time::Duration;
+
+use crate::util::{wait_for, Daemon, Setup, TempDir};
+
+fn with_js(files: &[(&str, &str)], settings: Option<&str>) -> Daemon {
+    let mut setup = Setup::new();
+    if let Some(settings) = settings {
+        setup = setup.settings(settings);
+    }
+    let d = setup.start();
+    for (name, source) in files {
+        std::fs::write(d.modules.join(name), source).unwrap();
+    }
+    d
+}
+
+#[test]
+fn a_seed_module_answers_tcp_udp_and_queue_calls() {
+    let d = with_js(&[], None);
+    let out = d.dir.path().join("udp.out");
+    let seed = format!(
+        r#"exports.TExecute = function (parts, client) {{
+  client.write('T:' + parts[0] + ':' + parts[1]);
+  client.write(Buffer.from([0x21]));
+  client.end();
+}};
+exports.UExecute = function (parts) {{
+  require('fs').writeFileSync({:?}, 'U:' + parts[1]);
+  return 'ignored';
+}};
+"#,
+        out.display().to_string()
+    );
+    std::fs::write(d.modules.join("seedmod.js"), seed).unwrap();
+    assert_eq!(d.ask_str("seedmod:hello:world"), "T:seedmod:hello:world!");
+    assert_eq!(d.ask_classic(b"seedmod:classic"), b"T:seedmod:classic!");
+    let id = d.ask_str("queue:add:seedmod:queued");
+    assert_eq!(
+        d.ask_str(&format!("queue:get:{id}")),
+        "T:seedmod:queued!",
+        "queue jobs use TExecute"
+    );
+    d.send_udp(b"seedmod:datagram");
+    wait_for("UExecute", || {
+        std::fs::read_to_string(&out).is_ok_and(|s| s == "U:datagram")
+    });
+}
+
+#[test]
+fn a_plain_script_reads_its_data_from_stdin() {
+    let d = with_js(
+        &[(
+            "shout.js",
+            "let s = ''; process.stdin.on('data', d => s += d); process.stdin.on('end', () => process.stdout.write(s.toUpperCase()));",
+        )],
+        None,
+    );
+    assert_eq!(d.ask_str("shout:quiet"), "QUIET");
+}
+
+#[test]
+fn module_errors_are_clear_answers_never_hangs() {
+    let d = with_js(
+        &[
+            (
+                "throws.js",
+                "exports.TExecute = function () { throw new Error('boom'); };",
+            ),
+            (
+                "rejects.js",
+                "exports.TExecute = async function () { throw new Error('async boom'); };",
+            ),
+            (
+                "noend.js",
+                "exports.TExecute = function (parts, client) { client.write('half'); };",
+            ),
+            (
+                "fail.js",
+                "// the seed's fail.js: a module without exports\n",
+            ),
+            ("broken.js", "exports.TExecute = function ( {"),
+            ("udponly.js", "exports.UExecute = function () {};"),
+            (
+                "spins.js",
+                "exports.TExecute = function () { setInterval(() => {}, 1000); };",
+            ),
+        ],
+        Some(r#""job_timeout_secs": 2"#),
+    );
+    assert_eq!(d.ask_str("throws:"), "500: Module throws failed: boom");
+    assert_eq!(
+        d.ask_str("rejects:"),
+        "500: Module rejects failed: async boom"
+    );
+    assert_eq!(
+        d.ask_str("noend:"),
+        "500: Module noend did not call client.end()"
+    );
+    assert_eq!(
+        d.ask_str("fail:"),
+        "500: Module fail exports nothing and wrote nothing"
+    );
+    assert!(d
+        .ask_str("broken:")
+        .starts_with("500: Module broken failed to load: "));
+    assert_eq!(
+        d.ask_str("udponly:"),
+        "500: Module udponly exports no TExecute"
+    );
+    let start = std::time::Instant::now();
+    assert_eq!(d.ask_str("spins:"), "504: Module spins timed out");
+    assert!(start.elapsed() < Duration::from_secs(15));
+    d.wait_log("module throws[");
+    d.wait_log("at exports.TExecute");
+}
+
+/// The shipped modules folder, with its npm packages (bin/test installs them).
+fn shipped() -> Daemon {
+    let modules = concat!(env!("CARGO_MANIFEST_DIR"), "/modules");
+    assert!(
+        std::path::Path::new(modules)
+            .join("node_modules/less")
+            .exists(),
+        "npm packages missing: run `npm ci --prefix modules` (bin/test does)"
+    );
+    Daemon::spawn(
+        TempDir::new("shipped-js"),
+        modules.into(),
+        [
+            "-v",
+            "-1",
+            "--listen",
+            "127.0.0.1:0",
+            "--state",
+            "none",
+            "--modules",
+            modules,
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+}
+
+#[test]
+fn the_compiler_modules_compile_for_real() {
+    let d = shipped();
+    assert_eq!(
+        d.ask_str("less:@color: red;\n.a { color: @color; }"),
+        ".a {\n  color: red;\n}\n"
+    );
+    assert_eq!(
+        d.ask_str("sass:.a { .b { color: red; } }"),
+        ".a .b {\n  color: red;\n}"
+    );
+    assert_eq!(
+        d.ask_str("typescript:let x: number = 1;\nfunction f(a: string): void {}"),
+        "let x = 1;\nfunction f(a) { }\n"
+    );
+    let coffee = d.ask_str("coffee:square = (x) -> x * x");
+    assert!(
+        coffee.contains("square = function(x) {\n    return x * x;\n  };"),
+        "{coffee}"
+    );
+    assert_eq!(d.ask_str("jade:p Hello"), "<p>Hello</p>");
+    assert_eq!(d.ask_str("pug:ul\n  li one"), "<ul><li>one</li></ul>");
+    assert_eq!(d.ask_str("roole:a"), "404: Roole not available");
+    assert!(
+        d.ask_str("less:.a {").starts_with("500: LESS "),
+        "compile errors in the seed's form"
+    );
+    assert!(d
+        .ask_str("typescript:let = ;")
+        .starts_with("500: TypeScript "));
+}
+
+#[test]
+fn a_compiler_module_without_its_package_answers_404() {
+    let d = Setup::new().start();
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/modules");
+    for (file, answer) in [
+        ("less.js", "404: LESS not available"),
+        ("sass.js", "404: SASS not available"),
+        ("coffee.js", "404: CoffeeScript not available"),
+        ("jade.js", "404: Jade not available"),
+        ("typescript.js", "404: TypeScript not available"),
+    ] {
+        std::fs::copy(format!("{shipped}/{file}"), d.modules.join(file)).unwrap();
+        let name = file.trim_end_matches(".js");
+        assert_eq!(d.ask_str(&format!("{name}:x")), answer);
+    }
+}
