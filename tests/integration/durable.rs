@@ -43,7 +43,7 @@ fn a_job_running_at_the_crash_runs_again_and_knows_its_attempt() {
     wait_for("running", || d.ask_str("queue:check:id:1") == "1");
     // The start is journaled without holding the job back; give it time to
     // reach the disk, or the rerun would count as attempt 1 again.
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(1000));
     d.crash_and_restart();
     d.wait_log("1 interrupted jobs to run again");
     assert_eq!(d.ask_str("queue:get:id:1"), "attempt 2");
@@ -86,6 +86,11 @@ fn udp_jobs_are_journaled_too() {
     wait_for("blocking", || d.ask_str("queue:check:id:1") == "1");
     d.send_udp(b"note:from udp");
     d.wait_log("note (8 bytes) as job 2");
+    // No client waits for a datagram's record: wait until the journal has it.
+    let journal = d.dir.path().join("state/journal");
+    wait_for("the datagram's record", || {
+        std::fs::read(&journal).is_ok_and(|j| j.windows(8).any(|w| w == b"from udp"))
+    });
     assert!(!out.exists(), "still waiting behind the blocker");
     d.crash_and_restart();
     wait_for("the UDP job to run after the restart", || out.exists());
