@@ -12,85 +12,96 @@
 // Failures answer in the seed's `NNN: text` form and exit non-zero, so the
 // daemon passes the text on: a throw, a module that never calls end(), a
 // module that exports nothing and writes nothing.
+//
+// With `--worker` after the module it stays resident instead and serves
+// framed jobs one at a time (see src/workers.rs for the framing).
 'use strict';
 
 const file = process.argv[1];
-const name = process.env.BGJOB_MODULE || require('path').basename(file, '.js');
-const transport = process.env.BGJOB_TRANSPORT || 'tcp';
-
-let answered = false;
-function fail(text, error) {
-  if (answered) return;
-  answered = true;
-  if (error) process.stderr.write(`${error && error.stack || error}\n`);
-  process.stdout.write(`500: Module ${name} ${text}`, () => process.exit(1));
-}
-
-process.on('uncaughtException', (e) => fail(`failed: ${e && e.message || e}`, e));
-process.on('unhandledRejection', (e) => fail(`failed: ${e && e.message || e}`, e));
-
-// Track whether a plain script wrote anything, to tell it from a module
-// that exports nothing and does nothing (the seed's fail.js).
-let wrote = false;
-const stdoutWrite = process.stdout.write.bind(process.stdout);
-process.stdout.write = (...args) => {
-  wrote = true;
-  return stdoutWrite(...args);
-};
-
-let mod;
-let loaded = false;
-try {
-  mod = require(file);
-  loaded = true;
-} catch (e) {
-  fail(`failed to load: ${e && e.message || e}`, e);
-}
-
-const entry = transport === 'udp' ? mod && mod.UExecute : mod && mod.TExecute;
-const exportsSomething = mod && (typeof mod === 'function' || Object.keys(mod).length > 0);
-
-if (!loaded) {
-  // fail() has answered
-} else if (typeof entry === 'function') {
-  const chunks = [];
-  readStdin((data) => {
-    const parts = [name, data.toString()];
-    if (transport === 'udp') {
-      const result = entry(parts);
-      Promise.resolve(result).then(() => {}, (e) => fail(`failed: ${e && e.message || e}`, e));
-      return;
-    }
-    const [host, port] = splitRemote(process.env.BGJOB_REMOTE || '');
-    const client = {
-      remoteAddress: host,
-      remotePort: port,
-      write(chunk, encoding) {
-        if (answered) return false;
-        chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk), encoding));
-        return true;
-      },
-      end(chunk, encoding) {
-        if (answered) return;
-        if (chunk !== undefined && chunk !== null) client.write(chunk, encoding);
-        answered = true;
-        stdoutWrite(Buffer.concat(chunks), () => process.exit(0));
-      },
-      destroy() {
-        client.end();
-      },
-    };
-    process.on('beforeExit', () => fail('did not call client.end()'));
-    entry(parts, client);
-  });
-} else if (exportsSomething) {
-  process.on('beforeExit', () =>
-    fail(`exports no ${transport === 'udp' ? 'UExecute' : 'TExecute'}`));
+if (process.argv[2] === '--worker') {
+  serveWarm();
 } else {
-  // A plain script: it has run and reads its stdin itself.
-  process.on('beforeExit', () => {
-    if (!wrote) fail('exports nothing and wrote nothing');
-  });
+  runOnce();
+}
+
+function runOnce() {
+  const name = process.env.BGJOB_MODULE || require('path').basename(file, '.js');
+  const transport = process.env.BGJOB_TRANSPORT || 'tcp';
+
+  let answered = false;
+  function fail(text, error) {
+    if (answered) return;
+    answered = true;
+    if (error) process.stderr.write(`${error && error.stack || error}\n`);
+    process.stdout.write(`500: Module ${name} ${text}`, () => process.exit(1));
+  }
+
+  process.on('uncaughtException', (e) => fail(`failed: ${e && e.message || e}`, e));
+  process.on('unhandledRejection', (e) => fail(`failed: ${e && e.message || e}`, e));
+
+  // Track whether a plain script wrote anything, to tell it from a module
+  // that exports nothing and does nothing (the seed's fail.js).
+  let wrote = false;
+  const stdoutWrite = process.stdout.write.bind(process.stdout);
+  process.stdout.write = (...args) => {
+    wrote = true;
+    return stdoutWrite(...args);
+  };
+
+  let mod;
+  let loaded = false;
+  try {
+    mod = require(file);
+    loaded = true;
+  } catch (e) {
+    fail(`failed to load: ${e && e.message || e}`, e);
+  }
+
+  const entry = transport === 'udp' ? mod && mod.UExecute : mod && mod.TExecute;
+  const exportsSomething = mod && (typeof mod === 'function' || Object.keys(mod).length > 0);
+
+  if (!loaded) {
+    // fail() has answered
+  } else if (typeof entry === 'function') {
+    const chunks = [];
+    readStdin((data) => {
+      const parts = [name, data.toString()];
+      if (transport === 'udp') {
+        const result = entry(parts);
+        Promise.resolve(result).then(() => {}, (e) => fail(`failed: ${e && e.message || e}`, e));
+        return;
+      }
+      const [host, port] = splitRemote(process.env.BGJOB_REMOTE || '');
+      const client = {
+        remoteAddress: host,
+        remotePort: port,
+        write(chunk, encoding) {
+          if (answered) return false;
+          chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk), encoding));
+          return true;
+        },
+        end(chunk, encoding) {
+          if (answered) return;
+          if (chunk !== undefined && chunk !== null) client.write(chunk, encoding);
+          answered = true;
+          stdoutWrite(Buffer.concat(chunks), () => process.exit(0));
+        },
+        destroy() {
+          client.end();
+        },
+      };
+      process.on('beforeExit', () => fail('did not call client.end()'));
+      entry(parts, client);
+    });
+  } else if (exportsSomething) {
+    process.on('beforeExit', () =>
+      fail(`exports no ${transport === 'udp' ? 'UExecute' : 'TExecute'}`));
+  } else {
+    // A plain script: it has run and reads its stdin itself.
+    process.on('beforeExit', () => {
+      if (!wrote) fail('exports nothing and wrote nothing');
+    });
+  }
 }
 
 function readStdin(done) {
@@ -103,4 +114,108 @@ function readStdin(done) {
 function splitRemote(remote) {
   const i = remote.lastIndexOf(':');
   return i < 0 ? [remote, 0] : [remote.slice(0, i).replace(/^\[|\]$/g, ''), Number(remote.slice(i + 1))];
+}
+
+function serveWarm() {
+  const name = process.env.BGJOB_MODULE || require('path').basename(file, '.js');
+  const send = (bytes) => process.stdout.write(bytes);
+  let mod;
+  try {
+    mod = require(file);
+  } catch (e) {
+    // Served cold instead, where the load error becomes the answer.
+    send('cold\n');
+    return;
+  }
+  if (!mod || (typeof mod.TExecute !== 'function' && typeof mod.UExecute !== 'function')) {
+    send('cold\n');
+    return;
+  }
+  let buffer = Buffer.alloc(0);
+  let current = null;
+  const reply = (job, ok, body) => {
+    if (current !== job) return;
+    current = null;
+    const bytes = Buffer.isBuffer(body) ? body : Buffer.from(String(body));
+    send(Buffer.concat([Buffer.from(`${ok ? 'ok' : 'fail'} ${bytes.length}\n`), bytes]));
+    setImmediate(pump);
+  };
+  const failed = (job, e) => {
+    process.stderr.write(`${e && e.stack || e}\n`);
+    reply(job, false, `500: Module ${name} failed: ${e && e.message || e}`);
+  };
+  process.on('uncaughtException', (e) => {
+    if (current) failed(current, e);
+    else {
+      process.stderr.write(`${e && e.stack || e}\n`);
+      process.exit(1);
+    }
+  });
+  process.on('unhandledRejection', (e) => {
+    if (current) failed(current, e);
+  });
+  process.stdin.on('data', (chunk) => {
+    buffer = Buffer.concat([buffer, chunk]);
+    pump();
+  });
+  // The daemon stops an idle worker by closing its stdin.
+  process.stdin.on('end', () => process.exit(0));
+  send('ready\n');
+
+  function pump() {
+    while (!current) {
+      const newline = buffer.indexOf(10);
+      if (newline < 0) return;
+      const header = buffer.subarray(0, newline).toString().split(' ');
+      if (header[0] === 'unload') {
+        try {
+          if (typeof mod.Unload === 'function') mod.Unload();
+        } finally {
+          process.exit(0);
+        }
+      }
+      const length = Number(header[3]);
+      if (buffer.length < newline + 1 + length) return;
+      const data = buffer.subarray(newline + 1, newline + 1 + length);
+      buffer = buffer.subarray(newline + 1 + length);
+      run(header[1], header[2] === '-' ? '' : header[2], Buffer.from(data));
+    }
+  }
+
+  function run(transport, remote, data) {
+    const job = {};
+    current = job;
+    const parts = [name, data.toString()];
+    try {
+      if (transport === 'udp') {
+        if (typeof mod.UExecute !== 'function') return reply(job, false, `500: Module ${name} exports no UExecute`);
+        Promise.resolve(mod.UExecute(parts)).then(() => reply(job, true, ''), (e) => failed(job, e));
+        return;
+      }
+      if (typeof mod.TExecute !== 'function') return reply(job, false, `500: Module ${name} exports no TExecute`);
+      const chunks = [];
+      const [host, port] = splitRemote(remote);
+      const client = {
+        remoteAddress: host,
+        remotePort: port,
+        write(chunk, encoding) {
+          if (current !== job) return false;
+          chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk), encoding));
+          return true;
+        },
+        end(chunk, encoding) {
+          if (current !== job) return;
+          if (chunk !== undefined && chunk !== null) client.write(chunk, encoding);
+          reply(job, true, Buffer.concat(chunks));
+        },
+        destroy() {
+          client.end();
+        },
+      };
+      const result = mod.TExecute(parts, client);
+      if (result && typeof result.then === 'function') result.then(null, (e) => failed(job, e));
+    } catch (e) {
+      failed(job, e);
+    }
+  }
 }

@@ -46,7 +46,7 @@ impl Daemon {
         };
         let status = match self.queue.get(id) {
             Some(Entry::Active(job)) => match self.jobs.get(*job).map(|j| &j.state) {
-                Some(JobState::Running(_)) => "1",
+                Some(JobState::Running(_) | JobState::Warm(_)) => "1",
                 _ => "0",
             },
             Some(Entry::Done(_)) => "2",
@@ -101,6 +101,11 @@ impl Daemon {
                     child.kill();
                     log::info!("queue job {id} ({module}) cancelled: killing its process group");
                     // Its end is journaled and answered when it is reaped.
+                    return Ok(Some(b"cancelled: running job killed".to_vec()));
+                }
+                if let JobState::Warm(_) = job.state {
+                    log::info!("queue job {id} ({module}) cancelled: killing its warm worker");
+                    self.end_warm(key, Outcome::Cancelled);
                     return Ok(Some(b"cancelled: running job killed".to_vec()));
                 }
                 self.jobs.remove(key);
@@ -175,7 +180,7 @@ impl Daemon {
         let mut rows: Vec<(u64, String)> = Vec::new();
         for (_, job) in self.jobs.iter() {
             let status = match job.state {
-                JobState::Running(_) => "running",
+                JobState::Running(_) | JobState::Warm(_) => "running",
                 _ => "waiting",
             };
             let id = job.id.map_or("-".to_string(), |id| id.to_string());
@@ -207,7 +212,7 @@ impl Daemon {
             Some(Entry::Active(key)) => {
                 let job = self.jobs.get(*key).expect("active jobs are in the table");
                 let status = match job.state {
-                    JobState::Running(_) => "running",
+                    JobState::Running(_) | JobState::Warm(_) => "running",
                     _ => "waiting",
                 };
                 let receipt = Receipt {

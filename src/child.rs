@@ -98,7 +98,7 @@ impl Child {
 /// The Node.js host that runs `.js` modules written against the seed's API
 /// (`bin/bgjob-node-host.js`), built into the binary so that an installed
 /// bgjobd never looks for it on disk.
-const NODE_HOST: &str = include_str!("../bin/bgjob-node-host.js");
+pub(crate) const NODE_HOST: &str = include_str!("../bin/bgjob-node-host.js");
 
 /// The environment a job adds for its module.
 pub struct JobEnv<'a> {
@@ -107,6 +107,24 @@ pub struct JobEnv<'a> {
     pub remote: Option<String>,
     pub job_id: Option<u64>,
     pub attempt: u32,
+}
+
+impl JobEnv<'_> {
+    /// The `BGJOB_*` variables as `NAME=value`.
+    pub fn vars(&self) -> Vec<String> {
+        let mut vars = vec![
+            format!("BGJOB_MODULE={}", self.module),
+            format!("BGJOB_TRANSPORT={}", self.transport),
+            format!("BGJOB_ATTEMPT={}", self.attempt),
+        ];
+        if let Some(remote) = &self.remote {
+            vars.push(format!("BGJOB_REMOTE={remote}"));
+        }
+        if let Some(id) = self.job_id {
+            vars.push(format!("BGJOB_JOB_ID={id}"));
+        }
+        vars
+    }
 }
 
 /// Orders the module started with piped, non-blocking stdin/stdout/stderr,
@@ -119,17 +137,7 @@ pub fn spawn(
     node: Option<&Path>,
     deadline: Instant,
 ) -> io::Result<Child> {
-    let mut vars = vec![
-        format!("BGJOB_MODULE={}", env.module),
-        format!("BGJOB_TRANSPORT={}", env.transport),
-        format!("BGJOB_ATTEMPT={}", env.attempt),
-    ];
-    if let Some(remote) = &env.remote {
-        vars.push(format!("BGJOB_REMOTE={remote}"));
-    }
-    if let Some(id) = env.job_id {
-        vars.push(format!("BGJOB_JOB_ID={id}"));
-    }
+    let vars = env.vars();
     let (serial, pipes) = match module.kind {
         Kind::Executable => spawner.start(&module.path, &[], &vars)?,
         Kind::Node => {

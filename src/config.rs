@@ -57,6 +57,10 @@ pub struct Settings {
     pub node: PathBuf,
     /// Bytes of unfetched queue results kept; the oldest go first.
     pub result_retention_bytes: usize,
+    /// Warm Node.js workers per `.js` module; 0 runs one process per request.
+    pub node_workers: usize,
+    /// A warm worker idle this long stops.
+    pub node_worker_idle: Duration,
     /// Where the journal lives; `None` keeps the queue in memory only.
     pub state_dir: Option<PathBuf>,
     /// When journal records reach the disk.
@@ -79,6 +83,8 @@ impl Default for Settings {
             shutdown_grace: Duration::from_secs(10),
             node: PathBuf::from("node"),
             result_retention_bytes: 64 << 20,
+            node_workers: 2,
+            node_worker_idle: Duration::from_secs(60),
             state_dir: Some(PathBuf::from("./state")),
             journal_sync: SyncPolicy::Always,
         }
@@ -133,6 +139,8 @@ struct RawConfig {
     shutdown_grace_secs: Option<u64>,
     node: Option<PathBuf>,
     result_retention_bytes: Option<u64>,
+    node_workers: Option<u64>,
+    node_worker_idle_secs: Option<f64>,
     state_dir: Option<String>,
     journal_sync: Option<Value>,
 }
@@ -182,6 +190,8 @@ impl Config {
                 0,
                 1 << 40,
             ),
+            node_workers: clamp(raw.node_workers, d.node_workers, 0, 64),
+            node_worker_idle: secs(raw.node_worker_idle_secs, d.node_worker_idle, 0.1, 86_400.0)?,
             state_dir: match raw.state_dir {
                 Some(dir) => parse_state_dir(&dir),
                 None => d.state_dir,

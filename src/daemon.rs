@@ -31,6 +31,7 @@ use crate::receipt::Usage;
 use crate::spawn::Spawner;
 use crate::stats::Stats;
 use crate::timers::{Timer, Timers};
+use crate::workers::Workers;
 
 /// The signal source's token.
 const SIGNALS: Token = Token(usize::MAX);
@@ -40,6 +41,8 @@ const WAKER: Token = Token(usize::MAX - 1);
 const LISTENERS: usize = 1 << 40;
 /// A job's pipe has token `PIPES + 4 * job + stream`.
 const PIPES: usize = 1 << 41;
+/// A warm worker's pipe has token `WORKER_PIPES + 4 * worker + stream`.
+const WORKER_PIPES: usize = 1 << 42;
 /// How often queue results are expired.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// How often the module index is refreshed from modification times.
@@ -60,6 +63,7 @@ enum Source {
     TcpListener(usize),
     Udp(usize),
     Pipe(usize, Stream),
+    WorkerPipe(usize, Stream),
     Conn(usize),
 }
 
@@ -67,15 +71,10 @@ fn source(token: Token) -> Source {
     match token.0 {
         _ if token == SIGNALS => Source::Signals,
         _ if token == WAKER => Source::Waker,
-        t if t >= PIPES => {
-            let (job, stream) = ((t - PIPES) / 4, (t - PIPES) % 4);
-            let stream = match stream {
-                0 => Stream::Stdin,
-                1 => Stream::Stdout,
-                _ => Stream::Stderr,
-            };
-            Source::Pipe(job, stream)
+        t if t >= WORKER_PIPES => {
+            Source::WorkerPipe((t - WORKER_PIPES) / 4, stream_of(t - WORKER_PIPES))
         }
+        t if t >= PIPES => Source::Pipe((t - PIPES) / 4, stream_of(t - PIPES)),
         t if t >= LISTENERS && (t - LISTENERS).is_multiple_of(2) => {
             Source::TcpListener((t - LISTENERS) / 2)
         }
@@ -84,8 +83,20 @@ fn source(token: Token) -> Source {
     }
 }
 
+fn stream_of(offset: usize) -> Stream {
+    match offset % 4 {
+        0 => Stream::Stdin,
+        1 => Stream::Stdout,
+        _ => Stream::Stderr,
+    }
+}
+
 pub fn pipe_token(job: usize, stream: Stream) -> Token {
     Token(PIPES + 4 * job + stream as usize)
+}
+
+pub fn worker_token(worker: usize, stream: Stream) -> Token {
+    Token(WORKER_PIPES + 4 * worker + stream as usize)
 }
 
 /// Where settings come from, to read them again on SIGHUP.
@@ -151,6 +162,8 @@ pub struct Daemon {
     /// Answers held until their job's record is on disk, in journal order.
     pub(crate) acks: VecDeque<Ack>,
     pub(crate) spawner: Spawner,
+    /// Warm Node.js workers and the jobs waiting for them.
+    pub(crate) workers: Workers,
     /// Exits of children whose pid the spawn thread has not reported yet.
     pub(crate) early_exits: HashMap<u32, (i32, Usage)>,
     /// The Node.js binary, found on `PATH` at start and on SIGHUP.
@@ -247,6 +260,7 @@ impl Daemon {
             acks: VecDeque::new(),
             spawner,
             early_exits: HashMap::new(),
+            workers: Workers::default(),
             node: None,
         };
         daemon.find_node();
@@ -308,6 +322,7 @@ impl Daemon {
             Source::TcpListener(i) => self.accept(i),
             Source::Udp(i) => self.receive_datagrams(i),
             Source::Pipe(job, stream) => self.pipe_ready(job, stream),
+            Source::WorkerPipe(worker, stream) => self.worker_ready(worker, stream),
             Source::Conn(key) => self.conn_ready(key),
         }
     }
@@ -439,6 +454,7 @@ impl Daemon {
                 why: Removal::Expired,
             });
         }
+        self.stop_idle_workers(now);
         if now.duration_since(self.last_refresh) >= MODULE_REFRESH {
             self.modules.rescan();
             self.last_refresh = now;

@@ -35,6 +35,11 @@ impl OutBuf {
         self.bytes.len() - self.pos
     }
 
+    /// The bytes not yet written.
+    pub fn pending(&self) -> &[u8] {
+        &self.bytes[self.pos..]
+    }
+
     /// Forgets everything not yet written, releasing the memory.
     pub fn discard(&mut self) {
         self.bytes = Vec::new();

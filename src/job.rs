@@ -81,6 +81,22 @@ pub enum JobState {
     Waiting,
     /// Its process runs (or has exited and its pipes are draining).
     Running(Box<Child>),
+    /// A `.js` module's job handed to a resident Node.js worker (or waiting
+    /// for one of its module's pool).
+    Warm(WarmRun),
+}
+
+/// A job run by a warm worker.
+#[derive(Debug)]
+pub struct WarmRun {
+    /// The worker running it; `None` while it waits for one.
+    pub worker: Option<usize>,
+    pub started: Instant,
+    /// The job time limit.
+    pub deadline: Instant,
+    /// Killed because the daemon stopped: a journaled job runs again after
+    /// the restart instead of being recorded as failed.
+    pub killed_at_stop: bool,
 }
 
 /// One run of a module.
@@ -136,7 +152,7 @@ impl Job {
     pub fn child_mut(&mut self) -> Option<&mut Child> {
         match &mut self.state {
             JobState::Running(child) => Some(child),
-            JobState::Pending | JobState::Waiting => None,
+            JobState::Pending | JobState::Waiting | JobState::Warm(_) => None,
         }
     }
 }

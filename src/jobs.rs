@@ -21,6 +21,8 @@ pub struct JobTable {
     /// spawn serial number.
     starting: HashMap<u64, JobKey>,
     by_pid: HashMap<u32, JobKey>,
+    /// Jobs run by warm workers (or waiting for one); they hold running slots.
+    warm: usize,
 }
 
 impl JobTable {
@@ -76,6 +78,24 @@ impl JobTable {
         self.waiting.pop_front()
     }
 
+    /// Records that the job now runs on (or waits for) a warm worker.
+    pub fn warm_started(&mut self, key: JobKey, run: crate::job::WarmRun) {
+        if let Some(job) = self.jobs.get_mut(key) {
+            job.state = JobState::Warm(run);
+            self.warm += 1;
+        }
+    }
+
+    /// A warm job goes back to a process of its own (its module runs cold).
+    pub fn warm_to_cold(&mut self, key: JobKey) {
+        if let Some(job) = self.jobs.get_mut(key) {
+            if matches!(job.state, JobState::Warm(_)) {
+                job.state = JobState::Waiting;
+                self.warm -= 1;
+            }
+        }
+    }
+
     /// Records that the job's child was ordered started.
     pub fn starting(&mut self, key: JobKey, serial: u64) {
         self.starting.insert(serial, key);
@@ -115,13 +135,14 @@ impl JobTable {
             }
             JobState::Waiting => self.waiting.retain(|&k| k != key),
             JobState::Pending => self.pending -= 1,
+            JobState::Warm(_) => self.warm -= 1,
         }
         Some(job)
     }
 
     /// Jobs with a child: started, or being started.
     pub fn running(&self) -> usize {
-        self.by_pid.len() + self.starting.len()
+        self.by_pid.len() + self.starting.len() + self.warm
     }
 
     /// Jobs waiting to start, pending ones included.

@@ -31,3 +31,5 @@ pub mod systemd;
 mod tcp;
 pub mod timers;
 mod udp;
+mod warm;
+pub mod workers;

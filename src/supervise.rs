@@ -36,11 +36,20 @@ impl Daemon {
             return;
         }
         while let Some(key) = self.jobs.pop_waiting(self.settings.max_jobs) {
-            self.start_job(key);
+            let warm = self
+                .jobs
+                .get(key)
+                .is_some_and(|job| self.runs_warm(&job.module));
+            if warm {
+                self.start_warm(key);
+            } else {
+                self.start_cold(key);
+            }
         }
     }
 
-    fn start_job(&mut self, key: JobKey) {
+    /// Starts a job in a process of its own.
+    pub(crate) fn start_cold(&mut self, key: JobKey) {
         let Some(job) = self.jobs.get_mut(key) else {
             return;
         };
@@ -68,7 +77,8 @@ impl Daemon {
                     crate::modules::Kind::Executable => job.module.path.display().to_string(),
                 };
                 log::error!("module {} cannot start: {program}: {e}", job.module.name);
-                return self.finish_job(key, Some(Outcome::SpawnFailed(format!("{program}: {e}"))));
+                let outcome = Outcome::SpawnFailed(format!("{program}: {e}"));
+                return self.finish_job(key, Some((outcome, Vec::new())));
             }
         };
         if let Err(e) = register_pipes(self.poll.registry(), key, &mut child) {
@@ -243,6 +253,9 @@ impl Daemon {
     /// thread's report of its pid has been read: its exit is kept until then.
     fn apply_exit(&mut self, pid: u32, reaped: Option<(i32, crate::receipt::Usage)>) {
         let Some(key) = self.jobs.by_pid(pid) else {
+            if let Some(worker) = self.workers.by_pid(pid) {
+                return self.worker_exited(worker, reaped.map(|(status, _)| status));
+            }
             if let Some(reaped) = reaped {
                 self.early_exits.insert(pid, reaped);
             }
@@ -273,6 +286,13 @@ impl Daemon {
             return;
         };
         let name = job.module.name.clone();
+        if let JobState::Warm(run) = &job.state {
+            if run.deadline <= now {
+                log::warn!("module {name} timed out on a warm worker, killing the worker");
+                self.end_warm(key, Outcome::TimedOut);
+            }
+            return;
+        }
         let Some(child) = job.child_mut() else { return };
         if child.deadline > now {
             return; // stale entry
@@ -322,7 +342,12 @@ impl Daemon {
 
     /// Takes a job out and routes its answer. `outcome` is given for a job
     /// that never ran; a running job's comes from its child.
-    fn finish_job(&mut self, key: JobKey, outcome: Option<Outcome>) {
+    /// Finishes a job that ran on a warm worker, or never ran.
+    pub(crate) fn finish_job_with(&mut self, key: JobKey, outcome: Outcome, output: Vec<u8>) {
+        self.finish_job(key, Some((outcome, output)));
+    }
+
+    fn finish_job(&mut self, key: JobKey, given: Option<(Outcome, Vec<u8>)>) {
         let Some(mut job) = self.jobs.remove(key) else {
             return;
         };
@@ -344,10 +369,16 @@ impl Daemon {
                 killed_at_stop = child.killed_at_stop;
                 (child.outcome(), std::mem::take(&mut child.output))
             }
-            JobState::Pending | JobState::Waiting => (
-                outcome.unwrap_or(Outcome::SpawnFailed("never started".into())),
-                Vec::new(),
-            ),
+            JobState::Warm(run) => {
+                receipt.wall = run.started.elapsed();
+                killed_at_stop = run.killed_at_stop;
+                let (outcome, output) = given.unwrap_or((Outcome::Exited(-1), Vec::new()));
+                receipt.bytes_out = output.len() as u64;
+                (outcome, output)
+            }
+            JobState::Pending | JobState::Waiting => {
+                given.unwrap_or((Outcome::SpawnFailed("never started".into()), Vec::new()))
+            }
         };
         receipt.output_cut = matches!(outcome, Outcome::OutputTooLarge(_));
         receipt.outcome = Some(outcome.clone());
@@ -420,6 +451,7 @@ impl Daemon {
                 job.input.discard();
                 child.stdin = None;
             }
+            JobState::Warm(_) => self.end_warm(key, Outcome::Cancelled),
         }
     }
 
@@ -474,10 +506,16 @@ impl Daemon {
         let running: Vec<JobKey> = self
             .jobs
             .iter()
-            .filter(|(_, job)| matches!(job.state, JobState::Running(_)))
+            .filter(|(_, job)| matches!(job.state, JobState::Running(_) | JobState::Warm(_)))
             .map(|(key, _)| key)
             .collect();
         for key in running {
+            if let Some(JobState::Warm(run)) = self.jobs.get_mut(key).map(|j| &mut j.state) {
+                log::warn!("shutdown grace over, killing a warm worker");
+                run.killed_at_stop = true;
+                self.end_warm(key, Outcome::Signaled(libc::SIGKILL));
+                continue;
+            }
             if let Some(child) = self.jobs.get_mut(key).and_then(Job::child_mut) {
                 log::warn!(
                     "shutdown grace over, killing job process group {:?}",
@@ -494,6 +532,7 @@ impl Daemon {
     pub(crate) fn spawn_results(&mut self) {
         for result in self.spawner.take_results() {
             let Some(key) = self.jobs.spawned(result.serial) else {
+                self.worker_spawned(result.serial, result.pid);
                 continue;
             };
             let Some(job) = self.jobs.get_mut(key) else {
@@ -542,7 +581,7 @@ fn register_pipes(registry: &Registry, key: JobKey, child: &mut Child) -> std::i
     Ok(())
 }
 
-fn log_stderr(name: &str, pid: u32, line: &mut Vec<u8>, logged: &mut usize) {
+pub(crate) fn log_stderr(name: &str, pid: u32, line: &mut Vec<u8>, logged: &mut usize) {
     if *logged < STDERR_LOG_CAP {
         log::warn!("module {name}[{pid}]: {}", loggable(line, STDERR_LINE_CAP));
     }

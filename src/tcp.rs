@@ -170,6 +170,22 @@ impl Daemon {
         if head == Head::Incomplete {
             return;
         }
+        if let Head::Module { name, .. } = &head {
+            // A warm worker takes the whole request in one frame.
+            let warm = self
+                .modules
+                .lookup(name)
+                .is_some_and(|m| self.runs_warm(&m));
+            if warm && !complete {
+                return;
+            }
+        }
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Phase::Head(buf) = &mut conn.phase else {
+            return;
+        };
         let buf = std::mem::take(buf);
         let peer = conn.peer;
         match head {

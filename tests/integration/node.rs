@@ -61,6 +61,7 @@ fn a_plain_script_reads_its_data_from_stdin() {
     assert_eq!(d.ask_str("shout:quiet"), "QUIET");
 }
 
+/// Per-request (cold) mode: every error has its own answer.
 #[test]
 fn module_errors_are_clear_answers_never_hangs() {
     let d = with_js(
@@ -88,7 +89,7 @@ fn module_errors_are_clear_answers_never_hangs() {
                 "exports.TExecute = function () { setInterval(() => {}, 1000); };",
             ),
         ],
-        Some(r#""job_timeout_secs": 2"#),
+        Some(r#""job_timeout_secs": 2, "node_workers": 0"#),
     );
     assert_eq!(d.ask_str("throws:"), "500: Module throws failed: boom");
     assert_eq!(
@@ -191,4 +192,148 @@ fn a_compiler_module_without_its_package_answers_404() {
         let name = file.trim_end_matches(".js");
         assert_eq!(d.ask_str(&format!("{name}:x")), answer);
     }
+}
+
+/// A module that counts its calls: consecutive answers from one worker count up.
+const COUNTER: &str = r#"let calls = 0;
+exports.TExecute = function (parts, client) {
+  calls += 1;
+  if (parts[1] === 'hang') return;
+  if (parts[1] === 'crash') process.exit(3);
+  client.end(`${calls}:${process.pid}`);
+};
+"#;
+
+fn counts(answer: &str) -> (u32, u32) {
+    let (n, pid) = answer.split_once(':').unwrap_or_else(|| panic!("{answer}"));
+    (n.parse().unwrap(), pid.parse().unwrap())
+}
+
+#[test]
+fn a_warm_worker_serves_consecutive_requests_and_cold_mode_does_not() {
+    let d = with_js(&[("counter.js", COUNTER)], Some(r#""node_workers": 1"#));
+    let (n1, pid1) = counts(&d.ask_str("counter:"));
+    let (n2, pid2) = counts(&d.ask_str("counter:"));
+    let (n3, pid3) = counts(&String::from_utf8(d.ask_classic(b"counter:")).unwrap());
+    assert_eq!((n1, n2, n3), (1, 2, 3), "require and start-up happen once");
+    assert!(pid1 == pid2 && pid2 == pid3);
+    let id = d.ask_str("queue:add:counter:");
+    assert_eq!(
+        counts(&d.ask_str(&format!("queue:get:{id}"))).0,
+        4,
+        "queue jobs use the same worker"
+    );
+    d.wait_log("module counter: starting a warm worker");
+
+    let cold = with_js(&[("counter.js", COUNTER)], Some(r#""node_workers": 0"#));
+    assert_eq!(counts(&cold.ask_str("counter:")).0, 1);
+    assert_eq!(
+        counts(&cold.ask_str("counter:")).0,
+        1,
+        "one process per request"
+    );
+}
+
+#[test]
+fn a_worker_past_the_time_limit_is_killed_and_replaced() {
+    let d = with_js(
+        &[("counter.js", COUNTER)],
+        Some(r#""node_workers": 1, "job_timeout_secs": 1"#),
+    );
+    let (_, first) = counts(&d.ask_str("counter:"));
+    assert_eq!(d.ask_str("counter:hang"), "504: Module counter timed out");
+    wait_for("the stuck worker gone", || {
+        !crate::util::process_alive(first)
+    });
+    let (n, second) = counts(&d.ask_str("counter:"));
+    assert_eq!(n, 1, "a fresh worker");
+    assert_ne!(first, second);
+}
+
+#[test]
+fn a_module_that_crashes_its_worker_fails_one_job() {
+    let d = with_js(&[("counter.js", COUNTER)], Some(r#""node_workers": 1"#));
+    assert_eq!(counts(&d.ask_str("counter:")).0, 1);
+    assert_eq!(
+        d.ask_str("counter:crash"),
+        "500: Module counter failed (exit status 3)"
+    );
+    assert_eq!(
+        counts(&d.ask_str("counter:")).0,
+        1,
+        "the next job gets a new worker"
+    );
+    assert_eq!(counts(&d.ask_str("counter:")).0, 2);
+}
+
+#[test]
+fn a_changed_module_is_unloaded_and_reloaded() {
+    let unloaded = TempDir::new("unloaded");
+    let marker = unloaded.path().join("unloaded");
+    let v1 = format!(
+        "{COUNTER}exports.Unload = function () {{ require('fs').writeFileSync({:?}, 'v1'); }};\n",
+        marker.display().to_string()
+    );
+    let d = with_js(&[("counter.js", &v1)], Some(r#""node_workers": 1"#));
+    assert_eq!(counts(&d.ask_str("counter:")).0, 1);
+    assert_eq!(counts(&d.ask_str("counter:")).0, 2);
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(
+        d.modules.join("counter.js"),
+        "exports.TExecute = (parts, client) => client.end('v2');\n",
+    )
+    .unwrap();
+    d.signal("HUP"); // the index is also refreshed every 10 seconds
+    d.wait_log("module counter changed");
+    assert_eq!(d.ask_str("counter:"), "v2");
+    wait_for("Unload() called on the old worker", || {
+        std::fs::read_to_string(&marker).is_ok_and(|s| s == "v1")
+    });
+}
+
+#[test]
+fn idle_workers_stop() {
+    let d = with_js(
+        &[("counter.js", COUNTER)],
+        Some(r#""node_workers": 1, "node_worker_idle_secs": 0.5"#),
+    );
+    let (_, pid) = counts(&d.ask_str("counter:"));
+    wait_for("the idle worker to stop", || {
+        !crate::util::process_alive(pid)
+    });
+    assert_eq!(
+        counts(&d.ask_str("counter:")).0,
+        1,
+        "started again on demand"
+    );
+}
+
+#[test]
+fn warm_jobs_keep_their_error_answers() {
+    let d = with_js(
+        &[
+            (
+                "throws.js",
+                "exports.TExecute = function () { throw new Error('boom'); };",
+            ),
+            (
+                "noend.js",
+                "exports.TExecute = function (parts, client) { client.write('half'); };",
+            ),
+            ("fail.js", "// no exports: served cold\n"),
+        ],
+        Some(r#""job_timeout_secs": 1"#),
+    );
+    assert_eq!(d.ask_str("throws:"), "500: Module throws failed: boom");
+    assert_eq!(
+        d.ask_str("throws:"),
+        "500: Module throws failed: boom",
+        "the worker survives a throw"
+    );
+    assert_eq!(d.ask_str("noend:"), "504: Module noend timed out");
+    assert_eq!(
+        d.ask_str("fail:"),
+        "500: Module fail exports nothing and wrote nothing"
+    );
+    d.wait_log("module fail cannot be served warm");
 }
