@@ -17,7 +17,11 @@ pub type Reply = Result<Option<Vec<u8>>, Refusal>;
 
 impl Daemon {
     pub(crate) fn queue_add(&mut self, key: usize, module: &str, data: &[u8]) -> Reply {
-        let peer = self.conns[key].peer;
+        let (peer, listener) = (self.conns[key].peer, self.conns[key].listener);
+        if !self.serves(listener, module) {
+            log::info!("tcp {peer}: queue:add of {module:?}, not served on this listener");
+            return Err(Refusal::Forbidden);
+        }
         let Some(found) = self.modules.lookup(module) else {
             log::info!("tcp {peer}: queue:add of unknown module {module:?}");
             return Err(Refusal::UnknownModule);
@@ -147,6 +151,7 @@ impl Daemon {
         line("connections_open", &self.conns.len());
         line("connections_total", &s.connections);
         line("datagrams_total", &s.datagrams);
+        line("datagrams_forbidden", &s.udp_forbidden);
         line("next_id", &self.queue.next_id());
         match &journal {
             Some(p) => {

@@ -14,7 +14,7 @@ use mio::unix::pipe::{Receiver, Sender};
 use crate::job::Outcome;
 use crate::modules::{Kind, Module};
 use crate::receipt::Usage;
-use crate::spawn::{Pipes, Spawner};
+use crate::spawn::{ModuleLimits, Pipes, Spawner};
 
 /// How far the stopping of a child has gone; each phase has its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,11 +135,12 @@ pub fn spawn(
     module: &Module,
     env: &JobEnv,
     node: Option<&Path>,
+    limits: &ModuleLimits,
     deadline: Instant,
 ) -> io::Result<Child> {
     let vars = env.vars();
     let (serial, pipes) = match module.kind {
-        Kind::Executable => spawner.start(&module.path, &[], &vars)?,
+        Kind::Executable => spawner.start(&module.path, &[], &vars, limits)?,
         Kind::Node => {
             let node = node
                 .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "node is not installed"))?;
@@ -148,7 +149,7 @@ pub fn spawn(
                 OsStr::new(NODE_HOST),
                 module.path.as_os_str(),
             ];
-            spawner.start(node, &args, &vars)?
+            spawner.start(node, &args, &vars, limits)?
         }
     };
     let Pipes {

@@ -17,14 +17,19 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::access::{Access, Cidr};
 use crate::error::Error;
 use crate::journal::SyncPolicy;
+use crate::spawn::ModuleLimits;
 
 /// One address to serve TCP and UDP on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerSpec {
     pub label: String,
     pub addr: SocketAddr,
+    /// Who may use it; listeners without their own list take the `allow`
+    /// setting.
+    pub access: Access,
 }
 
 /// Limits and timings, after defaults and clamping.
@@ -55,6 +60,16 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// The Node.js binary for `.js` modules (looked up on `PATH`).
     pub node: PathBuf,
+    /// Allowed client networks of listeners that have no list of their own
+    /// (`--listen` and systemd's included); `None`: anyone.
+    pub allow: Option<Vec<Cidr>>,
+    /// TCP connections one client address may hold open.
+    pub max_connections_per_client: usize,
+    /// Variables of the daemon's environment passed to modules besides the
+    /// built-in list (read at start).
+    pub module_env: Vec<String>,
+    /// Resource limits of module processes.
+    pub module_limits: ModuleLimits,
     /// Bytes of unfetched queue results kept; the oldest go first.
     pub result_retention_bytes: usize,
     /// Warm Node.js workers per `.js` module; 0 runs one process per request.
@@ -82,6 +97,10 @@ impl Default for Settings {
             result_retention: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(10),
             node: PathBuf::from("node"),
+            allow: None,
+            max_connections_per_client: 256,
+            module_env: Vec::new(),
+            module_limits: ModuleLimits::default(),
             result_retention_bytes: 64 << 20,
             node_workers: 2,
             node_worker_idle: Duration::from_secs(60),
@@ -107,6 +126,7 @@ impl Default for Config {
             listeners: vec![ListenerSpec {
                 label: "default".into(),
                 addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
+                access: Access::default(),
             }],
             settings: Settings::default(),
         }
@@ -120,6 +140,17 @@ struct RawListener {
     name: Option<String>,
     address: Option<String>,
     port: Value,
+    allow: Option<Vec<String>>,
+    modules: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    cpu_secs: Option<u64>,
+    address_space_bytes: Option<u64>,
+    open_files: Option<u64>,
+    processes: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -139,6 +170,10 @@ struct RawConfig {
     shutdown_grace_secs: Option<u64>,
     node: Option<PathBuf>,
     result_retention_bytes: Option<u64>,
+    allow: Option<Vec<String>>,
+    max_connections_per_client: Option<u64>,
+    module_env: Option<Vec<String>>,
+    module_limits: Option<RawLimits>,
     node_workers: Option<u64>,
     node_worker_idle_secs: Option<f64>,
     state_dir: Option<String>,
@@ -162,10 +197,16 @@ impl Config {
             }
         };
         let defaults = Config::default();
-        let listeners = match raw.listen {
+        let allow = raw.allow.as_deref().map(parse_networks).transpose()?;
+        let mut listeners: Vec<ListenerSpec> = match raw.listen {
             Some(list) => list.into_iter().map(listener).collect::<Result<_, _>>()?,
             None => defaults.listeners,
         };
+        for l in &mut listeners {
+            if l.access.allow.is_none() {
+                l.access.allow = allow.clone();
+            }
+        }
         let d = defaults.settings;
         let settings = Settings {
             max_jobs: clamp(raw.max_jobs, d.max_jobs, 1, 4096),
@@ -190,6 +231,20 @@ impl Config {
                 0,
                 1 << 40,
             ),
+            allow,
+            max_connections_per_client: clamp(
+                raw.max_connections_per_client,
+                d.max_connections_per_client,
+                1,
+                1 << 20,
+            ),
+            module_env: raw.module_env.unwrap_or_default(),
+            module_limits: raw.module_limits.map_or(d.module_limits, |l| ModuleLimits {
+                cpu_secs: l.cpu_secs,
+                address_space_bytes: l.address_space_bytes,
+                open_files: l.open_files,
+                processes: l.processes,
+            }),
             node_workers: clamp(raw.node_workers, d.node_workers, 0, 64),
             node_worker_idle: secs(raw.node_worker_idle_secs, d.node_worker_idle, 0.1, 86_400.0)?,
             state_dir: match raw.state_dir {
@@ -241,10 +296,20 @@ fn listener(raw: RawListener) -> Result<ListenerSpec, Error> {
             "listener {label}: address {address:?} is not an IP address"
         ))
     })?;
+    let allow = raw.allow.as_deref().map(parse_networks).transpose()?;
+    let modules = raw.modules.map(|m| m.into_iter().collect());
     Ok(ListenerSpec {
         label,
         addr: SocketAddr::new(ip, port),
+        access: Access { allow, modules },
     })
+}
+
+/// A list of networks, each `a.b.c.d/n`, `x::y/n` or a bare address.
+fn parse_networks(list: &[String]) -> Result<Vec<Cidr>, Error> {
+    list.iter()
+        .map(|n| Cidr::parse(n).map_err(|e| Error::Config(format!("allow: {e}"))))
+        .collect()
 }
 
 /// A state folder, or `none` for no journal.
@@ -312,6 +377,25 @@ mod tests {
         assert_eq!(config.listeners[0].addr, "0.0.0.0:12341".parse().unwrap());
         assert_eq!(config.listeners[1].addr, "[::1]:4000".parse().unwrap());
         assert_eq!(config.settings, Settings::default());
+        assert_eq!(config.listeners[0].access, Access::default());
+    }
+
+    #[test]
+    fn allow_lists_apply_per_listener_or_from_the_setting() {
+        let config = Config::parse(
+            r#"{"allow": ["127.0.0.0/8"], "listen": [
+                {"name": "a", "address": "0.0.0.0", "port": 1},
+                {"name": "b", "address": "0.0.0.0", "port": 2, "allow": ["10.0.0.0/8"], "modules": ["test"]}]}"#,
+        )
+        .unwrap();
+        let ip = |s: &str| s.parse().unwrap();
+        assert!(config.listeners[0].access.permits(ip("127.0.0.1")));
+        assert!(!config.listeners[0].access.permits(ip("10.0.0.1")));
+        assert!(config.listeners[1].access.permits(ip("10.0.0.1")));
+        assert!(!config.listeners[1].access.permits(ip("127.0.0.1")));
+        assert!(
+            config.listeners[1].access.serves("test") && !config.listeners[1].access.serves("less")
+        );
     }
 
     #[test]
@@ -350,5 +434,6 @@ mod tests {
         assert!(err(r#"[{"address": "127.0.0.1", "port": 70000}]"#).contains("port"));
         assert!(err("[").contains("EOF"));
         assert!(err("3").contains("expected"));
+        assert!(err(r#"{"allow": ["10.0.0.0/40"]}"#).contains("prefix"));
     }
 }

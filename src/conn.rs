@@ -35,6 +35,8 @@ pub enum Phase {
 pub struct Conn {
     pub stream: TcpStream,
     pub peer: SocketAddr,
+    /// Index of the listener it came through (its access rules).
+    pub listener: usize,
     pub phase: Phase,
     /// The request has ended (half-close or quiet gap); later bytes are ignored.
     pub request_done: bool,
@@ -47,10 +49,11 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, peer: SocketAddr) -> Self {
+    pub fn new(stream: TcpStream, peer: SocketAddr, listener: usize) -> Self {
         Conn {
             stream,
             peer,
+            listener,
             phase: Phase::Head(Vec::new()),
             request_done: false,
             peer_eof: false,

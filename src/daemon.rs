@@ -162,6 +162,8 @@ pub struct Daemon {
     /// Answers held until their job's record is on disk, in journal order.
     pub(crate) acks: VecDeque<Ack>,
     pub(crate) spawner: Spawner,
+    /// Open TCP connections by client address.
+    pub(crate) per_client: HashMap<std::net::IpAddr, usize>,
     /// Warm Node.js workers and the jobs waiting for them.
     pub(crate) workers: Workers,
     /// Exits of children whose pid the spawn thread has not reported yet.
@@ -207,9 +209,9 @@ impl Daemon {
                 _ => "udp",
             };
             log::info!("listening on {} ({kinds}, {})", l.addr, l.label);
-            if !l.addr.ip().is_loopback() {
+            if !l.addr.ip().is_loopback() && l.access.allow.is_none() {
                 log::warn!(
-                    "{} is reachable from other hosts: any of them can run modules",
+                    "{} is reachable from other hosts and has no allow list: any of them can run modules",
                     l.addr
                 );
             }
@@ -219,7 +221,7 @@ impl Daemon {
         let waker = Arc::new(
             Waker::new(poll.registry(), WAKER).map_err(io_err("cannot create the waker"))?,
         );
-        let spawner = Spawner::start_thread(waker.clone())
+        let spawner = Spawner::start_thread(waker.clone(), &settings.module_env)
             .map_err(io_err("cannot start the spawn thread"))?;
         let (journal, decoded) = match &settings.state_dir {
             Some(dir) => {
@@ -261,6 +263,7 @@ impl Daemon {
             spawner,
             early_exits: HashMap::new(),
             workers: Workers::default(),
+            per_client: HashMap::new(),
             node: None,
         };
         daemon.find_node();
@@ -483,7 +486,16 @@ impl Daemon {
     /// Closing a socket removes it from the epoll set: no `deregister` needed.
     fn remove_closed(&mut self) {
         for key in std::mem::take(&mut self.closed) {
-            self.conns.try_remove(key);
+            let Some(conn) = self.conns.try_remove(key) else {
+                continue;
+            };
+            let ip = conn.peer.ip();
+            if let Some(n) = self.per_client.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_client.remove(&ip);
+                }
+            }
         }
     }
 

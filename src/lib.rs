@@ -3,6 +3,7 @@
 //! child process with the data on stdin and, over TCP, answers with its
 //! stdout. See the README for the protocol, the settings and the design.
 
+pub mod access;
 mod admin;
 pub mod bench;
 pub mod check;

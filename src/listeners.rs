@@ -6,6 +6,7 @@ use std::os::fd::AsRawFd;
 
 use mio::net::{TcpListener, UdpSocket};
 
+use crate::access::Access;
 use crate::config::ListenerSpec;
 use crate::error::Error;
 
@@ -22,6 +23,7 @@ pub struct Listener {
     pub addr: SocketAddr,
     pub tcp: Option<TcpListener>,
     pub udp: Option<UdpSocket>,
+    pub access: Access,
 }
 
 /// Binds TCP and UDP on the same address. With port 0, TCP picks a free port
@@ -52,6 +54,7 @@ pub fn bind(spec: &ListenerSpec) -> Result<Listener, Error> {
                     addr,
                     tcp: Some(tcp),
                     udp: Some(udp),
+                    access: spec.access.clone(),
                 })
             }
             Err(e) => last_err = Some(e),

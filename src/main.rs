@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use bgjob::access::Access;
 use bgjob::cli::{Cli, PanicPolicy};
 use bgjob::config::{ListenerSpec, Settings};
 use bgjob::daemon::{Daemon, SettingsSource};
@@ -32,14 +33,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Error> {
     // Sockets handed over by systemd replace the config's listeners, as
     // --listen does; then a missing config file is not an error either.
-    let inherited = if cli.check_config {
-        None
-    } else {
-        systemd::inherited_listeners()?
-    };
+    let activated = !cli.check_config && systemd::activated();
     let source = SettingsSource {
         config_path: cli.config.clone(),
-        config_optional: !cli.listen.is_empty() || inherited.is_some(),
+        config_optional: !cli.listen.is_empty() || activated,
         timeout: cli.timeout,
         max_jobs: cli.max_jobs,
         state: cli.state.clone(),
@@ -50,8 +47,14 @@ fn run(cli: Cli) -> Result<(), Error> {
         println!("{}", check::summary(&config, modules, &cli.modules));
         return Ok(());
     }
-    if let Some(inherited) = inherited {
-        return serve(cli, source, config.settings, inherited);
+    let default_access = Access {
+        allow: config.settings.allow.clone(),
+        modules: None,
+    };
+    if activated {
+        if let Some(inherited) = systemd::inherited_listeners(&default_access)? {
+            return serve(cli, source, config.settings, inherited);
+        }
     }
     let specs = if cli.listen.is_empty() {
         config.listeners
@@ -61,6 +64,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             .map(|&addr| ListenerSpec {
                 label: "--listen".into(),
                 addr,
+                access: default_access.clone(),
             })
             .collect()
     };

@@ -196,6 +196,7 @@ pub enum Refusal {
     ShuttingDown,
     Internal,
     JournalFailed,
+    Forbidden,
 }
 
 impl Refusal {
@@ -212,6 +213,7 @@ impl Refusal {
             Refusal::ShuttingDown => "503: Shutting down",
             Refusal::Internal => "500: Internal error",
             Refusal::JournalFailed => "500: Journal write failed",
+            Refusal::Forbidden => "403: Forbidden",
         }
     }
 }

@@ -38,6 +38,47 @@ const RESET_SIGNALS: [libc::c_int; 5] = [
     libc::SIGTERM,
 ];
 
+/// The environment variables a module gets from the daemon's own (`LC_*`:
+/// every variable starting so), besides its `BGJOB_*` ones and the names
+/// listed in the `module_env` setting.
+pub const MODULE_ENV: [&str; 11] = [
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "LC_*",
+    "TZ",
+    "TMPDIR",
+    "NODE_PATH",
+];
+
+/// Resource limits for module processes (the `module_limits` setting).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModuleLimits {
+    pub cpu_secs: Option<u64>,
+    pub address_space_bytes: Option<u64>,
+    pub open_files: Option<u64>,
+    /// Processes of the module's user (root is not bound by this one).
+    pub processes: Option<u64>,
+}
+
+impl ModuleLimits {
+    fn as_rlimits(&self) -> Vec<(libc::__rlimit_resource_t, libc::rlim_t)> {
+        [
+            (libc::RLIMIT_CPU, self.cpu_secs),
+            (libc::RLIMIT_AS, self.address_space_bytes),
+            (libc::RLIMIT_NOFILE, self.open_files),
+            (libc::RLIMIT_NPROC, self.processes),
+        ]
+        .into_iter()
+        .filter_map(|(resource, value)| value.map(|v| (resource, v as libc::rlim_t)))
+        .collect()
+    }
+}
+
 /// Our ends of a new child's pipes (non-blocking).
 pub struct Pipes {
     pub stdin: Sender,
@@ -60,6 +101,7 @@ struct Order {
     extra_env: Vec<CString>,
     /// The child's ends: stdin, stdout, stderr.
     fds: [OwnedFd; 3],
+    limits: Vec<(libc::__rlimit_resource_t, libc::rlim_t)>,
 }
 
 /// The loop's side of the spawn thread.
@@ -71,11 +113,21 @@ pub struct Spawner {
 }
 
 impl Spawner {
-    /// Starts the spawn thread. Modules get the daemon's environment, less
-    /// the variables each job sets; `waker` is woken when results are ready.
-    pub fn start_thread(waker: Arc<Waker>) -> io::Result<Spawner> {
-        let base_env: Vec<CString> = std::env::vars_os()
-            .filter(|(k, _)| !k.as_bytes().starts_with(b"BGJOB_"))
+    /// Starts the spawn thread. Modules get the variables of the daemon's
+    /// environment named in [`MODULE_ENV`] or `extra_names` (besides the
+    /// `BGJOB_*` ones each job sets); `waker` is woken when results are ready.
+    pub fn start_thread(waker: Arc<Waker>, extra_names: &[String]) -> io::Result<Spawner> {
+        let passes = |name: &[u8]| {
+            MODULE_ENV
+                .iter()
+                .any(|allowed| match allowed.strip_suffix('*') {
+                    Some(prefix) => name.starts_with(prefix.as_bytes()),
+                    None => name == allowed.as_bytes(),
+                })
+                || extra_names.iter().any(|n| n.as_bytes() == name)
+        };
+        let mut base_env: Vec<CString> = std::env::vars_os()
+            .filter(|(k, _)| passes(k.as_bytes()))
             .filter_map(|(k, v)| {
                 let mut kv = k.as_bytes().to_vec();
                 kv.push(b'=');
@@ -83,6 +135,9 @@ impl Spawner {
                 CString::new(kv).ok()
             })
             .collect();
+        if !base_env.iter().any(|v| v.as_bytes().starts_with(b"PATH=")) {
+            base_env.push(c"PATH=/usr/local/bin:/usr/bin:/bin".to_owned());
+        }
         let (tx, rx) = mpsc::channel::<Order>();
         let results = Arc::new(Mutex::new(Vec::new()));
         let thread_results = results.clone();
@@ -125,6 +180,7 @@ impl Spawner {
         program: &Path,
         args: &[&OsStr],
         extra_env: &[String],
+        limits: &ModuleLimits,
     ) -> io::Result<(u64, Pipes)> {
         let c = |bytes: &[u8]| {
             CString::new(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
@@ -149,6 +205,7 @@ impl Spawner {
             args,
             extra_env,
             fds: [stdin_r, stdout_w, stderr_w],
+            limits: limits.as_rlimits(),
         };
         let tx = self
             .tx
@@ -202,6 +259,8 @@ fn spawn_now(stack: &mut [u128], base_env: &[CString], order: &Order) -> io::Res
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
         fds: [fd(&order.fds[0]), fd(&order.fds[1]), fd(&order.fds[2])],
+        limits: order.limits.as_ptr(),
+        limit_count: order.limits.len(),
         error: 0,
     };
     vfork_exec(stack, &mut plan)
@@ -216,6 +275,9 @@ struct ChildPlan {
     argv: *const *mut libc::c_char,
     envp: *const *mut libc::c_char,
     fds: [RawFd; 3],
+    /// Resource limits to set: (resource, value) pairs.
+    limits: *const (libc::__rlimit_resource_t, libc::rlim_t),
+    limit_count: usize,
     error: libc::c_int,
 }
 
@@ -268,6 +330,17 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             libc::sigaction(signal, &action, ptr::null_mut());
         }
         libc::setpgid(0, 0);
+        for i in 0..plan.limit_count {
+            let (resource, value) = *plan.limits.add(i);
+            let limit = libc::rlimit {
+                rlim_cur: value,
+                rlim_max: value,
+            };
+            if libc::setrlimit(resource, &limit) != 0 {
+                plan.error = *libc::__errno_location();
+                libc::_exit(127);
+            }
+        }
         for (target, &fd) in plan.fds.iter().enumerate() {
             let target = target as RawFd;
             if fd == target {
@@ -346,7 +419,7 @@ mod tests {
     fn spawner() -> (mio::Poll, Spawner) {
         let poll = mio::Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
-        (poll, Spawner::start_thread(waker).unwrap())
+        (poll, Spawner::start_thread(waker, &[]).unwrap())
     }
 
     fn result(poll: &mut mio::Poll, spawner: &Spawner) -> SpawnResult {
@@ -366,7 +439,12 @@ mod tests {
         let script = "read line; echo \"$line|$BGJOB_MODULE|$(cut -d' ' -f5 /proc/$$/stat)|$$\"; echo err >&2";
         let args = [OsStr::new("-c"), OsStr::new(script)];
         let (serial, pipes) = spawner
-            .start(Path::new("/bin/sh"), &args, &["BGJOB_MODULE=m".to_string()])
+            .start(
+                Path::new("/bin/sh"),
+                &args,
+                &["BGJOB_MODULE=m".to_string()],
+                &ModuleLimits::default(),
+            )
             .unwrap();
         let done = result(&mut poll, &spawner);
         assert_eq!(done.serial, serial);
@@ -392,7 +470,12 @@ mod tests {
     fn a_missing_program_is_an_error() {
         let (mut poll, mut spawner) = spawner();
         let (_, pipes) = spawner
-            .start(Path::new("/nonexistent/x"), &[], &[])
+            .start(
+                Path::new("/nonexistent/x"),
+                &[],
+                &[],
+                &ModuleLimits::default(),
+            )
             .unwrap();
         let err = result(&mut poll, &spawner).pid.err();
         assert_eq!(err.map(|e| e.kind()), Some(io::ErrorKind::NotFound));

@@ -16,6 +16,8 @@ pub struct Stats {
     pub jobs_cancelled: u64,
     pub refused: u64,
     pub refused_busy: u64,
+    /// Datagrams dropped: not an allowed client, or a module not served.
+    pub udp_forbidden: u64,
     /// Jobs finished, by module.
     pub by_module: BTreeMap<String, u64>,
 }

@@ -69,18 +69,20 @@ impl Daemon {
         };
         let deadline = Instant::now() + self.settings.job_timeout;
         let node = self.node.as_deref();
-        let mut child = match child::spawn(&mut self.spawner, &job.module, &env, node, deadline) {
-            Ok(child) => child,
-            Err(e) => {
-                let program = match job.module.kind {
-                    crate::modules::Kind::Node => self.settings.node.display().to_string(),
-                    crate::modules::Kind::Executable => job.module.path.display().to_string(),
-                };
-                log::error!("module {} cannot start: {program}: {e}", job.module.name);
-                let outcome = Outcome::SpawnFailed(format!("{program}: {e}"));
-                return self.finish_job(key, Some((outcome, Vec::new())));
-            }
-        };
+        let limits = &self.settings.module_limits;
+        let mut child =
+            match child::spawn(&mut self.spawner, &job.module, &env, node, limits, deadline) {
+                Ok(child) => child,
+                Err(e) => {
+                    let program = match job.module.kind {
+                        crate::modules::Kind::Node => self.settings.node.display().to_string(),
+                        crate::modules::Kind::Executable => job.module.path.display().to_string(),
+                    };
+                    log::error!("module {} cannot start: {program}: {e}", job.module.name);
+                    let outcome = Outcome::SpawnFailed(format!("{program}: {e}"));
+                    return self.finish_job(key, Some((outcome, Vec::new())));
+                }
+            };
         if let Err(e) = register_pipes(self.poll.registry(), key, &mut child) {
             log::error!("module {}: cannot watch its pipes: {e}", job.module.name);
             child.kill();

@@ -8,16 +8,26 @@ use std::os::fd::{FromRawFd, RawFd};
 
 use mio::net::{TcpListener, UdpSocket};
 
+use crate::access::Access;
 use crate::error::Error;
 use crate::listeners::Listener;
 
 /// The first descriptor systemd passes.
 const FIRST_FD: RawFd = 3;
 
+/// True if systemd handed this process sockets (`LISTEN_PID` is ours).
+pub fn activated() -> bool {
+    std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id())
+        && std::env::var_os("LISTEN_FDS").is_some()
+}
+
 /// The sockets systemd handed over, grouped into listeners by address, or
 /// `None` when not socket-activated. The variables are removed so modules
 /// do not see them, and the descriptors closed on exec.
-pub fn inherited_listeners() -> Result<Option<Vec<Listener>>, Error> {
+pub fn inherited_listeners(access: &Access) -> Result<Option<Vec<Listener>>, Error> {
     let ours = std::env::var("LISTEN_PID")
         .ok()
         .and_then(|p| p.parse::<u32>().ok())
@@ -91,6 +101,7 @@ pub fn inherited_listeners() -> Result<Option<Vec<Listener>>, Error> {
             addr,
             tcp: None,
             udp: None,
+            access: access.clone(),
         });
         listener.tcp = listener.tcp.take().or(tcp);
         listener.udp = listener.udp.take().or(udp);

@@ -37,6 +37,22 @@ impl Daemon {
                 }
             };
             self.stats.connections += 1;
+            let refusal = if !l.access.permits(peer.ip()) {
+                Some(Refusal::Forbidden)
+            } else if self.per_client.get(&peer.ip()).copied().unwrap_or(0)
+                >= self.settings.max_connections_per_client
+            {
+                Some(Refusal::TooManyConnections)
+            } else {
+                None
+            };
+            if let Some(refusal) = refusal {
+                let _ = (&stream).write(refusal.answer().as_bytes());
+                let _ = stream.shutdown(Shutdown::Both);
+                self.stats.refusal(refusal);
+                log::warn!("tcp {peer}: refused: {}", refusal.answer());
+                continue;
+            }
             if self.conns.len() >= self.settings.max_connections {
                 // Best effort: the answer fits the socket buffer of a new connection.
                 let _ = (&stream).write(Refusal::TooManyConnections.answer().as_bytes());
@@ -56,7 +72,8 @@ impl Daemon {
                 log::warn!("tcp {peer}: cannot watch the connection: {e}");
                 continue;
             }
-            entry.insert(Conn::new(stream, peer));
+            entry.insert(Conn::new(stream, peer, listener));
+            *self.per_client.entry(peer.ip()).or_default() += 1;
             self.set_conn_deadline(key, Some(Instant::now() + self.settings.idle_timeout));
         }
     }
@@ -188,8 +205,13 @@ impl Daemon {
         };
         let buf = std::mem::take(buf);
         let peer = conn.peer;
+        let listener = conn.listener;
         match head {
             Head::Incomplete => {}
+            Head::Module { name, .. } if !self.serves(listener, &name) => {
+                log::info!("tcp {peer}: module {name:?} is not served on this listener");
+                self.refuse(key, Refusal::Forbidden);
+            }
             Head::Module { name, body_start } => {
                 let Some(module) = self.modules.lookup(&name) else {
                     log::info!("tcp {peer}: unknown module {:?}", loggable(&buf, 64));
@@ -248,6 +270,13 @@ impl Daemon {
                 self.refuse(key, refusal);
             }
         }
+    }
+
+    /// True if the listener serves that module.
+    pub(crate) fn serves(&self, listener: usize, module: &str) -> bool {
+        self.listeners
+            .get(listener)
+            .is_none_or(|l| l.access.serves(module))
     }
 
     /// Answers with a seed-style `NNN: text` refusal, counting it.

@@ -24,8 +24,8 @@ impl Daemon {
                 &mut scratch,
             );
             match (got, from) {
-                (ReadResult::Data(n), Some(peer)) => self.datagram(peer, &scratch[..n]),
-                (ReadResult::Eof, Some(peer)) => self.datagram(peer, &[]),
+                (ReadResult::Data(n), Some(peer)) => self.datagram(listener, peer, &scratch[..n]),
+                (ReadResult::Eof, Some(peer)) => self.datagram(listener, peer, &[]),
                 (ReadResult::Blocked, _) => break,
                 (ReadResult::Failed(e), _) => {
                     log::warn!("udp receive on {} failed: {e}", l.addr);
@@ -37,8 +37,19 @@ impl Daemon {
         self.scratch = scratch;
     }
 
-    fn datagram(&mut self, peer: SocketAddr, datagram: &[u8]) {
+    fn datagram(&mut self, listener: usize, peer: SocketAddr, datagram: &[u8]) {
         self.stats.datagrams += 1;
+        if !self
+            .listeners
+            .get(listener)
+            .is_none_or(|l| l.access.permits(peer.ip()))
+        {
+            // No answer and a debug line only: a flood must not flood the log.
+            self.stats.refusal(Refusal::Forbidden);
+            self.stats.udp_forbidden += 1;
+            log::debug!("udp {peer}: dropped, not an allowed client");
+            return;
+        }
         if datagram.len() > self.settings.max_request {
             self.stats.refusal(Refusal::TooLarge);
             log::warn!(
@@ -48,6 +59,12 @@ impl Daemon {
             return;
         }
         let (name, data) = split_datagram(datagram);
+        if !self.serves(listener, &name) {
+            self.stats.refusal(Refusal::Forbidden);
+            self.stats.udp_forbidden += 1;
+            log::info!("udp {peer}: module {name:?} is not served on this listener");
+            return;
+        }
         let Some(module) = self.modules.lookup(&name) else {
             self.stats.refusal(Refusal::UnknownModule);
             log::info!("udp {peer}: unknown module {:?}", loggable(datagram, 64));

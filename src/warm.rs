@@ -143,7 +143,9 @@ impl Daemon {
             module.path.as_os_str(),
             std::ffi::OsStr::new("--worker"),
         ];
-        let started = self.spawner.start(&node, &args, &env.vars());
+        let started = self
+            .spawner
+            .start(&node, &args, &env.vars(), &self.settings.module_limits);
         let (serial, pipes) = match started {
             Ok(started) => started,
             Err(e) => {

@@ -1,5 +1,6 @@
 //! Integration tests: the real `bgjobd` binary, real sockets, real children.
 
+mod access;
 mod bench;
 mod client;
 mod clients;

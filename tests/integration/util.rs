@@ -51,6 +51,8 @@ pub fn write_module(dir: &Path, name: &str, script: &str) {
 /// How to start a daemon.
 pub struct Setup {
     pub modules: Vec<(String, String)>,
+    /// Extra environment of the daemon.
+    pub env: Vec<(String, String)>,
     /// Settings as JSON object members, e.g. `"max_jobs": 1`.
     pub settings: Option<String>,
     pub args: Vec<String>,
@@ -60,6 +62,7 @@ impl Setup {
     pub fn new() -> Setup {
         Setup {
             modules: Vec::new(),
+            env: Vec::new(),
             settings: None,
             args: Vec::new(),
         }
@@ -72,6 +75,11 @@ impl Setup {
 
     pub fn settings(mut self, json_members: &str) -> Setup {
         self.settings = Some(json_members.into());
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Setup {
+        self.env.push((name.into(), value.into()));
         self
     }
 
@@ -102,7 +110,7 @@ impl Setup {
             args.push(config.display().to_string());
         }
         args.extend(self.args);
-        Daemon::spawn(dir, modules, args)
+        Daemon::spawn_with_env(dir, modules, args, &self.env)
     }
 }
 
@@ -118,9 +126,19 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn spawn(dir: TempDir, modules: PathBuf, args: Vec<String>) -> Daemon {
+        Daemon::spawn_with_env(dir, modules, args, &[])
+    }
+
+    pub fn spawn_with_env(
+        dir: TempDir,
+        modules: PathBuf,
+        args: Vec<String>,
+        env: &[(String, String)],
+    ) -> Daemon {
         let log = dir.path().join("bgjobd.log");
         let mut child = Command::new(BIN)
             .args(&args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -1,0 +1,108 @@
+//! Who may use the daemon, and what modules get: allow lists, per-listener
+//! modules, per-client connection limits, the module environment and limits.
+
+use crate::util::{wait_for, write_module, Daemon, Setup, TempDir};
+
+#[test]
+fn clients_outside_the_allow_list_are_refused() {
+    let d = Setup::new()
+        .settings(r#""allow": ["10.0.0.0/8", "fd00::/8"]"#)
+        .start();
+    let out = d.dir.path().join("ran");
+    d.add_module("note", &format!("#!/bin/sh\ntouch {}\n", out.display()));
+    assert_eq!(d.ask_str("helo"), "403: Forbidden");
+    assert_eq!(d.ask_str("note:"), "403: Forbidden");
+    d.send_udp(b"note:");
+    d.wait_log("dropped, not an allowed client");
+    assert!(!out.exists(), "a refused datagram runs nothing");
+    d.wait_log("refused: 403: Forbidden");
+
+    let open = Setup::new()
+        .settings(r#""allow": ["127.0.0.0/8", "::1"]"#)
+        .start();
+    assert_eq!(open.ask_str("helo"), "oleh");
+}
+
+#[test]
+fn a_listener_can_serve_only_some_modules() {
+    let dir = TempDir::new("listener-modules");
+    let modules = dir.path().join("modules");
+    std::fs::create_dir(&modules).unwrap();
+    write_module(&modules, "test", "#!/bin/sh\nprintf Test\n");
+    let out = dir.path().join("other-ran");
+    write_module(
+        &modules,
+        "other",
+        &format!("#!/bin/sh\ntouch {}\nprintf other\n", out.display()),
+    );
+    std::fs::write(
+        dir.path().join("service.config"),
+        r#"{"listen": [{"name": "public", "address": "127.0.0.1", "port": 0, "modules": ["test"]}]}"#,
+    )
+    .unwrap();
+    let args = [
+        "-vv",
+        "-1",
+        "--state",
+        "none",
+        "-m",
+        modules.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let d = Daemon::spawn(dir, modules.clone(), args);
+    assert_eq!(d.ask_str("test:"), "Test");
+    assert_eq!(d.ask_str("other:"), "403: Forbidden");
+    assert_eq!(d.ask_str("queue:add:other:"), "403: Forbidden");
+    assert_eq!(
+        d.ask_str("helo"),
+        "oleh",
+        "the daemon's own requests stay open"
+    );
+    d.send_udp(b"other:");
+    d.wait_log("module \"other\" is not served on this listener");
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_listener_open_to_other_hosts_without_an_allow_list_is_warned_about() {
+    let d = Setup::new().arg("--listen").arg("0.0.0.0:0").start();
+    d.wait_log("is reachable from other hosts and has no allow list");
+    let guarded = Setup::new()
+        .arg("--listen")
+        .arg("0.0.0.0:0")
+        .settings(r#""allow": ["127.0.0.0/8"]"#)
+        .start();
+    guarded.wait_log("listening on 0.0.0.0:");
+    assert!(!guarded.log().contains("has no allow list"));
+}
+
+#[test]
+fn one_client_cannot_hold_every_connection() {
+    let d = Setup::new()
+        .settings(r#""max_connections_per_client": 2"#)
+        .start();
+    let held = [d.connect(), d.connect()];
+    let mut third = d.connect();
+    assert_eq!(
+        crate::util::read_to_end(&mut third),
+        b"503: Too many connections"
+    );
+    drop(held);
+    wait_for("room again", || d.ask_str("helo") == "oleh");
+}
+
+#[test]
+fn modules_get_an_allow_listed_environment_and_resource_limits() {
+    let d = Setup::new()
+        .env("SECRET_TOKEN", "do-not-leak")
+        .env("KEEP_ME", "kept")
+        .env("LC_TIME", "C")
+        .settings(r#""module_env": ["KEEP_ME"], "module_limits": {"open_files": 64, "cpu_secs": 5}"#)
+        .module(
+            "env",
+            "#!/bin/sh\nprintf '%s|%s|%s|%s|%s|%s' \"${SECRET_TOKEN-unset}\" \"$KEEP_ME\" \"$LC_TIME\" \"${PATH:+path}\" \"$(ulimit -n)\" \"$(ulimit -t)\"\n",
+        )
+        .start();
+    assert_eq!(d.ask_str("env:"), "unset|kept|C|path|64|5");
+}
