@@ -68,8 +68,14 @@ pub struct Settings {
     /// Variables of the daemon's environment passed to modules besides the
     /// built-in list (read at start).
     pub module_env: Vec<String>,
-    /// Resource limits of module processes.
+    /// Resource limits of module processes, and (filled in by the daemon)
+    /// the identity they run as.
     pub module_limits: ModuleLimits,
+    /// The user and group modules run as when the daemon is root.
+    pub module_user: Option<String>,
+    pub module_group: Option<String>,
+    /// Let modules run as root.
+    pub allow_root_modules: bool,
     /// Bytes of unfetched queue results kept; the oldest go first.
     pub result_retention_bytes: usize,
     /// Warm Node.js workers per `.js` module; 0 runs one process per request.
@@ -101,6 +107,9 @@ impl Default for Settings {
             max_connections_per_client: 256,
             module_env: Vec::new(),
             module_limits: ModuleLimits::default(),
+            module_user: None,
+            module_group: None,
+            allow_root_modules: false,
             result_retention_bytes: 64 << 20,
             node_workers: 2,
             node_worker_idle: Duration::from_secs(60),
@@ -174,6 +183,9 @@ struct RawConfig {
     max_connections_per_client: Option<u64>,
     module_env: Option<Vec<String>>,
     module_limits: Option<RawLimits>,
+    module_user: Option<String>,
+    module_group: Option<String>,
+    allow_root_modules: Option<bool>,
     node_workers: Option<u64>,
     node_worker_idle_secs: Option<f64>,
     state_dir: Option<String>,
@@ -239,7 +251,11 @@ impl Config {
                 1 << 20,
             ),
             module_env: raw.module_env.unwrap_or_default(),
+            module_user: raw.module_user,
+            module_group: raw.module_group,
+            allow_root_modules: raw.allow_root_modules.unwrap_or(false),
             module_limits: raw.module_limits.map_or(d.module_limits, |l| ModuleLimits {
+                identity: None,
                 cpu_secs: l.cpu_secs,
                 address_space_bytes: l.address_space_bytes,
                 open_files: l.open_files,

@@ -132,6 +132,12 @@ impl SettingsSource {
         if let Some(state) = &self.state {
             config.settings.state_dir = crate::config::parse_state_dir(state);
         }
+        let s = &config.settings;
+        config.settings.module_limits.identity = crate::identity::module_identity(
+            s.module_user.as_deref(),
+            s.module_group.as_deref(),
+            s.allow_root_modules,
+        )?;
         Ok(config)
     }
 }
@@ -215,6 +221,9 @@ impl Daemon {
                     l.addr
                 );
             }
+        }
+        if let Some((uid, gid)) = settings.module_limits.identity {
+            log::info!("modules run as uid {uid}, gid {gid}: the modules folder and what they use must be open to them");
         }
         let modules = ModuleIndex::new(modules_dir);
         log::info!("{} modules in {}", modules.len(), modules.dir().display());

@@ -55,9 +55,12 @@ pub const MODULE_ENV: [&str; 11] = [
     "NODE_PATH",
 ];
 
-/// Resource limits for module processes (the `module_limits` setting).
+/// Resource limits for module processes (the `module_limits` setting), and
+/// the user and group they run as.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ModuleLimits {
+    /// (uid, gid) to switch to before exec; `None`: stay as the daemon.
+    pub identity: Option<(u32, u32)>,
     pub cpu_secs: Option<u64>,
     pub address_space_bytes: Option<u64>,
     pub open_files: Option<u64>,
@@ -102,6 +105,7 @@ struct Order {
     /// The child's ends: stdin, stdout, stderr.
     fds: [OwnedFd; 3],
     limits: Vec<(libc::__rlimit_resource_t, libc::rlim_t)>,
+    identity: Option<(u32, u32)>,
 }
 
 /// The loop's side of the spawn thread.
@@ -206,6 +210,7 @@ impl Spawner {
             extra_env,
             fds: [stdin_r, stdout_w, stderr_w],
             limits: limits.as_rlimits(),
+            identity: limits.identity,
         };
         let tx = self
             .tx
@@ -261,6 +266,9 @@ fn spawn_now(stack: &mut [u128], base_env: &[CString], order: &Order) -> io::Res
         fds: [fd(&order.fds[0]), fd(&order.fds[1]), fd(&order.fds[2])],
         limits: order.limits.as_ptr(),
         limit_count: order.limits.len(),
+        drop_to: order.identity.is_some(),
+        uid: order.identity.map_or(0, |(uid, _)| uid),
+        gid: order.identity.map_or(0, |(_, gid)| gid),
         error: 0,
     };
     vfork_exec(stack, &mut plan)
@@ -278,6 +286,10 @@ struct ChildPlan {
     /// Resource limits to set: (resource, value) pairs.
     limits: *const (libc::__rlimit_resource_t, libc::rlim_t),
     limit_count: usize,
+    /// Switch to uid/gid before exec (the daemon runs as root).
+    drop_to: bool,
+    uid: u32,
+    gid: u32,
     error: libc::c_int,
 }
 
@@ -340,6 +352,17 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
                 plan.error = *libc::__errno_location();
                 libc::_exit(127);
             }
+        }
+        // After the limits, which only root may raise. Raw system calls:
+        // glibc's setuid() would signal every thread of the process whose
+        // memory this child borrows.
+        if plan.drop_to
+            && (libc::syscall(libc::SYS_setgroups, 0usize, ptr::null::<libc::gid_t>()) != 0
+                || libc::syscall(libc::SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0
+                || libc::syscall(libc::SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0)
+        {
+            plan.error = *libc::__errno_location();
+            libc::_exit(127);
         }
         for (target, &fd) in plan.fds.iter().enumerate() {
             let target = target as RawFd;

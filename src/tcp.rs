@@ -37,22 +37,7 @@ impl Daemon {
                 }
             };
             self.stats.connections += 1;
-            let refusal = if !l.access.permits(peer.ip()) {
-                Some(Refusal::Forbidden)
-            } else if self.per_client.get(&peer.ip()).copied().unwrap_or(0)
-                >= self.settings.max_connections_per_client
-            {
-                Some(Refusal::TooManyConnections)
-            } else {
-                None
-            };
-            if let Some(refusal) = refusal {
-                let _ = (&stream).write(refusal.answer().as_bytes());
-                let _ = stream.shutdown(Shutdown::Both);
-                self.stats.refusal(refusal);
-                log::warn!("tcp {peer}: refused: {}", refusal.answer());
-                continue;
-            }
+            let forbidden = !l.access.permits(peer.ip());
             if self.conns.len() >= self.settings.max_connections {
                 // Best effort: the answer fits the socket buffer of a new connection.
                 let _ = (&stream).write(Refusal::TooManyConnections.answer().as_bytes());
@@ -73,7 +58,22 @@ impl Daemon {
                 continue;
             }
             entry.insert(Conn::new(stream, peer, listener));
-            *self.per_client.entry(peer.ip()).or_default() += 1;
+            let held = self.per_client.entry(peer.ip()).or_default();
+            *held += 1;
+            // Refused through the connection's own answer path, so the
+            // answer arrives whole before the close.
+            let refusal = if forbidden {
+                Some(Refusal::Forbidden)
+            } else if *held > self.settings.max_connections_per_client {
+                Some(Refusal::TooManyConnections)
+            } else {
+                None
+            };
+            if let Some(refusal) = refusal {
+                log::warn!("tcp {peer}: refused: {}", refusal.answer());
+                self.refuse(key, refusal);
+                continue;
+            }
             self.set_conn_deadline(key, Some(Instant::now() + self.settings.idle_timeout));
         }
     }

@@ -106,3 +106,44 @@ fn modules_get_an_allow_listed_environment_and_resource_limits() {
         .start();
     assert_eq!(d.ask_str("env:"), "unset|kept|C|path|64|5");
 }
+
+#[test]
+fn modules_of_a_root_daemon_run_as_nobody() {
+    let d = Setup::new()
+        .module(
+            "whoami",
+            "#!/bin/sh\nprintf '%s:%s' \"$(id -u)\" \"$(id -G)\"\n",
+        )
+        .start();
+    let answer = d.ask_str("whoami:");
+    // SAFETY: geteuid has no arguments and cannot fail.
+    match unsafe { libc::geteuid() } {
+        0 => assert_eq!(
+            answer, "65534:65534",
+            "privileges dropped, supplementary groups cleared"
+        ),
+        uid => assert!(answer.starts_with(&format!("{uid}:")), "{answer}"),
+    }
+}
+
+#[test]
+fn modules_run_as_root_only_when_allowed() {
+    let dir = TempDir::new("root-modules");
+    let config = dir.path().join("root.config");
+    std::fs::write(&config, r#"{"module_user": "root"}"#).unwrap();
+    let out = std::process::Command::new(crate::util::BIN)
+        .args(["--listen", "127.0.0.1:0", "--state", "none", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("modules would run as root"));
+    // SAFETY: as above.
+    if unsafe { libc::geteuid() } == 0 {
+        let d = Setup::new()
+            .settings(r#""module_user": "root", "allow_root_modules": true"#)
+            .module("whoami", "#!/bin/sh\nid -u\n")
+            .start();
+        assert_eq!(d.ask_str("whoami:"), "0\n");
+    }
+}

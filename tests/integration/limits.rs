@@ -47,6 +47,8 @@ fn running_children_are_limited_and_the_rest_wait() {
     let d = Setup::new().arg("--max-jobs").arg("2").start();
     let dir = d.dir.path().join("running");
     std::fs::create_dir(&dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     d.add_module(
         "count",
         &format!(

@@ -139,6 +139,8 @@ fn shipped() -> Daemon {
             "none",
             "--modules",
             modules,
+            "-c",
+            &crate::protocol::as_owner_config(),
         ]
         .map(String::from)
         .to_vec(),

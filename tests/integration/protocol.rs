@@ -14,15 +14,36 @@ fn helo_and_hello_are_answered_with_or_without_newline() {
     assert_eq!(d.ask_classic(b"hello"), b"olleh");
 }
 
+/// A config that runs modules as the daemon's own user: the checkout's
+/// `modules/` may sit where `nobody` cannot reach it.
+pub fn as_owner_config() -> String {
+    let path = std::env::temp_dir().join(format!("bgjob-as-owner-{}.config", std::process::id()));
+    std::fs::write(
+        &path,
+        r#"{"listen": [], "module_user": "root", "allow_root_modules": true}"#,
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
 #[test]
 fn shipped_modules_answer_from_any_working_directory() {
     let modules = concat!(env!("CARGO_MANIFEST_DIR"), "/modules");
     let d = Daemon::spawn(
         TempDir::new("shipped"),
         modules.into(),
-        ["-v", "-1", "--listen", "127.0.0.1:0", "--modules", modules]
-            .map(String::from)
-            .to_vec(),
+        [
+            "-v",
+            "-1",
+            "--listen",
+            "127.0.0.1:0",
+            "--modules",
+            modules,
+            "-c",
+            &as_owner_config(),
+        ]
+        .map(String::from)
+        .to_vec(),
     );
     assert_eq!(d.ask_str("test:"), "Test");
     assert_eq!(d.ask_classic(b"test:"), b"Test");

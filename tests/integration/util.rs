@@ -23,6 +23,9 @@ impl TempDir {
         let dir = std::env::temp_dir().join(format!("bgjob-it-{tag}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
+        // Modules of a daemon started as root run as `nobody`: let them
+        // write their traces here.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
         TempDir(dir)
     }
 
