@@ -65,6 +65,8 @@ pub struct Settings {
     pub allow: Option<Vec<Cidr>>,
     /// TCP connections one client address may hold open.
     pub max_connections_per_client: usize,
+    /// Jobs one client address may keep waiting (not started yet).
+    pub max_waiting_per_client: usize,
     /// Variables of the daemon's environment passed to modules besides the
     /// built-in list (read at start).
     pub module_env: Vec<String>,
@@ -105,6 +107,7 @@ impl Default for Settings {
             node: PathBuf::from("node"),
             allow: None,
             max_connections_per_client: 256,
+            max_waiting_per_client: 256,
             module_env: Vec::new(),
             module_limits: ModuleLimits::default(),
             module_user: None,
@@ -181,6 +184,7 @@ struct RawConfig {
     result_retention_bytes: Option<u64>,
     allow: Option<Vec<String>>,
     max_connections_per_client: Option<u64>,
+    max_waiting_per_client: Option<u64>,
     module_env: Option<Vec<String>>,
     module_limits: Option<RawLimits>,
     module_user: Option<String>,
@@ -247,6 +251,12 @@ impl Config {
             max_connections_per_client: clamp(
                 raw.max_connections_per_client,
                 d.max_connections_per_client,
+                1,
+                1 << 20,
+            ),
+            max_waiting_per_client: clamp(
+                raw.max_waiting_per_client,
+                d.max_waiting_per_client,
                 1,
                 1 << 20,
             ),

@@ -53,12 +53,23 @@ impl Daemon {
         if self.jobs.waiting() >= self.settings.max_waiting {
             return Err(Refusal::Busy);
         }
+        let client = match (udp_peer, conn) {
+            (Some(peer), _) => Some(peer.ip()),
+            (None, Some(conn)) => self.conns.get(conn).map(|c| c.peer.ip()),
+            (None, None) => None,
+        };
+        if client
+            .is_some_and(|ip| self.jobs.waiting_for(ip) >= self.settings.max_waiting_per_client)
+        {
+            return Err(Refusal::Busy);
+        }
         let id = self.queue.allocate_id();
         let origin = match udp_peer {
             Some(peer) => Origin::Udp { peer },
             None => Origin::Queue { id },
         };
-        let job = Job::journaled(module, origin, id, data);
+        let mut job = Job::journaled(module, origin, id, data);
+        job.client = client;
         let transport = job.origin.journal_transport().expect("queue or udp");
         let record = Record::Added {
             id,

@@ -110,6 +110,9 @@ pub struct Job {
     pub data: Option<Vec<u8>>,
     /// Runs started, this one included once it runs (`BGJOB_ATTEMPT`).
     pub attempts: u32,
+    /// The client address that asked for it, for the per-client bound on
+    /// waiting work (none for jobs recovered from the journal).
+    pub client: Option<std::net::IpAddr>,
     /// Request data not yet written to the child's stdin.
     pub input: OutBuf,
     /// No more input will come: stdin is closed once `input` is written.
@@ -130,6 +133,7 @@ impl Job {
             id: None,
             data: None,
             attempts: 0,
+            client: origin.peer().map(|p| p.ip()),
             input: OutBuf::new(data.to_vec()),
             input_complete,
             bytes_in: data.len(),

@@ -23,6 +23,8 @@ pub struct JobTable {
     by_pid: HashMap<u32, JobKey>,
     /// Jobs run by warm workers (or waiting for one); they hold running slots.
     warm: usize,
+    /// Jobs not started yet, by client address.
+    by_client: HashMap<std::net::IpAddr, usize>,
 }
 
 impl JobTable {
@@ -32,9 +34,27 @@ impl JobTable {
         if self.waiting.len() + self.pending >= max_waiting {
             return Err(Busy);
         }
+        self.count_client(job.client, true);
         let key = self.jobs.insert(job);
         self.waiting.push_back(key);
         Ok(key)
+    }
+
+    /// Jobs of this client not started yet.
+    pub fn waiting_for(&self, client: std::net::IpAddr) -> usize {
+        self.by_client.get(&client).copied().unwrap_or(0)
+    }
+
+    fn count_client(&mut self, client: Option<std::net::IpAddr>, add: bool) {
+        let Some(ip) = client else { return };
+        if add {
+            *self.by_client.entry(ip).or_default() += 1;
+        } else if let Some(n) = self.by_client.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_client.remove(&ip);
+            }
+        }
     }
 
     /// Holds a journaled job until its record is on disk ([`JobTable::release`]).
@@ -45,6 +65,7 @@ impl JobTable {
         }
         job.state = JobState::Pending;
         self.pending += 1;
+        self.count_client(job.client, true);
         Ok(self.jobs.insert(job))
     }
 
@@ -75,7 +96,10 @@ impl JobTable {
         if self.running() >= max_running {
             return None;
         }
-        self.waiting.pop_front()
+        let key = self.waiting.pop_front()?;
+        let client = self.jobs.get(key).and_then(|j| j.client);
+        self.count_client(client, false);
+        Some(key)
     }
 
     /// Records that the job now runs on (or waits for) a warm worker.
@@ -133,8 +157,18 @@ impl JobTable {
                     None => self.starting.remove(&child.serial),
                 };
             }
-            JobState::Waiting => self.waiting.retain(|&k| k != key),
-            JobState::Pending => self.pending -= 1,
+            JobState::Waiting => {
+                // Popped waiting jobs are no longer counted (they are starting).
+                let before = self.waiting.len();
+                self.waiting.retain(|&k| k != key);
+                if self.waiting.len() < before {
+                    self.count_client(job.client, false);
+                }
+            }
+            JobState::Pending => {
+                self.pending -= 1;
+                self.count_client(job.client, false);
+            }
             JobState::Warm(_) => self.warm -= 1,
         }
         Some(job)

@@ -16,6 +16,7 @@ pub mod conn;
 pub mod daemon;
 mod durable;
 pub mod error;
+pub mod fuzz_checks;
 pub mod identity;
 pub mod io;
 pub mod job;

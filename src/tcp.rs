@@ -222,6 +222,13 @@ impl Daemon {
                     peer,
                 };
                 let job = Job::new(module, origin, &buf[body_start..], complete);
+                if self.jobs.waiting_for(peer.ip()) >= self.settings.max_waiting_per_client {
+                    log::warn!(
+                        "tcp {peer}: {name}: this client has {} jobs waiting",
+                        self.jobs.waiting_for(peer.ip())
+                    );
+                    return self.refuse(key, Refusal::Busy);
+                }
                 match self.jobs.add(job, self.settings.max_waiting) {
                     Ok(job) => self.conns[key].phase = Phase::Job(job),
                     Err(_) => {

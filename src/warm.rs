@@ -262,6 +262,29 @@ impl Daemon {
         if !matches!(end, Ok(ReadEnd::Open)) {
             w.stdout = None;
         }
+        // An answer past the output cap fails its job and costs the worker.
+        let cap = self.settings.max_output + 64;
+        if w.inbuf.len() > cap {
+            let job = match w.state {
+                WorkerState::Busy(job) => Some(job),
+                _ => None,
+            };
+            log::warn!(
+                "module {}: a worker's answer passed {} bytes, killing it",
+                w.module.name,
+                self.settings.max_output
+            );
+            w.inbuf = Vec::new();
+            w.signal_kill();
+            if let Some(job) = job {
+                self.finish_job_with(
+                    job,
+                    Outcome::OutputTooLarge(self.settings.max_output),
+                    Vec::new(),
+                );
+            }
+            return;
+        }
         while let Some(reply) = self
             .workers
             .slab

@@ -95,15 +95,20 @@ pub fn next_reply(buf: &mut Vec<u8>) -> Option<Reply> {
         (Some("ready"), None) => Reply::Ready,
         (Some("cold"), None) => Reply::Cold,
         (Some(status @ ("ok" | "fail")), Some(len)) => {
-            let Ok(len) = len.parse::<usize>() else {
+            // A length that overflows (found by fuzzing) is garbage.
+            let Some(end) = len
+                .parse::<usize>()
+                .ok()
+                .and_then(|len| (newline + 1).checked_add(len))
+            else {
                 buf.clear();
                 return Some(Reply::Garbled(header));
             };
-            if buf.len() < newline + 1 + len {
+            if buf.len() < end {
                 return None;
             }
-            let answer = buf[newline + 1..newline + 1 + len].to_vec();
-            buf.drain(..newline + 1 + len);
+            let answer = buf[newline + 1..end].to_vec();
+            buf.drain(..end);
             return Some(Reply::Done {
                 ok: status == "ok",
                 answer,
@@ -191,6 +196,11 @@ mod tests {
         assert_eq!(next_reply(&mut buf), Some(Reply::Cold));
         let mut buf = b"console.log noise\n".to_vec();
         assert!(matches!(next_reply(&mut buf), Some(Reply::Garbled(_))));
+        let mut buf = format!("ok {}\nx", usize::MAX).into_bytes();
+        assert!(
+            matches!(next_reply(&mut buf), Some(Reply::Garbled(_))),
+            "no overflow"
+        );
     }
 
     #[test]

@@ -147,3 +147,82 @@ fn modules_run_as_root_only_when_allowed() {
         assert_eq!(d.ask_str("whoami:"), "0\n");
     }
 }
+
+/// Sends a request from a given loopback address, half-closes, reads the answer.
+fn ask_from(from: &str, to: std::net::SocketAddr, request: &str) -> String {
+    let mut stream = socket_from(from, to);
+    use std::io::Write;
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    String::from_utf8(crate::util::read_to_end(&mut stream)).unwrap()
+}
+
+fn socket_from(from: &str, to: std::net::SocketAddr) -> std::net::TcpStream {
+    // std has no bind-before-connect: build the socket with libc.
+    use std::os::fd::FromRawFd;
+    // SAFETY: a new socket bound to a loopback address; ownership passes to TcpStream.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let ip: std::net::Ipv4Addr = from.parse().unwrap();
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(ip).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(
+            libc::bind(fd, (&addr as *const libc::sockaddr_in).cast(), len),
+            0
+        );
+        let std::net::SocketAddr::V4(to) = to else {
+            panic!("IPv4 only")
+        };
+        let target = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: to.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*to.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        assert_eq!(
+            libc::connect(fd, (&target as *const libc::sockaddr_in).cast(), len),
+            0
+        );
+        std::net::TcpStream::from_raw_fd(fd)
+    }
+}
+
+#[test]
+fn one_client_cannot_fill_the_waiting_line_for_everybody() {
+    let d = Setup::new()
+        .module("block", "#!/bin/sh\nsleep 1\n")
+        .module("ok", "#!/bin/sh\nprintf ok\n")
+        .settings(r#""max_jobs": 1, "max_waiting": 100, "max_waiting_per_client": 2"#)
+        .start();
+    assert_eq!(ask_from("127.0.0.1", d.addr, "queue:add:block:"), "id:1");
+    wait_for("running", || d.ask_str("queue:check:id:1") == "1");
+    assert_eq!(ask_from("127.0.0.1", d.addr, "queue:add:ok:"), "id:2");
+    assert_eq!(ask_from("127.0.0.1", d.addr, "queue:add:ok:"), "id:3");
+    assert_eq!(
+        ask_from("127.0.0.1", d.addr, "queue:add:ok:"),
+        "503: Busy",
+        "this client's share is taken"
+    );
+    assert_eq!(ask_from("127.0.0.1", d.addr, "ok:"), "503: Busy");
+    assert_eq!(
+        ask_from("127.0.0.2", d.addr, "queue:add:ok:"),
+        "id:4",
+        "another client still gets in"
+    );
+    assert_eq!(d.ask_str("queue:get:id:3"), "ok");
+    assert_eq!(
+        ask_from("127.0.0.1", d.addr, "queue:add:ok:"),
+        "id:5",
+        "room again once its jobs started"
+    );
+}

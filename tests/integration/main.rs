@@ -13,5 +13,6 @@ mod node;
 mod protocol;
 mod queue;
 mod service;
+mod soak;
 mod udp;
 mod util;

@@ -339,3 +339,19 @@ fn warm_jobs_keep_their_error_answers() {
     );
     d.wait_log("module fail cannot be served warm");
 }
+
+#[test]
+fn a_warm_answer_past_the_output_cap_fails_its_job() {
+    let d = with_js(
+        &[(
+            "big.js",
+            "exports.TExecute = (parts, client) => client.end('x'.repeat(100000));",
+        )],
+        Some(r#""max_output_bytes": 1000"#),
+    );
+    assert_eq!(
+        d.ask_str("big:"),
+        "500: Module big failed (output over 1000 bytes)"
+    );
+    d.wait_log("a worker's answer passed 1000 bytes");
+}

@@ -1,0 +1,86 @@
+//! The properties the fuzz targets check (`fuzz/`), shared with the test
+//! that replays their corpus and regression inputs on every `cargo test`,
+//! so that what a fuzzing run found stays fixed without a fuzzer.
+
+use crate::journal::record::{decode_all, MAGIC};
+use crate::protocol::{classify, split_datagram, Control, Head};
+
+/// Any bytes as a TCP request (complete or not) or a datagram: no panic,
+/// routing indexes stay in bounds, names stay clean.
+pub fn protocol(data: &[u8]) {
+    for complete in [false, true] {
+        match classify(data, complete) {
+            Head::Incomplete => {
+                assert!(!complete || data.is_empty() || data.starts_with(b"queue:"))
+            }
+            Head::Module { name, body_start } => {
+                assert!(body_start <= data.len());
+                assert!(name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            }
+            Head::Control(Control::QueueAdd { module, data_start }) => {
+                assert!(data_start <= data.len());
+                assert!(module
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            }
+            Head::Control(_) => {}
+        }
+    }
+    let (name, rest) = split_datagram(data);
+    assert!(rest.len() <= data.len());
+    assert!(name.len() <= data.len());
+}
+
+/// Any bytes as a journal file: no panic, and what decodes re-encodes and
+/// decodes to the same records.
+pub fn journal(data: &[u8]) {
+    let decoded = decode_all(data);
+    assert!(decoded.skipped_bytes <= data.len());
+    let mut again = MAGIC.to_vec();
+    for record in &decoded.records {
+        record.encode_into(&mut again);
+    }
+    let redecoded = decode_all(&again);
+    assert_eq!(redecoded.records, decoded.records);
+    assert_eq!(redecoded.bad_spots, 0);
+}
+
+/// Any bytes from a warm worker: no panic, and every reply consumes input.
+pub fn worker_replies(data: &[u8]) {
+    let mut buf = data.to_vec();
+    let mut guard = data.len() + 1;
+    while let Some(_reply) = crate::workers::next_reply(&mut buf) {
+        guard -= 1;
+        assert!(guard > 0, "a reply that consumes nothing");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Replays every corpus and regression input of the fuzz targets.
+    #[test]
+    fn fuzz_corpus_and_regressions_still_pass() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+        let mut replayed = 0;
+        for (target, check) in [
+            ("protocol", super::protocol as fn(&[u8])),
+            ("journal", super::journal),
+            ("worker_replies", super::worker_replies),
+        ] {
+            for folder in ["corpus", "regressions"] {
+                let Ok(entries) = std::fs::read_dir(root.join(folder).join(target)) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    check(&std::fs::read(entry.path()).unwrap());
+                    replayed += 1;
+                }
+            }
+        }
+        assert!(replayed >= 3, "the seed corpus is there");
+    }
+}
