@@ -15,6 +15,7 @@ use crate::job::Outcome;
 use crate::modules::{Kind, Module};
 use crate::receipt::Usage;
 use crate::spawn::{ModuleLimits, Pipes, Spawner};
+use crate::stderr::StderrLog;
 
 /// How far the stopping of a child has gone; each phase has its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +46,7 @@ pub struct Child {
     /// Stdout so far, the answer once the job is done.
     pub output: Vec<u8>,
     /// A stderr line not yet complete, and how much stderr was logged.
-    pub stderr_line: Vec<u8>,
-    pub stderr_logged: usize,
+    pub stderr_log: StderrLog,
     /// Exit status from `wait`, once reaped.
     pub status: Option<i32>,
     /// Resource use, once reaped.
@@ -165,8 +165,7 @@ pub fn spawn(
         stdout: Some(stdout),
         stderr: Some(stderr),
         output: Vec::new(),
-        stderr_line: Vec::new(),
-        stderr_logged: 0,
+        stderr_log: StderrLog::default(),
         status: None,
         usage: Usage::default(),
         condemned: false,

@@ -29,6 +29,7 @@ pub mod queue;
 pub mod receipt;
 pub mod spawn;
 pub mod stats;
+mod stderr;
 mod supervise;
 pub mod systemd;
 mod tcp;

@@ -24,11 +24,6 @@ use crate::protocol::{loggable, render_answer, Refusal};
 use crate::receipt::Receipt;
 use crate::timers::Timer;
 
-/// How much of one job's stderr goes to the log; the rest is counted.
-const STDERR_LOG_CAP: usize = 64 * 1024;
-/// A stderr line longer than this is logged in pieces.
-const STDERR_LINE_CAP: usize = 4096;
-
 impl Daemon {
     /// Starts waiting jobs, oldest first, while running slots are free.
     pub(crate) fn start_waiting_jobs(&mut self) {
@@ -201,29 +196,13 @@ impl Daemon {
             return;
         };
         let Some(stderr) = &child.stderr else { return };
-        let pid = child.pid.unwrap_or(0);
-        let (line, logged) = (&mut child.stderr_line, &mut child.stderr_logged);
+        let (pid, log) = (child.pid, &mut child.stderr_log);
         let end = drain(stderr, &mut self.scratch, |chunk| {
-            for &b in chunk {
-                if b != b'\n' {
-                    line.push(b);
-                }
-                if b == b'\n' || line.len() >= STDERR_LINE_CAP {
-                    log_stderr(name, pid, line, logged);
-                }
-            }
+            log.feed(name, pid, chunk);
             true
         });
         if !matches!(end, Ok(ReadEnd::Open)) {
-            if !line.is_empty() {
-                log_stderr(name, pid, line, logged);
-            }
-            if *logged > STDERR_LOG_CAP {
-                log::warn!(
-                    "module {name}[{pid}]: {} more bytes of stderr not logged",
-                    *logged - STDERR_LOG_CAP
-                );
-            }
+            log.finish(name, pid);
             child.stderr = None;
             self.finish_if_done(key);
         }
@@ -581,12 +560,4 @@ fn register_pipes(registry: &Registry, key: JobKey, child: &mut Child) -> std::i
         registry.register(stderr, pipe_token(key, Stream::Stderr), Interest::READABLE)?;
     }
     Ok(())
-}
-
-pub(crate) fn log_stderr(name: &str, pid: u32, line: &mut Vec<u8>, logged: &mut usize) {
-    if *logged < STDERR_LOG_CAP {
-        log::warn!("module {name}[{pid}]: {}", loggable(line, STDERR_LINE_CAP));
-    }
-    *logged += line.len() + 1;
-    line.clear();
 }

@@ -19,6 +19,7 @@ use crate::job::{JobKey, JobState, Outcome, WarmRun};
 use crate::journal::record::Record;
 use crate::modules::{Kind, Module};
 use crate::protocol::loggable;
+use crate::stderr::StderrLog;
 use crate::timers::Timer;
 use crate::workers::{job_frame, next_reply, Reply, Worker, WorkerState};
 
@@ -166,8 +167,7 @@ impl Daemon {
             out: OutBuf::default(),
             inbuf: Vec::new(),
             state: WorkerState::Starting,
-            stderr_line: Vec::new(),
-            stderr_logged: 0,
+            stderr_log: StderrLog::default(),
         };
         let registry = self.poll.registry();
         let registered = registry
@@ -321,6 +321,8 @@ impl Daemon {
             }
             (Reply::Done { ok, answer }, WorkerState::Busy(job)) => {
                 w.state = WorkerState::Idle(Instant::now());
+                // Each job gets its own share of the log.
+                w.stderr_log.finish(&name, w.pid);
                 let outcome = if ok {
                     Outcome::Exited(0)
                 } else {
@@ -346,20 +348,13 @@ impl Daemon {
             return;
         };
         let Some(stderr) = &w.stderr else { return };
-        let (name, pid) = (w.module.name.clone(), w.pid.unwrap_or(0));
-        let (line, logged) = (&mut w.stderr_line, &mut w.stderr_logged);
+        let (name, pid, log) = (&w.module.name, w.pid, &mut w.stderr_log);
         let end = drain(stderr, &mut self.scratch, |chunk| {
-            for &b in chunk {
-                if b != b'\n' {
-                    line.push(b);
-                }
-                if b == b'\n' || line.len() >= 4096 {
-                    crate::supervise::log_stderr(&name, pid, line, logged);
-                }
-            }
+            log.feed(name, pid, chunk);
             true
         });
         if !matches!(end, Ok(ReadEnd::Open)) {
+            log.finish(name, pid);
             w.stderr = None;
         }
     }

@@ -21,6 +21,7 @@ use slab::Slab;
 use crate::io::OutBuf;
 use crate::job::JobKey;
 use crate::modules::Module;
+use crate::stderr::StderrLog;
 
 /// What a worker is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +54,7 @@ pub struct Worker {
     /// Bytes read from its stdout, not yet a whole reply.
     pub inbuf: Vec<u8>,
     pub state: WorkerState,
-    pub stderr_line: Vec<u8>,
-    pub stderr_logged: usize,
+    pub stderr_log: StderrLog,
 }
 
 impl Worker {
