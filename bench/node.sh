@@ -9,6 +9,7 @@ requests=${1:-3000}
 cargo build --release -q --bin bgjobd --bin bgjob-bench
 bench=$PWD/target/release/bgjob-bench
 work=$(mktemp -d)
+chmod 755 "$work"   # modules of a root daemon run as nobody
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 

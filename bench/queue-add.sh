@@ -12,6 +12,7 @@ concurrencies=("${@:-1 8 64}")
 cargo build --release -q --bin bgjobd --bin bgjob-bench
 bench=target/release/bgjob-bench
 work=$(mktemp -d)
+chmod 755 "$work"   # modules of a root daemon run as nobody
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 mkdir "$work/modules"
@@ -24,7 +25,7 @@ for sync in always each never; do
     state="$work/state-$sync-$c"
     config="$work/$sync.config"
     # One job runs (and holds); the rest wait, so only the adds are measured.
-    echo "{\"max_jobs\": 1, \"max_waiting\": 1000000, \"journal_sync\": \"$sync\"}" > "$config"
+    echo "{\"max_jobs\": 1, \"max_waiting\": 1000000, \"max_waiting_per_client\": 1000000, \"journal_sync\": \"$sync\"}" > "$config"
     target/release/bgjobd -c "$config" -m "$work/modules" --state "$state" -l 127.0.0.1:0 -1 \
       > "$work/addr" 2>"$work/log" &
     pid=$!

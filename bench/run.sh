@@ -35,6 +35,7 @@ cargo build --release -q --bin bgjobd --bin bgjob-bench
 bench=$PWD/target/release/bgjob-bench
 bgjobd=$PWD/target/release/bgjobd
 work=$(mktemp -d)
+chmod 755 "$work"   # modules of a root daemon run as nobody
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -59,7 +60,7 @@ printf '#!/bin/sh\nexec cat\n' > "$work/modules/cat"
 printf '#!/bin/sh\nexec sleep 1000\n' > "$work/modules/hold"
 chmod +x "$work"/test.sh "$work"/modules/*
 cat > "$work/bgjobd.config" <<'EOF'
-{"max_connections": 20000, "max_waiting": 200000, "idle_timeout_secs": 120,
+{"max_connections": 20000, "max_connections_per_client": 20000, "max_waiting": 200000, "idle_timeout_secs": 120,
  "max_request_bytes": 33554432, "max_output_bytes": 33554432}
 EOF
 
@@ -158,7 +159,7 @@ echo "|---|---|---|---|"
 echo "| idle | $idle KiB | $(rss_kib "$gearmand_pid") KiB | $(rss_kib "$node_pid") KiB |"
 echo "| 10,000 idle connections ($(cat "$work/idle.out")) | $held KiB, $(( (held - idle) * 1024 / 10000 )) bytes each | | |"
 # 100,000 queued jobs waiting behind one that holds the only running slot.
-echo '{"max_jobs": 1, "max_waiting": 200000}' > "$work/queue.config"
+echo '{"max_jobs": 1, "max_waiting": 200000, "max_waiting_per_client": 200000}' > "$work/queue.config"
 "$bgjobd" -c "$work/queue.config" -m "$work/modules" --state none -l 127.0.0.1:0 -1 > "$work/q.addr" 2>/dev/null &
 pids+=($!); q_pid=$!
 for _ in $(seq 100); do [ -s "$work/q.addr" ] && break; sleep 0.05; done
