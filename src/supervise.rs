@@ -108,41 +108,24 @@ impl Daemon {
             input,
             input_complete,
             state,
+            module,
             ..
         } = job;
         let JobState::Running(child) = state else {
             return;
         };
-        let Some(stdin) = &child.stdin else {
-            input.discard();
-            return;
-        };
-        let close = match input.write_to(stdin) {
-            Ok(written) => written && *input_complete,
-            Err(e) => {
-                log::debug!("module {} does not read its input: {e}", job.module.name);
-                input.discard();
-                true
-            }
-        };
-        if close {
-            child.stdin = None;
-        } else if !input.is_empty() && !child.stdin_watched {
-            // The pipe is full: from now on, wait for it to drain.
-            let token = pipe_token(key, Stream::Stdin);
-            if let Some(stdin) = &mut child.stdin {
-                match self
-                    .poll
-                    .registry()
-                    .register(stdin, token, Interest::WRITABLE)
-                {
-                    Ok(()) => child.stdin_watched = true,
-                    Err(e) => {
-                        log::error!("module {}: cannot watch its stdin: {e}", job.module.name);
-                        child.stdin = None;
-                    }
-                }
-            }
+        let token = pipe_token(key, Stream::Stdin);
+        let registry = self.poll.registry();
+        match write_stdin(
+            registry,
+            &mut child.stdin,
+            &mut child.stdin_watched,
+            input,
+            token,
+        ) {
+            StdinWrite::Written if *input_complete => child.stdin = None,
+            StdinWrite::Written | StdinWrite::Waiting => {}
+            StdinWrite::Closed => log::debug!("module {} does not read its input", module.name),
         }
     }
 
@@ -550,6 +533,53 @@ impl Daemon {
 
 fn job_entry(jobs: &mut crate::jobs::JobTable, key: JobKey) -> &mut Job {
     jobs.get_mut(key).expect("job exists")
+}
+
+/// What became of writing to a child's stdin.
+pub(crate) enum StdinWrite {
+    /// Everything pending is written.
+    Written,
+    /// The pipe is full; it is watched, and writing goes on when it drains.
+    Waiting,
+    /// The child closed it (or never had it): what was pending is dropped.
+    Closed,
+}
+
+/// Writes `out` to a child's stdin, and registers the pipe for writable
+/// events the first time it is full. Shared by jobs and warm workers.
+pub(crate) fn write_stdin(
+    registry: &Registry,
+    stdin: &mut Option<mio::unix::pipe::Sender>,
+    watched: &mut bool,
+    out: &mut OutBuf,
+    token: mio::Token,
+) -> StdinWrite {
+    let Some(pipe) = stdin else {
+        out.discard();
+        return StdinWrite::Closed;
+    };
+    match out.write_to(&*pipe) {
+        Ok(true) => StdinWrite::Written,
+        Ok(false) => {
+            if !*watched {
+                match registry.register(pipe, token, Interest::WRITABLE) {
+                    Ok(()) => *watched = true,
+                    Err(e) => {
+                        log::error!("cannot watch a child's stdin: {e}");
+                        out.discard();
+                        *stdin = None;
+                        return StdinWrite::Closed;
+                    }
+                }
+            }
+            StdinWrite::Waiting
+        }
+        Err(_) => {
+            out.discard();
+            *stdin = None;
+            StdinWrite::Closed
+        }
+    }
 }
 
 fn register_pipes(registry: &Registry, key: JobKey, child: &mut Child) -> std::io::Result<()> {

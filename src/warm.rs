@@ -20,6 +20,7 @@ use crate::journal::record::Record;
 use crate::modules::{Kind, Module};
 use crate::protocol::loggable;
 use crate::stderr::StderrLog;
+use crate::supervise::write_stdin;
 use crate::timers::Timer;
 use crate::workers::{job_frame, next_reply, Reply, Worker, WorkerState};
 
@@ -217,28 +218,14 @@ impl Daemon {
         let Some(w) = self.workers.slab.get_mut(key) else {
             return;
         };
-        let Some(stdin) = &w.stdin else {
-            w.out.discard();
-            return;
-        };
-        match w.out.write_to(stdin) {
-            Ok(true) => {}
-            Ok(false) if !w.stdin_watched => {
-                let token = worker_token(key, Stream::Stdin);
-                if let Some(stdin) = &mut w.stdin {
-                    w.stdin_watched = self
-                        .poll
-                        .registry()
-                        .register(stdin, token, Interest::WRITABLE)
-                        .is_ok();
-                }
-            }
-            Ok(false) => {}
-            Err(_) => {
-                w.out.discard();
-                w.stdin = None;
-            }
-        }
+        let token = worker_token(key, Stream::Stdin);
+        write_stdin(
+            self.poll.registry(),
+            &mut w.stdin,
+            &mut w.stdin_watched,
+            &mut w.out,
+            token,
+        );
     }
 
     pub(crate) fn worker_ready(&mut self, key: usize, stream: Stream) {

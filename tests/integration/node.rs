@@ -355,3 +355,18 @@ fn a_warm_answer_past_the_output_cap_fails_its_job() {
     );
     d.wait_log("a worker's answer passed 1000 bytes");
 }
+
+#[test]
+fn a_warm_worker_takes_a_request_larger_than_a_pipe() {
+    let d = with_js(
+        &[(
+            "size.js",
+            "exports.TExecute = (parts, client) => client.end(String(parts[1].length));",
+        )],
+        None,
+    );
+    let mut request = b"size:".to_vec();
+    request.extend(std::iter::repeat_n(b'a', 2 << 20));
+    assert_eq!(d.ask(&request), b"2097152");
+    assert_eq!(d.ask_str("size:abc"), "3", "the same worker goes on");
+}
