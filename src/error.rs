@@ -1,5 +1,5 @@
 //! The daemon's own errors: what stops it from starting or reloading. What
-//! happens to a job is not an error here but an [`Outcome`](crate::job::Outcome).
+//! happens to a job is not an error here but an [`Outcome`](crate::run::outcome::Outcome).
 
 use std::fmt;
 use std::io;

@@ -3,7 +3,7 @@
 //! so that what a fuzzing run found stays fixed without a fuzzer.
 
 use crate::journal::record::{decode_all, MAGIC};
-use crate::protocol::{classify, split_datagram, Control, Head};
+use crate::net::protocol::{classify, split_datagram, Control, Head};
 
 /// Any bytes as a TCP request (complete or not) or a datagram: no panic,
 /// routing indexes stay in bounds, names stay clean.
@@ -51,7 +51,7 @@ pub fn journal(data: &[u8]) {
 pub fn worker_replies(data: &[u8]) {
     let mut buf = data.to_vec();
     let mut guard = data.len() + 1;
-    while let Some(_reply) = crate::workers::next_reply(&mut buf) {
+    while let Some(_reply) = crate::node::pool::next_reply(&mut buf) {
         guard -= 1;
         assert!(guard > 0, "a reply that consumes nothing");
     }

@@ -7,16 +7,18 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use bgjob::access::Access;
-use bgjob::cli::{Cli, PanicPolicy};
+use bgjob::config::access::Access;
+use bgjob::config::check;
+use bgjob::config::cli::{Cli, PanicPolicy};
+use bgjob::config::source::SettingsSource;
 use bgjob::config::{ListenerSpec, Settings};
-use bgjob::daemon::{Daemon, SettingsSource};
+use bgjob::daemon::Daemon;
 use bgjob::error::Error;
-use bgjob::listeners::{self, Listener};
-use bgjob::{check, systemd};
+use bgjob::net::listeners::{self, Listener};
+use bgjob::net::systemd;
 
 fn main() -> ExitCode {
-    bgjob::spawn::ensure_standard_fds();
+    bgjob::run::spawn::ensure_standard_fds();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     install_panic_hook(cli.panic_policy());

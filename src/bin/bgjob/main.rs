@@ -1,0 +1,241 @@
+//! `bgjob`: the command-line client of bgjobd.
+//!
+//! Exit status: 0 ok, 2 bad command line, 3 cannot connect, 4 unknown
+//! module (400), 5 unknown job (404), 6 failed (other 4xx/5xx), 7 timed out
+//! (504, 408 or --timeout), 8 busy (503), 9 too large (413). An `NNN:`
+//! answer goes to stderr; anything else to stdout.
+
+mod client;
+
+use std::io::{self, IsTerminal, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+
+use client::{classify_answer, draw_stats, parse_stats, status_word, Exit};
+
+/// Client for bgjobd: run modules, queue jobs, watch the daemon.
+#[derive(Debug, Parser)]
+#[command(name = "bgjob", version)]
+struct Cli {
+    /// The daemon's address.
+    #[arg(
+        long,
+        env = "BGJOB_SERVER",
+        default_value = "127.0.0.1:12341",
+        global = true
+    )]
+    server: String,
+    /// Seconds to wait for an answer (0: no limit).
+    #[arg(long, default_value_t = 60.0, global = true)]
+    timeout: f64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run MODULE over TCP and print its answer. DATA comes from the
+    /// argument, or from stdin when absent or `-` (binary-safe).
+    Run {
+        module: String,
+        data: Option<String>,
+    },
+    /// Fire MODULE in a UDP datagram: no answer, no waiting.
+    Send {
+        module: String,
+        data: Option<String>,
+    },
+    /// Queue a background job; prints its id.
+    Add {
+        module: String,
+        data: Option<String>,
+    },
+    /// Print a queued job's status: waiting, running or done.
+    Check { id: u64 },
+    /// Wait for a queued job and print its answer (it is then gone).
+    Get { id: u64 },
+    /// Cancel a queued job: remove it if waiting, kill it if running.
+    Cancel { id: u64 },
+    /// Print a queued job's receipt.
+    Info { id: u64 },
+    /// Print the daemon's counters; --watch redraws them every second.
+    Stats {
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: stop after this many screens.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// List the jobs the daemon holds.
+    List,
+    /// Check that the daemon answers (helo/oleh).
+    Ping,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bgjob: {}: {e}", cli.server);
+            if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock {
+                Exit::TimedOut
+            } else {
+                Exit::CannotConnect
+            }
+        }
+    };
+    ExitCode::from(code as u8)
+}
+
+fn run(cli: &Cli) -> io::Result<Exit> {
+    let ask = |request: Vec<u8>| ask(cli, &request);
+    match &cli.command {
+        Command::Run { module, data } => answer(ask(module_request(module, data)?)?),
+        Command::Send { module, data } => {
+            let datagram = module_request(module, data)?;
+            let socket = UdpSocket::bind(if address(cli)?.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            })?;
+            socket.send_to(&datagram, address(cli)?)?;
+            Ok(Exit::Ok)
+        }
+        Command::Add { module, data } => {
+            let mut request = b"queue:add:".to_vec();
+            request.extend(module_request(module, data)?);
+            let reply = ask(request)?;
+            match reply.strip_prefix(b"id:") {
+                Some(id) => {
+                    println!("{}", String::from_utf8_lossy(id));
+                    Ok(Exit::Ok)
+                }
+                None => answer(reply),
+            }
+        }
+        Command::Check { id } => {
+            let reply = ask(format!("queue:check:id:{id}").into_bytes())?;
+            match status_word(&String::from_utf8_lossy(&reply)) {
+                Some(word) => {
+                    println!("{word}");
+                    Ok(Exit::Ok)
+                }
+                None => answer(reply),
+            }
+        }
+        Command::Get { id } => answer(ask(format!("queue:get:id:{id}").into_bytes())?),
+        Command::Cancel { id } => line(ask(format!("queue:cancel:id:{id}").into_bytes())?),
+        Command::Info { id } => answer(ask(format!("queue:info:id:{id}").into_bytes())?),
+        Command::List => answer(ask(b"queue:list".to_vec())?),
+        Command::Stats { watch: false, .. } => answer(ask(b"queue:stats".to_vec())?),
+        Command::Stats { watch: true, count } => watch(cli, *count),
+        Command::Ping => {
+            let started = Instant::now();
+            let reply = ask(b"helo".to_vec())?;
+            if reply != b"oleh" {
+                return answer(reply);
+            }
+            println!(
+                "oleh from {} in {:.2} ms",
+                cli.server,
+                started.elapsed().as_secs_f64() * 1e3
+            );
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+/// `module:data`, the data from the argument or stdin.
+fn module_request(module: &str, data: &Option<String>) -> io::Result<Vec<u8>> {
+    let mut request = module.as_bytes().to_vec();
+    request.push(b':');
+    match data.as_deref() {
+        Some("-") | None => {
+            io::stdin().lock().read_to_end(&mut request)?;
+        }
+        Some(data) => request.extend_from_slice(data.as_bytes()),
+    }
+    Ok(request)
+}
+
+fn address(cli: &Cli) -> io::Result<SocketAddr> {
+    cli.server
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))
+}
+
+/// One request: connect, send, half-close, read to EOF.
+fn ask(cli: &Cli, request: &[u8]) -> io::Result<Vec<u8>> {
+    let limit = (cli.timeout > 0.0).then(|| Duration::from_secs_f64(cli.timeout));
+    let addr = address(cli)?;
+    let mut stream = match limit {
+        Some(limit) => TcpStream::connect_timeout(&addr, limit)?,
+        None => TcpStream::connect(addr)?,
+    };
+    stream.set_read_timeout(limit)?;
+    stream.set_write_timeout(limit)?;
+    stream.write_all(request)?;
+    stream.shutdown(Shutdown::Write)?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply)?;
+    Ok(reply)
+}
+
+/// Prints an answer: `NNN:` errors to stderr with their exit code.
+fn answer(reply: Vec<u8>) -> io::Result<Exit> {
+    let exit = classify_answer(&reply);
+    if exit == Exit::Ok {
+        io::stdout().write_all(&reply)?;
+    } else {
+        io::stderr().write_all(&reply)?;
+        if !reply.ends_with(b"\n") {
+            eprintln!();
+        }
+    }
+    Ok(exit)
+}
+
+/// As [`answer`], with a newline after a successful one-line answer.
+fn line(mut reply: Vec<u8>) -> io::Result<Exit> {
+    if classify_answer(&reply) == Exit::Ok && !reply.ends_with(b"\n") {
+        reply.push(b'\n');
+    }
+    answer(reply)
+}
+
+/// Redraws the counters every second until interrupted (or `count` screens).
+fn watch(cli: &Cli, count: Option<u64>) -> io::Result<Exit> {
+    let mut before = None;
+    let mut last = Instant::now();
+    let tty = io::stdout().is_terminal();
+    let mut screens = 0;
+    loop {
+        let reply = ask(cli, b"queue:stats")?;
+        if classify_answer(&reply) != Exit::Ok {
+            return answer(reply);
+        }
+        let now = parse_stats(&String::from_utf8_lossy(&reply));
+        let screen = draw_stats(&now, before.as_ref(), last.elapsed().as_secs_f64());
+        last = Instant::now();
+        let mut out = io::stdout().lock();
+        if tty {
+            out.write_all(b"\x1b[H\x1b[2J")?; // home, clear
+        }
+        out.write_all(screen.as_bytes())?;
+        if !tty {
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        before = Some(now);
+        screens += 1;
+        if count.is_some_and(|c| screens >= c) {
+            return Ok(Exit::Ok);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,448 @@
+//! Running `.js` jobs on warm workers (see `workers.rs`): dispatch from each
+//! module's waiting line, the workers' pipes, their replies, their ends.
+//!
+//! A worker serves one job at a time; each job keeps the job time limit (a
+//! worker past it is killed, only its job fails, and a new worker starts
+//! for the next job). A worker that dies fails its job alone. When a
+//! module's file changes, new jobs go to new workers and the old ones are
+//! told to unload once idle. Idle workers stop after `node_worker_idle`.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use mio::Interest;
+
+use crate::daemon::supervise::write_stdin;
+use crate::daemon::timers::Timer;
+use crate::daemon::{worker_token, Daemon, Stream};
+use crate::io::{drain, OutBuf, ReadEnd};
+use crate::journal::record::Record;
+use crate::node::pool::{job_frame, next_reply, Reply, Worker, WorkerState};
+use crate::run::job::{JobKey, JobState, WarmRun};
+use crate::run::modules::{Kind, Module};
+use crate::run::outcome::Outcome;
+use crate::run::process::{JobEnv, NODE_HOST};
+use crate::run::stderr::StderrLog;
+use crate::sanitize::loggable;
+
+impl Daemon {
+    /// True if this module's jobs go to warm workers.
+    pub(crate) fn runs_warm(&self, module: &Module) -> bool {
+        module.kind == Kind::Node
+            && self.settings.node_workers > 0
+            && self.node.is_some()
+            && self.workers.cold.get(&module.name) != Some(&module.modified)
+    }
+
+    /// Starts a job on its module's pool: it holds a running slot and waits
+    /// in the pool's line for a worker.
+    pub(crate) fn start_warm(&mut self, key: JobKey) {
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
+        job.attempts += 1;
+        let (id, attempt, name) = (job.id, job.attempts, job.module.name.clone());
+        let now = Instant::now();
+        let deadline = now + self.settings.job_timeout;
+        self.jobs.warm_started(
+            key,
+            WarmRun {
+                worker: None,
+                started: now,
+                deadline,
+                killed_at_stop: false,
+            },
+        );
+        if let Some(id) = id {
+            self.journal(Record::Started { id, attempt });
+        }
+        self.timers.schedule(deadline, Timer::Job(key));
+        self.workers
+            .queues
+            .entry(name.clone())
+            .or_default()
+            .push_back(key);
+        self.dispatch_warm(&name);
+    }
+
+    /// Hands the module's waiting jobs to idle workers of the right version,
+    /// starting workers up to the pool size.
+    pub(crate) fn dispatch_warm(&mut self, name: &str) {
+        self.retire_stale(name);
+        loop {
+            let Some(&key) = self.workers.queues.get(name).and_then(|q| q.front()) else {
+                return;
+            };
+            let Some(module) = self.jobs.get(key).map(|j| j.module.clone()) else {
+                self.workers.queues.get_mut(name).map(|q| q.pop_front());
+                continue;
+            };
+            let idle = self
+                .workers
+                .slab
+                .iter()
+                .find(|(_, w)| matches!(w.state, WorkerState::Idle(_)) && w.serves(&module))
+                .map(|(k, _)| k);
+            if let Some(worker) = idle {
+                self.workers.queues.get_mut(name).map(|q| q.pop_front());
+                self.assign(worker, key);
+                continue;
+            }
+            let starting = self
+                .workers
+                .slab
+                .iter()
+                .any(|(_, w)| w.state == WorkerState::Starting && w.serves(&module));
+            if starting || self.workers.live_count(name) >= self.settings.node_workers {
+                return;
+            }
+            if !self.start_worker(&module) {
+                return;
+            }
+        }
+    }
+
+    /// Idle workers whose module file changed since they loaded it are told
+    /// to unload (calling `Unload()` if exported) and exit; new ones load
+    /// the new file.
+    pub(crate) fn retire_stale(&mut self, name: &str) {
+        let Some(current) = self.modules.lookup(name) else {
+            return;
+        };
+        let stale: Vec<usize> = self
+            .workers
+            .slab
+            .iter()
+            .filter(|(_, w)| {
+                w.module.name == name
+                    && !w.serves(&current)
+                    && matches!(w.state, WorkerState::Idle(_))
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for key in stale {
+            let w = &mut self.workers.slab[key];
+            log::info!("module {name} changed: worker {:?} unloads", w.pid);
+            w.out.push(b"unload\n");
+            w.state = WorkerState::Retiring;
+            self.feed_worker(key);
+        }
+    }
+
+    fn start_worker(&mut self, module: &Rc<Module>) -> bool {
+        let Some(node) = self.node.clone() else {
+            return false;
+        };
+        let env = JobEnv {
+            module: &module.name,
+            transport: "worker",
+            remote: None,
+            job_id: None,
+            attempt: 1,
+        };
+        let args = [
+            std::ffi::OsStr::new("-e"),
+            std::ffi::OsStr::new(NODE_HOST),
+            module.path.as_os_str(),
+            std::ffi::OsStr::new("--worker"),
+        ];
+        let started = self
+            .spawner
+            .start(&node, &args, &env.vars(), &self.settings.module_limits);
+        let (serial, pipes) = match started {
+            Ok(started) => started,
+            Err(e) => {
+                log::error!("module {}: cannot start a worker: {e}", module.name);
+                return false;
+            }
+        };
+        let entry = self.workers.slab.vacant_entry();
+        let key = entry.key();
+        let mut worker = Worker {
+            module: module.clone(),
+            pid: None,
+            serial,
+            stdin: Some(pipes.stdin),
+            stdin_watched: false,
+            stdout: Some(pipes.stdout),
+            stderr: Some(pipes.stderr),
+            out: OutBuf::default(),
+            inbuf: Vec::new(),
+            state: WorkerState::Starting,
+            stderr_log: StderrLog::default(),
+        };
+        let registry = self.poll.registry();
+        let registered = registry
+            .register(
+                worker.stdout.as_mut().expect("new"),
+                worker_token(key, Stream::Stdout),
+                Interest::READABLE,
+            )
+            .and_then(|()| {
+                registry.register(
+                    worker.stderr.as_mut().expect("new"),
+                    worker_token(key, Stream::Stderr),
+                    Interest::READABLE,
+                )
+            });
+        if let Err(e) = registered {
+            log::error!("module {}: cannot watch a worker: {e}", module.name);
+            worker.state = WorkerState::Dead;
+        }
+        entry.insert(worker);
+        log::info!("module {}: starting a warm worker", module.name);
+        true
+    }
+
+    /// Sends a job to an idle worker.
+    fn assign(&mut self, worker: usize, key: JobKey) {
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
+        let data: Vec<u8> = match &job.data {
+            Some(data) => data.clone(),
+            None => job.input.pending().to_vec(),
+        };
+        let remote = job.origin.peer().map(|p| p.to_string()).unwrap_or_default();
+        let frame = job_frame(job.origin.transport(), &remote, &data);
+        if let JobState::Warm(run) = &mut job.state {
+            run.worker = Some(worker);
+        }
+        if let Some(w) = self.workers.slab.get_mut(worker) {
+            w.state = WorkerState::Busy(key);
+            w.out.push(&frame);
+        }
+        self.feed_worker(worker);
+    }
+
+    fn feed_worker(&mut self, key: usize) {
+        let Some(w) = self.workers.slab.get_mut(key) else {
+            return;
+        };
+        let token = worker_token(key, Stream::Stdin);
+        write_stdin(
+            self.poll.registry(),
+            &mut w.stdin,
+            &mut w.stdin_watched,
+            &mut w.out,
+            token,
+        );
+    }
+
+    pub(crate) fn worker_ready(&mut self, key: usize, stream: Stream) {
+        match stream {
+            Stream::Stdin => self.feed_worker(key),
+            Stream::Stdout => self.read_worker(key),
+            Stream::Stderr => self.read_worker_stderr(key),
+        }
+    }
+
+    fn read_worker(&mut self, key: usize) {
+        let Some(w) = self.workers.slab.get_mut(key) else {
+            return;
+        };
+        let Some(stdout) = &w.stdout else { return };
+        let inbuf = &mut w.inbuf;
+        let end = drain(stdout, &mut self.scratch, |chunk| {
+            inbuf.extend_from_slice(chunk);
+            true
+        });
+        if !matches!(end, Ok(ReadEnd::Open)) {
+            w.stdout = None;
+        }
+        // An answer past the output cap fails its job and costs the worker.
+        let cap = self.settings.max_output + 64;
+        if w.inbuf.len() > cap {
+            let job = match w.state {
+                WorkerState::Busy(job) => Some(job),
+                _ => None,
+            };
+            log::warn!(
+                "module {}: a worker's answer passed {} bytes, killing it",
+                w.module.name,
+                self.settings.max_output
+            );
+            w.inbuf = Vec::new();
+            w.signal_kill();
+            if let Some(job) = job {
+                self.finish_job_with(
+                    job,
+                    Outcome::OutputTooLarge(self.settings.max_output),
+                    Vec::new(),
+                );
+            }
+            return;
+        }
+        while let Some(reply) = self
+            .workers
+            .slab
+            .get_mut(key)
+            .and_then(|w| next_reply(&mut w.inbuf))
+        {
+            self.worker_replied(key, reply);
+        }
+    }
+
+    fn worker_replied(&mut self, key: usize, reply: Reply) {
+        let Some(w) = self.workers.slab.get_mut(key) else {
+            return;
+        };
+        let name = w.module.name.clone();
+        match (reply, w.state) {
+            (Reply::Ready, WorkerState::Starting) => {
+                w.state = WorkerState::Idle(Instant::now());
+                self.dispatch_warm(&name);
+            }
+            (Reply::Cold, _) | (Reply::Garbled(_), WorkerState::Starting) => {
+                log::info!(
+                    "module {name} cannot be served warm: it runs as one process per request"
+                );
+                self.workers.cold.insert(name.clone(), w.module.modified);
+                w.signal_kill();
+                // Its waiting jobs run cold, each in a process of its own.
+                let waiting: Vec<JobKey> =
+                    self.workers.queues.remove(&name).unwrap_or_default().into();
+                for job in waiting {
+                    self.jobs.warm_to_cold(job);
+                    self.start_cold(job);
+                }
+            }
+            (Reply::Done { ok, answer }, WorkerState::Busy(job)) => {
+                w.state = WorkerState::Idle(Instant::now());
+                // Each job gets its own share of the log.
+                w.stderr_log.finish(&name, w.pid);
+                let outcome = if ok {
+                    Outcome::Exited(0)
+                } else {
+                    Outcome::Exited(1)
+                };
+                self.finish_job_with(job, outcome, answer);
+                self.dispatch_warm(&name);
+            }
+            (Reply::Garbled(line), _) => {
+                log::warn!(
+                    "module {name}: worker wrote outside its framing: {:?}",
+                    loggable(line.as_bytes(), 200)
+                );
+            }
+            (reply, state) => {
+                log::warn!("module {name}: unexpected {reply:?} from a worker in {state:?}")
+            }
+        }
+    }
+
+    fn read_worker_stderr(&mut self, key: usize) {
+        let Some(w) = self.workers.slab.get_mut(key) else {
+            return;
+        };
+        let Some(stderr) = &w.stderr else { return };
+        let (name, pid, log) = (&w.module.name, w.pid, &mut w.stderr_log);
+        let end = drain(stderr, &mut self.scratch, |chunk| {
+            log.feed(name, pid, chunk);
+            true
+        });
+        if !matches!(end, Ok(ReadEnd::Open)) {
+            log.finish(name, pid);
+            w.stderr = None;
+        }
+    }
+
+    /// A worker process exited: its job, if any, fails; it is forgotten.
+    pub(crate) fn worker_exited(&mut self, key: usize, status: Option<i32>) {
+        let Some(mut w) = self.workers.slab.try_remove(key) else {
+            return;
+        };
+        w.stdin = None;
+        w.stdout = None;
+        w.stderr = None;
+        let name = w.module.name.clone();
+        if let WorkerState::Busy(job) = w.state {
+            let outcome = match status.map(crate::run::outcome::decode_status) {
+                Some(outcome @ (Outcome::Exited(_) | Outcome::Signaled(_)))
+                    if outcome != Outcome::Exited(0) =>
+                {
+                    outcome
+                }
+                _ => Outcome::Exited(-1),
+            };
+            log::warn!("module {name}: a worker died during a job ({outcome:?})");
+            self.finish_job_with(job, outcome, Vec::new());
+        }
+        self.dispatch_warm(&name);
+    }
+
+    /// A warm job's time limit passed, or it was cancelled: its worker is
+    /// killed (a new one serves the next job) and the job ends now.
+    pub(crate) fn end_warm(&mut self, key: JobKey, outcome: Outcome) {
+        let worker = match self.jobs.get(key).map(|j| &j.state) {
+            Some(JobState::Warm(run)) => run.worker,
+            _ => return,
+        };
+        match worker {
+            Some(worker) => {
+                if let Some(w) = self.workers.slab.get_mut(worker) {
+                    w.signal_kill();
+                }
+            }
+            None => {
+                let name = self
+                    .jobs
+                    .get(key)
+                    .map(|j| j.module.name.clone())
+                    .unwrap_or_default();
+                if let Some(q) = self.workers.queues.get_mut(&name) {
+                    q.retain(|&k| k != key);
+                }
+            }
+        }
+        self.finish_job_with(key, outcome, Vec::new());
+    }
+
+    /// Stops workers idle for longer than the setting (closing their
+    /// stdin), and retires those whose module changed.
+    pub(crate) fn stop_idle_workers(&mut self, now: Instant) {
+        let mut names: Vec<String> = self
+            .workers
+            .slab
+            .iter()
+            .map(|(_, w)| w.module.name.clone())
+            .collect();
+        names.dedup();
+        for name in names {
+            self.retire_stale(&name);
+        }
+        let limit = self.settings.node_worker_idle;
+        for (_, w) in self.workers.slab.iter_mut() {
+            if let WorkerState::Idle(since) = w.state {
+                if now.duration_since(since) >= limit || self.stopping.is_some() {
+                    w.stdin = None;
+                    w.state = WorkerState::Retiring;
+                }
+            }
+        }
+    }
+
+    /// The spawn thread's pid for a worker.
+    pub(crate) fn worker_spawned(&mut self, serial: u64, pid: std::io::Result<u32>) -> bool {
+        let Some(key) = self.workers.by_serial(serial) else {
+            return false;
+        };
+        match pid {
+            Ok(pid) => {
+                let w = &mut self.workers.slab[key];
+                w.pid = Some(pid);
+                if w.state == WorkerState::Dead {
+                    crate::run::process::signal_group(pid, libc::SIGKILL);
+                }
+                if let Some(reaped) = self.early_exits.remove(&pid) {
+                    self.worker_exited(key, Some(reaped.0));
+                }
+            }
+            Err(e) => {
+                log::error!("cannot start a worker: {e}");
+                self.worker_exited(key, None);
+            }
+        }
+        true
+    }
+}

@@ -1,0 +1,339 @@
+//! The wire protocol, without sockets: what a request asks for and how an
+//! answer is written. Everything here is pure and unit-tested.
+//!
+//! A request is `<module>` or `<module>:<data>`. The module name is cleaned to
+//! `a-z A-Z 0-9 - _`; the data after the first `:` goes to the module's stdin
+//! byte for byte. `helo`, `hello` and `queue:...` are answered by the daemon.
+
+use crate::run::outcome::Outcome;
+
+/// Longest module name kept after cleaning; longer names are unknown modules.
+pub const MAX_MODULE_NAME: usize = 128;
+
+/// What the head of a TCP request tells us so far.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Head {
+    /// Not enough bytes yet to route the request.
+    Incomplete,
+    /// A module call: `name` is cleaned; the body starts at `body_start`.
+    /// Routed as soon as the first `:` arrives, so the module can start while
+    /// the rest of the data streams in.
+    Module { name: String, body_start: usize },
+    /// A request the daemon answers itself; it needs the whole request.
+    Control(Control),
+}
+
+/// A request answered by the daemon rather than by a module.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Control {
+    Helo,
+    Hello,
+    /// `queue:add:<module>:<data>`; `data_start` indexes the whole request.
+    QueueAdd {
+        module: String,
+        data_start: usize,
+    },
+    QueueCheck(JobRef),
+    QueueGet(JobRef),
+    /// `queue:cancel:id:<n>`: remove a waiting job, kill a running one.
+    QueueCancel(JobRef),
+    /// `queue:info:id:<n>`: the job's receipt.
+    QueueInfo(JobRef),
+    /// `queue:stats`: counters as `key: value` lines.
+    QueueStats,
+    /// `queue:list`: one line per job held.
+    QueueList,
+    /// Any other `queue:` request.
+    UnknownQueue,
+}
+
+/// A job id as written by the client: a number, or something that names no job.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum JobRef {
+    Id(u64),
+    Invalid,
+}
+
+const QUEUE_PREFIX: &[u8] = b"queue:";
+
+/// Classifies the bytes of a TCP request received so far. `complete` says the
+/// request has ended (half-close or the quiet gap), so whatever is there is all.
+pub fn classify(buf: &[u8], complete: bool) -> Head {
+    let colon = buf.iter().position(|&b| b == b':');
+    match colon {
+        Some(i) if &buf[..=i] == QUEUE_PREFIX => {
+            if complete {
+                Head::Control(parse_queue(buf))
+            } else {
+                Head::Incomplete
+            }
+        }
+        Some(i) => Head::Module {
+            name: clean_module_name(&buf[..i]),
+            body_start: i + 1,
+        },
+        None if !complete => Head::Incomplete,
+        None => match trim(buf) {
+            b"helo" => Head::Control(Control::Helo),
+            b"hello" => Head::Control(Control::Hello),
+            _ => Head::Module {
+                name: clean_module_name(buf),
+                body_start: buf.len(),
+            },
+        },
+    }
+}
+
+/// Splits a UDP datagram into a cleaned module name and its data.
+pub fn split_datagram(datagram: &[u8]) -> (String, &[u8]) {
+    match datagram.iter().position(|&b| b == b':') {
+        Some(i) => (clean_module_name(&datagram[..i]), &datagram[i + 1..]),
+        None => (clean_module_name(datagram), &[]),
+    }
+}
+
+fn parse_queue(req: &[u8]) -> Control {
+    let rest = &req[QUEUE_PREFIX.len()..];
+    if let Some(add) = rest.strip_prefix(b"add:") {
+        let start = req.len() - add.len();
+        let (module, data_start) = match add.iter().position(|&b| b == b':') {
+            Some(i) => (clean_module_name(&add[..i]), start + i + 1),
+            None => (clean_module_name(add), req.len()),
+        };
+        return Control::QueueAdd { module, data_start };
+    }
+    if let Some(id) = rest.strip_prefix(b"check:") {
+        return parse_job_ref(id).map_or(Control::UnknownQueue, Control::QueueCheck);
+    }
+    if let Some(id) = rest.strip_prefix(b"get:") {
+        return parse_job_ref(id).map_or(Control::UnknownQueue, Control::QueueGet);
+    }
+    if let Some(id) = rest.strip_prefix(b"cancel:") {
+        return parse_job_ref(id).map_or(Control::UnknownQueue, Control::QueueCancel);
+    }
+    if let Some(id) = rest.strip_prefix(b"info:") {
+        return parse_job_ref(id).map_or(Control::UnknownQueue, Control::QueueInfo);
+    }
+    match trim(rest) {
+        b"stats" => Control::QueueStats,
+        b"list" => Control::QueueList,
+        _ => Control::UnknownQueue,
+    }
+}
+
+/// `id:<n>` names a job; `id:` followed by anything else names none (404);
+/// without `id:` the request itself is malformed (500).
+fn parse_job_ref(s: &[u8]) -> Option<JobRef> {
+    let digits = trim(s.strip_prefix(b"id:")?);
+    let id = std::str::from_utf8(digits)
+        .ok()
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse().ok());
+    Some(id.map_or(JobRef::Invalid, JobRef::Id))
+}
+
+/// Keeps only `a-z A-Z 0-9 - _`, as the seed service did, so a name can never
+/// leave the modules folder.
+pub fn clean_module_name(raw: &[u8]) -> String {
+    raw.iter()
+        .filter(|b| b.is_ascii_alphanumeric() || **b == b'-' || **b == b'_')
+        .take(MAX_MODULE_NAME + 1)
+        .map(|&b| b as char)
+        .collect()
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    let start = s
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &s[start..end]
+}
+
+/// True when a module's output already carries the seed's `NNN:` error form,
+/// the pattern the seed's PHP clients test with `/^[45][0-9]{2}\:/` after `ltrim`.
+pub fn is_coded_error(output: &[u8]) -> bool {
+    match trim(output) {
+        [a, b, c, b':', ..] => matches!(a, b'4' | b'5') && b.is_ascii_digit() && c.is_ascii_digit(),
+        _ => false,
+    }
+}
+
+/// The answer a client gets for a finished module run.
+pub fn render_answer(module: &str, outcome: &Outcome, output: Vec<u8>) -> Vec<u8> {
+    match outcome {
+        Outcome::Exited(0) => return output,
+        Outcome::Exited(_) | Outcome::Signaled(_) if is_coded_error(&output) => return output,
+        _ => {}
+    }
+    let text = match outcome {
+        Outcome::Exited(code) => format!("500: Module {module} failed (exit status {code})"),
+        Outcome::Signaled(sig) => format!("500: Module {module} failed (killed by signal {sig})"),
+        Outcome::TimedOut => format!("504: Module {module} timed out"),
+        Outcome::OutputTooLarge(cap) => {
+            format!("500: Module {module} failed (output over {cap} bytes)")
+        }
+        Outcome::SpawnFailed(why) => format!("500: Module {module} failed (cannot start: {why})"),
+        Outcome::Cancelled => format!("410: Module {module} cancelled"),
+    };
+    text.into_bytes()
+}
+
+/// Refusals that are answered without running anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    UnknownModule,
+    UnknownJob,
+    UnknownQueueRequest,
+    TooLarge,
+    Busy,
+    TooManyConnections,
+    Idle,
+    ShuttingDown,
+    Internal,
+    JournalFailed,
+    Forbidden,
+}
+
+impl Refusal {
+    /// The seed-style `NNN: text` answer.
+    pub fn answer(self) -> &'static str {
+        match self {
+            Refusal::UnknownModule => "400: Unknown request",
+            Refusal::UnknownJob => "404: Unknown job",
+            Refusal::UnknownQueueRequest => "500: Unknown queue request",
+            Refusal::TooLarge => "413: Request too large",
+            Refusal::Busy => "503: Busy",
+            Refusal::TooManyConnections => "503: Too many connections",
+            Refusal::Idle => "408: Request timeout",
+            Refusal::ShuttingDown => "503: Shutting down",
+            Refusal::Internal => "500: Internal error",
+            Refusal::JournalFailed => "500: Journal write failed",
+            Refusal::Forbidden => "403: Forbidden",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(name: &str, body_start: usize) -> Head {
+        Head::Module {
+            name: name.into(),
+            body_start,
+        }
+    }
+
+    #[test]
+    fn module_is_routed_at_the_first_colon() {
+        assert_eq!(classify(b"tes", false), Head::Incomplete);
+        assert_eq!(classify(b"test:", false), module("test", 5));
+        assert_eq!(classify(b"test:a:b", true), module("test", 5));
+        assert_eq!(classify(b"test", true), module("test", 4));
+        assert_eq!(classify(b"test\n", true), module("test", 5));
+    }
+
+    #[test]
+    fn names_are_cleaned() {
+        assert_eq!(clean_module_name(b"../../x"), "x");
+        assert_eq!(clean_module_name(b"a-b_C9 \n\0/"), "a-b_C9");
+        assert_eq!(clean_module_name("pø".as_bytes()), "p");
+        assert_eq!(clean_module_name(&[b'a'; 500]).len(), MAX_MODULE_NAME + 1);
+    }
+
+    #[test]
+    fn greetings_ignore_surrounding_whitespace() {
+        assert_eq!(classify(b"helo", true), Head::Control(Control::Helo));
+        assert_eq!(classify(b" hello\r\n", true), Head::Control(Control::Hello));
+        assert_eq!(classify(b"helo", false), Head::Incomplete);
+        assert_eq!(classify(b"helo:", false), module("helo", 5));
+    }
+
+    #[test]
+    fn queue_requests_wait_for_the_whole_request() {
+        assert_eq!(classify(b"queue:add:test:x", false), Head::Incomplete);
+        assert_eq!(
+            classify(b"queue:add:te/st:a:b", true),
+            Head::Control(Control::QueueAdd {
+                module: "test".into(),
+                data_start: 16
+            })
+        );
+        assert_eq!(
+            classify(b"queue:add:test", true),
+            Head::Control(Control::QueueAdd {
+                module: "test".into(),
+                data_start: 14
+            })
+        );
+        assert_eq!(
+            classify(b"queue:check:id:42\n", true),
+            Head::Control(Control::QueueCheck(JobRef::Id(42)))
+        );
+        assert_eq!(
+            classify(b"queue:get:id:x", true),
+            Head::Control(Control::QueueGet(JobRef::Invalid))
+        );
+        assert_eq!(
+            classify(b"queue:get:id:99999999999999999999999", true),
+            Head::Control(Control::QueueGet(JobRef::Invalid))
+        );
+        for bad in [
+            &b"queue:"[..],
+            b"queue:nope",
+            b"queue:get:42",
+            b"queue:check",
+        ] {
+            assert_eq!(
+                classify(bad, true),
+                Head::Control(Control::UnknownQueue),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn datagrams_split_at_the_first_colon() {
+        assert_eq!(split_datagram(b"reg:a:b"), ("reg".to_string(), &b"a:b"[..]));
+        assert_eq!(split_datagram(b"reg"), ("reg".to_string(), &b""[..]));
+    }
+
+    #[test]
+    fn coded_errors_follow_the_seed_pattern() {
+        assert!(is_coded_error(b"404: LESS not available"));
+        assert!(is_coded_error(b"  500: x"));
+        assert!(!is_coded_error(b"200: fine"));
+        assert!(!is_coded_error(b"40: x"));
+        assert!(!is_coded_error(b"Test"));
+    }
+
+    #[test]
+    fn answers_for_each_outcome() {
+        let r = |o: Outcome, out: &[u8]| {
+            String::from_utf8(render_answer("m", &o, out.to_vec())).unwrap()
+        };
+        assert_eq!(r(Outcome::Exited(0), b"Test"), "Test");
+        assert_eq!(
+            r(Outcome::Exited(3), b"x"),
+            "500: Module m failed (exit status 3)"
+        );
+        assert_eq!(
+            r(Outcome::Exited(1), b"404: LESS not available"),
+            "404: LESS not available"
+        );
+        assert_eq!(
+            r(Outcome::Signaled(9), b""),
+            "500: Module m failed (killed by signal 9)"
+        );
+        assert_eq!(r(Outcome::TimedOut, b"404: x"), "504: Module m timed out");
+        assert_eq!(
+            r(Outcome::OutputTooLarge(10), b""),
+            "500: Module m failed (output over 10 bytes)"
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! A job: one run of a module, from request to answer.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Instant, SystemTime};
+
+use crate::io::OutBuf;
+use crate::run::modules::Module;
+use crate::run::process::Child;
+
+/// Key of a job in the daemon's job slab.
+pub type JobKey = usize;
+
+/// Where a job came from, which is also where its answer goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin {
+    /// A direct TCP call; `conn` is `None` once the client is gone or was
+    /// already answered (e.g. `413`), so the result is only logged.
+    Tcp {
+        conn: Option<usize>,
+        peer: SocketAddr,
+    },
+    /// A UDP datagram: fire and forget, the result is only logged.
+    Udp { peer: SocketAddr },
+    /// A `queue:add` job, kept under its id until fetched.
+    Queue { id: u64 },
+}
+
+impl Origin {
+    /// The value of `BGJOB_TRANSPORT`.
+    pub fn transport(&self) -> &'static str {
+        match self {
+            Origin::Tcp { .. } => "tcp",
+            Origin::Udp { .. } => "udp",
+            Origin::Queue { .. } => "queue",
+        }
+    }
+
+    /// How it is written in the journal; direct TCP calls are not journaled.
+    pub fn journal_transport(&self) -> Option<crate::journal::record::Transport> {
+        use crate::journal::record::Transport;
+        match self {
+            Origin::Tcp { .. } => None,
+            Origin::Udp { .. } => Some(Transport::Udp),
+            Origin::Queue { .. } => Some(Transport::Queue),
+        }
+    }
+
+    pub fn peer(&self) -> Option<SocketAddr> {
+        match *self {
+            Origin::Tcp { peer, .. } | Origin::Udp { peer } => Some(peer),
+            Origin::Queue { .. } => None,
+        }
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Debug)]
+pub enum JobState {
+    /// Written to the journal, waiting for it to reach the disk before the
+    /// job is acknowledged and may start.
+    Pending,
+    /// In the FIFO waiting line for a free running slot.
+    Waiting,
+    /// Its process runs (or has exited and its pipes are draining).
+    Running(Box<Child>),
+    /// A `.js` module's job handed to a resident Node.js worker (or waiting
+    /// for one of its module's pool).
+    Warm(WarmRun),
+}
+
+/// A job run by a warm worker.
+#[derive(Debug)]
+pub struct WarmRun {
+    /// The worker running it; `None` while it waits for one.
+    pub worker: Option<usize>,
+    pub started: Instant,
+    /// The job time limit.
+    pub deadline: Instant,
+    /// Killed because the daemon stopped: a journaled job runs again after
+    /// the restart instead of being recorded as failed.
+    pub killed_at_stop: bool,
+}
+
+/// One run of a module.
+#[derive(Debug)]
+pub struct Job {
+    pub module: Rc<Module>,
+    pub origin: Origin,
+    /// The journal id of a queue or UDP job.
+    pub id: Option<u64>,
+    /// A journaled job's data, kept whole for compaction and restarts.
+    pub data: Option<Vec<u8>>,
+    /// Runs started, this one included once it runs (`BGJOB_ATTEMPT`).
+    pub attempts: u32,
+    /// The client address that asked for it, for the per-client bound on
+    /// waiting work (none for jobs recovered from the journal).
+    pub client: Option<std::net::IpAddr>,
+    /// Request data not yet written to the child's stdin.
+    pub input: OutBuf,
+    /// No more input will come: stdin is closed once `input` is written.
+    pub input_complete: bool,
+    /// Request data received so far, for the log and the size limit.
+    pub bytes_in: usize,
+    pub created: Instant,
+    /// Wall-clock time it arrived, for the journal (survives restarts).
+    pub added_at: SystemTime,
+    pub state: JobState,
+}
+
+impl Job {
+    pub fn new(module: Rc<Module>, origin: Origin, data: &[u8], input_complete: bool) -> Self {
+        Job {
+            module,
+            origin,
+            id: None,
+            data: None,
+            attempts: 0,
+            client: origin.peer().map(|p| p.ip()),
+            input: OutBuf::new(data.to_vec()),
+            input_complete,
+            bytes_in: data.len(),
+            created: Instant::now(),
+            added_at: SystemTime::now(),
+            state: JobState::Waiting,
+        }
+    }
+
+    /// A queue or UDP job, kept in the journal under `id`. Its data is kept
+    /// whole and copied to stdin when it starts.
+    pub fn journaled(module: Rc<Module>, origin: Origin, id: u64, data: Vec<u8>) -> Self {
+        let mut job = Job::new(module, origin, b"", true);
+        job.id = Some(id);
+        job.bytes_in = data.len();
+        job.data = Some(data);
+        job
+    }
+
+    pub fn child_mut(&mut self) -> Option<&mut Child> {
+        match &mut self.state {
+            JobState::Running(child) => Some(child),
+            JobState::Pending | JobState::Waiting | JobState::Warm(_) => None,
+        }
+    }
+}

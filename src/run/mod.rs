@@ -1,0 +1,20 @@
+//! Running modules: what a job is and how it ended, the job table and its
+//! waiting line, module processes and their spawning, the module index.
+//! Calls nothing of the daemon's or the network's.
+
+/// A job: one run of a module, from request to answer.
+pub mod job;
+/// The modules folder: which modules exist and how each runs.
+pub mod modules;
+/// How a job ended and what it used (a leaf).
+pub mod outcome;
+/// A module process: pid, pipes, signalling its group, reaping.
+pub mod process;
+/// What a finished job's receipt says (`queue:info`).
+pub mod receipt;
+/// Starting processes from a thread of their own.
+pub mod spawn;
+/// Module stderr, logged line by line.
+pub mod stderr;
+/// Every job held, the waiting line, and running jobs by pid.
+pub mod table;

@@ -1,0 +1,240 @@
+//! The job table: every job the daemon holds, the FIFO waiting line and the
+//! running children by pid.
+
+use std::collections::{HashMap, VecDeque};
+
+use slab::Slab;
+
+use crate::run::job::{Job, JobKey, JobState};
+
+/// The waiting line is full.
+#[derive(Debug)]
+pub struct Busy;
+
+#[derive(Debug, Default)]
+pub struct JobTable {
+    jobs: Slab<Job>,
+    waiting: VecDeque<JobKey>,
+    /// Jobs waiting for their journal record to reach the disk.
+    pending: usize,
+    /// Running jobs whose pid the spawn thread has not reported yet, by
+    /// spawn serial number.
+    starting: HashMap<u64, JobKey>,
+    by_pid: HashMap<u32, JobKey>,
+    /// Jobs run by warm workers (or waiting for one); they hold running slots.
+    warm: usize,
+    /// Jobs not started yet, by client address.
+    by_client: HashMap<std::net::IpAddr, usize>,
+}
+
+impl JobTable {
+    /// Puts a job at the end of the waiting line, unless `max_waiting` are
+    /// already waiting.
+    pub fn add(&mut self, job: Job, max_waiting: usize) -> Result<JobKey, Busy> {
+        if self.waiting.len() + self.pending >= max_waiting {
+            return Err(Busy);
+        }
+        self.count_client(job.client, true);
+        let key = self.jobs.insert(job);
+        self.waiting.push_back(key);
+        Ok(key)
+    }
+
+    /// Jobs of this client not started yet.
+    pub fn waiting_for(&self, client: std::net::IpAddr) -> usize {
+        self.by_client.get(&client).copied().unwrap_or(0)
+    }
+
+    fn count_client(&mut self, client: Option<std::net::IpAddr>, add: bool) {
+        let Some(ip) = client else { return };
+        if add {
+            *self.by_client.entry(ip).or_default() += 1;
+        } else if let Some(n) = self.by_client.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_client.remove(&ip);
+            }
+        }
+    }
+
+    /// Holds a journaled job until its record is on disk ([`JobTable::release`]).
+    /// It counts as waiting.
+    pub fn add_pending(&mut self, mut job: Job, max_waiting: usize) -> Result<JobKey, Busy> {
+        if self.waiting.len() + self.pending >= max_waiting {
+            return Err(Busy);
+        }
+        job.state = JobState::Pending;
+        self.pending += 1;
+        self.count_client(job.client, true);
+        Ok(self.jobs.insert(job))
+    }
+
+    /// A pending job's record is on disk: it joins the waiting line.
+    pub fn release(&mut self, key: JobKey) {
+        if let Some(job) = self.jobs.get_mut(key) {
+            if matches!(job.state, JobState::Pending) {
+                job.state = JobState::Waiting;
+                self.pending -= 1;
+                self.waiting.push_back(key);
+            }
+        }
+    }
+
+    /// A job recovered from the journal: waits, whatever the limit.
+    pub fn add_recovered(&mut self, job: Job) -> JobKey {
+        let key = self.jobs.insert(job);
+        self.waiting.push_back(key);
+        key
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (JobKey, &Job)> {
+        self.jobs.iter()
+    }
+
+    /// The next job to start, if fewer than `max_running` run.
+    pub fn pop_waiting(&mut self, max_running: usize) -> Option<JobKey> {
+        if self.running() >= max_running {
+            return None;
+        }
+        let key = self.waiting.pop_front()?;
+        let client = self.jobs.get(key).and_then(|j| j.client);
+        self.count_client(client, false);
+        Some(key)
+    }
+
+    /// Records that the job now runs on (or waits for) a warm worker.
+    pub fn warm_started(&mut self, key: JobKey, run: crate::run::job::WarmRun) {
+        if let Some(job) = self.jobs.get_mut(key) {
+            job.state = JobState::Warm(run);
+            self.warm += 1;
+        }
+    }
+
+    /// A warm job goes back to a process of its own (its module runs cold).
+    pub fn warm_to_cold(&mut self, key: JobKey) {
+        if let Some(job) = self.jobs.get_mut(key) {
+            if matches!(job.state, JobState::Warm(_)) {
+                job.state = JobState::Waiting;
+                self.warm -= 1;
+            }
+        }
+    }
+
+    /// Records that the job's child was ordered started.
+    pub fn starting(&mut self, key: JobKey, serial: u64) {
+        self.starting.insert(serial, key);
+    }
+
+    /// The spawn thread reported on an order: the job it was for.
+    pub fn spawned(&mut self, serial: u64) -> Option<JobKey> {
+        self.starting.remove(&serial)
+    }
+
+    /// Records that the job's child runs with this pid.
+    pub fn started(&mut self, key: JobKey, pid: u32) {
+        self.by_pid.insert(pid, key);
+    }
+
+    pub fn by_pid(&self, pid: u32) -> Option<JobKey> {
+        self.by_pid.get(&pid).copied()
+    }
+
+    pub fn get(&self, key: JobKey) -> Option<&Job> {
+        self.jobs.get(key)
+    }
+
+    pub fn get_mut(&mut self, key: JobKey) -> Option<&mut Job> {
+        self.jobs.get_mut(key)
+    }
+
+    /// Takes a job out of the table, wherever it was.
+    pub fn remove(&mut self, key: JobKey) -> Option<Job> {
+        let job = self.jobs.try_remove(key)?;
+        match &job.state {
+            JobState::Running(child) => {
+                match child.pid {
+                    Some(pid) => self.by_pid.remove(&pid),
+                    None => self.starting.remove(&child.serial),
+                };
+            }
+            JobState::Waiting => {
+                // Popped waiting jobs are no longer counted (they are starting).
+                let before = self.waiting.len();
+                self.waiting.retain(|&k| k != key);
+                if self.waiting.len() < before {
+                    self.count_client(job.client, false);
+                }
+            }
+            JobState::Pending => {
+                self.pending -= 1;
+                self.count_client(job.client, false);
+            }
+            JobState::Warm(_) => self.warm -= 1,
+        }
+        Some(job)
+    }
+
+    /// Jobs with a child: started, or being started.
+    pub fn running(&self) -> usize {
+        self.by_pid.len() + self.starting.len() + self.warm
+    }
+
+    /// Jobs waiting to start, pending ones included.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len() + self.pending
+    }
+
+    /// Keys of the jobs waiting, oldest first.
+    pub fn waiting_keys(&self) -> Vec<JobKey> {
+        self.waiting.iter().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::job::Origin;
+    use crate::run::modules::{Kind, Module};
+
+    fn job() -> Job {
+        let module = Module {
+            name: "m".into(),
+            path: "/bin/true".into(),
+            kind: Kind::Executable,
+            modified: std::time::SystemTime::UNIX_EPOCH,
+            size: 0,
+            sha256: String::new(),
+        };
+        Job::new(module.into(), Origin::Queue { id: 1 }, b"", true)
+    }
+
+    #[test]
+    fn waiting_line_is_fifo_and_bounded() {
+        let mut table = JobTable::default();
+        let a = table.add(job(), 2).unwrap();
+        let b = table.add(job(), 2).unwrap();
+        assert!(table.add(job(), 2).is_err());
+        assert_eq!(table.pop_waiting(1), Some(a));
+        table.starting(a, 7);
+        assert_eq!(table.pop_waiting(1), None, "running limit reached");
+        assert_eq!(table.spawned(7), Some(a));
+        table.started(a, 100);
+        assert_eq!(table.pop_waiting(1), None, "running limit reached");
+        assert_eq!(table.by_pid(100), Some(a));
+        assert_eq!(table.pop_waiting(2), Some(b));
+        assert!(table.remove(a).is_some());
+        assert_eq!(table.waiting(), 0);
+        let p = table.add_pending(job(), 1).unwrap();
+        assert!(
+            table.add(job(), 1).is_err(),
+            "a pending job counts as waiting"
+        );
+        assert_eq!(
+            table.pop_waiting(9),
+            None,
+            "not before its record is on disk"
+        );
+        table.release(p);
+        assert_eq!(table.pop_waiting(9), Some(p));
+    }
+}
