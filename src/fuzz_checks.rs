@@ -51,7 +51,7 @@ pub fn journal(data: &[u8]) {
 pub fn worker_replies(data: &[u8]) {
     let mut buf = data.to_vec();
     let mut guard = data.len() + 1;
-    while let Some(_reply) = crate::node::pool::next_reply(&mut buf) {
+    while let Some(_reply) = crate::node::framing::next_reply(&mut buf) {
         guard -= 1;
         assert!(guard > 0, "a reply that consumes nothing");
     }

@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::daemon::Daemon;
 use crate::journal::record::{Record, Removal};
-use crate::net::conn::Phase;
+use crate::keys::ConnKey;
 use crate::net::protocol::{JobRef, Refusal};
 use crate::queue::results::Entry;
 use crate::run::job::JobState;
@@ -17,8 +17,10 @@ use crate::run::receipt::Receipt;
 pub type Reply = Result<Option<Vec<u8>>, Refusal>;
 
 impl Daemon {
-    pub(crate) fn queue_add(&mut self, key: usize, module: &str, data: &[u8]) -> Reply {
-        let (peer, listener) = (self.conns[key].peer, self.conns[key].listener);
+    pub(super) fn queue_add(&mut self, key: ConnKey, module: &str, data: &[u8]) -> Reply {
+        let Some((peer, listener)) = self.conns.get(key).map(|c| (c.peer, c.listener)) else {
+            return Ok(None);
+        };
         if !self.serves(listener, module) {
             log::info!("tcp {peer}: queue:add of {module:?}, not served on this listener");
             return Err(Refusal::Forbidden);
@@ -45,7 +47,7 @@ impl Daemon {
         }
     }
 
-    pub(crate) fn queue_check(&self, id: JobRef) -> Reply {
+    pub(super) fn queue_check(&self, id: JobRef) -> Reply {
         let JobRef::Id(id) = id else {
             return Err(Refusal::UnknownJob);
         };
@@ -60,14 +62,16 @@ impl Daemon {
         Ok(Some(status.into()))
     }
 
-    pub(crate) fn queue_get(&mut self, key: usize, id: JobRef) -> Reply {
+    pub(super) fn queue_get(&mut self, key: ConnKey, id: JobRef) -> Reply {
         let JobRef::Id(id) = id else {
             return Err(Refusal::UnknownJob);
         };
         match self.queue.get(id) {
             Some(Entry::Active(_)) => {
                 self.queue.watch(id, key);
-                self.conns[key].phase = Phase::QueueWait(id);
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.await_result(id);
+                }
                 Ok(None)
             }
             Some(Entry::Done(_)) => {
@@ -84,7 +88,7 @@ impl Daemon {
 
     /// Removes a waiting job, kills a running one's process group, or drops
     /// an unfetched result; answers which.
-    pub(crate) fn queue_cancel(&mut self, id: JobRef) -> Reply {
+    pub(super) fn queue_cancel(&mut self, id: JobRef) -> Reply {
         let JobRef::Id(id) = id else {
             return Err(Refusal::UnknownJob);
         };
@@ -101,9 +105,8 @@ impl Daemon {
                     .get_mut(key)
                     .expect("active jobs are in the table");
                 let module = job.module.name.clone();
-                if let JobState::Running(child) = &mut job.state {
-                    child.verdict = Some(Outcome::Cancelled);
-                    child.kill();
+                if let JobState::Running(run) = &mut job.state {
+                    run.end(Outcome::Cancelled);
                     log::info!("queue job {id} ({module}) cancelled: killing its process group");
                     // Its end is journaled and answered when it is reaped.
                     return Ok(Some(b"cancelled: running job killed".to_vec()));
@@ -131,7 +134,7 @@ impl Daemon {
     }
 
     /// Counters as `key: value` lines.
-    pub(crate) fn queue_stats(&self) -> Reply {
+    pub(super) fn queue_stats(&self) -> Reply {
         let s = &self.stats;
         let journal = self.journal.as_ref().map(|j| j.progress());
         let mut out = String::new();
@@ -181,7 +184,7 @@ impl Daemon {
     }
 
     /// One line per job held: `id module transport status age_secs`.
-    pub(crate) fn queue_list(&self) -> Reply {
+    pub(super) fn queue_list(&self) -> Reply {
         let now = Instant::now();
         let mut rows: Vec<(u64, String)> = Vec::new();
         for (_, job) in self.jobs.iter() {
@@ -210,7 +213,7 @@ impl Daemon {
     }
 
     /// The job's receipt as `key: value` lines.
-    pub(crate) fn queue_info(&self, id: JobRef) -> Reply {
+    pub(super) fn queue_info(&self, id: JobRef) -> Reply {
         let JobRef::Id(id) = id else {
             return Err(Refusal::UnknownJob);
         };

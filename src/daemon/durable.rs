@@ -9,10 +9,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::daemon::Daemon;
 use crate::journal::record::{Decoded, Record, Removal, Transport};
 use crate::journal::unix_ms;
-use crate::net::conn::Phase;
+use crate::keys::{ConnKey, JobKey};
 use crate::net::protocol::Refusal;
 use crate::queue::results::{Done, Entry};
-use crate::run::job::{Job, JobKey, Origin};
+use crate::run::job::{Job, Origin};
 use crate::run::modules::Module;
 use crate::run::receipt::Receipt;
 
@@ -23,25 +23,30 @@ pub struct Ack {
     pub job: JobKey,
     pub id: u64,
     /// The client waiting for `id:<n>`; none for UDP jobs.
-    pub conn: Option<usize>,
+    pub conn: Option<ConnKey>,
     pub answer: Vec<u8>,
 }
 
 impl Daemon {
     /// Appends a record; returns its sequence number (0 without a journal).
-    pub(crate) fn journal(&mut self, record: Record) -> u64 {
+    pub(super) fn journal(&mut self, record: Record) -> u64 {
         self.journal.as_mut().map_or(0, |j| j.append(&record))
+    }
+
+    /// Journals that a job's run `attempt` started.
+    pub(super) fn journal_started(&mut self, id: u64, attempt: u32) {
+        self.journal(Record::Started { id, attempt });
     }
 
     /// Admits a queue job (or, with `udp_peer`, a UDP job) under a new id:
     /// it is journaled, and acknowledged and started only once the record
     /// is on disk.
-    pub(crate) fn admit_journaled(
+    pub(super) fn admit_journaled(
         &mut self,
         module: Rc<Module>,
         data: Vec<u8>,
         udp_peer: Option<SocketAddr>,
-        conn: Option<usize>,
+        conn: Option<ConnKey>,
     ) -> Result<u64, Refusal> {
         let failed = self
             .journal
@@ -70,7 +75,7 @@ impl Daemon {
         };
         let mut job = Job::journaled(module, origin, id, data);
         job.client = client;
-        let transport = job.origin.journal_transport().expect("queue or udp");
+        let transport = journal_transport(&job.origin).expect("queue or udp");
         let record = Record::Added {
             id,
             transport,
@@ -98,8 +103,8 @@ impl Daemon {
             conn,
             answer,
         });
-        if let Some(conn) = conn {
-            self.conns[conn].phase = Phase::Durable;
+        if let Some(conn) = conn.and_then(|c| self.conns.get_mut(c)) {
+            conn.await_store();
         }
         Ok(id)
     }
@@ -107,7 +112,7 @@ impl Daemon {
     /// End of a turn: hands the records to the writer (or, without a
     /// journal, releases the held answers at once); compacts when dead
     /// records dominate.
-    pub(crate) fn commit(&mut self) {
+    pub(super) fn commit(&mut self) {
         match &mut self.journal {
             None => self.release_acks(),
             Some(journal) if journal.wants_compaction() => {
@@ -122,7 +127,7 @@ impl Daemon {
 
     /// The writer reported progress: answers and jobs whose records are on
     /// disk go ahead. If the journal failed, they are refused instead.
-    pub(crate) fn release_acks(&mut self) {
+    pub(super) fn release_acks(&mut self) {
         let (durable, failed) = match &self.journal {
             Some(j) => (j.durable(), j.progress().error.is_some()),
             None => (u64::MAX, false),
@@ -154,7 +159,7 @@ impl Daemon {
     }
 
     /// A connection waiting for its `id:<n>` closed: nobody to answer.
-    pub(crate) fn forget_ack(&mut self, conn: usize) {
+    pub(super) fn forget_ack(&mut self, conn: ConnKey) {
         for ack in self.acks.iter_mut().filter(|a| a.conn == Some(conn)) {
             ack.conn = None;
         }
@@ -165,7 +170,7 @@ impl Daemon {
         let mut records = vec![Record::NextId(self.queue.next_id())];
         for (_, job) in self.jobs.iter() {
             let (Some(id), Some(data), Some(transport)) =
-                (job.id, &job.data, job.origin.journal_transport())
+                (job.id, &job.data, journal_transport(&job.origin))
             else {
                 continue;
             };
@@ -203,7 +208,7 @@ impl Daemon {
     /// run again (at-least-once), unfetched results are back under their
     /// ids, and ids continue after the highest ever handed out. Then the
     /// journal is rewritten with just that.
-    pub(crate) fn recover(&mut self, decoded: Decoded) {
+    pub(super) fn recover(&mut self, decoded: Decoded) {
         if decoded.bad_spots > 0 {
             log::warn!(
                 "journal: {} damaged places, {} bytes skipped; the records around them were kept",
@@ -305,7 +310,7 @@ impl Daemon {
     }
 
     /// Journals the end of a queue or UDP job, and routes a queue result.
-    pub(crate) fn record_finished(&mut self, job: &Job, answer: &[u8], receipt: Receipt) {
+    pub(super) fn record_finished(&mut self, job: &Job, answer: &[u8], receipt: Receipt) {
         let Some(id) = job.id else { return };
         match job.origin {
             Origin::Udp { .. } => {
@@ -365,6 +370,16 @@ impl Daemon {
             }
             Origin::Tcp { .. } => {}
         }
+    }
+}
+
+/// How a job's origin is written in the journal; direct TCP calls are not
+/// journaled.
+fn journal_transport(origin: &Origin) -> Option<Transport> {
+    match origin {
+        Origin::Tcp { .. } => None,
+        Origin::Udp { .. } => Some(Transport::Udp),
+        Origin::Queue { .. } => Some(Transport::Queue),
     }
 }
 

@@ -7,13 +7,13 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-use crate::run::job::JobKey;
+use crate::keys::{ConnKey, JobKey};
 
 /// Who a deadline belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Timer {
     /// A connection's idle, gap, write or linger deadline.
-    Conn(usize),
+    Conn(ConnKey),
     /// A running job's time limit, kill grace or pipe drain.
     Job(JobKey),
     /// Once a second: expire old queue results, refresh the module index.
@@ -49,21 +49,22 @@ impl Timers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::Key;
     use std::time::Duration;
 
     #[test]
     fn timers_come_due_in_order() {
         let now = Instant::now();
         let mut timers = Timers::default();
-        timers.schedule(now + Duration::from_secs(2), Timer::Conn(1));
-        timers.schedule(now, Timer::Job(7));
+        timers.schedule(now + Duration::from_secs(2), Timer::Conn(ConnKey::new(1)));
+        timers.schedule(now, Timer::Job(JobKey::new(7)));
         timers.schedule(now + Duration::from_secs(1), Timer::Housekeeping);
         assert_eq!(timers.next_deadline(), Some(now));
-        assert_eq!(timers.pop_due(now), Some(Timer::Job(7)));
+        assert_eq!(timers.pop_due(now), Some(Timer::Job(JobKey::new(7))));
         assert_eq!(timers.pop_due(now), None);
         let later = now + Duration::from_secs(5);
         assert_eq!(timers.pop_due(later), Some(Timer::Housekeeping));
-        assert_eq!(timers.pop_due(later), Some(Timer::Conn(1)));
+        assert_eq!(timers.pop_due(later), Some(Timer::Conn(ConnKey::new(1))));
         assert_eq!(timers.next_deadline(), None);
     }
 }

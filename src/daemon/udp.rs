@@ -9,7 +9,7 @@ use crate::net::protocol::{split_datagram, Refusal};
 use crate::sanitize::loggable;
 
 impl Daemon {
-    pub(crate) fn receive_datagrams(&mut self, listener: usize) {
+    pub(super) fn receive_datagrams(&mut self, listener: usize) {
         let mut scratch = std::mem::take(&mut self.scratch);
         while let Some((l, udp)) = self
             .listeners

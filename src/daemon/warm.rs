@@ -10,24 +10,23 @@
 use std::rc::Rc;
 use std::time::Instant;
 
-use mio::Interest;
-
-use crate::daemon::supervise::write_stdin;
 use crate::daemon::timers::Timer;
-use crate::daemon::{worker_token, Daemon, Stream};
-use crate::io::{drain, OutBuf, ReadEnd};
-use crate::journal::record::Record;
-use crate::node::pool::{job_frame, next_reply, Reply, Worker, WorkerState};
-use crate::run::job::{JobKey, JobState, WarmRun};
+use crate::daemon::tokens;
+use crate::daemon::Daemon;
+use crate::keys::{JobKey, WorkerKey};
+use crate::node::framing::{job_frame, next_reply, Reply};
+use crate::node::pool::{Worker, WorkerState};
+use crate::run::command::{command, JobEnv, Mode};
+use crate::run::job::{JobState, WarmRun};
 use crate::run::modules::{Kind, Module};
-use crate::run::outcome::Outcome;
-use crate::run::process::{JobEnv, NODE_HOST};
-use crate::run::stderr::StderrLog;
+use crate::run::outcome::{decode_status, Outcome};
+use crate::run::process::{Process, Stream};
+use crate::run::spawns::Owner;
 use crate::sanitize::loggable;
 
 impl Daemon {
     /// True if this module's jobs go to warm workers.
-    pub(crate) fn runs_warm(&self, module: &Module) -> bool {
+    pub(super) fn runs_warm(&self, module: &Module) -> bool {
         module.kind == Kind::Node
             && self.settings.node_workers > 0
             && self.node.is_some()
@@ -36,7 +35,7 @@ impl Daemon {
 
     /// Starts a job on its module's pool: it holds a running slot and waits
     /// in the pool's line for a worker.
-    pub(crate) fn start_warm(&mut self, key: JobKey) {
+    pub(super) fn start_warm(&mut self, key: JobKey) {
         let Some(job) = self.jobs.get_mut(key) else {
             return;
         };
@@ -54,7 +53,7 @@ impl Daemon {
             },
         );
         if let Some(id) = id {
-            self.journal(Record::Started { id, attempt });
+            self.journal_started(id, attempt);
         }
         self.timers.schedule(deadline, Timer::Job(key));
         self.workers
@@ -67,7 +66,7 @@ impl Daemon {
 
     /// Hands the module's waiting jobs to idle workers of the right version,
     /// starting workers up to the pool size.
-    pub(crate) fn dispatch_warm(&mut self, name: &str) {
+    pub(super) fn dispatch_warm(&mut self, name: &str) {
         self.retire_stale(name);
         loop {
             let Some(&key) = self.workers.queues.get(name).and_then(|q| q.front()) else {
@@ -105,34 +104,25 @@ impl Daemon {
     /// Idle workers whose module file changed since they loaded it are told
     /// to unload (calling `Unload()` if exported) and exit; new ones load
     /// the new file.
-    pub(crate) fn retire_stale(&mut self, name: &str) {
+    pub(super) fn retire_stale(&mut self, name: &str) {
         let Some(current) = self.modules.lookup(name) else {
             return;
         };
-        let stale: Vec<usize> = self
-            .workers
-            .slab
-            .iter()
-            .filter(|(_, w)| {
-                w.module.name == name
-                    && !w.serves(&current)
-                    && matches!(w.state, WorkerState::Idle(_))
-            })
-            .map(|(k, _)| k)
-            .collect();
+        let stale = self.workers.slab.keys_where(|w| {
+            w.module.name == name && !w.serves(&current) && matches!(w.state, WorkerState::Idle(_))
+        });
         for key in stale {
-            let w = &mut self.workers.slab[key];
-            log::info!("module {name} changed: worker {:?} unloads", w.pid);
-            w.out.push(b"unload\n");
+            let Some(w) = self.workers.slab.get_mut(key) else {
+                continue;
+            };
+            log::info!("module {name} changed: worker {:?} unloads", w.process.pid);
+            w.process.input.push(b"unload\n");
             w.state = WorkerState::Retiring;
             self.feed_worker(key);
         }
     }
 
     fn start_worker(&mut self, module: &Rc<Module>) -> bool {
-        let Some(node) = self.node.clone() else {
-            return false;
-        };
         let env = JobEnv {
             module: &module.name,
             transport: "worker",
@@ -140,62 +130,39 @@ impl Daemon {
             job_id: None,
             attempt: 1,
         };
-        let args = [
-            std::ffi::OsStr::new("-e"),
-            std::ffi::OsStr::new(NODE_HOST),
-            module.path.as_os_str(),
-            std::ffi::OsStr::new("--worker"),
-        ];
-        let started = self
-            .spawner
-            .start(&node, &args, &env.vars(), &self.settings.module_limits);
-        let (serial, pipes) = match started {
-            Ok(started) => started,
+        let key = self.workers.slab.next_key();
+        let started =
+            command(module, self.node.as_deref(), Mode::Worker).and_then(|(program, args)| {
+                Process::start(
+                    &mut self.spawner,
+                    self.poll.registry(),
+                    program,
+                    &args,
+                    &env.vars(),
+                    &self.settings.module_limits,
+                    |stream| tokens::worker_pipe(key, stream),
+                )
+            });
+        let process = match started {
+            Ok(process) => process,
             Err(e) => {
                 log::error!("module {}: cannot start a worker: {e}", module.name);
                 return false;
             }
         };
-        let entry = self.workers.slab.vacant_entry();
-        let key = entry.key();
-        let mut worker = Worker {
+        self.spawns.ordered(process.serial, Owner::Worker(key));
+        self.workers.slab.insert(Worker {
             module: module.clone(),
-            pid: None,
-            serial,
-            stdin: Some(pipes.stdin),
-            stdin_watched: false,
-            stdout: Some(pipes.stdout),
-            stderr: Some(pipes.stderr),
-            out: OutBuf::default(),
+            process,
             inbuf: Vec::new(),
             state: WorkerState::Starting,
-            stderr_log: StderrLog::default(),
-        };
-        let registry = self.poll.registry();
-        let registered = registry
-            .register(
-                worker.stdout.as_mut().expect("new"),
-                worker_token(key, Stream::Stdout),
-                Interest::READABLE,
-            )
-            .and_then(|()| {
-                registry.register(
-                    worker.stderr.as_mut().expect("new"),
-                    worker_token(key, Stream::Stderr),
-                    Interest::READABLE,
-                )
-            });
-        if let Err(e) = registered {
-            log::error!("module {}: cannot watch a worker: {e}", module.name);
-            worker.state = WorkerState::Dead;
-        }
-        entry.insert(worker);
+        });
         log::info!("module {}: starting a warm worker", module.name);
         true
     }
 
     /// Sends a job to an idle worker.
-    fn assign(&mut self, worker: usize, key: JobKey) {
+    fn assign(&mut self, worker: WorkerKey, key: JobKey) {
         let Some(job) = self.jobs.get_mut(key) else {
             return;
         };
@@ -210,26 +177,20 @@ impl Daemon {
         }
         if let Some(w) = self.workers.slab.get_mut(worker) {
             w.state = WorkerState::Busy(key);
-            w.out.push(&frame);
+            w.process.input.push(&frame);
         }
         self.feed_worker(worker);
     }
 
-    fn feed_worker(&mut self, key: usize) {
-        let Some(w) = self.workers.slab.get_mut(key) else {
-            return;
-        };
-        let token = worker_token(key, Stream::Stdin);
-        write_stdin(
-            self.poll.registry(),
-            &mut w.stdin,
-            &mut w.stdin_watched,
-            &mut w.out,
-            token,
-        );
+    fn feed_worker(&mut self, key: WorkerKey) {
+        let registry = self.poll.registry();
+        if let Some(w) = self.workers.slab.get_mut(key) {
+            let token = tokens::worker_pipe(key, Stream::Stdin);
+            w.process.feed(registry, token, false);
+        }
     }
 
-    pub(crate) fn worker_ready(&mut self, key: usize, stream: Stream) {
+    pub(super) fn worker_pipe_ready(&mut self, key: WorkerKey, stream: Stream) {
         match stream {
             Stream::Stdin => self.feed_worker(key),
             Stream::Stdout => self.read_worker(key),
@@ -237,19 +198,15 @@ impl Daemon {
         }
     }
 
-    fn read_worker(&mut self, key: usize) {
+    fn read_worker(&mut self, key: WorkerKey) {
         let Some(w) = self.workers.slab.get_mut(key) else {
             return;
         };
-        let Some(stdout) = &w.stdout else { return };
         let inbuf = &mut w.inbuf;
-        let end = drain(stdout, &mut self.scratch, |chunk| {
+        w.process.read_stdout(&mut self.scratch, |chunk| {
             inbuf.extend_from_slice(chunk);
             true
         });
-        if !matches!(end, Ok(ReadEnd::Open)) {
-            w.stdout = None;
-        }
         // An answer past the output cap fails its job and costs the worker.
         let cap = self.settings.max_output + 64;
         if w.inbuf.len() > cap {
@@ -283,7 +240,7 @@ impl Daemon {
         }
     }
 
-    fn worker_replied(&mut self, key: usize, reply: Reply) {
+    fn worker_replied(&mut self, key: WorkerKey, reply: Reply) {
         let Some(w) = self.workers.slab.get_mut(key) else {
             return;
         };
@@ -310,7 +267,7 @@ impl Daemon {
             (Reply::Done { ok, answer }, WorkerState::Busy(job)) => {
                 w.state = WorkerState::Idle(Instant::now());
                 // Each job gets its own share of the log.
-                w.stderr_log.finish(&name, w.pid);
+                w.process.finish_stderr_log(&name);
                 let outcome = if ok {
                     Outcome::Exited(0)
                 } else {
@@ -331,33 +288,21 @@ impl Daemon {
         }
     }
 
-    fn read_worker_stderr(&mut self, key: usize) {
-        let Some(w) = self.workers.slab.get_mut(key) else {
-            return;
-        };
-        let Some(stderr) = &w.stderr else { return };
-        let (name, pid, log) = (&w.module.name, w.pid, &mut w.stderr_log);
-        let end = drain(stderr, &mut self.scratch, |chunk| {
-            log.feed(name, pid, chunk);
-            true
-        });
-        if !matches!(end, Ok(ReadEnd::Open)) {
-            log.finish(name, pid);
-            w.stderr = None;
+    fn read_worker_stderr(&mut self, key: WorkerKey) {
+        if let Some(w) = self.workers.slab.get_mut(key) {
+            w.process.read_stderr(&w.module.name, &mut self.scratch);
         }
     }
 
     /// A worker process exited: its job, if any, fails; it is forgotten.
-    pub(crate) fn worker_exited(&mut self, key: usize, status: Option<i32>) {
-        let Some(mut w) = self.workers.slab.try_remove(key) else {
+    pub(super) fn worker_exited(&mut self, key: WorkerKey, status: Option<i32>) {
+        let Some(mut w) = self.workers.slab.remove(key) else {
             return;
         };
-        w.stdin = None;
-        w.stdout = None;
-        w.stderr = None;
+        w.process.close_pipes();
         let name = w.module.name.clone();
         if let WorkerState::Busy(job) = w.state {
-            let outcome = match status.map(crate::run::outcome::decode_status) {
+            let outcome = match status.map(decode_status) {
                 Some(outcome @ (Outcome::Exited(_) | Outcome::Signaled(_)))
                     if outcome != Outcome::Exited(0) =>
                 {
@@ -373,7 +318,7 @@ impl Daemon {
 
     /// A warm job's time limit passed, or it was cancelled: its worker is
     /// killed (a new one serves the next job) and the job ends now.
-    pub(crate) fn end_warm(&mut self, key: JobKey, outcome: Outcome) {
+    pub(super) fn end_warm(&mut self, key: JobKey, outcome: Outcome) {
         let worker = match self.jobs.get(key).map(|j| &j.state) {
             Some(JobState::Warm(run)) => run.worker,
             _ => return,
@@ -400,13 +345,14 @@ impl Daemon {
 
     /// Stops workers idle for longer than the setting (closing their
     /// stdin), and retires those whose module changed.
-    pub(crate) fn stop_idle_workers(&mut self, now: Instant) {
+    pub(super) fn stop_idle_workers(&mut self, now: Instant) {
         let mut names: Vec<String> = self
             .workers
             .slab
             .iter()
             .map(|(_, w)| w.module.name.clone())
             .collect();
+        names.sort();
         names.dedup();
         for name in names {
             self.retire_stale(&name);
@@ -415,34 +361,17 @@ impl Daemon {
         for (_, w) in self.workers.slab.iter_mut() {
             if let WorkerState::Idle(since) = w.state {
                 if now.duration_since(since) >= limit || self.stopping.is_some() {
-                    w.stdin = None;
+                    w.process.close_stdin();
                     w.state = WorkerState::Retiring;
                 }
             }
         }
     }
 
-    /// The spawn thread's pid for a worker.
-    pub(crate) fn worker_spawned(&mut self, serial: u64, pid: std::io::Result<u32>) -> bool {
-        let Some(key) = self.workers.by_serial(serial) else {
-            return false;
-        };
-        match pid {
-            Ok(pid) => {
-                let w = &mut self.workers.slab[key];
-                w.pid = Some(pid);
-                if w.state == WorkerState::Dead {
-                    crate::run::process::signal_group(pid, libc::SIGKILL);
-                }
-                if let Some(reaped) = self.early_exits.remove(&pid) {
-                    self.worker_exited(key, Some(reaped.0));
-                }
-            }
-            Err(e) => {
-                log::error!("cannot start a worker: {e}");
-                self.worker_exited(key, None);
-            }
+    /// The spawn thread reported a worker's pid.
+    pub(super) fn worker_started(&mut self, key: WorkerKey, pid: u32) {
+        if let Some(w) = self.workers.slab.get_mut(key) {
+            w.process.started(pid);
         }
-        true
     }
 }

@@ -1,5 +1,7 @@
 //! Warm Node.js workers: resident `node` processes per `.js` module and the
-//! framing spoken with them.
+//! framing spoken with them. Pure state: the daemon drives them.
 
-/// The workers and the jobs waiting for them, and the framing.
+/// The framing of jobs and replies on a worker's stdin and stdout.
+pub mod framing;
+/// The workers and the jobs waiting for them.
 pub mod pool;

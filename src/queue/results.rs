@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::run::job::JobKey;
+use crate::keys::{ConnKey, JobKey};
 use crate::run::receipt::Receipt;
 
 /// How many receipts of fetched jobs `queue:info` can still show.
@@ -35,7 +35,7 @@ pub struct QueueBook {
     next_id: u64,
     entries: HashMap<u64, Entry>,
     /// Connections blocked in `queue:get`, by id.
-    watchers: HashMap<u64, Vec<usize>>,
+    watchers: HashMap<u64, Vec<ConnKey>>,
     /// Finished ids, oldest first (some may be gone already).
     done_order: VecDeque<u64>,
     /// Bytes of answers held.
@@ -132,11 +132,16 @@ impl QueueBook {
         }
     }
 
-    pub fn watch(&mut self, id: u64, conn: usize) {
+    /// The clients waiting in `queue:get` for this id.
+    pub fn watchers(&self, id: u64) -> Vec<ConnKey> {
+        self.watchers.get(&id).cloned().unwrap_or_default()
+    }
+
+    pub fn watch(&mut self, id: u64, conn: ConnKey) {
         self.watchers.entry(id).or_default().push(conn);
     }
 
-    pub fn unwatch(&mut self, id: u64, conn: usize) {
+    pub fn unwatch(&mut self, id: u64, conn: ConnKey) {
         if let Some(list) = self.watchers.get_mut(&id) {
             list.retain(|&c| c != conn);
             if list.is_empty() {
@@ -148,7 +153,7 @@ impl QueueBook {
     /// Records a job's result. Returns the connections waiting for it (they
     /// get it now and it counts as fetched; with none, it is kept), and the
     /// ids of older results dropped to stay within `max_bytes`.
-    pub fn finish(&mut self, id: u64, done: Done, max_bytes: usize) -> (Vec<usize>, Vec<u64>) {
+    pub fn finish(&mut self, id: u64, done: Done, max_bytes: usize) -> (Vec<ConnKey>, Vec<u64>) {
         let watchers = self.watchers.remove(&id).unwrap_or_default();
         if !watchers.is_empty() {
             self.entries.remove(&id);
@@ -172,7 +177,7 @@ impl QueueBook {
 
     /// Forgets an id (cancelled, or dropped at shutdown). Returns its
     /// waiting connections.
-    pub fn remove(&mut self, id: u64) -> Vec<usize> {
+    pub fn remove(&mut self, id: u64) -> Vec<ConnKey> {
         if let Some(Entry::Done(done)) = self.entries.remove(&id) {
             self.held_bytes -= done.answer.len();
         }
@@ -208,6 +213,15 @@ impl QueueBook {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::Key;
+
+    fn job(n: usize) -> JobKey {
+        JobKey::new(n)
+    }
+
+    fn conn(n: usize) -> ConnKey {
+        ConnKey::new(n)
+    }
 
     fn done(answer: &[u8], finished: Instant) -> Done {
         Done {
@@ -222,9 +236,9 @@ mod tests {
     fn results_are_kept_until_fetched_or_expired() {
         let now = Instant::now();
         let mut book = QueueBook::default();
-        let (a, b) = (book.add(10), book.add(11));
+        let (a, b) = (book.add(job(10)), book.add(job(11)));
         assert_eq!((a, b), (1, 2));
-        assert!(matches!(book.get(a), Some(Entry::Active(10))));
+        assert!(matches!(book.get(a), Some(Entry::Active(k)) if *k == job(10)));
         assert!(book.take_done(a).is_none());
         assert!(book.finish(a, done(b"A", now), 100).0.is_empty());
         assert_eq!(book.take_done(a).unwrap(), b"A");
@@ -246,7 +260,7 @@ mod tests {
     fn held_bytes_are_bounded_by_dropping_the_oldest() {
         let now = Instant::now();
         let mut book = QueueBook::default();
-        let ids: Vec<u64> = (0..3).map(|k| book.add(k)).collect();
+        let ids: Vec<u64> = (0..3).map(|k| book.add(job(k))).collect();
         assert!(book.finish(ids[0], done(&[0; 40], now), 100).1.is_empty());
         assert!(book.finish(ids[1], done(&[0; 40], now), 100).1.is_empty());
         assert_eq!(
@@ -260,19 +274,19 @@ mod tests {
     fn waiting_getters_take_the_answer() {
         let now = Instant::now();
         let mut book = QueueBook::default();
-        let id = book.add(3);
-        book.watch(id, 7);
-        book.watch(id, 8);
-        book.unwatch(id, 7);
-        assert_eq!(book.finish(id, done(b"x", now), 100).0, vec![8]);
+        let id = book.add(job(3));
+        book.watch(id, conn(7));
+        book.watch(id, conn(8));
+        book.unwatch(id, conn(7));
+        assert_eq!(book.finish(id, done(b"x", now), 100).0, vec![conn(8)]);
         assert!(book.get(id).is_none());
     }
 
     #[test]
     fn restored_ids_are_never_handed_out_again() {
         let mut book = QueueBook::default();
-        book.restore(41, Entry::Active(0));
-        assert_eq!(book.add(1), 42);
+        book.restore(41, Entry::Active(job(0)));
+        assert_eq!(book.add(job(1)), 42);
         book.continue_from(10);
         assert_eq!(book.allocate_id(), 43);
     }

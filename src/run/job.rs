@@ -5,11 +5,10 @@ use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
 use crate::io::OutBuf;
+use crate::keys::ConnKey;
 use crate::run::modules::Module;
-use crate::run::process::Child;
-
-/// Key of a job in the daemon's job slab.
-pub type JobKey = usize;
+use crate::run::outcome::{decode_status, Outcome};
+use crate::run::process::Process;
 
 /// Where a job came from, which is also where its answer goes.
 #[derive(Debug, Clone, Copy)]
@@ -17,7 +16,7 @@ pub enum Origin {
     /// A direct TCP call; `conn` is `None` once the client is gone or was
     /// already answered (e.g. `413`), so the result is only logged.
     Tcp {
-        conn: Option<usize>,
+        conn: Option<ConnKey>,
         peer: SocketAddr,
     },
     /// A UDP datagram: fire and forget, the result is only logged.
@@ -33,16 +32,6 @@ impl Origin {
             Origin::Tcp { .. } => "tcp",
             Origin::Udp { .. } => "udp",
             Origin::Queue { .. } => "queue",
-        }
-    }
-
-    /// How it is written in the journal; direct TCP calls are not journaled.
-    pub fn journal_transport(&self) -> Option<crate::journal::record::Transport> {
-        use crate::journal::record::Transport;
-        match self {
-            Origin::Tcp { .. } => None,
-            Origin::Udp { .. } => Some(Transport::Udp),
-            Origin::Queue { .. } => Some(Transport::Queue),
         }
     }
 
@@ -63,7 +52,7 @@ pub enum JobState {
     /// In the FIFO waiting line for a free running slot.
     Waiting,
     /// Its process runs (or has exited and its pipes are draining).
-    Running(Box<Child>),
+    Running(Box<ColdRun>),
     /// A `.js` module's job handed to a resident Node.js worker (or waiting
     /// for one of its module's pool).
     Warm(WarmRun),
@@ -73,7 +62,7 @@ pub enum JobState {
 #[derive(Debug)]
 pub struct WarmRun {
     /// The worker running it; `None` while it waits for one.
-    pub worker: Option<usize>,
+    pub worker: Option<crate::keys::WorkerKey>,
     pub started: Instant,
     /// The job time limit.
     pub deadline: Instant,
@@ -136,10 +125,93 @@ impl Job {
         job
     }
 
-    pub fn child_mut(&mut self) -> Option<&mut Child> {
+    /// More request data: to the running process's stdin, or kept until
+    /// the job starts.
+    pub fn push_input(&mut self, bytes: &[u8]) {
+        self.bytes_in += bytes.len();
         match &mut self.state {
-            JobState::Running(child) => Some(child),
+            JobState::Running(run) => run.process.input.push(bytes),
+            JobState::Pending | JobState::Waiting | JobState::Warm(_) => self.input.push(bytes),
+        }
+    }
+
+    pub fn cold_mut(&mut self) -> Option<&mut ColdRun> {
+        match &mut self.state {
+            JobState::Running(run) => Some(run),
             JobState::Pending | JobState::Waiting | JobState::Warm(_) => None,
+        }
+    }
+
+    /// Started, on a process of its own or a warm worker.
+    pub fn is_running(&self) -> bool {
+        matches!(self.state, JobState::Running(_) | JobState::Warm(_))
+    }
+}
+
+/// How far the stopping of a cold job's process has gone; each phase has
+/// its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopping {
+    /// Running within its time limit.
+    Running,
+    /// Past its limit: SIGTERM sent to the group, SIGKILL at the deadline.
+    Terminating,
+    /// SIGKILL sent; waiting to reap.
+    Killed,
+    /// Reaped; its pipes get until the deadline to reach end of file (a
+    /// process that left the group may still hold them open).
+    Exited,
+}
+
+/// A job run by a process of its own, and what it has said so far.
+#[derive(Debug)]
+pub struct ColdRun {
+    pub process: Process,
+    /// Stdout so far, the answer once the job is done.
+    pub output: Vec<u8>,
+    /// Killed because the daemon stopped: a journaled job runs again after
+    /// the restart instead of being recorded as failed.
+    pub killed_at_stop: bool,
+    /// An outcome decided by the daemon (timed out, output too large,
+    /// cancelled), which wins over the exit status it caused.
+    pub verdict: Option<Outcome>,
+    pub started: Instant,
+    pub stopping: Stopping,
+    pub deadline: Instant,
+}
+
+impl ColdRun {
+    pub fn new(process: Process, deadline: Instant) -> Self {
+        ColdRun {
+            process,
+            output: Vec::new(),
+            killed_at_stop: false,
+            verdict: None,
+            started: Instant::now(),
+            stopping: Stopping::Running,
+            deadline,
+        }
+    }
+
+    /// Ends the run with `verdict` (unless one was decided already) and
+    /// kills its process group.
+    pub fn end(&mut self, verdict: Outcome) {
+        self.verdict.get_or_insert(verdict);
+        self.process.kill();
+    }
+
+    /// Done when reaped and both output pipes are closed.
+    pub fn is_done(&self) -> bool {
+        self.process.exit.is_some() && self.process.output_closed()
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        if let Some(verdict) = &self.verdict {
+            return verdict.clone();
+        }
+        match self.process.exit {
+            Some((raw, _)) => decode_status(raw),
+            None => Outcome::SpawnFailed("not reaped".into()),
         }
     }
 }

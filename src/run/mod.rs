@@ -2,6 +2,8 @@
 //! waiting line, module processes and their spawning, the module index.
 //! Calls nothing of the daemon's or the network's.
 
+/// What runs a module, and the variables it gets.
+pub mod command;
 /// A job: one run of a module, from request to answer.
 pub mod job;
 /// The modules folder: which modules exist and how each runs.
@@ -14,6 +16,8 @@ pub mod process;
 pub mod receipt;
 /// Starting processes from a thread of their own.
 pub mod spawn;
+/// Processes being started and running, by serial and pid.
+pub mod spawns;
 /// Module stderr, logged line by line.
 pub mod stderr;
 /// Every job held, the waiting line, and running jobs by pid.

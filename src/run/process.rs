@@ -1,74 +1,125 @@
-//! Starting a module's process and ending it: spawn with non-blocking pipes in
-//! its own process group, signal the group, reap.
+//! A module process, cold job or warm worker alike: its pid (known once the
+//! spawn thread reports it), its three non-blocking pipes, the bytes waiting
+//! for its stdin, its stderr log and, once reaped, its exit.
 //!
-//! Children are spawned directly (never through a shell) with
-//! `posix_spawn`, see `spawn.rs`.
+//! Pipes are closed by dropping them, without a `deregister` first: closing
+//! the only descriptor of a pipe end removes it from the epoll set (ours are
+//! close-on-exec and never duplicated), and it saves a system call per pipe
+//! on the hot path. Stdin is only watched once a write would block.
 
 use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
-use std::time::Instant;
 
 use mio::unix::pipe::{Receiver, Sender};
+use mio::{Interest, Registry, Token};
 
-use crate::run::modules::{Kind, Module};
-use crate::run::outcome::Outcome;
-use crate::run::outcome::{decode_status, Usage};
+use crate::io::{drain, OutBuf, ReadEnd};
+use crate::run::outcome::Usage;
 use crate::run::spawn::{ModuleLimits, Pipes, Spawner};
 use crate::run::stderr::StderrLog;
 
-/// How far the stopping of a child has gone; each phase has its deadline.
+/// One of a process's three pipes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Running within its time limit.
-    Running,
-    /// Past its limit: SIGTERM sent to the group, SIGKILL at the deadline.
-    Terminating,
-    /// SIGKILL sent; waiting to reap.
-    Killed,
-    /// Reaped; its pipes get until the deadline to reach end of file (a
-    /// process that left the group may still hold them open).
-    Exited,
+pub enum Stream {
+    Stdin = 0,
+    Stdout = 1,
+    Stderr = 2,
 }
 
-/// A running module process and what it has said so far.
+/// A reaped process: its raw wait status and resource use.
+pub type Exit = (i32, Usage);
+
+/// What became of writing to a process's stdin.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StdinWrite {
+    /// Everything pending is written.
+    Written,
+    /// The pipe is full; it is watched, and writing goes on when it drains.
+    Waiting,
+    /// The process closed it (or never had it): what was pending is dropped.
+    Closed,
+}
+
+/// A started process and its pipes.
 #[derive(Debug)]
-pub struct Child {
+pub struct Process {
     /// Known once the spawn thread has started it.
     pub pid: Option<u32>,
-    /// The spawn order's serial number, to match the spawn thread's result.
+    /// The spawn order's serial number, to match the spawn thread's report.
     pub serial: u64,
-    pub stdin: Option<Sender>,
+    stdin: Option<Sender>,
     /// Stdin is registered with the poll (only once a write would block).
-    pub stdin_watched: bool,
-    pub stdout: Option<Receiver>,
-    pub stderr: Option<Receiver>,
-    /// Stdout so far, the answer once the job is done.
-    pub output: Vec<u8>,
-    /// A stderr line not yet complete, and how much stderr was logged.
-    pub stderr_log: StderrLog,
-    /// Exit status from `wait`, once reaped.
-    pub status: Option<i32>,
-    /// Resource use, once reaped.
-    pub usage: Usage,
+    stdin_watched: bool,
+    /// Bytes not yet written to stdin.
+    pub input: OutBuf,
+    stdout: Option<Receiver>,
+    stderr: Option<Receiver>,
+    stderr_log: StderrLog,
+    /// Exit status and resource use, once reaped.
+    pub exit: Option<Exit>,
     /// To be killed: done at once if the pid is known, else when it arrives.
-    pub condemned: bool,
-    /// Killed because the daemon stopped: a journaled job runs again after
-    /// the restart instead of being recorded as failed.
-    pub killed_at_stop: bool,
-    /// An outcome decided by the daemon (timed out, output too large), which
-    /// wins over the exit status it caused.
-    pub verdict: Option<Outcome>,
-    pub started: Instant,
-    pub phase: Phase,
-    pub deadline: Instant,
+    condemned: bool,
 }
 
-impl Child {
+impl Process {
+    /// Orders `program` started by the spawn thread, as the leader of a new
+    /// process group, and watches its stdout and stderr under `token(stream)`.
+    pub fn start(
+        spawner: &mut Spawner,
+        registry: &Registry,
+        program: &Path,
+        args: &[&OsStr],
+        env: &[String],
+        limits: &ModuleLimits,
+        token: impl Fn(Stream) -> Token,
+    ) -> io::Result<Process> {
+        let (serial, pipes) = spawner.start(program, args, env, limits)?;
+        let Pipes {
+            stdin,
+            mut stdout,
+            mut stderr,
+        } = pipes;
+        let mut process = Process {
+            pid: None,
+            serial,
+            stdin: Some(stdin),
+            stdin_watched: false,
+            input: OutBuf::default(),
+            stdout: None,
+            stderr: None,
+            stderr_log: StderrLog::default(),
+            exit: None,
+            condemned: false,
+        };
+        let watched = registry
+            .register(&mut stdout, token(Stream::Stdout), Interest::READABLE)
+            .and_then(|()| {
+                registry.register(&mut stderr, token(Stream::Stderr), Interest::READABLE)
+            });
+        if let Err(e) = watched {
+            // Started but unwatchable: killed as soon as its pid is known.
+            process.kill();
+            process.stdin = None;
+            return Err(e);
+        }
+        process.stdout = Some(stdout);
+        process.stderr = Some(stderr);
+        Ok(process)
+    }
+
+    /// The spawn thread reported the pid; a kill ordered meanwhile happens now.
+    pub fn started(&mut self, pid: u32) {
+        self.pid = Some(pid);
+        if self.condemned {
+            signal_group(pid, libc::SIGKILL);
+        }
+    }
+
     /// Signals its process group while it has not been reaped; before its
     /// pid is known there is nothing to signal yet.
     pub fn signal(&self, signal: i32) {
-        if let (Some(pid), None) = (self.pid, self.status) {
+        if let (Some(pid), None) = (self.pid, self.exit) {
             signal_group(pid, signal);
         }
     }
@@ -79,102 +130,117 @@ impl Child {
         self.signal(libc::SIGKILL);
     }
 
-    /// Done when reaped and both output pipes are closed.
-    pub fn is_done(&self) -> bool {
-        self.status.is_some() && self.stdout.is_none() && self.stderr.is_none()
+    /// Writes the pending input to stdin, watching the pipe under `token`
+    /// the first time it is full. With `close_when_written`, stdin closes
+    /// once everything is written. A process that does not read (EPIPE)
+    /// loses the rest of its input, nothing else.
+    pub fn feed(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        close_when_written: bool,
+    ) -> StdinWrite {
+        let Some(pipe) = &mut self.stdin else {
+            self.input.discard();
+            return StdinWrite::Closed;
+        };
+        match self.input.write_to(&*pipe) {
+            Ok(true) => {
+                if close_when_written {
+                    self.stdin = None;
+                }
+                StdinWrite::Written
+            }
+            Ok(false) => {
+                if !self.stdin_watched {
+                    if let Err(e) = registry.register(pipe, token, Interest::WRITABLE) {
+                        log::error!("cannot watch a child's stdin: {e}");
+                        self.close_stdin();
+                        return StdinWrite::Closed;
+                    }
+                    self.stdin_watched = true;
+                }
+                StdinWrite::Waiting
+            }
+            Err(_) => {
+                self.close_stdin();
+                StdinWrite::Closed
+            }
+        }
     }
 
-    pub fn outcome(&self) -> Outcome {
-        if let Some(verdict) = &self.verdict {
-            return verdict.clone();
-        }
-        match self.status {
-            Some(raw) => decode_status(raw),
-            None => Outcome::SpawnFailed("not reaped".into()),
-        }
+    /// Closes stdin, dropping what was not written.
+    pub fn close_stdin(&mut self) {
+        self.input.discard();
+        self.stdin = None;
     }
-}
 
-/// The Node.js host that runs `.js` modules written against the seed's API
-/// (`bin/bgjob-node-host.js`), built into the binary so that an installed
-/// bgjobd never looks for it on disk.
-pub(crate) const NODE_HOST: &str = include_str!("../../bin/bgjob-node-host.js");
-
-/// The environment a job adds for its module.
-pub struct JobEnv<'a> {
-    pub module: &'a str,
-    pub transport: &'a str,
-    pub remote: Option<String>,
-    pub job_id: Option<u64>,
-    pub attempt: u32,
-}
-
-impl JobEnv<'_> {
-    /// The `BGJOB_*` variables as `NAME=value`.
-    pub fn vars(&self) -> Vec<String> {
-        let mut vars = vec![
-            format!("BGJOB_MODULE={}", self.module),
-            format!("BGJOB_TRANSPORT={}", self.transport),
-            format!("BGJOB_ATTEMPT={}", self.attempt),
-        ];
-        if let Some(remote) = &self.remote {
-            vars.push(format!("BGJOB_REMOTE={remote}"));
+    /// Reads stdout until it would block, handing each chunk to `take`
+    /// (which returns false to stop reading: the pipe is then closed).
+    /// True while stdout is still open.
+    pub fn read_stdout(&mut self, scratch: &mut [u8], take: impl FnMut(&[u8]) -> bool) -> bool {
+        let Some(stdout) = &self.stdout else {
+            return false;
+        };
+        let mut stopped = false;
+        let mut take = take;
+        let end = drain(stdout, scratch, |chunk| {
+            let more = take(chunk);
+            stopped = !more;
+            more
+        });
+        if stopped || !matches!(end, Ok(ReadEnd::Open)) {
+            self.stdout = None;
         }
-        if let Some(id) = self.job_id {
-            vars.push(format!("BGJOB_JOB_ID={id}"));
-        }
-        vars
+        self.stdout.is_some()
     }
-}
 
-/// Orders the module started with piped, non-blocking stdin/stdout/stderr,
-/// as the leader of a new process group. `node` is the Node.js binary,
-/// resolved. The pid comes later, from the spawn thread.
-pub fn spawn(
-    spawner: &mut Spawner,
-    module: &Module,
-    env: &JobEnv,
-    node: Option<&Path>,
-    limits: &ModuleLimits,
-    deadline: Instant,
-) -> io::Result<Child> {
-    let vars = env.vars();
-    let (serial, pipes) = match module.kind {
-        Kind::Executable => spawner.start(&module.path, &[], &vars, limits)?,
-        Kind::Node => {
-            let node = node
-                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "node is not installed"))?;
-            let args = [
-                OsStr::new("-e"),
-                OsStr::new(NODE_HOST),
-                module.path.as_os_str(),
-            ];
-            spawner.start(node, &args, &vars, limits)?
+    /// Logs what stderr has, line by line under `name`; true while it is open.
+    pub fn read_stderr(&mut self, name: &str, scratch: &mut [u8]) -> bool {
+        let Some(stderr) = &self.stderr else {
+            return false;
+        };
+        let (pid, log) = (self.pid, &mut self.stderr_log);
+        let end = drain(stderr, scratch, |chunk| {
+            log.feed(name, pid, chunk);
+            true
+        });
+        if !matches!(end, Ok(ReadEnd::Open)) {
+            log.finish(name, pid);
+            self.stderr = None;
         }
-    };
-    let Pipes {
-        stdin,
-        stdout,
-        stderr,
-    } = pipes;
-    Ok(Child {
-        pid: None,
-        serial,
-        stdin: Some(stdin),
-        stdin_watched: false,
-        stdout: Some(stdout),
-        stderr: Some(stderr),
-        output: Vec::new(),
-        stderr_log: StderrLog::default(),
-        status: None,
-        usage: Usage::default(),
-        condemned: false,
-        killed_at_stop: false,
-        verdict: None,
-        started: Instant::now(),
-        phase: Phase::Running,
-        deadline,
-    })
+        self.stderr.is_some()
+    }
+
+    /// Ends the stderr log's share of one job (a warm worker serves many).
+    pub fn finish_stderr_log(&mut self, name: &str) {
+        self.stderr_log.finish(name, self.pid);
+    }
+
+    /// Closes every pipe.
+    pub fn close_pipes(&mut self) {
+        self.close_stdin();
+        self.stdout = None;
+        self.stderr = None;
+    }
+
+    /// Closes stdout and stderr: after a grace period, a pipe held open by
+    /// a process that left the group is given up.
+    pub fn close_output(&mut self) {
+        self.stdout = None;
+        self.stderr = None;
+    }
+
+    /// Stdout and stderr have both reached end of file (or were closed).
+    pub fn output_closed(&self) -> bool {
+        self.stdout.is_none() && self.stderr.is_none()
+    }
+
+    /// True if it has exited, checked now rather than at the next SIGCHLD
+    /// (it is left unreaped).
+    pub fn has_exited(&self) -> bool {
+        self.exit.is_none() && self.pid.is_some_and(has_exited)
+    }
 }
 
 /// Sends `signal` to the whole process group led by `pid`. Only called while
@@ -205,7 +271,7 @@ pub fn next_exited() -> Option<u32> {
 }
 
 /// True if this child has exited (it is left unreaped).
-pub fn has_exited(pid: u32) -> bool {
+fn has_exited(pid: u32) -> bool {
     // SAFETY: as in next_exited.
     unsafe {
         let mut info: libc::siginfo_t = std::mem::zeroed();
@@ -215,8 +281,15 @@ pub fn has_exited(pid: u32) -> bool {
     }
 }
 
+/// Kills what is left of an exited child's process group (the leader is
+/// still a zombie, so the group id is still its own), then reaps it.
+pub fn kill_group_and_reap(pid: u32) -> Option<Exit> {
+    signal_group(pid, libc::SIGKILL);
+    reap(pid)
+}
+
 /// Reaps an exited child, returning its raw wait status and resource use.
-pub fn reap(pid: u32) -> Option<(i32, Usage)> {
+fn reap(pid: u32) -> Option<Exit> {
     let mut status = 0;
     // SAFETY: wait4 writes the status and the zeroed rusage we own.
     let (got, usage) = unsafe {

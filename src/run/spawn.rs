@@ -94,7 +94,12 @@ pub struct Pipes {
 pub struct SpawnResult {
     /// The serial number [`Spawner::start`] returned.
     pub serial: u64,
-    pub pid: io::Result<u32>,
+    /// The process created, if one was: it is the loop's to reap, even
+    /// when its exec failed (this thread never reaps, so that the loop
+    /// alone decides what an exit belongs to).
+    pub pid: Option<u32>,
+    /// Why the program is not running, if it is not.
+    pub error: Option<io::Error>,
 }
 
 struct Order {
@@ -156,12 +161,13 @@ impl Spawner {
                 }
                 let mut stack = vec![0u128; CHILD_STACK / 16];
                 for order in rx {
-                    let pid = spawn_now(&mut stack, &base_env, &order);
+                    let (pid, error) = spawn_now(&mut stack, &base_env, &order);
                     drop(order.fds);
                     if let Ok(mut results) = thread_results.lock() {
                         results.push(SpawnResult {
                             serial: order.serial,
                             pid,
+                            error,
                         });
                     }
                     let _ = waker.wake();
@@ -245,7 +251,11 @@ impl Drop for Spawner {
 }
 
 /// Starts one order (on the spawn thread).
-fn spawn_now(stack: &mut [u128], base_env: &[CString], order: &Order) -> io::Result<u32> {
+fn spawn_now(
+    stack: &mut [u128],
+    base_env: &[CString],
+    order: &Order,
+) -> (Option<u32>, Option<io::Error>) {
     let mut argv: Vec<*mut libc::c_char> = Vec::with_capacity(order.args.len() + 2);
     argv.push(order.program.as_ptr() as *mut _);
     argv.extend(order.args.iter().map(|a| a.as_ptr() as *mut _));
@@ -301,7 +311,7 @@ const CHILD_STACK: usize = 64 * 1024;
 /// this thread resumes once it has. glibc's `posix_spawn` works the same
 /// way but resets all 64 signal dispositions one by one first, which
 /// the daemon would wait for on every request.
-fn vfork_exec(stack: &mut [u128], plan: &mut ChildPlan) -> io::Result<u32> {
+fn vfork_exec(stack: &mut [u128], plan: &mut ChildPlan) -> (Option<u32>, Option<io::Error>) {
     let top = stack.as_mut_ptr_range().end as *mut libc::c_void;
     // SAFETY: all signals are blocked on this thread, so no handler of
     // ours runs on the child's side of the shared memory; the child
@@ -317,14 +327,12 @@ fn vfork_exec(stack: &mut [u128], plan: &mut ChildPlan) -> io::Result<u32> {
         );
         let clone_error = io::Error::last_os_error();
         if pid < 0 {
-            return Err(clone_error);
+            return (None, Some(clone_error));
         }
-        if plan.error != 0 {
-            // It never became the module: reap it here, it is no job's.
-            libc::waitpid(pid, ptr::null_mut(), 0);
-            return Err(io::Error::from_raw_os_error(plan.error));
-        }
-        Ok(pid as u32)
+        // It never became the module if it reported an error; it has
+        // exited, and the loop reaps it like any other child.
+        let error = (plan.error != 0).then(|| io::Error::from_raw_os_error(plan.error));
+        (Some(pid as u32), error)
     }
 }
 
@@ -388,7 +396,7 @@ fn fd(owned: &OwnedFd) -> RawFd {
 }
 
 /// A close-on-exec pipe: (read end, write end). The child's ends lose the
-/// flag when `posix_spawn` duplicates them onto 0, 1 and 2.
+/// flag when the vfork child duplicates them onto 0, 1 and 2.
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills the two-element array on success.
@@ -500,8 +508,16 @@ mod tests {
                 &ModuleLimits::default(),
             )
             .unwrap();
-        let err = result(&mut poll, &spawner).pid.err();
-        assert_eq!(err.map(|e| e.kind()), Some(io::ErrorKind::NotFound));
+        let done = result(&mut poll, &spawner);
+        assert_eq!(done.error.map(|e| e.kind()), Some(io::ErrorKind::NotFound));
+        // The failed child is left for the caller to reap, as the loop does.
+        let pid = done.pid.expect("a child was created");
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        assert_eq!(
+            unsafe { libc::waitpid(pid as i32, &mut status, 0) },
+            pid as i32
+        );
         let mut rest = Vec::new();
         pipes.stdout.set_nonblocking(false).unwrap();
         assert_eq!(

@@ -1,11 +1,9 @@
-//! The job table: every job the daemon holds, the FIFO waiting line and the
-//! running children by pid.
+//! The job table: every job the daemon holds and the FIFO waiting line.
 
 use std::collections::{HashMap, VecDeque};
 
-use slab::Slab;
-
-use crate::run::job::{Job, JobKey, JobState};
+use crate::keys::{JobKey, Table};
+use crate::run::job::{ColdRun, Job, JobState, WarmRun};
 
 /// The waiting line is full.
 #[derive(Debug)]
@@ -13,16 +11,13 @@ pub struct Busy;
 
 #[derive(Debug, Default)]
 pub struct JobTable {
-    jobs: Slab<Job>,
+    jobs: Table<JobKey, Job>,
     waiting: VecDeque<JobKey>,
     /// Jobs waiting for their journal record to reach the disk.
     pending: usize,
-    /// Running jobs whose pid the spawn thread has not reported yet, by
-    /// spawn serial number.
-    starting: HashMap<u64, JobKey>,
-    by_pid: HashMap<u32, JobKey>,
-    /// Jobs run by warm workers (or waiting for one); they hold running slots.
-    warm: usize,
+    /// Jobs started (cold, or on a warm worker or waiting for one): each
+    /// holds a running slot.
+    running: usize,
     /// Jobs not started yet, by client address.
     by_client: HashMap<std::net::IpAddr, usize>,
 }
@@ -102,11 +97,22 @@ impl JobTable {
         Some(key)
     }
 
+    /// Records that the job now runs in a process of its own.
+    pub fn cold_started(&mut self, key: JobKey, run: ColdRun) {
+        self.set_running(key, JobState::Running(Box::new(run)));
+    }
+
     /// Records that the job now runs on (or waits for) a warm worker.
-    pub fn warm_started(&mut self, key: JobKey, run: crate::run::job::WarmRun) {
+    pub fn warm_started(&mut self, key: JobKey, run: WarmRun) {
+        self.set_running(key, JobState::Warm(run));
+    }
+
+    fn set_running(&mut self, key: JobKey, state: JobState) {
         if let Some(job) = self.jobs.get_mut(key) {
-            job.state = JobState::Warm(run);
-            self.warm += 1;
+            if !job.is_running() {
+                self.running += 1;
+            }
+            job.state = state;
         }
     }
 
@@ -115,28 +121,9 @@ impl JobTable {
         if let Some(job) = self.jobs.get_mut(key) {
             if matches!(job.state, JobState::Warm(_)) {
                 job.state = JobState::Waiting;
-                self.warm -= 1;
+                self.running -= 1;
             }
         }
-    }
-
-    /// Records that the job's child was ordered started.
-    pub fn starting(&mut self, key: JobKey, serial: u64) {
-        self.starting.insert(serial, key);
-    }
-
-    /// The spawn thread reported on an order: the job it was for.
-    pub fn spawned(&mut self, serial: u64) -> Option<JobKey> {
-        self.starting.remove(&serial)
-    }
-
-    /// Records that the job's child runs with this pid.
-    pub fn started(&mut self, key: JobKey, pid: u32) {
-        self.by_pid.insert(pid, key);
-    }
-
-    pub fn by_pid(&self, pid: u32) -> Option<JobKey> {
-        self.by_pid.get(&pid).copied()
     }
 
     pub fn get(&self, key: JobKey) -> Option<&Job> {
@@ -149,14 +136,9 @@ impl JobTable {
 
     /// Takes a job out of the table, wherever it was.
     pub fn remove(&mut self, key: JobKey) -> Option<Job> {
-        let job = self.jobs.try_remove(key)?;
+        let job = self.jobs.remove(key)?;
         match &job.state {
-            JobState::Running(child) => {
-                match child.pid {
-                    Some(pid) => self.by_pid.remove(&pid),
-                    None => self.starting.remove(&child.serial),
-                };
-            }
+            JobState::Running(_) | JobState::Warm(_) => self.running -= 1,
             JobState::Waiting => {
                 // Popped waiting jobs are no longer counted (they are starting).
                 let before = self.waiting.len();
@@ -169,19 +151,23 @@ impl JobTable {
                 self.pending -= 1;
                 self.count_client(job.client, false);
             }
-            JobState::Warm(_) => self.warm -= 1,
         }
         Some(job)
     }
 
-    /// Jobs with a child: started, or being started.
+    /// Jobs started and not finished.
     pub fn running(&self) -> usize {
-        self.by_pid.len() + self.starting.len() + self.warm
+        self.running
     }
 
     /// Jobs waiting to start, pending ones included.
     pub fn waiting(&self) -> usize {
         self.waiting.len() + self.pending
+    }
+
+    /// Keys of the jobs `keep` selects.
+    pub fn keys_where(&self, keep: impl Fn(&Job) -> bool) -> Vec<JobKey> {
+        self.jobs.keys_where(keep)
     }
 
     /// Keys of the jobs waiting, oldest first.
@@ -195,6 +181,16 @@ mod tests {
     use super::*;
     use crate::run::job::Origin;
     use crate::run::modules::{Kind, Module};
+
+    fn warm() -> WarmRun {
+        let now = std::time::Instant::now();
+        WarmRun {
+            worker: None,
+            started: now,
+            deadline: now,
+            killed_at_stop: false,
+        }
+    }
 
     fn job() -> Job {
         let module = Module {
@@ -215,14 +211,12 @@ mod tests {
         let b = table.add(job(), 2).unwrap();
         assert!(table.add(job(), 2).is_err());
         assert_eq!(table.pop_waiting(1), Some(a));
-        table.starting(a, 7);
+        table.warm_started(a, warm());
         assert_eq!(table.pop_waiting(1), None, "running limit reached");
-        assert_eq!(table.spawned(7), Some(a));
-        table.started(a, 100);
-        assert_eq!(table.pop_waiting(1), None, "running limit reached");
-        assert_eq!(table.by_pid(100), Some(a));
+        assert_eq!(table.running(), 1);
         assert_eq!(table.pop_waiting(2), Some(b));
         assert!(table.remove(a).is_some());
+        assert_eq!(table.running(), 0);
         assert_eq!(table.waiting(), 0);
         let p = table.add_pending(job(), 1).unwrap();
         assert!(

@@ -1,0 +1,233 @@
+//! Module processes seen from the loop: their pipes, the spawn thread's
+//! reports, reaping on SIGCHLD, and the time limits of cold jobs.
+//!
+//! A cold job is done only when its process has been reaped *and* its
+//! stdout and stderr have reached end of file: the two arrive in either
+//! order.
+
+use std::time::Instant;
+
+use libc::SIGTERM;
+
+use crate::daemon::timers::Timer;
+use crate::daemon::tokens;
+use crate::daemon::Daemon;
+use crate::keys::JobKey;
+use crate::run::job::{Job, JobState, Stopping};
+use crate::run::outcome::Outcome;
+use crate::run::process::{self, Exit, StdinWrite, Stream};
+use crate::run::spawns::Owner;
+
+impl Daemon {
+    pub(super) fn job_pipe_ready(&mut self, key: JobKey, stream: Stream) {
+        match stream {
+            Stream::Stdin => self.feed_stdin(key),
+            Stream::Stdout => self.read_stdout(key),
+            Stream::Stderr => self.read_stderr(key),
+        }
+    }
+
+    /// Writes pending request data to the job's stdin; closes stdin when the
+    /// request is complete and written.
+    pub(super) fn feed_stdin(&mut self, key: JobKey) {
+        let registry = self.poll.registry();
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
+        let complete = job.input_complete;
+        let JobState::Running(run) = &mut job.state else {
+            return;
+        };
+        let token = tokens::job_pipe(key, Stream::Stdin);
+        if run.process.feed(registry, token, complete) == StdinWrite::Closed {
+            log::debug!("module {} does not read its input", job.module.name);
+        }
+    }
+
+    fn read_stdout(&mut self, key: JobKey) {
+        let max_output = self.settings.max_output;
+        let Some(run) = self.jobs.get_mut(key).and_then(Job::cold_mut) else {
+            return;
+        };
+        let mut over = false;
+        let output = &mut run.output;
+        let open = run.process.read_stdout(&mut self.scratch, |chunk| {
+            let room = max_output - output.len();
+            over = chunk.len() > room;
+            output.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            !over
+        });
+        if over {
+            run.end(Outcome::OutputTooLarge(max_output));
+        }
+        if !open {
+            // Output ends as a process exits: reap it now rather than a turn
+            // later, when its SIGCHLD is read.
+            if let Some(pid) = run.process.pid.filter(|_| run.process.has_exited()) {
+                self.child_exited(pid);
+            }
+            self.finish_if_done(key);
+        }
+    }
+
+    fn read_stderr(&mut self, key: JobKey) {
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
+        let JobState::Running(run) = &mut job.state else {
+            return;
+        };
+        if !run.process.read_stderr(&job.module.name, &mut self.scratch) {
+            self.finish_if_done(key);
+        }
+    }
+
+    /// SIGCHLD: reaps every exited child (signals coalesce, so loop).
+    pub(super) fn reap_children(&mut self) {
+        while let Some(pid) = process::next_exited() {
+            if !self.child_exited(pid) {
+                break; // cannot happen, but never spin
+            }
+        }
+    }
+
+    /// Kills what is left of an exited child's process group (the module's
+    /// leftovers end with it), reaps it, and hands the exit to its owner.
+    /// False if it could not be reaped.
+    fn child_exited(&mut self, pid: u32) -> bool {
+        let Some(exit) = process::kill_group_and_reap(pid) else {
+            return false;
+        };
+        if let Some(owner) = self.spawns.reaped(pid, exit) {
+            self.owner_exited(owner, exit);
+        }
+        true
+    }
+
+    fn owner_exited(&mut self, owner: Owner, exit: Exit) {
+        match owner {
+            Owner::Job(key) => self.job_exited(key, exit),
+            Owner::Worker(worker) => self.worker_exited(worker, Some(exit.0)),
+            Owner::Nobody => {}
+        }
+    }
+
+    /// Records a cold job's exit; its pipes get the kill grace to close.
+    fn job_exited(&mut self, key: JobKey, exit: Exit) {
+        let grace = self.settings.kill_grace;
+        if let Some(run) = self.jobs.get_mut(key).and_then(Job::cold_mut) {
+            run.process.exit = Some(exit);
+            run.stopping = Stopping::Exited;
+            run.deadline = Instant::now() + grace;
+            // A pipe still open after the group is gone is held by a process
+            // that left the group; it gets the grace period, then is closed.
+            run.process.close_stdin();
+            self.timers.schedule(run.deadline, Timer::Job(key));
+        }
+        // Read what is left now: the exit may be seen before the last output.
+        self.read_stdout(key);
+        self.read_stderr(key);
+        self.finish_if_done(key);
+    }
+
+    /// The spawn thread reported: a started process gets its pid (and a
+    /// kill decided meanwhile is carried out), a failed one ends its job.
+    pub(super) fn spawn_reports(&mut self) {
+        for result in self.spawner.take_results() {
+            let started = result.error.is_none();
+            let report = self.spawns.reported(result.serial, result.pid, started);
+            if let Some(error) = result.error {
+                match report.owner {
+                    Owner::Job(key) => self.job_never_started(key, &error),
+                    Owner::Worker(worker) => {
+                        log::error!("cannot start a worker: {error}");
+                        self.worker_exited(worker, None);
+                    }
+                    Owner::Nobody => {}
+                }
+                continue;
+            }
+            let Some(pid) = result.pid else { continue };
+            match report.owner {
+                Owner::Job(key) => {
+                    if let Some(run) = self.jobs.get_mut(key).and_then(Job::cold_mut) {
+                        run.process.started(pid);
+                    }
+                }
+                Owner::Worker(worker) => self.worker_started(worker, pid),
+                // Its owner is gone (it could not be watched): nobody wants it.
+                Owner::Nobody => process::signal_group(pid, libc::SIGKILL),
+            }
+            if let Some(exit) = report.exit {
+                self.owner_exited(report.owner, exit);
+            }
+        }
+    }
+
+    fn job_never_started(&mut self, key: JobKey, error: &std::io::Error) {
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
+        log::error!("module {} cannot start: {error}", job.module.name);
+        if let Some(run) = job.cold_mut() {
+            run.verdict = Some(Outcome::SpawnFailed(error.to_string()));
+            run.process.close_pipes();
+            run.process.exit = Some((-1, Default::default()));
+        }
+        self.finish_if_done(key);
+    }
+
+    /// A job's deadline came: time limit, kill grace, or pipe drain.
+    pub(super) fn job_deadline(&mut self, key: JobKey, now: Instant) {
+        let grace = self.settings.kill_grace;
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
+        let name = job.module.name.clone();
+        if let JobState::Warm(run) = &job.state {
+            if run.deadline <= now {
+                log::warn!("module {name} timed out on a warm worker, killing the worker");
+                self.end_warm(key, Outcome::TimedOut);
+            }
+            return;
+        }
+        let Some(run) = job.cold_mut() else { return };
+        if run.deadline > now {
+            return; // stale entry
+        }
+        let pid = run.process.pid;
+        match run.stopping {
+            Stopping::Running => {
+                log::warn!("module {name}[{pid:?}] timed out, terminating its process group");
+                run.verdict = Some(Outcome::TimedOut);
+                run.process.signal(SIGTERM);
+                run.stopping = Stopping::Terminating;
+                run.deadline = now + grace;
+                self.timers.schedule(run.deadline, Timer::Job(key));
+            }
+            Stopping::Terminating => {
+                log::warn!("module {name}[{pid:?}] ignored SIGTERM, killing its process group");
+                run.process.kill();
+                run.stopping = Stopping::Killed;
+            }
+            Stopping::Killed => {}
+            Stopping::Exited => {
+                log::warn!(
+                    "module {name}[{pid:?}]: a process outside its group keeps its output open"
+                );
+                run.process.close_output();
+                self.finish_if_done(key);
+            }
+        }
+    }
+
+    fn finish_if_done(&mut self, key: JobKey) {
+        let done = self
+            .jobs
+            .get(key)
+            .is_some_and(|job| matches!(&job.state, JobState::Running(run) if run.is_done()));
+        if done {
+            self.finish_job(key, None);
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! TCP clients: accepting them, carrying out what their connections decide
+//! (see `net/conn.rs`), routing requests, and the two paths every
+//! connection ends through: [`Daemon::answer`] and [`Daemon::close`].
+
+use std::io::Write;
+use std::net::Shutdown;
+use std::time::Instant;
+
+use crate::daemon::tokens;
+use crate::daemon::Daemon;
+use crate::keys::ConnKey;
+use crate::net::conn::{Conn, Limits, Phase, Verdict};
+use crate::net::protocol::{Control, Head, Refusal};
+use crate::run::job::{Job, Origin};
+use crate::sanitize::loggable;
+
+impl Daemon {
+    /// The limits connections apply, from the current settings.
+    pub(super) fn conn_limits(&self) -> Limits {
+        Limits {
+            max_request: self.settings.max_request,
+            request_gap: self.settings.request_gap,
+            idle_timeout: self.settings.idle_timeout,
+        }
+    }
+
+    pub(super) fn accept(&mut self, listener: usize) {
+        loop {
+            let Some(l) = self.listeners.get(listener) else {
+                return;
+            };
+            let Some(tcp) = &l.tcp else { return };
+            let (stream, peer) = match tcp.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("accept on {} failed: {e}", l.addr);
+                    return;
+                }
+            };
+            self.stats.connections += 1;
+            let forbidden = !l.access.permits(peer.ip());
+            if self.conns.len() >= self.settings.max_connections {
+                // Best effort: the answer fits the socket buffer of a new connection.
+                let _ = (&stream).write(Refusal::TooManyConnections.answer().as_bytes());
+                let _ = stream.shutdown(Shutdown::Both);
+                self.stats.refusal(Refusal::TooManyConnections);
+                log::warn!("tcp {peer}: refused, {} connections open", self.conns.len());
+                continue;
+            }
+            let key = self.conns.next_key();
+            let registry = self.poll.registry();
+            let conn = match Conn::new(stream, peer, listener, registry, tokens::conn(key)) {
+                Ok(conn) => conn,
+                Err(e) => {
+                    log::warn!("tcp {peer}: cannot watch the connection: {e}");
+                    continue;
+                }
+            };
+            self.conns.insert(conn);
+            let held = self.per_client.entry(peer.ip()).or_default();
+            *held += 1;
+            // Refused through the connection's own answer path, so the
+            // answer arrives whole before the close.
+            let refusal = if forbidden {
+                Some(Refusal::Forbidden)
+            } else if *held > self.settings.max_connections_per_client {
+                Some(Refusal::TooManyConnections)
+            } else {
+                None
+            };
+            if let Some(refusal) = refusal {
+                log::warn!("tcp {peer}: refused: {}", refusal.answer());
+                self.refuse(key, refusal);
+                continue;
+            }
+            let limits = self.conn_limits();
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.await_request(&limits);
+            }
+            self.schedule_conn(key);
+        }
+    }
+
+    /// Readiness of a connection: steps it until it waits.
+    pub(super) fn conn_ready(&mut self, key: ConnKey) {
+        self.drive(key, None);
+    }
+
+    /// A connection's deadline came.
+    pub(super) fn conn_deadline(&mut self, key: ConnKey, now: Instant) {
+        let limits = self.conn_limits();
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let verdict = conn.expire(now, &limits);
+        self.drive(key, Some(verdict));
+    }
+
+    /// Carries out `first` (if given), then steps the connection and
+    /// carries out each verdict until it waits or closes.
+    fn drive(&mut self, key: ConnKey, first: Option<Verdict>) {
+        let limits = self.conn_limits();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut next = first;
+        loop {
+            let verdict = match next.take() {
+                Some(verdict) => verdict,
+                None => match self.conns.get_mut(key) {
+                    Some(conn) => conn.step(&mut scratch, &limits),
+                    None => break,
+                },
+            };
+            match verdict {
+                Verdict::Wait => break,
+                Verdict::Close => {
+                    self.close(key);
+                    break;
+                }
+                Verdict::Route {
+                    head,
+                    request,
+                    complete,
+                } => self.route(key, head, request, complete),
+                Verdict::Input { job, len } => {
+                    if let Some(job) = self.jobs.get_mut(job) {
+                        job.push_input(&scratch[..len]);
+                    }
+                    self.feed_stdin(job);
+                }
+                Verdict::InputEnded(job) => {
+                    if let Some(job) = self.jobs.get_mut(job) {
+                        job.input_complete = true;
+                    }
+                    self.feed_stdin(job);
+                }
+                Verdict::Refuse(refusal) => self.refuse(key, refusal),
+            }
+        }
+        self.scratch = scratch;
+        self.schedule_conn(key);
+    }
+
+    /// Schedules the connection's deadline if it set a new one.
+    fn schedule_conn(&mut self, key: ConnKey) {
+        if let Some(at) = self.conns.get_mut(key).and_then(Conn::take_new_deadline) {
+            self.timers
+                .schedule(at, crate::daemon::timers::Timer::Conn(key));
+        }
+    }
+
+    /// Routes a request whose head says where it goes.
+    fn route(&mut self, key: ConnKey, head: Head, request: Vec<u8>, complete: bool) {
+        let Some((peer, listener)) = self.conns.get(key).map(|c| (c.peer, c.listener)) else {
+            return;
+        };
+        match head {
+            Head::Incomplete => self.keep_reading(key, request),
+            Head::Module { name, .. } if !self.serves(listener, &name) => {
+                log::info!("tcp {peer}: module {name:?} is not served on this listener");
+                self.refuse(key, Refusal::Forbidden);
+            }
+            Head::Module { name, body_start } => {
+                let Some(module) = self.modules.lookup(&name) else {
+                    log::info!("tcp {peer}: unknown module {:?}", loggable(&request, 64));
+                    return self.refuse(key, Refusal::UnknownModule);
+                };
+                // A warm worker takes the whole request in one frame.
+                if !complete && self.runs_warm(&module) {
+                    return self.keep_reading(key, request);
+                }
+                if self.jobs.waiting_for(peer.ip()) >= self.settings.max_waiting_per_client {
+                    log::warn!(
+                        "tcp {peer}: {name}: this client has {} jobs waiting",
+                        self.jobs.waiting_for(peer.ip())
+                    );
+                    return self.refuse(key, Refusal::Busy);
+                }
+                let origin = Origin::Tcp {
+                    conn: Some(key),
+                    peer,
+                };
+                let job = Job::new(module, origin, &request[body_start..], complete);
+                match self.jobs.add(job, self.settings.max_waiting) {
+                    Ok(job) => {
+                        if let Some(conn) = self.conns.get_mut(key) {
+                            conn.feed_job(job);
+                        }
+                    }
+                    Err(_) => {
+                        log::warn!("tcp {peer}: {name}: waiting line full");
+                        self.refuse(key, Refusal::Busy);
+                    }
+                }
+            }
+            Head::Control(control) => self.control(key, control, &request),
+        }
+    }
+
+    fn keep_reading(&mut self, key: ConnKey, request: Vec<u8>) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.keep_reading(request);
+        }
+    }
+
+    /// Requests the daemon answers itself.
+    fn control(&mut self, key: ConnKey, control: Control, request: &[u8]) {
+        let reply = match control {
+            Control::Helo => Ok(Some(b"oleh".to_vec())),
+            Control::Hello => Ok(Some(b"olleh".to_vec())),
+            Control::UnknownQueue => Err(Refusal::UnknownQueueRequest),
+            Control::QueueAdd { module, data_start } => {
+                self.queue_add(key, &module, &request[data_start..])
+            }
+            Control::QueueCheck(id) => self.queue_check(id),
+            Control::QueueGet(id) => self.queue_get(key, id),
+            Control::QueueCancel(id) => self.queue_cancel(id),
+            Control::QueueStats => self.queue_stats(),
+            Control::QueueList => self.queue_list(),
+            Control::QueueInfo(id) => self.queue_info(id),
+        };
+        let Some(peer) = self.conns.get(key).map(|c| c.peer) else {
+            return;
+        };
+        match reply {
+            Ok(Some(answer)) => {
+                log::info!(
+                    "tcp {peer}: {:?} answered ({} bytes)",
+                    loggable(request, 64),
+                    answer.len()
+                );
+                self.answer(key, answer);
+            }
+            Ok(None) => {}
+            Err(refusal) => {
+                log::info!(
+                    "tcp {peer}: {:?}: {}",
+                    loggable(request, 64),
+                    refusal.answer()
+                );
+                self.refuse(key, refusal);
+            }
+        }
+    }
+
+    /// True if the listener serves that module.
+    pub(super) fn serves(&self, listener: usize, module: &str) -> bool {
+        self.listeners
+            .get(listener)
+            .is_none_or(|l| l.access.serves(module))
+    }
+
+    /// Answers with a seed-style `NNN: text` refusal, counting it. A job
+    /// the request was streaming into must not act on part of it: it is
+    /// dropped or killed.
+    pub(super) fn refuse(&mut self, key: ConnKey, refusal: Refusal) {
+        self.stats.refusal(refusal);
+        if let Some(job) = self.conns.get(key).and_then(Conn::job) {
+            self.abandon_job(job);
+        }
+        self.answer(key, refusal.answer().as_bytes().to_vec());
+    }
+
+    /// The one path that answers a client: the connection starts writing,
+    /// and what its previous phase stood for is undone.
+    pub(super) fn answer(&mut self, key: ConnKey, answer: Vec<u8>) {
+        let limits = self.conn_limits();
+        let Some(left) = self
+            .conns
+            .get_mut(key)
+            .and_then(|c| c.answer(answer, &limits))
+        else {
+            return;
+        };
+        self.left_phase(key, left);
+        self.schedule_conn(key);
+        // Written now: most answers fit the socket buffer at once.
+        let flushed = self.conns.get_mut(key).and_then(Conn::flush);
+        if flushed == Some(Verdict::Close) {
+            self.close(key);
+        }
+        self.schedule_conn(key);
+    }
+
+    /// The one path that tears a connection down; it leaves the slab at the
+    /// end of the turn, so a late event for its token in this turn finds it
+    /// closed.
+    pub(super) fn close(&mut self, key: ConnKey) {
+        let Some(left) = self.conns.get_mut(key).and_then(Conn::close) else {
+            return;
+        };
+        self.left_phase(key, left);
+        self.closed.push(key);
+    }
+
+    /// Undoes what a connection's phase stood for elsewhere: a job it fed
+    /// goes on without it, a `queue:get` stops watching, a held `id:<n>`
+    /// has nobody to go to.
+    fn left_phase(&mut self, key: ConnKey, left: Phase) {
+        match left {
+            Phase::Job(job) => self.detach_job(job),
+            Phase::QueueWait(id) => self.queue.unwatch(id, key),
+            Phase::Durable => self.forget_ack(key),
+            Phase::Head(_) | Phase::Answer(_) | Phase::Linger | Phase::Closed => {}
+        }
+    }
+
+    /// Closing a socket removes it from the epoll set: no `deregister` needed.
+    pub(super) fn remove_closed(&mut self) {
+        for key in std::mem::take(&mut self.closed) {
+            let Some(conn) = self.conns.remove(key) else {
+                continue;
+            };
+            let ip = conn.peer.ip();
+            if let Some(n) = self.per_client.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_client.remove(&ip);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Jobs from start to answer: starting waiting jobs, the one place a job
+//! ends ([`Daemon::finish_job`]), and jobs whose client left or whose
+//! daemon stops.
+
+use std::time::Instant;
+
+use crate::daemon::timers::Timer;
+use crate::daemon::tokens;
+use crate::daemon::Daemon;
+use crate::keys::JobKey;
+use crate::net::protocol::{render_answer, Refusal};
+use crate::run::command::{command, JobEnv, Mode};
+use crate::run::job::{ColdRun, Job, JobState, Origin};
+use crate::run::modules::Kind;
+use crate::run::outcome::Outcome;
+use crate::run::process::Process;
+use crate::run::receipt::Receipt;
+use crate::run::spawns::Owner;
+use crate::sanitize::loggable;
+
+impl Daemon {
+    /// Starts waiting jobs, oldest first, while running slots are free.
+    pub(super) fn start_waiting_jobs(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        while let Some(key) = self.jobs.pop_waiting(self.settings.max_jobs) {
+            let warm = self
+                .jobs
+                .get(key)
+                .is_some_and(|job| self.runs_warm(&job.module));
+            if warm {
+                self.start_warm(key);
+            } else {
+                self.start_cold(key);
+            }
+        }
+    }
+
+    /// Starts a job in a process of its own.
+    pub(super) fn start_cold(&mut self, key: JobKey) {
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
+        job.attempts += 1;
+        let env = JobEnv {
+            module: &job.module.name,
+            transport: job.origin.transport(),
+            remote: job.origin.peer().map(|p| p.to_string()),
+            job_id: match job.origin {
+                Origin::Queue { id } => Some(id),
+                _ => None,
+            },
+            attempt: job.attempts,
+        };
+        let started =
+            command(&job.module, self.node.as_deref(), Mode::Cold).and_then(|(program, args)| {
+                Process::start(
+                    &mut self.spawner,
+                    self.poll.registry(),
+                    program,
+                    &args,
+                    &env.vars(),
+                    &self.settings.module_limits,
+                    |stream| tokens::job_pipe(key, stream),
+                )
+            });
+        let mut process = match started {
+            Ok(process) => process,
+            Err(e) => {
+                let program = match job.module.kind {
+                    Kind::Node => self.settings.node.display().to_string(),
+                    Kind::Executable => job.module.path.display().to_string(),
+                };
+                log::error!("module {} cannot start: {program}: {e}", job.module.name);
+                let outcome = Outcome::SpawnFailed(format!("{program}: {e}"));
+                return self.finish_job(key, Some((outcome, Vec::new())));
+            }
+        };
+        process.input = match &job.data {
+            Some(data) => crate::io::OutBuf::new(data.clone()),
+            None => std::mem::take(&mut job.input),
+        };
+        let (id, attempt) = (job.id, job.attempts);
+        self.spawns.ordered(process.serial, Owner::Job(key));
+        let deadline = Instant::now() + self.settings.job_timeout;
+        self.jobs.cold_started(key, ColdRun::new(process, deadline));
+        if let Some(id) = id {
+            self.journal_started(id, attempt);
+        }
+        self.timers.schedule(deadline, Timer::Job(key));
+        self.feed_stdin(key);
+    }
+
+    /// Finishes a job that ran on a warm worker, or never ran.
+    pub(super) fn finish_job_with(&mut self, key: JobKey, outcome: Outcome, output: Vec<u8>) {
+        self.finish_job(key, Some((outcome, output)));
+    }
+
+    /// Takes a job out and delivers its answer. `given` is the outcome of a
+    /// job that never ran or ran on a warm worker; a cold job's comes from
+    /// its process.
+    pub(super) fn finish_job(&mut self, key: JobKey, given: Option<(Outcome, Vec<u8>)>) {
+        let Some(mut job) = self.jobs.remove(key) else {
+            return;
+        };
+        let mut receipt = Receipt {
+            attempts: job.attempts,
+            bytes_in: job.bytes_in as u64,
+            module_sha256: job.module.sha256.clone(),
+            ..Receipt::default()
+        };
+        let mut killed_at_stop = false;
+        let (outcome, output) = match std::mem::replace(&mut job.state, JobState::Waiting) {
+            JobState::Running(mut run) => {
+                run.process.close_pipes();
+                receipt.wall = run.started.elapsed();
+                receipt.usage = run.process.exit.map(|(_, usage)| usage).unwrap_or_default();
+                receipt.bytes_out = run.output.len() as u64;
+                killed_at_stop = run.killed_at_stop;
+                (run.outcome(), std::mem::take(&mut run.output))
+            }
+            JobState::Warm(run) => {
+                receipt.wall = run.started.elapsed();
+                killed_at_stop = run.killed_at_stop;
+                let (outcome, output) = given.unwrap_or((Outcome::Exited(-1), Vec::new()));
+                receipt.bytes_out = output.len() as u64;
+                (outcome, output)
+            }
+            JobState::Pending | JobState::Waiting => {
+                given.unwrap_or((Outcome::SpawnFailed("never started".into()), Vec::new()))
+            }
+        };
+        receipt.output_cut = matches!(outcome, Outcome::OutputTooLarge(_));
+        receipt.outcome = Some(outcome.clone());
+        self.stats.job_done(&job.module.name, &outcome);
+        let name = &job.module.name;
+        let answer = render_answer(name, &outcome, output);
+        let peer = job
+            .origin
+            .peer()
+            .map_or_else(|| "-".to_string(), |p| p.to_string());
+        let waited = job.created.elapsed().saturating_sub(receipt.wall);
+        log::info!(
+            "{} {peer} {name}{}: in {} bytes, out {} bytes, {outcome:?}, ran {:.1} ms, waited {:.1} ms",
+            job.origin.transport(),
+            job.id.map_or(String::new(), |id| format!(" #{id}")),
+            job.bytes_in,
+            answer.len(),
+            receipt.wall.as_secs_f64() * 1e3,
+            waited.as_secs_f64() * 1e3,
+        );
+        match job.origin {
+            Origin::Tcp {
+                conn: Some(conn), ..
+            } => {
+                if self.conns.get(conn).and_then(|c| c.job()) == Some(key) {
+                    self.answer(conn, answer);
+                }
+                return;
+            }
+            Origin::Tcp { conn: None, .. } | Origin::Udp { .. } => {
+                log::debug!("{name} answered {:?}", loggable(&answer, 200));
+            }
+            Origin::Queue { .. } => {}
+        }
+        if killed_at_stop && self.journal.is_some() {
+            // Left in the journal as started: it runs again after the restart.
+            if let Origin::Queue { id } = job.origin {
+                self.tell_watchers_stopping(id);
+            }
+            return;
+        }
+        self.record_finished(&job, &answer, receipt);
+    }
+
+    /// The client of a direct job is gone: the job goes on, its answer is only logged.
+    pub(super) fn detach_job(&mut self, key: JobKey) {
+        if let Some(Job {
+            origin: Origin::Tcp { conn, .. },
+            ..
+        }) = self.jobs.get_mut(key)
+        {
+            *conn = None;
+        }
+    }
+
+    /// The request of a direct job was refused mid-way (too large): the
+    /// job must not act on part of it, so it is dropped or killed.
+    pub(super) fn abandon_job(&mut self, key: JobKey) {
+        self.detach_job(key);
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
+        match &mut job.state {
+            JobState::Pending | JobState::Waiting => {
+                self.jobs.remove(key);
+            }
+            JobState::Running(run) => {
+                run.process.kill();
+                run.process.close_stdin();
+            }
+            JobState::Warm(_) => self.end_warm(key, Outcome::Cancelled),
+        }
+    }
+
+    /// At shutdown, a job that has not started: a journaled one stays in
+    /// the journal and runs after the restart; any other is dropped. Clients
+    /// waiting for it are told.
+    pub(super) fn stop_waiting_job(&mut self, key: JobKey) {
+        let Some(job) = self.jobs.get(key) else {
+            return;
+        };
+        let kept = self.journal.is_some() && job.id.is_some();
+        let (origin, name) = (job.origin, job.module.name.clone());
+        if !kept {
+            self.jobs.remove(key);
+        }
+        match origin {
+            Origin::Tcp { conn, .. } => {
+                if let Some(conn) = conn {
+                    self.refuse(conn, Refusal::ShuttingDown);
+                }
+            }
+            Origin::Queue { id } if kept => self.tell_watchers_stopping(id),
+            Origin::Queue { id } => {
+                log::warn!("queue job {id} ({name}) dropped at shutdown: no journal");
+                for conn in self.queue.remove(id) {
+                    self.refuse(conn, Refusal::ShuttingDown);
+                }
+            }
+            Origin::Udp { peer } if !kept => {
+                log::warn!("udp job {name} from {peer} dropped at shutdown: no journal")
+            }
+            Origin::Udp { .. } => {}
+        }
+    }
+
+    fn tell_watchers_stopping(&mut self, id: u64) {
+        for conn in self.queue.watchers(id) {
+            self.refuse(conn, Refusal::ShuttingDown);
+        }
+    }
+
+    /// End of the shutdown grace period: kill what still runs.
+    pub(super) fn kill_all_running(&mut self) {
+        for key in self.jobs.keys_where(Job::is_running) {
+            let Some(job) = self.jobs.get_mut(key) else {
+                continue;
+            };
+            match &mut job.state {
+                JobState::Warm(run) => {
+                    log::warn!("shutdown grace over, killing a warm worker");
+                    run.killed_at_stop = true;
+                    self.end_warm(key, Outcome::Signaled(libc::SIGKILL));
+                }
+                JobState::Running(run) => {
+                    log::warn!(
+                        "shutdown grace over, killing job process group {:?}",
+                        run.process.pid
+                    );
+                    run.killed_at_stop = true;
+                    run.process.kill();
+                }
+                JobState::Pending | JobState::Waiting => {}
+            }
+        }
+    }
+}

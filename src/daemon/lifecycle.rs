@@ -1,0 +1,132 @@
+//! Signals, reload, housekeeping and stopping.
+
+use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGCHLD, SIGHUP};
+
+use crate::daemon::timers::Timer;
+use crate::daemon::Daemon;
+use crate::journal::record::{Record, Removal};
+use crate::net::conn::Conn;
+use crate::net::protocol::Refusal;
+
+/// How often queue results are expired.
+pub(super) const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// How often the module index is refreshed from modification times.
+const MODULE_REFRESH: Duration = Duration::from_secs(10);
+
+impl Daemon {
+    pub(super) fn handle_signals(&mut self) {
+        let pending: Vec<i32> = self.signals.pending().collect();
+        for signal in pending {
+            match signal {
+                SIGCHLD => self.reap_children(),
+                SIGHUP => self.reload(),
+                _ => self.begin_stop(signal),
+            }
+        }
+    }
+
+    /// SIGHUP: reads the config's limits again and rescans the modules. A
+    /// broken config is reported and the old settings stay.
+    pub(super) fn reload(&mut self) {
+        match self.source.load() {
+            Ok(config) => {
+                if config.settings != self.settings {
+                    log::info!("reloaded {}", self.source.config_path.display());
+                }
+                self.settings = config.settings;
+                self.find_node();
+            }
+            Err(e) => log::error!("reload refused, old settings kept: {e}"),
+        }
+        self.modules.rescan();
+        self.last_refresh = Instant::now();
+    }
+
+    /// Looks up the Node.js binary once, rather than on every spawn.
+    pub(super) fn find_node(&mut self) {
+        self.node = crate::config::check::find_program(&self.settings.node);
+        if self.node.is_none() {
+            log::info!(
+                "{} not found: .js modules cannot run",
+                self.settings.node.display()
+            );
+        }
+    }
+
+    /// SIGTERM/SIGINT: stop accepting, refuse what has not started, let
+    /// running jobs finish within the grace period.
+    pub(super) fn begin_stop(&mut self, signal: i32) {
+        if self.stopping.is_some() {
+            return;
+        }
+        let until = Instant::now() + self.settings.shutdown_grace;
+        log::info!(
+            "signal {signal}: stopping; {} running jobs get {:?}, {} waiting are dropped",
+            self.jobs.running(),
+            self.settings.shutdown_grace,
+            self.jobs.waiting()
+        );
+        self.stopping = Some(until);
+        self.timers.schedule(until, Timer::Stop);
+        crate::net::systemd::notify("STOPPING=1");
+        for listener in std::mem::take(&mut self.listeners) {
+            if let Some(mut tcp) = listener.tcp {
+                let _ = self.poll.registry().deregister(&mut tcp);
+            }
+            if let Some(mut udp) = listener.udp {
+                let _ = self.poll.registry().deregister(&mut udp);
+            }
+        }
+        for key in self.jobs.waiting_keys() {
+            self.stop_waiting_job(key);
+        }
+        for key in self.conns.keys_where(Conn::is_unrouted) {
+            self.refuse(key, Refusal::ShuttingDown);
+        }
+    }
+
+    /// Done stopping once no job runs and every answer is written, or a
+    /// moment after the grace period whatever is left.
+    pub(super) fn stop_complete(&self) -> bool {
+        let Some(until) = self.stopping else {
+            return false;
+        };
+        let writing = self.conns.iter().any(|(_, c)| c.is_answering());
+        let idle = self.jobs.running() == 0 && !writing && self.acks.is_empty();
+        idle || Instant::now() > until + Duration::from_secs(2)
+    }
+
+    pub(super) fn expire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(timer) = self.timers.pop_due(now) {
+            match timer {
+                Timer::Conn(key) => self.conn_deadline(key, now),
+                Timer::Job(key) => self.job_deadline(key, now),
+                Timer::Housekeeping => self.housekeeping(now),
+                Timer::Stop => self.kill_all_running(),
+            }
+        }
+    }
+
+    pub(super) fn housekeeping(&mut self, now: Instant) {
+        let expired = self.queue.expire(now, self.settings.result_retention);
+        if !expired.is_empty() {
+            log::info!("{} unfetched queue results expired", expired.len());
+        }
+        for id in expired {
+            self.journal(Record::Removed {
+                id,
+                why: Removal::Expired,
+            });
+        }
+        self.stop_idle_workers(now);
+        if now.duration_since(self.last_refresh) >= MODULE_REFRESH {
+            self.modules.rescan();
+            self.last_refresh = now;
+        }
+        self.timers
+            .schedule(now + HOUSEKEEPING, Timer::Housekeeping);
+    }
+}

@@ -1,0 +1,103 @@
+//! What a poll token stands for. Connection tokens are their slab keys;
+//! everything else lives far above any slab's reach.
+
+use mio::Token;
+
+use crate::keys::{ConnKey, JobKey, Key, WorkerKey};
+use crate::run::process::Stream;
+
+/// The signal source's token.
+pub const SIGNALS: Token = Token(usize::MAX);
+/// The journal writer and the spawn thread wake the loop with this token.
+pub const WAKER: Token = Token(usize::MAX - 1);
+/// Listener `i` has tokens `LISTENERS + 2i` (TCP) and `LISTENERS + 2i + 1` (UDP).
+const LISTENERS: usize = 1 << 40;
+/// A job's pipe has token `JOB_PIPES + 4 * job + stream`.
+const JOB_PIPES: usize = 1 << 41;
+/// A warm worker's pipe has token `WORKER_PIPES + 4 * worker + stream`.
+const WORKER_PIPES: usize = 1 << 42;
+
+/// What a token stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Signals,
+    Waker,
+    TcpListener(usize),
+    Udp(usize),
+    JobPipe(JobKey, Stream),
+    WorkerPipe(WorkerKey, Stream),
+    Conn(ConnKey),
+}
+
+pub fn source(token: Token) -> Source {
+    match token.0 {
+        _ if token == SIGNALS => Source::Signals,
+        _ if token == WAKER => Source::Waker,
+        t if t >= WORKER_PIPES => {
+            let t = t - WORKER_PIPES;
+            Source::WorkerPipe(WorkerKey::new(t / 4), stream_of(t))
+        }
+        t if t >= JOB_PIPES => {
+            let t = t - JOB_PIPES;
+            Source::JobPipe(JobKey::new(t / 4), stream_of(t))
+        }
+        t if t >= LISTENERS && (t - LISTENERS).is_multiple_of(2) => {
+            Source::TcpListener((t - LISTENERS) / 2)
+        }
+        t if t >= LISTENERS => Source::Udp((t - LISTENERS) / 2),
+        t => Source::Conn(ConnKey::new(t)),
+    }
+}
+
+fn stream_of(offset: usize) -> Stream {
+    match offset % 4 {
+        0 => Stream::Stdin,
+        1 => Stream::Stdout,
+        _ => Stream::Stderr,
+    }
+}
+
+pub fn tcp_listener(i: usize) -> Token {
+    Token(LISTENERS + 2 * i)
+}
+
+pub fn udp(i: usize) -> Token {
+    Token(LISTENERS + 2 * i + 1)
+}
+
+pub fn conn(key: ConnKey) -> Token {
+    Token(key.index())
+}
+
+pub fn job_pipe(job: JobKey, stream: Stream) -> Token {
+    Token(JOB_PIPES + 4 * job.index() + stream as usize)
+}
+
+pub fn worker_pipe(worker: WorkerKey, stream: Stream) -> Token {
+    Token(WORKER_PIPES + 4 * worker.index() + stream as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_decode_to_what_they_encode() {
+        let job = JobKey::new(7);
+        let worker = WorkerKey::new(3);
+        let conn_key = ConnKey::new(12);
+        assert_eq!(
+            source(job_pipe(job, Stream::Stderr)),
+            Source::JobPipe(job, Stream::Stderr)
+        );
+        assert_eq!(
+            source(worker_pipe(worker, Stream::Stdin)),
+            Source::WorkerPipe(worker, Stream::Stdin)
+        );
+        assert_eq!(source(conn(conn_key)), Source::Conn(conn_key));
+        assert_eq!(source(tcp_listener(2)), Source::TcpListener(2));
+        assert_eq!(source(udp(2)), Source::Udp(2));
+        assert_eq!(source(SIGNALS), Source::Signals);
+        assert_eq!(source(WAKER), Source::Waker);
+    }
+}
