@@ -3,6 +3,7 @@
 
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -57,28 +58,17 @@ fn check_config_names_the_first_problem() {
     assert!(text.contains("noexec is not executable"), "{text}");
 }
 
-#[test]
-fn socket_activation_uses_the_sockets_it_is_handed() {
+/// Starts bgjobd as systemd starts it for a socket unit: a TCP and a UDP
+/// socket on one loopback address as descriptors 3 and 4, `LISTEN_PID` and
+/// `LISTEN_FDS=2`, and the `extra` variables (shell `NAME=value` words).
+/// Returns once it answers on the inherited TCP socket.
+fn start_activated(dir: TempDir, modules: PathBuf, extra: &str) -> Daemon {
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = tcp.local_addr().unwrap();
     let udp = std::net::UdpSocket::bind(addr).unwrap();
-    let dir = TempDir::new("activation");
-    let modules = dir.path().join("modules");
-    std::fs::create_dir(&modules).unwrap();
-    write_module(
-        &modules,
-        "fds",
-        "#!/bin/sh\nls -l /proc/$$/fd | grep -c socket || true\n",
-    );
-    let out = dir.path().join("udp");
-    write_module(
-        &modules,
-        "note",
-        &format!("#!/bin/sh\ncat > {}\n", out.display()),
-    );
     let (tcp_fd, udp_fd) = (tcp.as_raw_fd(), udp.as_raw_fd());
     let script = format!(
-        "export LISTEN_PID=$$ LISTEN_FDS=2; exec {BIN} -v --state none -m {}",
+        "export LISTEN_PID=$$ LISTEN_FDS=2 {extra}; exec {BIN} -v --state none -m {}",
         modules.display()
     );
     let mut cmd = Command::new("sh");
@@ -103,17 +93,62 @@ fn socket_activation_uses_the_sockets_it_is_handed() {
     }
     let child = cmd.spawn().unwrap();
     drop((tcp, udp));
-    let mut d = Daemon::attach(child, addr, dir, modules);
+    let d = Daemon::attach(child, addr, dir, modules);
     wait_for("the daemon on the inherited socket", || {
         std::net::TcpStream::connect(addr).is_ok_and(|_| d.ask_str("helo") == "oleh")
     });
+    d
+}
+
+#[test]
+fn socket_activation_uses_the_sockets_it_is_handed() {
+    let dir = TempDir::new("activation");
+    let modules = dir.path().join("modules");
+    std::fs::create_dir(&modules).unwrap();
+    write_module(
+        &modules,
+        "fds",
+        "#!/bin/sh\nls -l /proc/$$/fd | grep -c socket || true\n",
+    );
+    let out = dir.path().join("udp");
+    write_module(
+        &modules,
+        "note",
+        &format!("#!/bin/sh\ncat > {}\n", out.display()),
+    );
+    write_module(&modules, "env", "#!/bin/sh\nenv\n");
+    // Passed on to modules if the daemon still had them.
+    std::fs::write(
+        dir.path().join("service.config"),
+        r#"{"module_env": ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"]}"#,
+    )
+    .unwrap();
+    let mut d = start_activated(dir, modules, "LISTEN_FDNAMES=main:main");
     assert_eq!(
         d.ask_str("fds:").trim(),
         "0",
         "the listening sockets do not leak into modules"
     );
+    assert!(
+        !d.ask_str("env:").contains("LISTEN_"),
+        "the activation variables do not leak into modules"
+    );
     d.send_udp(b"note:via the inherited udp socket");
     wait_for("the datagram", || std::fs::read_to_string(&out).is_ok());
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(5)).success());
+}
+
+#[test]
+fn socket_activation_names_listeners_as_the_socket_unit_does() {
+    let dir = TempDir::new("fdnames");
+    let modules = dir.path().join("modules");
+    std::fs::create_dir(&modules).unwrap();
+    // As systemd sets it for a .socket unit with FileDescriptorName=bgjob-main
+    // and a ListenStream= and a ListenDatagram= line.
+    let mut d = start_activated(dir, modules, "LISTEN_FDNAMES=bgjob-main:bgjob-main");
+    let line = format!("listening on {} (tcp and udp, bgjob-main)", d.addr);
+    assert!(d.log().contains(&line), "no {line:?} in the log");
     d.signal("TERM");
     assert!(d.wait_exit(Duration::from_secs(5)).success());
 }
@@ -136,13 +171,20 @@ fn systemd_is_told_when_ready_and_when_stopping() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut buf = [0u8; 64];
-    let n = socket.recv(&mut buf).unwrap();
-    assert_eq!(&buf[..n], b"READY=1");
+    // sd_notify(3): a datagram of newline-separated assignments, the last
+    // newline optional.
+    let states = || {
+        let mut buf = [0u8; 64];
+        let n = socket.recv(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(states(), ["READY=1"]);
     let mut d = Daemon::attach(child, "127.0.0.1:9".parse().unwrap(), dir, modules);
     d.signal("TERM");
-    let n = socket.recv(&mut buf).unwrap();
-    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert_eq!(states(), ["STOPPING=1"]);
     assert!(d.wait_exit(Duration::from_secs(5)).success());
 }
 
