@@ -2,13 +2,13 @@
 //! Each returns the answer, or `None` when the connection waits for it.
 
 use std::fmt::Write as _;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use crate::daemon::Daemon;
-use crate::journal::record::{Record, Removal};
 use crate::keys::ConnKey;
 use crate::net::protocol::{JobRef, Refusal};
 use crate::queue::results::Entry;
+use crate::queue::store::{Removal, Status};
 use crate::run::job::JobState;
 use crate::run::outcome::Outcome;
 use crate::run::receipt::Receipt;
@@ -76,10 +76,7 @@ impl Daemon {
             }
             Some(Entry::Done(_)) => {
                 let answer = self.queue.take_done(id).expect("entry is done");
-                self.journal(Record::Removed {
-                    id,
-                    why: Removal::Fetched,
-                });
+                self.journal_removed(id, Removal::Fetched);
                 Ok(Some(answer))
             }
             None => Err(Refusal::UnknownJob),
@@ -126,17 +123,13 @@ impl Daemon {
             }
         };
         log::info!("queue job {id}: {what}");
-        self.journal(Record::Removed {
-            id,
-            why: Removal::Cancelled,
-        });
+        self.journal_removed(id, Removal::Cancelled);
         Ok(Some(what.into()))
     }
 
     /// Counters as `key: value` lines.
     pub(super) fn queue_stats(&self) -> Reply {
         let s = &self.stats;
-        let journal = self.journal.as_ref().map(|j| j.progress());
         let mut out = String::new();
         let mut line = |key: &str, value: &dyn std::fmt::Display| {
             let _ = writeln!(out, "{key}: {value}");
@@ -157,18 +150,18 @@ impl Daemon {
         line("datagrams_total", &s.datagrams);
         line("datagrams_forbidden", &s.udp_forbidden);
         line("next_id", &self.queue.next_id());
-        match &journal {
-            Some(p) => {
-                line("journal_bytes", &p.file_bytes);
-                let ago = p
-                    .last_sync
-                    .and_then(|t| SystemTime::now().duration_since(t).ok());
-                match ago {
-                    Some(ago) => line("journal_last_fsync_ms_ago", &ago.as_millis()),
+        match self.store.status() {
+            Status::Journal {
+                bytes,
+                last_sync_ms_ago,
+            } => {
+                line("journal_bytes", &bytes);
+                match last_sync_ms_ago {
+                    Some(ago) => line("journal_last_fsync_ms_ago", &ago),
                     None => line("journal_last_fsync_ms_ago", &"never"),
                 }
             }
-            None => line("journal", &"off"),
+            Status::Memory => line("journal", &"off"),
         }
         for (module, n) in &s.by_module {
             line(&format!("module.{module}"), n);

@@ -78,7 +78,7 @@ impl Daemon {
             }
         };
         process.input = match &job.data {
-            Some(data) => crate::io::OutBuf::new(data.clone()),
+            Some(data) => crate::io::OutBuf::new(data.to_vec()),
             None => std::mem::take(&mut job.input),
         };
         let (id, attempt) = (job.id, job.attempts);
@@ -164,7 +164,7 @@ impl Daemon {
             }
             Origin::Queue { .. } => {}
         }
-        if killed_at_stop && self.journal.is_some() {
+        if killed_at_stop && self.store.durable() {
             // Left in the journal as started: it runs again after the restart.
             if let Origin::Queue { id } = job.origin {
                 self.tell_watchers_stopping(id);
@@ -211,7 +211,7 @@ impl Daemon {
         let Some(job) = self.jobs.get(key) else {
             return;
         };
-        let kept = self.journal.is_some() && job.id.is_some();
+        let kept = self.store.durable() && job.id.is_some();
         let (origin, name) = (job.origin, job.module.name.clone());
         if !kept {
             self.jobs.remove(key);

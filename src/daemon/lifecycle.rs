@@ -6,9 +6,9 @@ use signal_hook::consts::{SIGCHLD, SIGHUP};
 
 use crate::daemon::timers::Timer;
 use crate::daemon::Daemon;
-use crate::journal::record::{Record, Removal};
 use crate::net::conn::Conn;
 use crate::net::protocol::Refusal;
+use crate::queue::store::Removal;
 
 /// How often queue results are expired.
 pub(super) const HOUSEKEEPING: Duration = Duration::from_secs(1);
@@ -94,7 +94,7 @@ impl Daemon {
             return false;
         };
         let writing = self.conns.iter().any(|(_, c)| c.is_answering());
-        let idle = self.jobs.running() == 0 && !writing && self.acks.is_empty();
+        let idle = self.jobs.running() == 0 && !writing && self.held.is_empty();
         idle || Instant::now() > until + Duration::from_secs(2)
     }
 
@@ -116,10 +116,7 @@ impl Daemon {
             log::info!("{} unfetched queue results expired", expired.len());
         }
         for id in expired {
-            self.journal(Record::Removed {
-                id,
-                why: Removal::Expired,
-            });
+            self.journal_removed(id, Removal::Expired);
         }
         self.stop_idle_workers(now);
         if now.duration_since(self.last_refresh) >= MODULE_REFRESH {

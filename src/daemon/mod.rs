@@ -10,7 +10,7 @@ mod admin;
 mod children;
 /// TCP clients: accept, verdicts, routing, and the answer and close paths.
 mod clients;
-/// The journal's use: held answers, recovery, compaction.
+/// The queue store's use: held answers, recovery.
 mod durable;
 /// Jobs from start to answer.
 mod jobs;
@@ -27,7 +27,7 @@ mod udp;
 /// `.js` jobs on warm Node.js workers.
 mod warm;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,12 +40,11 @@ use signal_hook_mio::v1_0::Signals;
 use crate::config::cli::PanicPolicy;
 use crate::config::source::SettingsSource;
 use crate::config::Settings;
-use crate::daemon::durable::Ack;
+use crate::daemon::durable::HeldAnswers;
 use crate::daemon::stats::Stats;
 use crate::daemon::timers::{Timer, Timers};
 use crate::daemon::tokens::{source, Source, SIGNALS, WAKER};
 use crate::error::Error;
-use crate::journal::record::Decoded;
 use crate::journal::Journal;
 use crate::keys::{ConnKey, Table};
 use crate::net::conn::Conn;
@@ -53,6 +52,7 @@ use crate::net::listeners::Listener;
 use crate::net::protocol::Refusal;
 use crate::node::pool::Workers;
 use crate::queue::results::QueueBook;
+use crate::queue::store::{MemoryStore, QueueStore, Recovered};
 use crate::run::modules::ModuleIndex;
 use crate::run::spawn::Spawner;
 use crate::run::spawns::Spawns;
@@ -79,10 +79,11 @@ pub struct Daemon {
     panic_policy: PanicPolicy,
     last_refresh: Instant,
     started: Instant,
-    /// The queue's journal, unless the state folder is `none`.
-    journal: Option<Journal>,
-    /// Answers held until their job's record is on disk, in journal order.
-    acks: VecDeque<Ack>,
+    /// Where queue and UDP jobs and results are kept: the journal, or
+    /// memory alone when the state folder is `none`.
+    store: Box<dyn QueueStore>,
+    /// Answers and jobs held until the store has kept their change.
+    held: HeldAnswers,
     spawner: Spawner,
     /// Open TCP connections by client address.
     per_client: HashMap<std::net::IpAddr, usize>,
@@ -148,19 +149,19 @@ impl Daemon {
         );
         let spawner = Spawner::start_thread(waker.clone(), &settings.module_env)
             .map_err(io_err("cannot start the spawn thread"))?;
-        let (journal, decoded) = match &settings.state_dir {
+        let (store, recovered): (Box<dyn QueueStore>, Recovered) = match &settings.state_dir {
             Some(dir) => {
-                let (journal, decoded) = Journal::open(dir, settings.journal_sync, waker)?;
+                let (journal, recovered) = Journal::open(dir, settings.journal_sync, waker)?;
                 log::info!(
                     "journal {} ({:?})",
                     journal.path().display(),
-                    settings.journal_sync
+                    journal.policy()
                 );
-                (Some(journal), decoded)
+                (Box::new(journal), recovered)
             }
             None => {
                 log::info!("no state folder: the queue is kept in memory only");
-                (None, Decoded::default())
+                (Box::<MemoryStore>::default(), Recovered::default())
             }
         };
         let mut timers = Timers::default();
@@ -186,8 +187,8 @@ impl Daemon {
             panic_policy,
             last_refresh: Instant::now(),
             started: Instant::now(),
-            journal,
-            acks: VecDeque::new(),
+            store,
+            held: HeldAnswers::default(),
             spawner,
             spawns: Spawns::default(),
             workers: Workers::default(),
@@ -195,7 +196,7 @@ impl Daemon {
             node: None,
         };
         daemon.find_node();
-        daemon.recover(decoded);
+        daemon.recover(recovered);
         Ok(daemon)
     }
 
@@ -234,9 +235,7 @@ impl Daemon {
             self.commit();
             self.remove_closed();
             if self.stop_complete() {
-                if let Some(journal) = &mut self.journal {
-                    journal.close();
-                }
+                self.store.close();
                 log::info!("stopped: {}", self.stats.summary());
                 return Ok(());
             }
@@ -248,7 +247,7 @@ impl Daemon {
             Source::Signals => self.handle_signals(),
             Source::Waker => {
                 self.spawn_reports();
-                self.release_acks();
+                self.release_held();
             }
             Source::TcpListener(i) => self.accept(i),
             Source::Udp(i) => self.receive_datagrams(i),

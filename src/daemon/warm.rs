@@ -167,7 +167,7 @@ impl Daemon {
             return;
         };
         let data: Vec<u8> = match &job.data {
-            Some(data) => data.clone(),
+            Some(data) => data.to_vec(),
             None => job.input.pending().to_vec(),
         };
         let remote = job.origin.peer().map(|p| p.to_string()).unwrap_or_default();

@@ -1,27 +1,34 @@
 //! The journal: an append-only file of queue and UDP jobs in the state
-//! folder, so a restart loses nothing.
+//! folder, so a restart loses nothing. It is the queue store of a daemon
+//! with a state folder (see `queue/store.rs`).
 //!
 //! The loop encodes records into a buffer during a turn and hands the batch
-//! to one writer thread at the end of it. That thread owns the file: it
-//! writes, calls `fdatasync` once per batch (group commit: every `queue:add`
-//! of a turn, and of the turns that passed during the previous sync, shares
-//! one), and wakes the loop through a `mio::Waker` with the sequence number
-//! now durable. `fdatasync` can take milliseconds; doing it on the loop
-//! would stall every connection, hence the one helper thread.
+//! to the writer thread (`writer.rs`) at the end of it; group commit makes
+//! every `queue:add` of a turn, and of the turns that passed during the
+//! previous sync, share one `fdatasync`. The journal keeps its own view of
+//! what is live (`live.rs`) to compact itself and to recover at start.
 
+/// The journal's own view of live jobs and results.
+pub mod live;
+/// The record format.
 pub mod record;
+/// The writer thread.
+mod writer;
 
-use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::collections::{HashMap, VecDeque};
+use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::Error;
-use record::{decode_all, Decoded, Record, MAGIC};
+use crate::queue::store::{Arrival, Change, Completion, QueueStore, Recovered, Status, Ticket};
+use live::{unix_ms, Live};
+use record::{decode_all, Record, Transport, MAGIC};
+pub use writer::Progress;
+use writer::{Command, Shared, Writer};
 
 /// When records reach the disk, like beanstalkd's `-f`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,30 +53,6 @@ impl SyncPolicy {
 /// A journal smaller than this is never compacted.
 const COMPACT_MIN_BYTES: u64 = 64 * 1024;
 
-enum Command {
-    Append(Vec<u8>, u64),
-    /// Replace the file with this snapshot (header included), atomically.
-    Replace(Vec<u8>, u64),
-    Stop,
-}
-
-/// What the writer thread has done, read by the loop.
-#[derive(Debug, Default, Clone)]
-pub struct Progress {
-    /// Records up to this sequence number are written.
-    pub written: u64,
-    /// ... and on disk.
-    pub synced: u64,
-    pub file_bytes: u64,
-    pub last_sync: Option<SystemTime>,
-    pub error: Option<String>,
-}
-
-struct Shared {
-    progress: Mutex<Progress>,
-    waker: Arc<mio::Waker>,
-}
-
 /// The loop's side of the journal.
 pub struct Journal {
     path: PathBuf,
@@ -84,19 +67,24 @@ pub struct Journal {
     /// Bytes in the file once everything handed over is written.
     file_bytes: u64,
     /// Bytes of records still live, by job id: the size a compaction leaves.
-    live: HashMap<u64, u64>,
+    live_bytes_by_id: HashMap<u64, u64>,
     live_bytes: u64,
+    /// What a compaction writes and what recovery hands over.
+    live: Live,
+    /// Tickets waiting for their record to be durable, in sequence order.
+    tickets: VecDeque<(u64, Ticket)>,
 }
 
 impl Journal {
-    /// Opens (creating) `dir/journal`, reads what it holds, and starts the
-    /// writer thread. A damaged file never stops the start: what does not
-    /// check out is skipped and reported in the returned [`Decoded`].
+    /// Opens (creating) `dir/journal`, replays what it holds, rewrites it
+    /// with just the live records, and starts the writer thread. A damaged
+    /// file never stops the start: what does not check out is skipped and
+    /// reported.
     pub fn open(
         dir: &Path,
         policy: SyncPolicy,
         waker: Arc<mio::Waker>,
-    ) -> Result<(Journal, Decoded), Error> {
+    ) -> Result<(Journal, Recovered), Error> {
         fs::create_dir_all(dir)
             .map_err(|e| Error::Io(format!("cannot create state folder {}", dir.display()), e))?;
         let path = dir.join("journal");
@@ -106,6 +94,18 @@ impl Journal {
             Err(e) => return Err(Error::Io(format!("cannot read {}", path.display()), e)),
         };
         let decoded = decode_all(&bytes);
+        if decoded.bad_spots > 0 {
+            log::warn!(
+                "journal: {} damaged places, {} bytes skipped; the records around them were kept",
+                decoded.bad_spots,
+                decoded.skipped_bytes
+            );
+        }
+        let mut live = Live::default();
+        for record in &decoded.records {
+            live.apply(record);
+        }
+        drop(decoded);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -131,7 +131,8 @@ impl Journal {
             .name("journal".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| Error::Io("cannot start the journal writer".into(), e))?;
-        let journal = Journal {
+        let recovered = live.recovered();
+        let mut journal = Journal {
             path,
             policy,
             tx,
@@ -140,22 +141,30 @@ impl Journal {
             batch: Vec::new(),
             seq: 0,
             file_bytes: bytes.len() as u64,
-            live: HashMap::new(),
+            live_bytes_by_id: HashMap::new(),
             live_bytes: 0,
+            live,
+            tickets: VecDeque::new(),
         };
-        Ok((journal, decoded))
+        journal.compact();
+        Ok((journal, recovered))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    pub fn policy(&self) -> SyncPolicy {
+        self.policy
+    }
+
     /// Adds a record to this turn's batch; returns its sequence number.
-    pub fn append(&mut self, record: &Record) -> u64 {
+    fn append(&mut self, record: &Record) -> u64 {
         let before = self.batch.len();
         record.encode_into(&mut self.batch);
         let len = (self.batch.len() - before) as u64;
         self.track(record, len);
+        self.live.apply(record);
         self.seq += 1;
         if self.policy == SyncPolicy::EachRecord {
             self.flush();
@@ -167,16 +176,18 @@ impl Journal {
         self.file_bytes += len;
         match record {
             Record::NextId(_) => {}
-            Record::Removed { id, .. } => self.live_bytes -= self.live.remove(id).unwrap_or(0),
+            Record::Removed { id, .. } => {
+                self.live_bytes -= self.live_bytes_by_id.remove(id).unwrap_or(0)
+            }
             other => {
-                *self.live.entry(other.id()).or_default() += len;
+                *self.live_bytes_by_id.entry(other.id()).or_default() += len;
                 self.live_bytes += len;
             }
         }
     }
 
     /// Hands this turn's records to the writer.
-    pub fn flush(&mut self) {
+    fn flush(&mut self) {
         if !self.batch.is_empty() {
             let batch = std::mem::take(&mut self.batch);
             let _ = self.tx.send(Command::Append(batch, self.seq));
@@ -184,7 +195,7 @@ impl Journal {
     }
 
     /// The sequence number up to which answers may be given.
-    pub fn durable(&self) -> u64 {
+    fn durable_seq(&self) -> u64 {
         let p = self.progress();
         if self.policy.acks_wait_for_sync() {
             p.synced
@@ -202,30 +213,87 @@ impl Journal {
     }
 
     /// True when dead records dominate the file.
-    pub fn wants_compaction(&self) -> bool {
+    fn wants_compaction(&self) -> bool {
         self.file_bytes > COMPACT_MIN_BYTES && self.file_bytes > 4 * self.live_bytes
     }
 
-    /// Replaces the file with `records`, the live state. Records appended
-    /// before are in the snapshot; records appended after go to the new file.
-    pub fn compact(&mut self, records: &[Record]) {
+    /// Replaces the file with the live records. Records appended before
+    /// are in the snapshot; records appended after go to the new file.
+    fn compact(&mut self) {
         self.flush();
         let mut snapshot = MAGIC.to_vec();
-        self.live.clear();
+        self.live_bytes_by_id.clear();
         self.live_bytes = 0;
         self.file_bytes = MAGIC.len() as u64;
-        for record in records {
+        for record in self.live.records() {
             let before = snapshot.len();
             record.encode_into(&mut snapshot);
-            self.track(record, (snapshot.len() - before) as u64);
+            self.track(&record, (snapshot.len() - before) as u64);
         }
         self.seq += 1;
         log::info!("journal compacted to {} bytes", snapshot.len());
         let _ = self.tx.send(Command::Replace(snapshot, self.seq));
     }
+}
+
+impl QueueStore for Journal {
+    fn submit(&mut self, change: Change, ticket: Option<Ticket>) {
+        let seq = self.append(&record_of(change));
+        if let Some(ticket) = ticket {
+            self.tickets.push_back((seq, ticket));
+        }
+    }
+
+    fn completions(&mut self) -> Vec<(Ticket, Completion)> {
+        let progress = self.progress();
+        if let Some(error) = progress.error {
+            return self
+                .tickets
+                .drain(..)
+                .map(|(_, ticket)| (ticket, Completion::Refused(error.clone())))
+                .collect();
+        }
+        let durable = self.durable_seq();
+        let mut done = Vec::new();
+        while let Some(&(seq, ticket)) = self.tickets.front() {
+            if seq > durable {
+                break;
+            }
+            self.tickets.pop_front();
+            done.push((ticket, Completion::Done));
+        }
+        done
+    }
+
+    fn end_turn(&mut self) {
+        if self.wants_compaction() {
+            self.compact();
+        } else {
+            self.flush();
+        }
+    }
+
+    fn failing(&self) -> Option<String> {
+        self.progress().error
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+
+    fn status(&self) -> Status {
+        let p = self.progress();
+        Status::Journal {
+            bytes: p.file_bytes,
+            last_sync_ms_ago: p
+                .last_sync
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .map(|ago| ago.as_millis()),
+        }
+    }
 
     /// Writes what is pending, syncs, and stops the writer.
-    pub fn close(&mut self) {
+    fn close(&mut self) {
         self.flush();
         let _ = self.tx.send(Command::Stop);
         if let Some(thread) = self.thread.take() {
@@ -240,128 +308,43 @@ impl Drop for Journal {
     }
 }
 
-/// Milliseconds since the Unix epoch, for records that outlive the process.
-pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// The writer thread: owns the file.
-struct Writer {
-    path: PathBuf,
-    file: File,
-    policy: SyncPolicy,
-    shared: Arc<Shared>,
-    last_sync: Instant,
-    unsynced: bool,
-}
-
-impl Writer {
-    fn run(mut self, rx: Receiver<Command>) {
-        loop {
-            let first = match self.policy {
-                SyncPolicy::Every(period) if self.unsynced => {
-                    match rx.recv_timeout(period.saturating_sub(self.last_sync.elapsed())) {
-                        Ok(cmd) => Some(cmd),
-                        Err(RecvTimeoutError::Timeout) => None,
-                        Err(RecvTimeoutError::Disconnected) => Some(Command::Stop),
-                    }
-                }
-                _ => Some(rx.recv().unwrap_or(Command::Stop)),
+/// A store change as a journal record.
+fn record_of(change: Change) -> Record {
+    match change {
+        Change::Added {
+            id,
+            arrival,
+            module,
+            data,
+            added_at,
+        } => {
+            let (transport, peer) = match arrival {
+                Arrival::Queue => (Transport::Queue, String::new()),
+                Arrival::Udp(peer) => (Transport::Udp, peer.to_string()),
             };
-            let mut batch: Vec<Command> = first.into_iter().collect();
-            batch.extend(rx.try_iter());
-            let mut last = None;
-            let mut stop = false;
-            let mut result = Ok(());
-            for cmd in batch {
-                let step = match cmd {
-                    Command::Append(bytes, seq) => {
-                        last = Some(seq);
-                        self.append(&bytes)
-                    }
-                    Command::Replace(snapshot, seq) => {
-                        last = Some(seq);
-                        self.replace(&snapshot)
-                    }
-                    Command::Stop => {
-                        stop = true;
-                        Ok(())
-                    }
-                };
-                result = result.and(step);
-            }
-            let due = match self.policy {
-                SyncPolicy::Always => last.is_some(),
-                SyncPolicy::EachRecord => false, // synced per record in append
-                SyncPolicy::Every(period) => {
-                    self.unsynced && (stop || self.last_sync.elapsed() >= period)
-                }
-                SyncPolicy::Never => false,
-            };
-            if due || (stop && self.unsynced && self.policy != SyncPolicy::Never) {
-                result = result.and(self.sync());
-            }
-            self.report(last, result);
-            if stop {
-                return;
+            Record::Added {
+                id,
+                transport,
+                peer,
+                module,
+                data,
+                at_ms: unix_ms(added_at),
             }
         }
-    }
-
-    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(bytes)?;
-        self.unsynced = true;
-        if self.policy == SyncPolicy::EachRecord {
-            self.sync()?;
-        }
-        Ok(())
-    }
-
-    /// Writes the snapshot beside the journal, syncs it, and renames it over.
-    fn replace(&mut self, snapshot: &[u8]) -> std::io::Result<()> {
-        let tmp = self.path.with_extension("tmp");
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&tmp)?;
-        file.write_all(snapshot)?;
-        file.sync_data()?;
-        fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
-        self.file = OpenOptions::new().append(true).open(&self.path)?;
-        self.unsynced = false;
-        Ok(())
-    }
-
-    fn sync(&mut self) -> std::io::Result<()> {
-        self.file.sync_data()?;
-        self.unsynced = false;
-        self.last_sync = Instant::now();
-        if let Ok(mut p) = self.shared.progress.lock() {
-            p.last_sync = Some(SystemTime::now());
-        }
-        Ok(())
-    }
-
-    fn report(&mut self, last: Option<u64>, result: std::io::Result<()>) {
-        let file_bytes = self.file.metadata().map(|m| m.len()).unwrap_or(0);
-        if let Ok(mut p) = self.shared.progress.lock() {
-            if let Err(e) = result {
-                log::error!("journal {}: {e}", self.path.display());
-                p.error = Some(e.to_string());
-            }
-            if let Some(seq) = last {
-                p.written = seq;
-            }
-            if !self.unsynced {
-                p.synced = p.written;
-            }
-            p.file_bytes = file_bytes;
-        }
-        let _ = self.shared.waker.wake();
+        Change::Started { id, attempt } => Record::Started { id, attempt },
+        Change::Finished {
+            id,
+            module,
+            answer,
+            receipt,
+            finished_at,
+        } => Record::Finished {
+            id,
+            module,
+            answer,
+            receipt,
+            at_ms: unix_ms(finished_at),
+        },
+        Change::Removed { id, why } => Record::Removed { id, why },
     }
 }

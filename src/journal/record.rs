@@ -7,8 +7,10 @@
 //! last write, a flipped bit) is skipped by searching forward for the next
 //! frame that checks out, and reported: never mistaken for data.
 
+use std::rc::Rc;
 use std::time::Duration;
 
+use crate::queue::store::Removal;
 use crate::run::outcome::Outcome;
 use crate::run::outcome::Usage;
 use crate::run::receipt::Receipt;
@@ -25,18 +27,6 @@ pub enum Transport {
     Udp = 2,
 }
 
-/// Why a job left the journal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Removal {
-    Fetched = 1,
-    Expired = 2,
-    Cancelled = 3,
-    /// A UDP job finished: nobody fetches its result.
-    Done = 4,
-    /// Dropped (its module vanished, or it was refused after a restart).
-    Dropped = 5,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     /// Ids below this were handed out (the start of a compacted journal).
@@ -47,7 +37,7 @@ pub enum Record {
         /// The UDP sender, or empty.
         peer: String,
         module: String,
-        data: Vec<u8>,
+        data: Rc<[u8]>,
         /// Unix time in milliseconds.
         at_ms: u64,
     },
@@ -58,7 +48,7 @@ pub enum Record {
     Finished {
         id: u64,
         module: String,
-        answer: Vec<u8>,
+        answer: Rc<[u8]>,
         receipt: Receipt,
         at_ms: u64,
     },
@@ -155,7 +145,7 @@ impl Record {
                 },
                 peer: r.text()?,
                 module: r.text()?,
-                data: r.bytes()?.to_vec(),
+                data: Rc::from(r.bytes()?),
                 at_ms: r.u64()?,
             },
             3 => Record::Started {
@@ -165,7 +155,7 @@ impl Record {
             4 => Record::Finished {
                 id: r.u64()?,
                 module: r.text()?,
-                answer: r.bytes()?.to_vec(),
+                answer: Rc::from(r.bytes()?),
                 at_ms: r.u64()?,
                 receipt: r.receipt()?,
             },
@@ -365,14 +355,14 @@ mod tests {
                 transport: Transport::Queue,
                 peer: String::new(),
                 module: "upper".into(),
-                data: (0..=255).collect(),
+                data: (0..=255).collect::<Vec<u8>>().into(),
                 at_ms: 1_700_000_000_000,
             },
             Record::Started { id: 7, attempt: 2 },
             Record::Finished {
                 id: 7,
                 module: "upper".into(),
-                answer: b"DONE".to_vec(),
+                answer: Rc::from(&b"DONE"[..]),
                 receipt: Receipt {
                     attempts: 2,
                     outcome: Some(Outcome::Signaled(9)),

@@ -1,4 +1,8 @@
-//! The queue: results kept under their ids until fetched.
+//! The queue: results kept under their ids until fetched, and the store
+//! interface that makes jobs and results survive restarts. Calls nothing of
+//! the daemon's; the journal implements its store.
 
 /// Results of queue jobs and the clients waiting for them.
 pub mod results;
+/// The queue store interface, and the in-memory store.
+pub mod store;

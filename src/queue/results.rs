@@ -3,6 +3,7 @@
 //! jobs, and the connections waiting in `queue:get`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::keys::{ConnKey, JobKey};
@@ -15,7 +16,8 @@ const FETCHED_RECEIPTS: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct Done {
     pub module: String,
-    pub answer: Vec<u8>,
+    /// Shared with the queue store's own copy of the result.
+    pub answer: Rc<[u8]>,
     pub finished: Instant,
     pub receipt: Receipt,
 }
@@ -115,7 +117,7 @@ impl QueueBook {
                 let done = *done;
                 self.held_bytes -= done.answer.len();
                 self.keep_receipt(id, done.module, done.receipt);
-                Some(done.answer)
+                Some(done.answer.to_vec())
             }
             Some(active) => {
                 self.entries.insert(id, active);
@@ -226,7 +228,7 @@ mod tests {
     fn done(answer: &[u8], finished: Instant) -> Done {
         Done {
             module: "m".into(),
-            answer: answer.to_vec(),
+            answer: Rc::from(answer),
             finished,
             receipt: Receipt::default(),
         }

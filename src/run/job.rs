@@ -79,7 +79,7 @@ pub struct Job {
     /// The journal id of a queue or UDP job.
     pub id: Option<u64>,
     /// A journaled job's data, kept whole for compaction and restarts.
-    pub data: Option<Vec<u8>>,
+    pub data: Option<Rc<[u8]>>,
     /// Runs started, this one included once it runs (`BGJOB_ATTEMPT`).
     pub attempts: u32,
     /// The client address that asked for it, for the per-client bound on
@@ -117,7 +117,7 @@ impl Job {
 
     /// A queue or UDP job, kept in the journal under `id`. Its data is kept
     /// whole and copied to stdin when it starts.
-    pub fn journaled(module: Rc<Module>, origin: Origin, id: u64, data: Vec<u8>) -> Self {
+    pub fn journaled(module: Rc<Module>, origin: Origin, id: u64, data: Rc<[u8]>) -> Self {
         let mut job = Job::new(module, origin, b"", true);
         job.id = Some(id);
         job.bytes_in = data.len();

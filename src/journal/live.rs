@@ -1,0 +1,257 @@
+//! The journal's own view of what is live: every job and unfetched result
+//! not yet removed, with what a compacted journal must hold for it.
+//! Replaying a file builds it, every appended record keeps it current,
+//! compaction writes it out, and recovery hands it to the daemon.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::journal::record::{Record, Transport};
+use crate::queue::store::{Arrival, Recovered, RecoveredJob, RecoveredResult};
+use crate::run::receipt::Receipt;
+
+/// What is kept of one id.
+#[derive(Debug, Clone)]
+enum Entry {
+    Job {
+        transport: Transport,
+        peer: String,
+        module: String,
+        data: Rc<[u8]>,
+        at_ms: u64,
+        attempts: u32,
+    },
+    Result {
+        module: String,
+        answer: Rc<[u8]>,
+        receipt: Receipt,
+        at_ms: u64,
+    },
+}
+
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Ids below this were handed out.
+    next_id: u64,
+    entries: BTreeMap<u64, Entry>,
+}
+
+impl Live {
+    /// Applies one record, as replay and appending both do.
+    pub fn apply(&mut self, record: &Record) {
+        let after = match record {
+            Record::NextId(n) => *n,
+            other => other.id().saturating_add(1),
+        };
+        self.next_id = self.next_id.max(after);
+        match record {
+            Record::NextId(_) => {}
+            Record::Added {
+                id,
+                transport,
+                peer,
+                module,
+                data,
+                at_ms,
+            } => {
+                let entry = Entry::Job {
+                    transport: *transport,
+                    peer: peer.clone(),
+                    module: module.clone(),
+                    data: data.clone(),
+                    at_ms: *at_ms,
+                    attempts: 0,
+                };
+                self.entries.insert(*id, entry);
+            }
+            Record::Started { id, attempt } => {
+                if let Some(Entry::Job { attempts, .. }) = self.entries.get_mut(id) {
+                    *attempts = (*attempts).max(*attempt);
+                }
+            }
+            Record::Finished {
+                id,
+                module,
+                answer,
+                receipt,
+                at_ms,
+            } => {
+                let entry = Entry::Result {
+                    module: module.clone(),
+                    answer: answer.clone(),
+                    receipt: receipt.clone(),
+                    at_ms: *at_ms,
+                };
+                self.entries.insert(*id, entry);
+            }
+            Record::Removed { id, .. } => {
+                self.entries.remove(id);
+            }
+        }
+    }
+
+    /// The records a compacted journal holds: the next id, then each live
+    /// job (with its last start) or result.
+    pub fn records(&self) -> Vec<Record> {
+        let mut records = vec![Record::NextId(self.next_id.max(1))];
+        for (&id, entry) in &self.entries {
+            match entry {
+                Entry::Job {
+                    transport,
+                    peer,
+                    module,
+                    data,
+                    at_ms,
+                    attempts,
+                } => {
+                    records.push(Record::Added {
+                        id,
+                        transport: *transport,
+                        peer: peer.clone(),
+                        module: module.clone(),
+                        data: data.clone(),
+                        at_ms: *at_ms,
+                    });
+                    if *attempts > 0 {
+                        records.push(Record::Started {
+                            id,
+                            attempt: *attempts,
+                        });
+                    }
+                }
+                Entry::Result {
+                    module,
+                    answer,
+                    receipt,
+                    at_ms,
+                } => records.push(Record::Finished {
+                    id,
+                    module: module.clone(),
+                    answer: answer.clone(),
+                    receipt: receipt.clone(),
+                    at_ms: *at_ms,
+                }),
+            }
+        }
+        records
+    }
+
+    /// What the daemon takes over at start.
+    pub fn recovered(&self) -> Recovered {
+        let mut recovered = Recovered {
+            next_id: self.next_id.max(1),
+            ..Recovered::default()
+        };
+        for (&id, entry) in &self.entries {
+            match entry {
+                Entry::Job {
+                    transport,
+                    peer,
+                    module,
+                    data,
+                    at_ms,
+                    attempts,
+                } => recovered.jobs.push(RecoveredJob {
+                    id,
+                    arrival: match transport {
+                        Transport::Queue => Arrival::Queue,
+                        Transport::Udp => Arrival::Udp(
+                            peer.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                        ),
+                    },
+                    module: module.clone(),
+                    data: data.clone(),
+                    added_at: from_unix_ms(*at_ms),
+                    attempts: *attempts,
+                }),
+                Entry::Result {
+                    module,
+                    answer,
+                    receipt,
+                    at_ms,
+                } => recovered.results.push(RecoveredResult {
+                    id,
+                    module: module.clone(),
+                    answer: answer.clone(),
+                    receipt: receipt.clone(),
+                    finished_at: from_unix_ms(*at_ms),
+                }),
+            }
+        }
+        recovered
+    }
+}
+
+/// Milliseconds since the Unix epoch, for records that outlive the process.
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn from_unix_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::store::Removal;
+
+    fn added(id: u64) -> Record {
+        Record::Added {
+            id,
+            transport: Transport::Queue,
+            peer: String::new(),
+            module: "m".into(),
+            data: Rc::from(&b"data"[..]),
+            at_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn replay_keeps_waiting_interrupted_and_finished_jobs() {
+        let mut live = Live::default();
+        for record in [
+            added(1),
+            added(2),
+            Record::Started { id: 2, attempt: 1 },
+            added(3),
+            Record::Finished {
+                id: 3,
+                module: "m".into(),
+                answer: Rc::from(&b"out"[..]),
+                receipt: Receipt::default(),
+                at_ms: 2000,
+            },
+            added(4),
+            Record::Removed {
+                id: 4,
+                why: Removal::Cancelled,
+            },
+        ] {
+            live.apply(&record);
+        }
+        let recovered = live.recovered();
+        assert_eq!(recovered.next_id, 5);
+        let jobs: Vec<(u64, u32)> = recovered.jobs.iter().map(|j| (j.id, j.attempts)).collect();
+        assert_eq!(jobs, vec![(1, 0), (2, 1)]);
+        assert_eq!(recovered.results.len(), 1);
+        assert_eq!(&*recovered.results[0].answer, b"out");
+        // A compacted journal replays to the same state.
+        let mut again = Live::default();
+        for record in live.records() {
+            again.apply(&record);
+        }
+        assert_eq!(again.recovered(), recovered);
+    }
+
+    #[test]
+    fn ids_continue_after_a_compacted_journal_with_nothing_live() {
+        let mut live = Live::default();
+        live.apply(&Record::NextId(40));
+        assert_eq!(live.recovered().next_id, 40);
+        assert_eq!(live.records(), vec![Record::NextId(40)]);
+    }
+}
