@@ -12,7 +12,10 @@ pub mod cli;
 pub mod file;
 /// Who modules run as: user and group lookups.
 pub mod identity;
+/// Limits and timings after defaults and clamping.
+pub mod settings;
 /// Where settings come from, to read them again on SIGHUP.
 pub mod source;
 
-pub use file::{Config, ListenerSpec, Settings};
+pub use file::{Config, ListenerSpec};
+pub use settings::Settings;

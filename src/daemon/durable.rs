@@ -2,50 +2,19 @@
 //! it when, answers and jobs held until their change is kept, and taking
 //! over what the store recovered at start.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
 use crate::daemon::Daemon;
 use crate::keys::{ConnKey, JobKey};
 use crate::net::protocol::Refusal;
+use crate::queue::held::Held;
 use crate::queue::results::{Done, Entry};
-use crate::queue::store::{Arrival, Change, Completion, Recovered, Removal, Ticket};
+use crate::queue::store::{Arrival, Change, Completion, Recovered, Removal};
 use crate::run::job::{Job, Origin};
 use crate::run::modules::Module;
 use crate::run::outcome::Outcome;
 use crate::run::receipt::Receipt;
-
-/// What waits for a store ticket to complete.
-#[derive(Debug)]
-pub enum Held {
-    /// A new job: it starts, and its client gets `id:<n>`, once it is kept.
-    Added {
-        job: JobKey,
-        id: u64,
-        /// The client waiting for `id:<n>`; none for UDP jobs.
-        conn: Option<ConnKey>,
-    },
-}
-
-/// Tickets handed to the store and what waits for each.
-#[derive(Debug, Default)]
-pub struct HeldAnswers {
-    next_ticket: Ticket,
-    held: HashMap<Ticket, Held>,
-}
-
-impl HeldAnswers {
-    fn hold(&mut self, held: Held) -> Ticket {
-        self.next_ticket += 1;
-        self.held.insert(self.next_ticket, held);
-        self.next_ticket
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
-    }
-}
 
 impl Daemon {
     /// Journals that a job's run `attempt` started.
@@ -124,7 +93,7 @@ impl Daemon {
     /// ahead; what waited for a failed one is refused.
     pub(super) fn release_held(&mut self) {
         for (ticket, completion) in self.store.completions() {
-            let Some(held) = self.held.held.remove(&ticket) else {
+            let Some(held) = self.held.take(ticket) else {
                 continue;
             };
             match held {
@@ -156,12 +125,7 @@ impl Daemon {
 
     /// A connection waiting for its `id:<n>` closed: nobody to answer.
     pub(super) fn forget_ack(&mut self, conn: ConnKey) {
-        for held in self.held.held.values_mut() {
-            let Held::Added { conn: waiting, .. } = held;
-            if *waiting == Some(conn) {
-                *waiting = None;
-            }
-        }
+        self.held.forget_conn(conn);
     }
 
     /// Takes over what the store recovered: waiting jobs wait again, jobs

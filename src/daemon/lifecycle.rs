@@ -4,14 +4,12 @@ use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGCHLD, SIGHUP};
 
-use crate::daemon::timers::Timer;
+use crate::daemon::timers::{Timer, HOUSEKEEPING};
 use crate::daemon::Daemon;
 use crate::net::conn::Conn;
 use crate::net::protocol::Refusal;
 use crate::queue::store::Removal;
 
-/// How often queue results are expired.
-pub(super) const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// How often the module index is refreshed from modification times.
 const MODULE_REFRESH: Duration = Duration::from_secs(10);
 

@@ -40,7 +40,6 @@ use signal_hook_mio::v1_0::Signals;
 use crate::config::cli::PanicPolicy;
 use crate::config::source::SettingsSource;
 use crate::config::Settings;
-use crate::daemon::durable::HeldAnswers;
 use crate::daemon::stats::Stats;
 use crate::daemon::timers::{Timer, Timers};
 use crate::daemon::tokens::{source, Source, SIGNALS, WAKER};
@@ -51,6 +50,7 @@ use crate::net::conn::Conn;
 use crate::net::listeners::Listener;
 use crate::net::protocol::Refusal;
 use crate::node::pool::Workers;
+use crate::queue::held::HeldAnswers;
 use crate::queue::results::QueueBook;
 use crate::queue::store::{MemoryStore, QueueStore, Recovered};
 use crate::run::modules::ModuleIndex;
@@ -165,10 +165,7 @@ impl Daemon {
             }
         };
         let mut timers = Timers::default();
-        timers.schedule(
-            Instant::now() + lifecycle::HOUSEKEEPING,
-            Timer::Housekeeping,
-        );
+        timers.schedule(Instant::now() + timers::HOUSEKEEPING, Timer::Housekeeping);
         let mut daemon = Daemon {
             poll,
             settings,

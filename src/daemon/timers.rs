@@ -5,9 +5,13 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::keys::{ConnKey, JobKey};
+
+/// How often housekeeping runs: expiring old queue results, stopping idle
+/// workers, refreshing the module index.
+pub const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// Who a deadline belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -50,7 +54,6 @@ impl Timers {
 mod tests {
     use super::*;
     use crate::keys::Key;
-    use std::time::Duration;
 
     #[test]
     fn timers_come_due_in_order() {

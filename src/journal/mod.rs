@@ -8,10 +8,14 @@
 //! previous sync, share one `fdatasync`. The journal keeps its own view of
 //! what is live (`live.rs`) to compact itself and to recover at start.
 
+/// Field encoding of records.
+mod codec;
 /// The journal's own view of live jobs and results.
 pub mod live;
 /// The record format.
 pub mod record;
+/// When records reach the disk.
+pub mod sync;
 /// The writer thread.
 mod writer;
 
@@ -21,34 +25,15 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use crate::error::Error;
 use crate::queue::store::{Arrival, Change, Completion, QueueStore, Recovered, Status, Ticket};
 use live::{unix_ms, Live};
 use record::{decode_all, Record, Transport, MAGIC};
+pub use sync::SyncPolicy;
 pub use writer::Progress;
 use writer::{Command, Shared, Writer};
-
-/// When records reach the disk, like beanstalkd's `-f`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncPolicy {
-    /// `fdatasync` after each batch; `id:<n>` waits for it (the default).
-    Always,
-    /// `fdatasync` after every single record: the slow baseline, for benchmarks.
-    EachRecord,
-    /// `fdatasync` at most this often; answers do not wait for it.
-    Every(Duration),
-    /// Never `fdatasync` (the OS writes back when it likes); answers do not wait.
-    Never,
-}
-
-impl SyncPolicy {
-    /// Whether answers wait for `fdatasync` or only for `write`.
-    fn acks_wait_for_sync(self) -> bool {
-        matches!(self, SyncPolicy::Always | SyncPolicy::EachRecord)
-    }
-}
 
 /// A journal smaller than this is never compacted.
 const COMPACT_MIN_BYTES: u64 = 64 * 1024;

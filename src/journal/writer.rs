@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use crate::journal::SyncPolicy;
+use crate::journal::sync::SyncPolicy;
 
 pub(super) enum Command {
     Append(Vec<u8>, u64),

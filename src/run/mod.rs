@@ -20,5 +20,7 @@ pub mod spawn;
 pub mod spawns;
 /// Module stderr, logged line by line.
 pub mod stderr;
-/// Every job held, the waiting line, and running jobs by pid.
+/// Every job held and the waiting line.
 pub mod table;
+/// The vfork child that becomes a module.
+mod vfork;

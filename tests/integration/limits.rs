@@ -96,7 +96,11 @@ fn connections_beyond_the_limit_are_refused_with_503() {
     third.read_to_string(&mut answer).unwrap();
     assert_eq!(answer, "503: Too many connections");
     drop((_a, _b));
-    wait_for("room again", || d.ask_str("helo") == "oleh");
+    // A connection that arrives before the freed slots are reclaimed at the
+    // end of the daemon's turn may still be refused (or reset): poll.
+    wait_for("room again", || {
+        d.try_ask(b"helo").as_deref() == Some(&b"oleh"[..])
+    });
 }
 
 #[test]

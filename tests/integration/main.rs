@@ -2,16 +2,17 @@
 
 mod access;
 mod bench;
-mod client;
-mod clients;
+mod bgjob_cli;
 mod durable;
 mod failures;
 mod framing;
+mod layout;
 mod lifecycle;
 mod limits;
 mod node;
 mod protocol;
 mod queue;
+mod seed_clients;
 mod service;
 mod soak;
 mod udp;

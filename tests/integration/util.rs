@@ -226,6 +226,20 @@ impl Daemon {
         read_to_end(&mut stream)
     }
 
+    /// As [`Daemon::ask`], but a refused or reset connection is `None`
+    /// rather than a panic, for polling while the daemon frees a slot.
+    pub fn try_ask(&self, request: &[u8]) -> Option<Vec<u8>> {
+        let mut stream = TcpStream::connect(self.addr).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok()?;
+        stream.write_all(request).ok()?;
+        stream.shutdown(Shutdown::Write).ok()?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).ok()?;
+        Some(answer)
+    }
+
     pub fn ask_str(&self, request: &str) -> String {
         String::from_utf8_lossy(&self.ask(request.as_bytes())).into_owned()
     }

@@ -1,0 +1,99 @@
+//! The settings every part reads: limits and timings after defaults and
+//! clamping, as the configuration file and the command line set them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::access::Cidr;
+use crate::journal::sync::SyncPolicy;
+use crate::run::spawn::ModuleLimits;
+
+/// Limits and timings, after defaults and clamping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Children running at once; further jobs wait in FIFO order.
+    pub max_jobs: usize,
+    /// Jobs waiting for a running slot; beyond it, `503: Busy`.
+    pub max_waiting: usize,
+    /// Wall-clock limit of one job from its start.
+    pub job_timeout: Duration,
+    /// Between SIGTERM and SIGKILL of a job's process group.
+    pub kill_grace: Duration,
+    /// A module's stdout beyond this is a failure.
+    pub max_output: usize,
+    /// A request beyond this is answered `413: Request too large`.
+    pub max_request: usize,
+    /// TCP connections open at once.
+    pub max_connections: usize,
+    /// A client that sends nothing for this long gets `408: Request timeout`.
+    pub idle_timeout: Duration,
+    /// A request from a client that keeps its write side open ends after
+    /// this long without new bytes. Zero: only a half-close ends it.
+    pub request_gap: Duration,
+    /// How long an unfetched queue result is kept.
+    pub result_retention: Duration,
+    /// How long running jobs get to finish on SIGTERM.
+    pub shutdown_grace: Duration,
+    /// The Node.js binary for `.js` modules (looked up on `PATH`).
+    pub node: PathBuf,
+    /// Allowed client networks of listeners that have no list of their own
+    /// (`--listen` and systemd's included); `None`: anyone.
+    pub allow: Option<Vec<Cidr>>,
+    /// TCP connections one client address may hold open.
+    pub max_connections_per_client: usize,
+    /// Jobs one client address may keep waiting (not started yet).
+    pub max_waiting_per_client: usize,
+    /// Variables of the daemon's environment passed to modules besides the
+    /// built-in list (read at start).
+    pub module_env: Vec<String>,
+    /// Resource limits of module processes, and (filled in by the daemon)
+    /// the identity they run as.
+    pub module_limits: ModuleLimits,
+    /// The user and group modules run as when the daemon is root.
+    pub module_user: Option<String>,
+    pub module_group: Option<String>,
+    /// Let modules run as root.
+    pub allow_root_modules: bool,
+    /// Bytes of unfetched queue results kept; the oldest go first.
+    pub result_retention_bytes: usize,
+    /// Warm Node.js workers per `.js` module; 0 runs one process per request.
+    pub node_workers: usize,
+    /// A warm worker idle this long stops.
+    pub node_worker_idle: Duration,
+    /// Where the journal lives; `None` keeps the queue in memory only.
+    pub state_dir: Option<PathBuf>,
+    /// When journal records reach the disk.
+    pub journal_sync: SyncPolicy,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_jobs: 16,
+            max_waiting: 1024,
+            job_timeout: Duration::from_secs(30),
+            kill_grace: Duration::from_secs(1),
+            max_output: 4 << 20,
+            max_request: 4 << 20,
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(10),
+            request_gap: Duration::from_millis(20),
+            result_retention: Duration::from_secs(3600),
+            shutdown_grace: Duration::from_secs(10),
+            node: PathBuf::from("node"),
+            allow: None,
+            max_connections_per_client: 256,
+            max_waiting_per_client: 256,
+            module_env: Vec::new(),
+            module_limits: ModuleLimits::default(),
+            module_user: None,
+            module_group: None,
+            allow_root_modules: false,
+            result_retention_bytes: 64 << 20,
+            node_workers: 2,
+            node_worker_idle: Duration::from_secs(60),
+            state_dir: Some(PathBuf::from("./state")),
+            journal_sync: SyncPolicy::Always,
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Answers and jobs held until the queue store completes their change:
+//! `queue:add` answers `id:<n>`, and its job starts, only once it is kept.
+
+use std::collections::HashMap;
+
+use crate::keys::{ConnKey, JobKey};
+use crate::queue::store::Ticket;
+
+/// What waits for a store ticket to complete.
+#[derive(Debug)]
+pub enum Held {
+    /// A new job: it starts, and its client gets `id:<n>`, once it is kept.
+    Added {
+        job: JobKey,
+        id: u64,
+        /// The client waiting for `id:<n>`; none for UDP jobs.
+        conn: Option<ConnKey>,
+    },
+}
+
+/// Tickets handed to the store and what waits for each.
+#[derive(Debug, Default)]
+pub struct HeldAnswers {
+    next_ticket: Ticket,
+    held: HashMap<Ticket, Held>,
+}
+
+impl HeldAnswers {
+    /// Holds `held` until the completion of the ticket returned.
+    pub fn hold(&mut self, held: Held) -> Ticket {
+        self.next_ticket += 1;
+        self.held.insert(self.next_ticket, held);
+        self.next_ticket
+    }
+
+    /// What waited for this ticket.
+    pub fn take(&mut self, ticket: Ticket) -> Option<Held> {
+        self.held.remove(&ticket)
+    }
+
+    /// A client waiting for an answer left: nobody to answer.
+    pub fn forget_conn(&mut self, conn: ConnKey) {
+        for held in self.held.values_mut() {
+            let Held::Added { conn: waiting, .. } = held;
+            if *waiting == Some(conn) {
+                *waiting = None;
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+}

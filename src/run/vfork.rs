@@ -1,0 +1,125 @@
+//! The vfork child: `clone(CLONE_VM | CLONE_VFORK)` with a plan prepared
+//! by the spawn thread, so the child only makes system calls before exec.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::ptr;
+
+/// Signals a module starts with at their default disposition (it inherits
+/// the rest, as from any other parent).
+const RESET_SIGNALS: [libc::c_int; 5] = [
+    libc::SIGPIPE,
+    libc::SIGCHLD,
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGTERM,
+];
+
+/// Everything the vfork child needs, prepared by the parent: the child may
+/// only make system calls (it shares the parent's memory and must not
+/// allocate), and reports an exec failure in `error`.
+#[repr(C)]
+pub(super) struct ChildPlan {
+    pub(super) program: *const libc::c_char,
+    pub(super) argv: *const *mut libc::c_char,
+    pub(super) envp: *const *mut libc::c_char,
+    pub(super) fds: [RawFd; 3],
+    /// Resource limits to set: (resource, value) pairs.
+    pub(super) limits: *const (libc::__rlimit_resource_t, libc::rlim_t),
+    pub(super) limit_count: usize,
+    /// Switch to uid/gid before exec (the daemon runs as root).
+    pub(super) drop_to: bool,
+    pub(super) uid: u32,
+    pub(super) gid: u32,
+    pub(super) error: libc::c_int,
+}
+
+/// The stack of the vfork child: it only runs `child_main`.
+pub(super) const CHILD_STACK: usize = 64 * 1024;
+
+/// `clone(CLONE_VM | CLONE_VFORK)`: the child borrows our memory and a
+/// stack of its own, sets itself up with a dozen system calls and execs;
+/// this thread resumes once it has. glibc's `posix_spawn` works the same
+/// way but resets all 64 signal dispositions one by one first, which
+/// the daemon would wait for on every request.
+pub(super) fn vfork_exec(
+    stack: &mut [u128],
+    plan: &mut ChildPlan,
+) -> (Option<u32>, Option<io::Error>) {
+    let top = stack.as_mut_ptr_range().end as *mut libc::c_void;
+    // SAFETY: all signals are blocked on this thread, so no handler of
+    // ours runs on the child's side of the shared memory; the child
+    // only calls async-signal-safe functions on data that stays alive
+    // and untouched until it has exec'd or exited (CLONE_VFORK suspends
+    // us until then); the stack is ours and 16-byte aligned.
+    unsafe {
+        let pid = libc::clone(
+            child_main,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (plan as *mut ChildPlan).cast(),
+        );
+        let clone_error = io::Error::last_os_error();
+        if pid < 0 {
+            return (None, Some(clone_error));
+        }
+        // It never became the module if it reported an error; it has
+        // exited, and the loop reaps it like any other child.
+        let error = (plan.error != 0).then(|| io::Error::from_raw_os_error(plan.error));
+        (Some(pid as u32), error)
+    }
+}
+
+/// The vfork child: resets the signals the daemon handles or ignores, leads
+/// a new process group, puts the pipes on 0, 1 and 2, unblocks signals and
+/// execs. On failure it leaves errno in the plan and exits.
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: the parent passes a live ChildPlan and waits for us; only
+    // system calls are made here.
+    unsafe {
+        let plan = &mut *(arg as *mut ChildPlan);
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        for signal in RESET_SIGNALS {
+            libc::sigaction(signal, &action, ptr::null_mut());
+        }
+        libc::setpgid(0, 0);
+        for i in 0..plan.limit_count {
+            let (resource, value) = *plan.limits.add(i);
+            let limit = libc::rlimit {
+                rlim_cur: value,
+                rlim_max: value,
+            };
+            if libc::setrlimit(resource, &limit) != 0 {
+                plan.error = *libc::__errno_location();
+                libc::_exit(127);
+            }
+        }
+        // After the limits, which only root may raise. Raw system calls:
+        // glibc's setuid() would signal every thread of the process whose
+        // memory this child borrows.
+        if plan.drop_to
+            && (libc::syscall(libc::SYS_setgroups, 0usize, ptr::null::<libc::gid_t>()) != 0
+                || libc::syscall(libc::SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0
+                || libc::syscall(libc::SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0)
+        {
+            plan.error = *libc::__errno_location();
+            libc::_exit(127);
+        }
+        for (target, &fd) in plan.fds.iter().enumerate() {
+            let target = target as RawFd;
+            if fd == target {
+                libc::fcntl(fd, libc::F_SETFD, 0);
+            } else if libc::dup2(fd, target) < 0 {
+                plan.error = *libc::__errno_location();
+                libc::_exit(127);
+            }
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
+        libc::execve(plan.program, plan.argv.cast(), plan.envp.cast());
+        plan.error = *libc::__errno_location();
+        libc::_exit(127)
+    }
+}
