@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::net::protocol::clean_module_name;
+use crate::run::name::clean_module_name;
 
 /// Checks the modules folder; returns how many modules it holds, or the
 /// first problem found.

@@ -13,12 +13,38 @@ use crate::daemon::timers::Timer;
 use crate::daemon::tokens;
 use crate::daemon::Daemon;
 use crate::keys::JobKey;
+use crate::run::command::{command, Mode};
 use crate::run::job::{Job, JobState, Stopping};
+use crate::run::modules::Module;
 use crate::run::outcome::Outcome;
-use crate::run::process::{self, Exit, StdinWrite, Stream};
+use crate::run::process::{self, Exit, Process, StdinWrite, Stream};
 use crate::run::spawns::Owner;
 
 impl Daemon {
+    /// Orders a process for `module` started with the variables `vars`,
+    /// watched under its owner's tokens; the pid comes later, in a spawn
+    /// report.
+    pub(super) fn start_process(
+        &mut self,
+        module: &Module,
+        mode: Mode,
+        vars: &[String],
+        owner: Owner,
+    ) -> std::io::Result<Process> {
+        let (program, args) = command(module, self.node.as_deref(), mode)?;
+        let process = Process::start(
+            &mut self.spawner,
+            self.poll.registry(),
+            program,
+            &args,
+            vars,
+            &self.settings.module_limits,
+            |stream| tokens::pipe(owner, stream),
+        )?;
+        self.spawns.ordered(process.serial, owner);
+        Ok(process)
+    }
+
     pub(super) fn job_pipe_ready(&mut self, key: JobKey, stream: Stream) {
         match stream {
             Stream::Stdin => self.feed_stdin(key),

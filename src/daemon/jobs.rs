@@ -5,15 +5,13 @@
 use std::time::Instant;
 
 use crate::daemon::timers::Timer;
-use crate::daemon::tokens;
 use crate::daemon::Daemon;
 use crate::keys::JobKey;
 use crate::net::protocol::{render_answer, Refusal};
-use crate::run::command::{command, JobEnv, Mode};
+use crate::run::command::{JobEnv, Mode};
 use crate::run::job::{ColdRun, Job, JobState, Origin};
 use crate::run::modules::Kind;
 use crate::run::outcome::Outcome;
-use crate::run::process::Process;
 use crate::run::receipt::Receipt;
 use crate::run::spawns::Owner;
 use crate::sanitize::loggable;
@@ -53,18 +51,11 @@ impl Daemon {
             },
             attempt: job.attempts,
         };
-        let started =
-            command(&job.module, self.node.as_deref(), Mode::Cold).and_then(|(program, args)| {
-                Process::start(
-                    &mut self.spawner,
-                    self.poll.registry(),
-                    program,
-                    &args,
-                    &env.vars(),
-                    &self.settings.module_limits,
-                    |stream| tokens::job_pipe(key, stream),
-                )
-            });
+        let (vars, module) = (env.vars(), job.module.clone());
+        let started = self.start_process(&module, Mode::Cold, &vars, Owner::Job(key));
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
         let mut process = match started {
             Ok(process) => process,
             Err(e) => {
@@ -82,7 +73,6 @@ impl Daemon {
             None => std::mem::take(&mut job.input),
         };
         let (id, attempt) = (job.id, job.attempts);
-        self.spawns.ordered(process.serial, Owner::Job(key));
         let deadline = Instant::now() + self.settings.job_timeout;
         self.jobs.cold_started(key, ColdRun::new(process, deadline));
         if let Some(id) = id {

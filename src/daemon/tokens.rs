@@ -5,6 +5,7 @@ use mio::Token;
 
 use crate::keys::{ConnKey, JobKey, Key, WorkerKey};
 use crate::run::process::Stream;
+use crate::run::spawns::Owner;
 
 /// The signal source's token.
 pub const SIGNALS: Token = Token(usize::MAX);
@@ -67,6 +68,16 @@ pub fn udp(i: usize) -> Token {
 
 pub fn conn(key: ConnKey) -> Token {
     Token(key.index())
+}
+
+/// The token of a process's pipe, by whose process it is. A process of
+/// nobody's is never watched: it gets the waker's token, which reads no pipe.
+pub fn pipe(owner: Owner, stream: Stream) -> Token {
+    match owner {
+        Owner::Job(job) => job_pipe(job, stream),
+        Owner::Worker(worker) => worker_pipe(worker, stream),
+        Owner::Nobody => WAKER,
+    }
 }
 
 pub fn job_pipe(job: JobKey, stream: Stream) -> Token {

@@ -16,11 +16,11 @@ use crate::daemon::Daemon;
 use crate::keys::{JobKey, WorkerKey};
 use crate::node::framing::{job_frame, next_reply, Reply};
 use crate::node::pool::{Worker, WorkerState};
-use crate::run::command::{command, JobEnv, Mode};
+use crate::run::command::{JobEnv, Mode};
 use crate::run::job::{JobState, WarmRun};
 use crate::run::modules::{Kind, Module};
 use crate::run::outcome::{decode_status, Outcome};
-use crate::run::process::{Process, Stream};
+use crate::run::process::Stream;
 use crate::run::spawns::Owner;
 use crate::sanitize::loggable;
 
@@ -131,18 +131,7 @@ impl Daemon {
             attempt: 1,
         };
         let key = self.workers.slab.next_key();
-        let started =
-            command(module, self.node.as_deref(), Mode::Worker).and_then(|(program, args)| {
-                Process::start(
-                    &mut self.spawner,
-                    self.poll.registry(),
-                    program,
-                    &args,
-                    &env.vars(),
-                    &self.settings.module_limits,
-                    |stream| tokens::worker_pipe(key, stream),
-                )
-            });
+        let started = self.start_process(module, Mode::Worker, &env.vars(), Owner::Worker(key));
         let process = match started {
             Ok(process) => process,
             Err(e) => {
@@ -150,7 +139,6 @@ impl Daemon {
                 return false;
             }
         };
-        self.spawns.ordered(process.serial, Owner::Worker(key));
         self.workers.slab.insert(Worker {
             module: module.clone(),
             process,

@@ -5,10 +5,8 @@
 //! `a-z A-Z 0-9 - _`; the data after the first `:` goes to the module's stdin
 //! byte for byte. `helo`, `hello` and `queue:...` are answered by the daemon.
 
+use crate::run::name::clean_module_name;
 use crate::run::outcome::Outcome;
-
-/// Longest module name kept after cleaning; longer names are unknown modules.
-pub const MAX_MODULE_NAME: usize = 128;
 
 /// What the head of a TCP request tells us so far.
 #[derive(Debug, PartialEq, Eq)]
@@ -132,16 +130,6 @@ fn parse_job_ref(s: &[u8]) -> Option<JobRef> {
     Some(id.map_or(JobRef::Invalid, JobRef::Id))
 }
 
-/// Keeps only `a-z A-Z 0-9 - _`, as the seed service did, so a name can never
-/// leave the modules folder.
-pub fn clean_module_name(raw: &[u8]) -> String {
-    raw.iter()
-        .filter(|b| b.is_ascii_alphanumeric() || **b == b'-' || **b == b'_')
-        .take(MAX_MODULE_NAME + 1)
-        .map(|&b| b as char)
-        .collect()
-}
-
 fn trim(s: &[u8]) -> &[u8] {
     let start = s
         .iter()
@@ -236,14 +224,6 @@ mod tests {
         assert_eq!(classify(b"test:a:b", true), module("test", 5));
         assert_eq!(classify(b"test", true), module("test", 4));
         assert_eq!(classify(b"test\n", true), module("test", 5));
-    }
-
-    #[test]
-    fn names_are_cleaned() {
-        assert_eq!(clean_module_name(b"../../x"), "x");
-        assert_eq!(clean_module_name(b"a-b_C9 \n\0/"), "a-b_C9");
-        assert_eq!(clean_module_name("pø".as_bytes()), "p");
-        assert_eq!(clean_module_name(&[b'a'; 500]).len(), MAX_MODULE_NAME + 1);
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub mod command;
 pub mod job;
 /// The modules folder: which modules exist and how each runs.
 pub mod modules;
+/// The module-name rule (a leaf).
+pub mod name;
 /// How a job ended and what it used (a leaf).
 pub mod outcome;
 /// A module process: pid, pipes, signalling its group, reaping.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::SystemTime;
 
-use crate::net::protocol::clean_module_name;
+use crate::run::name::clean_module_name;
 
 /// How a module file is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +114,7 @@ impl ModuleIndex {
         if let Some(module) = self.modules.get(name) {
             return Some(module.clone());
         }
-        if name.is_empty() || name.len() > crate::net::protocol::MAX_MODULE_NAME {
+        if name.is_empty() || name.len() > crate::run::name::MAX_MODULE_NAME {
             return None;
         }
         let module = self.probe(name)?;
