@@ -6,8 +6,12 @@
 //! the duration is used up. Prints one `key=value` line.
 //! UDP mode: sends the datagrams as fast as it can and prints the rate.
 //! Idle mode: holds N connections open for a while (for memory figures).
+//! Spawn mode: no server; the daemon's vfork spawn path against std's
+//! `Command`, alternately, `--rounds` rounds of `--requests` spawns with
+//! `--concurrency` in flight (see `spawn.rs`).
 
 mod bench;
+mod spawn;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
@@ -29,6 +33,8 @@ enum Mode {
     /// request as workload, on one connection per client, waiting for
     /// WORK_COMPLETE (for comparing with a Gearman worker).
     Gearman,
+    /// No server: the daemon's `Spawner` (vfork) against `std::process::Command`.
+    Spawn,
 }
 
 /// Load generator for bgjobd.
@@ -40,10 +46,11 @@ struct Args {
     server: SocketAddr,
     #[arg(long, value_enum, default_value = "tcp")]
     mode: Mode,
-    /// Concurrent clients (tcp), or connections to hold (idle).
+    /// Concurrent clients (tcp), connections to hold (idle), or children in
+    /// flight (spawn).
     #[arg(short = 'c', long, default_value_t = 8)]
     concurrency: usize,
-    /// Requests in all (tcp, udp).
+    /// Requests in all (tcp, udp), or spawns per round and way (spawn).
     #[arg(short = 'n', long, default_value_t = 1000)]
     requests: u64,
     /// Stop after this many seconds even if requests remain (tcp); how long
@@ -76,6 +83,9 @@ struct Args {
     /// The Gearman function to call (gearman mode).
     #[arg(long, default_value = "test")]
     function: String,
+    /// Rounds of each way, alternating (spawn).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 fn main() -> ExitCode {
@@ -90,6 +100,7 @@ fn main() -> ExitCode {
         Mode::Tcp | Mode::Gearman => tcp(&args, expect),
         Mode::Udp => udp(&args),
         Mode::Idle => idle(&args),
+        Mode::Spawn => spawn::run(args.requests as usize, args.rounds, args.concurrency),
     }
 }
 
