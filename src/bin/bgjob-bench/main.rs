@@ -8,7 +8,8 @@
 //! Idle mode: holds N connections open for a while (for memory figures).
 //! Spawn mode: no server; the daemon's vfork spawn path against std's
 //! `Command`, alternately, `--rounds` rounds of `--requests` spawns with
-//! `--concurrency` in flight (see `spawn.rs`).
+//! `--concurrency` in flight; `--as-user` and `--rlimit-cpu` for the user
+//! switch and limit of a daemon run as root (see `spawn.rs`).
 
 mod bench;
 mod spawn;
@@ -86,6 +87,13 @@ struct Args {
     /// Rounds of each way, alternating (spawn).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Run the children as this user, as a root daemon runs modules (spawn;
+    /// needs root).
+    #[arg(long, value_name = "NAME")]
+    as_user: Option<String>,
+    /// Set the children's RLIMIT_CPU to this many seconds (spawn).
+    #[arg(long, value_name = "SECS")]
+    rlimit_cpu: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -100,7 +108,18 @@ fn main() -> ExitCode {
         Mode::Tcp | Mode::Gearman => tcp(&args, expect),
         Mode::Udp => udp(&args),
         Mode::Idle => idle(&args),
-        Mode::Spawn => spawn::run(args.requests as usize, args.rounds, args.concurrency),
+        Mode::Spawn => {
+            let options = spawn::Options {
+                as_user: args.as_user.clone(),
+                rlimit_cpu: args.rlimit_cpu,
+            };
+            spawn::run(
+                args.requests as usize,
+                args.rounds,
+                args.concurrency,
+                &options,
+            )
+        }
     }
 }
 

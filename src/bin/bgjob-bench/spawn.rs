@@ -1,15 +1,23 @@
 //! Spawn mode: the daemon's hand-written vfork path (`Spawner`, a spawn
-//! thread, the pid through a waker) against std's `Command` (glibc's
-//! `posix_spawn`) on the loop thread, driven the same way on one thread.
+//! thread, the pid through a waker) against std's `Command` on the loop
+//! thread, driven the same way on one thread.
 //!
 //! Each spawn starts `#!/bin/sh\nprintf Test` with piped stdin, stdout and
 //! stderr, in its own process group, with the modules' environment (the
 //! daemon's `MODULE_ENV` set plus three `BGJOB_*` variables; `env_clear`
-//! for `Command`, no `pre_exec`, so std keeps its `posix_spawn` path). The
-//! driver writes `hello` to stdin and closes it, reads stdout and stderr to
-//! EOF through mio and reaps with `waitpid`, keeping `--concurrency` children
-//! in flight. The two ways alternate (ABBA) for `--rounds` rounds; figures
-//! are medians over the rounds, with the ratio vfork/Command.
+//! for `Command`). The driver writes `hello` to stdin and closes it, reads
+//! stdout and stderr to EOF through mio and reaps with `waitpid`, keeping
+//! `--concurrency` children in flight. The two ways alternate (ABBA) for
+//! `--rounds` rounds; figures are medians over the rounds, with the ratio
+//! vfork/Command (see `spawn/report.rs`).
+//!
+//! By default neither way switches user or sets limits, so std keeps its
+//! `posix_spawn` path. `--as-user NAME` (root only) and `--rlimit-cpu SECS`
+//! give the configuration a root daemon really uses: the vfork path gets
+//! them in its `ModuleLimits` (setrlimit, then setgroups/setresgid/setresuid
+//! in the vfork child), `Command` gets `.uid().gid()` (std adds
+//! `setgroups(0)` as root) and a `pre_exec` closure calling `setrlimit`,
+//! either of which makes std fork and exec instead of `posix_spawn`.
 //!
 //! CPU per spawn: the driving thread (the daemon's loop), the whole process
 //! (loop plus spawn thread) and the children (which pay for their own setup
@@ -17,20 +25,22 @@
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bgjob::run::spawn::{ModuleLimits, Pipes, Spawner, MODULE_ENV};
+use bgjob::run::spawn::{ModuleLimits, Spawner};
 use mio::unix::pipe::Receiver;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::bench::percentile;
+mod command;
+mod report;
+
+use command::module_env;
+use report::{Cpu, Round};
 
 const WAKER: Token = Token(usize::MAX);
 const SCRIPT: &[u8] = b"#!/bin/sh\nprintf Test\n";
@@ -41,9 +51,18 @@ const JOB_VARS: [&str; 3] = [
     "BGJOB_ATTEMPT=1",
 ];
 
+/// The user and the limits children get (`--as-user`, `--rlimit-cpu`).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// A user name or number to run children as; needs root.
+    pub as_user: Option<String>,
+    /// `RLIMIT_CPU` of children, in seconds.
+    pub rlimit_cpu: Option<u64>,
+}
+
 /// The two ways to start a child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Way {
+pub enum Way {
     /// `bgjob::run::spawn::Spawner`: clone(CLONE_VM|CLONE_VFORK) on a thread.
     Vfork,
     /// `std::process::Command` with `process_group(0)` on the loop thread.
@@ -51,57 +70,12 @@ enum Way {
 }
 
 impl Way {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Way::Vfork => "vfork",
             Way::Command => "Command",
         }
     }
-}
-
-/// Whether the daemon passes the variable `name` to modules (the rule of
-/// `Spawner::start_thread` with no `module_env` names).
-fn passes(name: &[u8]) -> bool {
-    MODULE_ENV
-        .iter()
-        .any(|allowed| match allowed.strip_suffix('*') {
-            Some(prefix) => name.starts_with(prefix.as_bytes()),
-            None => name == allowed.as_bytes(),
-        })
-}
-
-/// The environment `Spawner` gives a module, for `Command` to give the same.
-fn module_env(vars: impl Iterator<Item = (OsString, OsString)>) -> Vec<(OsString, OsString)> {
-    let mut env: Vec<_> = vars.filter(|(k, _)| passes(k.as_bytes())).collect();
-    if !env.iter().any(|(k, _)| k == "PATH") {
-        env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
-    }
-    for var in JOB_VARS {
-        let (k, v) = var.split_once('=').expect("NAME=value");
-        env.push((k.into(), v.into()));
-    }
-    env
-}
-
-/// The median of some figures (the lower middle one for an even count).
-fn median(mut values: Vec<f64>) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    values[(values.len() - 1) / 2]
-}
-
-/// User plus system CPU time of `who` (`RUSAGE_THREAD`, `_SELF`, `_CHILDREN`).
-fn cpu(who: libc::c_int) -> Duration {
-    // SAFETY: getrusage fills the zeroed struct we own.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(who, &mut usage);
-        usage
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 /// A child in flight.
@@ -116,38 +90,14 @@ struct Flight {
     output: Vec<u8>,
 }
 
-/// What one round of one way measured.
-struct Round {
-    spawns: usize,
-    failed: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-    loop_cpu: Duration,
-    process_cpu: Duration,
-    child_cpu: Duration,
-}
-
-impl Round {
-    fn per_sec(&self) -> f64 {
-        self.spawns as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-    fn per_spawn_us(&self, total: Duration) -> f64 {
-        total.as_secs_f64() * 1e6 / self.spawns.max(1) as f64
-    }
-    fn ms(&self, p: f64) -> f64 {
-        percentile(&self.latencies, p).as_secs_f64() * 1e3
-    }
-}
-
-/// One figure of a round, for the table of medians.
-type Figure = fn(&Round) -> f64;
-
 struct Driver {
     poll: Poll,
     spawner: Spawner,
     script: PathBuf,
     env: Vec<(OsString, OsString)>,
     job_vars: Vec<String>,
+    /// Identity and `cpu_secs` for both ways (the rest stays unset).
+    limits: ModuleLimits,
 }
 
 impl Driver {
@@ -156,31 +106,14 @@ impl Driver {
         let began = Instant::now();
         let (serial, pid, pipes) = match way {
             Way::Vfork => {
-                let limits = ModuleLimits::default();
                 let (serial, pipes) =
                     self.spawner
-                        .start(&self.script, &[], &self.job_vars, &limits)?;
+                        .start(&self.script, &[], &self.job_vars, &self.limits)?;
                 (Some(serial), None, pipes)
             }
             Way::Command => {
-                let mut child = Command::new(&self.script)
-                    .env_clear()
-                    .envs(self.env.iter().map(|(k, v)| (k, v)))
-                    .process_group(0)
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()?;
-                let no_pipe = || io::Error::other("no pipe");
-                let pipes = Pipes {
-                    stdin: child.stdin.take().ok_or_else(no_pipe)?.into(),
-                    stdout: child.stdout.take().ok_or_else(no_pipe)?.into(),
-                    stderr: child.stderr.take().ok_or_else(no_pipe)?.into(),
-                };
-                pipes.stdin.set_nonblocking(true)?;
-                pipes.stdout.set_nonblocking(true)?;
-                pipes.stderr.set_nonblocking(true)?;
-                (None, Some(Ok(child.id())), pipes)
+                let (pid, pipes) = command::start(&self.script, &self.env, &self.limits)?;
+                (None, Some(Ok(pid)), pipes)
             }
         };
         // Into an empty pipe; EPIPE if the child is gone already.
@@ -205,15 +138,9 @@ impl Driver {
             failed: 0,
             elapsed: Duration::ZERO,
             latencies: Vec::with_capacity(count),
-            loop_cpu: Duration::ZERO,
-            process_cpu: Duration::ZERO,
-            child_cpu: Duration::ZERO,
+            cpu: Cpu::now(),
         };
-        let (loop0, process0, child0) = (
-            cpu(libc::RUSAGE_THREAD),
-            cpu(libc::RUSAGE_SELF),
-            cpu(libc::RUSAGE_CHILDREN),
-        );
+        let cpu0 = round.cpu;
         let start = Instant::now();
         let mut started = 0;
         while started < count || !flights.is_empty() {
@@ -285,9 +212,12 @@ impl Driver {
             }
         }
         round.elapsed = start.elapsed();
-        round.loop_cpu = cpu(libc::RUSAGE_THREAD) - loop0;
-        round.process_cpu = cpu(libc::RUSAGE_SELF) - process0;
-        round.child_cpu = cpu(libc::RUSAGE_CHILDREN) - child0;
+        let cpu1 = Cpu::now();
+        round.cpu = Cpu {
+            loop_thread: cpu1.loop_thread - cpu0.loop_thread,
+            process: cpu1.process - cpu0.process,
+            children: cpu1.children - cpu0.children,
+        };
         round.latencies.sort_unstable();
         Ok(round)
     }
@@ -319,8 +249,8 @@ fn reap(pid: u32) -> Option<i32> {
 }
 
 /// The spawn mode: prints one line per round and way, then the medians.
-pub fn run(count: usize, rounds: usize, concurrency: usize) -> ExitCode {
-    match compare(count, rounds, concurrency) {
+pub fn run(count: usize, rounds: usize, concurrency: usize, options: &Options) -> ExitCode {
+    match compare(count, rounds, concurrency, options) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
@@ -330,13 +260,39 @@ pub fn run(count: usize, rounds: usize, concurrency: usize) -> ExitCode {
     }
 }
 
-fn compare(count: usize, rounds: usize, concurrency: usize) -> io::Result<bool> {
+/// The limits both ways give children: `--as-user` looked up as the daemon
+/// does (`module_user`), `--rlimit-cpu` as `cpu_secs`.
+fn limits(options: &Options) -> io::Result<ModuleLimits> {
+    let identity = match &options.as_user {
+        None => None,
+        Some(user) => {
+            let identity = bgjob::config::identity::module_identity(Some(user), None, true)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            if identity.is_none() {
+                return Err(io::Error::other("--as-user needs root"));
+            }
+            identity
+        }
+    };
+    Ok(ModuleLimits {
+        identity,
+        cpu_secs: options.rlimit_cpu,
+        ..Default::default()
+    })
+}
+
+fn compare(count: usize, rounds: usize, concurrency: usize, options: &Options) -> io::Result<bool> {
+    let limits = limits(options)?;
     let dir = std::env::temp_dir().join(format!("bgjob-bench-spawn-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let script = dir.join("test.sh");
-    std::fs::write(&script, SCRIPT)?;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
-    let result = compare_with(&script, count, rounds, concurrency);
+    // Open to the user the children run as.
+    let open = || -> io::Result<()> {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::write(&script, SCRIPT)?;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+    };
+    let result = open().and_then(|()| compare_with(&script, count, rounds, concurrency, limits));
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -346,6 +302,7 @@ fn compare_with(
     count: usize,
     rounds: usize,
     concurrency: usize,
+    limits: ModuleLimits,
 ) -> io::Result<bool> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -356,6 +313,7 @@ fn compare_with(
         script: script.to_owned(),
         env: module_env(std::env::vars_os()),
         job_vars: JOB_VARS.iter().map(|v| v.to_string()).collect(),
+        limits,
     };
     // Warm up both ways (page cache, allocator, the spawn thread's stack).
     for way in [Way::Vfork, Way::Command] {
@@ -372,88 +330,23 @@ fn compare_with(
         };
         for way in order {
             let round = driver.round(way, count, concurrency)?;
-            println!(
-                "round={} way={} in_flight={concurrency} spawns={} failed={} spawns_per_sec={:.0} p50_ms={:.3} p99_ms={:.3} loop_cpu_us={:.1} process_cpu_us={:.1} child_cpu_us={:.1}",
-                r + 1,
-                way.name(),
-                round.spawns,
-                round.failed,
-                round.per_sec(),
-                round.ms(50.0),
-                round.ms(99.0),
-                round.per_spawn_us(round.loop_cpu),
-                round.per_spawn_us(round.process_cpu),
-                round.per_spawn_us(round.child_cpu),
-            );
+            println!("{}", round.line(r + 1, way, concurrency));
             all_ok &= round.failed == 0;
             results.push((way, round));
         }
     }
-    let figure = |way: Way, f: Figure| {
-        median(
-            results
-                .iter()
-                .filter(|(w, _)| *w == way)
-                .map(|(_, r)| f(r))
-                .collect(),
-        )
+    let who = match limits.identity {
+        Some((uid, gid)) => format!("as uid {uid} gid {gid}"),
+        None => "as this user".to_string(),
     };
-    let rows: [(&str, Figure); 6] = [
-        ("spawns/s", |r| r.per_sec()),
-        ("p50 ms", |r| r.ms(50.0)),
-        ("p99 ms", |r| r.ms(99.0)),
-        ("loop-thread CPU us/spawn", |r| r.per_spawn_us(r.loop_cpu)),
-        ("process CPU us/spawn", |r| r.per_spawn_us(r.process_cpu)),
-        ("child CPU us/spawn", |r| r.per_spawn_us(r.child_cpu)),
-    ];
+    let rlimit = match limits.cpu_secs {
+        Some(secs) => format!("RLIMIT_CPU {secs} s"),
+        None => "no rlimit".to_string(),
+    };
     println!(
-        "medians of {} rounds x {count} spawns, {concurrency} in flight:",
+        "medians of {} rounds x {count} spawns, {concurrency} in flight, children {who}, {rlimit}:",
         rounds.max(1)
     );
-    println!("| figure | vfork (Spawner) | Command | vfork/Command |");
-    println!("|---|---|---|---|");
-    for (name, f) in rows {
-        let (a, b) = (figure(Way::Vfork, f), figure(Way::Command, f));
-        println!("| {name} | {a:.3} | {b:.3} | {:.3} |", a / b.max(1e-12));
-    }
+    print!("{}", report::medians(&results));
     Ok(all_ok)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn command_gets_the_variables_the_spawner_passes() {
-        let vars = [
-            ("PATH", "/bin"),
-            ("LC_ALL", "C"),
-            ("LD_PRELOAD", "x"),
-            ("PATHX", "y"),
-        ];
-        let env = module_env(vars.iter().map(|(k, v)| (k.into(), v.into())));
-        let names: Vec<_> = env.iter().map(|(k, _)| k.to_str().unwrap()).collect();
-        assert_eq!(
-            names,
-            [
-                "PATH",
-                "LC_ALL",
-                "BGJOB_MODULE",
-                "BGJOB_TRANSPORT",
-                "BGJOB_ATTEMPT"
-            ]
-        );
-        let env = module_env(std::iter::empty());
-        assert_eq!(
-            env[0],
-            ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into())
-        );
-    }
-
-    #[test]
-    fn medians_take_the_lower_middle() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.0);
-        assert_eq!(median(Vec::new()), 0.0);
-    }
 }
