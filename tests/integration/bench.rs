@@ -60,3 +60,10 @@ fn the_load_generator_counts_answers_and_wrong_answers() {
     ]);
     assert!(ok && line.trim() == "held=5", "{line}");
 }
+
+#[test]
+fn the_spawn_comparison_runs_both_ways() {
+    let (ok, out) = run(&["--mode", "spawn", "-n", "20", "--rounds", "1", "-c", "2"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("vfork") && out.contains("Command"), "{out}");
+}

@@ -173,7 +173,15 @@ impl Driver {
                             .iter_mut()
                             .find(|(_, f)| f.serial == Some(result.serial));
                         if let Some((_, flight)) = flight {
-                            flight.pid = Some(result.pid.map_err(|_| ()));
+                            flight.pid = Some(match (result.pid, result.error) {
+                                (Some(pid), None) => Ok(pid),
+                                // A failed exec still made a child: reap it.
+                                (Some(pid), Some(_)) => {
+                                    reap(pid);
+                                    Err(())
+                                }
+                                (None, _) => Err(()),
+                            });
                         }
                     }
                     continue;
