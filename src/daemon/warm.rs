@@ -1,4 +1,4 @@
-//! Running `.js` jobs on warm workers (see `workers.rs`): dispatch from each
+//! Running `.js` jobs on warm workers (see `node/`): dispatch from each
 //! module's waiting line, the workers' pipes, their replies, their ends.
 //!
 //! A worker serves one job at a time; each job keeps the job time limit (a
