@@ -18,9 +18,15 @@ use bgjob::net::listeners::{self, Listener};
 use bgjob::net::systemd;
 
 fn main() -> ExitCode {
-    bgjob::run::spawn::ensure_standard_fds();
+    bgjob::run::fds::ensure_standard_fds();
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    match bgjob::run::limits::raise_open_files_limit() {
+        Ok((old, new)) => {
+            log::info!("open files: {new} for the daemon, {old} for modules")
+        }
+        Err(e) => log::warn!("cannot raise the open-files limit: {e}"),
+    }
     install_panic_hook(cli.panic_policy());
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,6 +52,11 @@ fn run(cli: Cli) -> Result<(), Error> {
     let config = source.load()?;
     if cli.check_config {
         let modules = check::check_modules(&cli.modules, &config.settings.node)?;
+        if let Some(who) = bgjob::config::reach::module_user(&config.settings) {
+            bgjob::config::reach::modules(&cli.modules, &who).map_err(|blocked| {
+                Error::Config(format!("{blocked}: {}", bgjob::config::reach::FIXES))
+            })?;
+        }
         println!("{}", check::summary(&config, modules, &cli.modules));
         return Ok(());
     }

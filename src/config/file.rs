@@ -21,7 +21,7 @@ use crate::config::access::{Access, Cidr};
 use crate::config::settings::Settings;
 use crate::error::Error;
 use crate::journal::sync::SyncPolicy;
-use crate::run::spawn::ModuleLimits;
+use crate::run::limits::ModuleLimits;
 
 /// One address to serve TCP and UDP on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +101,7 @@ struct RawConfig {
     module_user: Option<String>,
     module_group: Option<String>,
     allow_root_modules: Option<bool>,
+    module_uids: Option<String>,
     node_workers: Option<u64>,
     node_worker_idle_secs: Option<f64>,
     state_dir: Option<String>,
@@ -175,6 +176,16 @@ impl Config {
             module_user: raw.module_user,
             module_group: raw.module_group,
             allow_root_modules: raw.allow_root_modules.unwrap_or(false),
+            module_uids: raw
+                .module_uids
+                .map(|text| {
+                    crate::run::uids::parse_range(&text).ok_or_else(|| {
+                        Error::Config(format!(
+                            "module_uids {text:?} is not a range FIRST-LAST of uids above 0"
+                        ))
+                    })
+                })
+                .transpose()?,
             module_limits: raw.module_limits.map_or(d.module_limits, |l| ModuleLimits {
                 identity: None,
                 cpu_secs: l.cpu_secs,

@@ -12,6 +12,8 @@ pub mod cli;
 pub mod file;
 /// Who modules run as: user and group lookups.
 pub mod identity;
+/// Whether the module user can reach the modules.
+pub mod reach;
 /// Limits and timings after defaults and clamping.
 pub mod settings;
 /// Where settings come from, to read them again on SIGHUP.

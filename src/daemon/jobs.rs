@@ -10,7 +10,6 @@ use crate::keys::JobKey;
 use crate::net::protocol::{render_answer, Refusal};
 use crate::run::command::{JobEnv, Mode};
 use crate::run::job::{ColdRun, Job, JobState, Origin};
-use crate::run::modules::Kind;
 use crate::run::outcome::Outcome;
 use crate::run::receipt::Receipt;
 use crate::run::spawns::Owner;
@@ -22,7 +21,11 @@ impl Daemon {
         if self.stopping.is_some() {
             return;
         }
-        while let Some(key) = self.jobs.pop_waiting(self.settings.max_jobs) {
+        // With module uids, a job starts only when a uid is free for it.
+        while self.uid_available() {
+            let Some(key) = self.jobs.pop_waiting(self.settings.max_jobs) else {
+                break;
+            };
             let warm = self
                 .jobs
                 .get(key)
@@ -59,12 +62,9 @@ impl Daemon {
         let mut process = match started {
             Ok(process) => process,
             Err(e) => {
-                let program = match job.module.kind {
-                    Kind::Node => self.settings.node.display().to_string(),
-                    Kind::Executable => job.module.path.display().to_string(),
-                };
-                log::error!("module {} cannot start: {program}: {e}", job.module.name);
-                let outcome = Outcome::SpawnFailed(format!("{program}: {e}"));
+                let why = super::children::why_not_started(&self.settings, &job.module, &e);
+                log::error!("module {} cannot start: {why}", job.module.name);
+                let outcome = Outcome::SpawnFailed(why);
                 return self.finish_job(key, Some((outcome, Vec::new())));
             }
         };
@@ -104,6 +104,7 @@ impl Daemon {
         let (outcome, output) = match std::mem::replace(&mut job.state, JobState::Waiting) {
             JobState::Running(mut run) => {
                 run.process.close_pipes();
+                self.release_uid(run.process.uid);
                 receipt.wall = run.started.elapsed();
                 receipt.usage = run.process.exit.map(|(_, usage)| usage).unwrap_or_default();
                 receipt.bytes_out = run.output.len() as u64;

@@ -28,7 +28,12 @@ impl Daemon {
     /// SIGHUP: reads the config's limits again and rescans the modules. A
     /// broken config is reported and the old settings stay.
     pub(super) fn reload(&mut self) {
-        match self.source.load() {
+        let loaded = self.source.load().and_then(|mut config| {
+            let exposed = super::exposed(&self.listeners);
+            crate::config::reach::settle(&mut config.settings, self.modules.dir(), exposed)?;
+            Ok(config)
+        });
+        match loaded {
             Ok(config) => {
                 if config.settings != self.settings {
                     log::info!("reloaded {}", self.source.config_path.display());

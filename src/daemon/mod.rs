@@ -24,6 +24,8 @@ pub mod timers;
 pub mod tokens;
 /// Datagrams.
 mod udp;
+/// Starting processes, and module uids.
+mod uids;
 /// `.js` jobs on warm Node.js workers.
 mod warm;
 
@@ -57,6 +59,7 @@ use crate::run::modules::ModuleIndex;
 use crate::run::spawn::Spawner;
 use crate::run::spawns::Spawns;
 use crate::run::table::JobTable;
+use crate::run::uids::UidPool;
 
 pub struct Daemon {
     poll: Poll,
@@ -91,13 +94,15 @@ pub struct Daemon {
     workers: Workers,
     /// Processes being started and running, by serial and pid.
     spawns: Spawns,
+    /// Module uids free for new processes, when each job gets its own.
+    uids: Option<UidPool>,
     /// The Node.js binary, found on `PATH` at start and on SIGHUP.
     node: Option<PathBuf>,
 }
 
 impl Daemon {
     pub fn new(
-        settings: Settings,
+        mut settings: Settings,
         source: SettingsSource,
         listeners: Vec<Listener>,
         modules_dir: PathBuf,
@@ -139,6 +144,7 @@ impl Daemon {
                 );
             }
         }
+        crate::config::reach::settle(&mut settings, &modules_dir, exposed(&listeners))?;
         if let Some((uid, gid)) = settings.module_limits.identity {
             log::info!("modules run as uid {uid}, gid {gid}: the modules folder and what they use must be open to them");
         }
@@ -147,8 +153,9 @@ impl Daemon {
         let waker = Arc::new(
             Waker::new(poll.registry(), WAKER).map_err(io_err("cannot create the waker"))?,
         );
-        let spawner = Spawner::start_thread(waker.clone(), &settings.module_env)
-            .map_err(io_err("cannot start the spawn thread"))?;
+        let spawner =
+            Spawner::start_thread(waker.clone(), &settings.module_env, Some(modules.dir()))
+                .map_err(io_err("cannot start the spawn thread"))?;
         let (store, recovered): (Box<dyn QueueStore>, Recovered) = match &settings.state_dir {
             Some(dir) => {
                 let (journal, recovered) = Journal::open(dir, settings.journal_sync, waker)?;
@@ -164,6 +171,22 @@ impl Daemon {
                 (Box::<MemoryStore>::default(), Recovered::default())
             }
         };
+        let uids = match settings.module_uids {
+            Some((first, last)) => {
+                let Some((_, gid)) = settings.module_limits.identity else {
+                    return Err(Error::Config(
+                        "module_uids needs bgjobd to run as root, with modules not run as root"
+                            .into(),
+                    ));
+                };
+                log::info!("each job runs as a uid of its own from {first}-{last}, group {gid}");
+                Some(UidPool::new(first, last, gid))
+            }
+            None => None,
+        };
+        if let Err(e) = crate::run::process::become_subreaper() {
+            log::warn!("cannot reap what modules leave behind: {e}");
+        }
         let mut timers = Timers::default();
         timers.schedule(Instant::now() + timers::HOUSEKEEPING, Timer::Housekeeping);
         let mut daemon = Daemon {
@@ -188,6 +211,7 @@ impl Daemon {
             held: HeldAnswers::default(),
             spawner,
             spawns: Spawns::default(),
+            uids,
             workers: Workers::default(),
             per_client: HashMap::new(),
             node: None,
@@ -266,4 +290,9 @@ impl Daemon {
             }
         }
     }
+}
+
+/// True if a listener can be reached from other hosts.
+fn exposed(listeners: &[Listener]) -> bool {
+    listeners.iter().any(|l| !l.addr.ip().is_loopback())
 }

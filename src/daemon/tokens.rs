@@ -76,7 +76,7 @@ pub fn pipe(owner: Owner, stream: Stream) -> Token {
     match owner {
         Owner::Job(job) => job_pipe(job, stream),
         Owner::Worker(worker) => worker_pipe(worker, stream),
-        Owner::Nobody => WAKER,
+        Owner::Clearing(_) | Owner::Nobody => WAKER,
     }
 }
 

@@ -92,7 +92,10 @@ impl Daemon {
                 .slab
                 .iter()
                 .any(|(_, w)| w.state == WorkerState::Starting && w.serves(&module));
-            if starting || self.workers.live_count(name) >= self.settings.node_workers {
+            if starting
+                || self.workers.live_count(name) >= self.settings.node_workers
+                || !self.uid_available()
+            {
                 return;
             }
             if !self.start_worker(&module) {
@@ -288,6 +291,7 @@ impl Daemon {
             return;
         };
         w.process.close_pipes();
+        self.release_uid(w.process.uid);
         let name = w.module.name.clone();
         if let WorkerState::Busy(job) = w.state {
             let outcome = match status.map(decode_status) {

@@ -3,6 +3,7 @@
 mod access;
 mod bench;
 mod bgjob_cli;
+mod cage;
 mod durable;
 mod failures;
 mod framing;
