@@ -220,7 +220,7 @@ impl Daemon {
                 let receipt = Receipt {
                     attempts: job.attempts,
                     bytes_in: job.bytes_in as u64,
-                    module_sha256: job.module.sha256.clone(),
+                    module_sha256: job.module.hash_for_receipt(),
                     ..Receipt::default()
                 };
                 receipt.render(id, &job.module.name, status)

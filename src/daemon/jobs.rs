@@ -97,7 +97,7 @@ impl Daemon {
         let mut receipt = Receipt {
             attempts: job.attempts,
             bytes_in: job.bytes_in as u64,
-            module_sha256: job.module.sha256.clone(),
+            module_sha256: job.module.hash_for_receipt(),
             ..Receipt::default()
         };
         let mut killed_at_stop = false;

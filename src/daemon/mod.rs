@@ -55,6 +55,7 @@ use crate::node::pool::Workers;
 use crate::queue::held::HeldAnswers;
 use crate::queue::results::QueueBook;
 use crate::queue::store::{MemoryStore, QueueStore, Recovered};
+use crate::run::hasher::Hasher;
 use crate::run::modules::ModuleIndex;
 use crate::run::spawn::Spawner;
 use crate::run::spawns::Spawns;
@@ -148,11 +149,13 @@ impl Daemon {
         if let Some((uid, gid)) = settings.module_limits.identity {
             log::info!("modules run as uid {uid}, gid {gid}: the modules folder and what they use must be open to them");
         }
-        let modules = ModuleIndex::new(modules_dir);
-        log::info!("{} modules in {}", modules.len(), modules.dir().display());
         let waker = Arc::new(
             Waker::new(poll.registry(), WAKER).map_err(io_err("cannot create the waker"))?,
         );
+        let hasher =
+            Hasher::start(waker.clone()).map_err(io_err("cannot start the hashing thread"))?;
+        let modules = ModuleIndex::new(modules_dir, hasher);
+        log::info!("{} modules in {}", modules.len(), modules.dir().display());
         let spawner =
             Spawner::start_thread(waker.clone(), &settings.module_env, Some(modules.dir()))
                 .map_err(io_err("cannot start the spawn thread"))?;
@@ -269,6 +272,7 @@ impl Daemon {
             Source::Waker => {
                 self.spawn_reports();
                 self.release_held();
+                self.modules.take_hashes();
             }
             Source::TcpListener(i) => self.accept(i),
             Source::Udp(i) => self.receive_datagrams(i),

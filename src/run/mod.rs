@@ -6,6 +6,8 @@
 pub mod command;
 /// Pipes for children, and standard descriptors kept open.
 pub mod fds;
+/// Module files hashed off the loop, for receipts.
+pub mod hasher;
 /// A job: one run of a module, from request to answer.
 pub mod job;
 /// What a module may use and see: limits, user, environment.
