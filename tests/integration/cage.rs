@@ -308,3 +308,23 @@ fn without_module_uids_an_escaped_process_outlives_its_job() {
     // SAFETY: kill(2) of the test's own leftover.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
 }
+
+#[test]
+fn a_module_the_user_cannot_run_is_answered_with_the_user_and_the_path() {
+    if !root() {
+        return;
+    }
+    let d = Setup::new().start();
+    let locked = d.modules.join("locked");
+    fs::write(&locked, "\x7fELF not really").unwrap();
+    chmod(&locked, 0o700);
+    let answer = d.ask_str("locked:");
+    assert_eq!(
+        answer,
+        format!(
+            "500: Module locked failed (cannot start: {0}: Permission denied (os error 13): \
+             modules run as nobody, who cannot run {0} (mode 0700))",
+            locked.display()
+        )
+    );
+}
