@@ -89,6 +89,9 @@ struct RawConfig {
     max_connections: Option<u64>,
     idle_timeout_secs: Option<f64>,
     request_gap_ms: Option<u64>,
+    request_timeout_secs: Option<f64>,
+    request_min_rate: Option<u64>,
+    request_min_rate_after_secs: Option<f64>,
     result_retention_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
     node: Option<PathBuf>,
@@ -144,7 +147,19 @@ impl Config {
             max_request: clamp(raw.max_request_bytes, d.max_request, 0, 1 << 30),
             max_connections: clamp(raw.max_connections, d.max_connections, 1, 1 << 20),
             idle_timeout: secs(raw.idle_timeout_secs, d.idle_timeout, 0.001, 3600.0)?,
-            request_gap: millis(raw.request_gap_ms, d.request_gap, 0, 60_000),
+            request_gap: raw
+                .request_gap_ms
+                .map(|ms| Duration::from_millis(ms.min(60_000))),
+            request_timeout: secs(raw.request_timeout_secs, d.request_timeout, 0.001, 3600.0)?,
+            request_min_rate: raw
+                .request_min_rate
+                .map_or(d.request_min_rate, |r| r.min(1 << 30)),
+            request_min_rate_after: secs(
+                raw.request_min_rate_after_secs,
+                d.request_min_rate_after,
+                0.0,
+                3600.0,
+            )?,
             result_retention: secs_whole(
                 raw.result_retention_secs,
                 d.result_retention,
@@ -346,7 +361,7 @@ mod tests {
         assert_eq!(config.settings.max_jobs, 1);
         assert_eq!(config.settings.job_timeout, Duration::from_millis(2500));
         assert_eq!(config.settings.max_request, 10);
-        assert_eq!(config.settings.request_gap, Duration::from_secs(60));
+        assert_eq!(config.settings.request_gap, Some(Duration::from_secs(60)));
         let config = Config::parse(r#"{"state_dir": "none", "journal_sync": 200}"#).unwrap();
         assert_eq!(config.settings.state_dir, None);
         assert_eq!(

@@ -10,6 +10,7 @@ use crate::daemon::tokens;
 use crate::daemon::Daemon;
 use crate::keys::ConnKey;
 use crate::net::conn::{Conn, Limits, Phase, Verdict};
+use crate::net::pace::Pacing;
 use crate::net::protocol::{Control, Head, Refusal};
 use crate::run::job::{Job, Origin};
 use crate::sanitize::loggable;
@@ -19,8 +20,13 @@ impl Daemon {
     pub(super) fn conn_limits(&self) -> Limits {
         Limits {
             max_request: self.settings.max_request,
-            request_gap: self.settings.request_gap,
-            idle_timeout: self.settings.idle_timeout,
+            pacing: Pacing {
+                request_gap: self.settings.request_gap,
+                idle_timeout: self.settings.idle_timeout,
+                request_timeout: self.settings.request_timeout,
+                min_rate: self.settings.request_min_rate,
+                min_rate_after: self.settings.request_min_rate_after,
+            },
         }
     }
 

@@ -3,6 +3,7 @@
 mod access;
 mod bench;
 mod bgjob_cli;
+mod classic;
 mod durable;
 mod failures;
 mod framing;
@@ -14,6 +15,7 @@ mod protocol;
 mod queue;
 mod seed_clients;
 mod service;
+mod slow_link;
 mod soak;
 mod udp;
 mod util;
