@@ -10,6 +10,7 @@
 //! while the rest of its data streams to its stdin. A request that arrives
 //! too slowly is refused (`net/pace.rs`).
 
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -147,6 +148,15 @@ impl Conn {
         self.request_done = true;
         self.set_deadline(Some(Instant::now() + limits.pacing.idle_timeout));
         Some(left)
+    }
+
+    /// Closed at once to make room for a new client: the refusal is written
+    /// best effort (it fits the socket buffer) instead of through the
+    /// answer path, which lingers and would keep the slot.
+    pub fn evict(&mut self, refusal: Refusal) -> Option<Phase> {
+        let _ = (&self.stream).write(refusal.answer().as_bytes());
+        let _ = self.stream.shutdown(Shutdown::Both);
+        self.close()
     }
 
     /// Marks it closed; returns the phase left, or `None` if it already was.

@@ -15,6 +15,7 @@ mod protocol;
 mod queue;
 mod seed_clients;
 mod service;
+mod slow_clients;
 mod slow_link;
 mod soak;
 mod udp;
