@@ -31,6 +31,8 @@ pub struct ListenerSpec {
     /// Who may use it; listeners without their own list take the `allow`
     /// setting.
     pub access: Access,
+    /// Serve UDP as well as TCP (`"udp": false` turns it off).
+    pub udp: bool,
 }
 
 /// What a configuration file holds.
@@ -50,6 +52,7 @@ impl Default for Config {
                 label: "default".into(),
                 addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
                 access: Access::default(),
+                udp: true,
             }],
             settings: Settings::default(),
         }
@@ -65,6 +68,7 @@ struct RawListener {
     port: Value,
     allow: Option<Vec<String>>,
     modules: Option<Vec<String>>,
+    udp: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +86,7 @@ struct RawConfig {
     listen: Option<Vec<RawListener>>,
     max_jobs: Option<u64>,
     max_waiting: Option<u64>,
+    max_waiting_udp: Option<u64>,
     job_timeout_secs: Option<f64>,
     kill_grace_ms: Option<u64>,
     max_output_bytes: Option<u64>,
@@ -141,6 +146,7 @@ impl Config {
         let settings = Settings {
             max_jobs: clamp(raw.max_jobs, d.max_jobs, 1, 4096),
             max_waiting: clamp(raw.max_waiting, d.max_waiting, 0, 1 << 20),
+            max_waiting_udp: clamp(raw.max_waiting_udp, d.max_waiting_udp, 0, 1 << 20),
             job_timeout: secs(raw.job_timeout_secs, d.job_timeout, 0.001, 86_400.0)?,
             kill_grace: millis(raw.kill_grace_ms, d.kill_grace, 0, 60_000),
             max_output: clamp(raw.max_output_bytes, d.max_output, 0, 1 << 30),
@@ -254,6 +260,7 @@ fn listener(raw: RawListener) -> Result<ListenerSpec, Error> {
         label,
         addr: SocketAddr::new(ip, port),
         access: Access { allow, modules },
+        udp: raw.udp.unwrap_or(true),
     })
 }
 
@@ -348,6 +355,9 @@ mod tests {
         assert!(
             config.listeners[1].access.serves("test") && !config.listeners[1].access.serves("less")
         );
+        assert!(config.listeners[0].udp);
+        let config = Config::parse(r#"[{"address": "0.0.0.0", "port": 1, "udp": false}]"#).unwrap();
+        assert!(!config.listeners[0].udp);
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub struct Settings {
     pub max_jobs: usize,
     /// Jobs waiting for a running slot; beyond it, `503: Busy`.
     pub max_waiting: usize,
+    /// UDP jobs waiting (their own budget within `max_waiting`, so a
+    /// datagram flood never refuses TCP clients); beyond it, datagrams are
+    /// dropped and counted.
+    pub max_waiting_udp: usize,
     /// Wall-clock limit of one job from its start.
     pub job_timeout: Duration,
     /// Between SIGTERM and SIGKILL of a job's process group.
@@ -78,6 +82,7 @@ impl Default for Settings {
         Settings {
             max_jobs: 16,
             max_waiting: 1024,
+            max_waiting_udp: 64,
             job_timeout: Duration::from_secs(30),
             kill_grace: Duration::from_secs(1),
             max_output: 4 << 20,
