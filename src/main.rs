@@ -74,10 +74,11 @@ fn run(cli: Cli) -> Result<(), Error> {
     } else {
         cli.listen
             .iter()
-            .map(|&addr| ListenerSpec {
+            .map(|l| ListenerSpec {
                 label: "--listen".into(),
-                addr,
+                addr: l.addr,
                 access: default_access.clone(),
+                udp: l.udp,
             })
             .collect()
     };

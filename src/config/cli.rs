@@ -26,9 +26,10 @@ pub struct Cli {
     pub modules: PathBuf,
 
     /// Serve TCP and UDP on ADDR:PORT, instead of the config's listeners
-    /// (repeatable). Port 0 picks a free port, the same for TCP and UDP.
-    #[arg(short = 'l', long = "listen", value_name = "ADDR:PORT")]
-    pub listen: Vec<SocketAddr>,
+    /// (repeatable); ADDR:PORT/tcp serves TCP only. Port 0 picks a free
+    /// port, the same for TCP and UDP.
+    #[arg(short = 'l', long = "listen", value_name = "ADDR:PORT[/tcp]")]
+    pub listen: Vec<ListenArg>,
 
     /// Job time limit in seconds (overrides the config).
     #[arg(long, value_name = "SECS")]
@@ -66,6 +67,28 @@ pub struct Cli {
     /// restarts it (the default).
     #[arg(short = 'e', conflicts_with = "catch_errors")]
     pub no_catch: bool,
+}
+
+/// One `--listen` address, and whether it serves UDP too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenArg {
+    pub addr: SocketAddr,
+    pub udp: bool,
+}
+
+impl std::str::FromStr for ListenArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (addr, udp) = match text.strip_suffix("/tcp") {
+            Some(addr) => (addr, false),
+            None => (text, true),
+        };
+        let addr = addr
+            .parse()
+            .map_err(|e| format!("{text:?} is not ADDR:PORT or ADDR:PORT/tcp: {e}"))?;
+        Ok(ListenArg { addr, udp })
+    }
 }
 
 /// What to do with a panic while handling one event.
@@ -112,7 +135,7 @@ mod tests {
             "-l",
             "127.0.0.1:0",
             "--listen",
-            "[::1]:5",
+            "[::1]:5/tcp",
             "--timeout",
             "2",
             "--max-jobs",
@@ -124,5 +147,8 @@ mod tests {
             (2, 2, Some(2.0), Some(3))
         );
         assert_eq!(cli.config, PathBuf::from("./service.config"));
+        assert!(cli.listen[0].udp && !cli.listen[1].udp);
+        assert_eq!(cli.listen[1].addr, "[::1]:5".parse().unwrap());
+        assert!(parse(&["-l", "127.0.0.1:5/udp"]).is_err());
     }
 }

@@ -31,6 +31,8 @@ pub struct ListenerSpec {
     /// Who may use it; listeners without their own list take the `allow`
     /// setting.
     pub access: Access,
+    /// Serve UDP as well as TCP (`"udp": false` turns it off).
+    pub udp: bool,
 }
 
 /// What a configuration file holds.
@@ -50,6 +52,7 @@ impl Default for Config {
                 label: "default".into(),
                 addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
                 access: Access::default(),
+                udp: true,
             }],
             settings: Settings::default(),
         }
@@ -65,6 +68,7 @@ struct RawListener {
     port: Value,
     allow: Option<Vec<String>>,
     modules: Option<Vec<String>>,
+    udp: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +86,7 @@ struct RawConfig {
     listen: Option<Vec<RawListener>>,
     max_jobs: Option<u64>,
     max_waiting: Option<u64>,
+    max_waiting_udp: Option<u64>,
     job_timeout_secs: Option<f64>,
     kill_grace_ms: Option<u64>,
     max_output_bytes: Option<u64>,
@@ -89,6 +94,9 @@ struct RawConfig {
     max_connections: Option<u64>,
     idle_timeout_secs: Option<f64>,
     request_gap_ms: Option<u64>,
+    request_timeout_secs: Option<f64>,
+    request_min_rate: Option<u64>,
+    request_min_rate_after_secs: Option<f64>,
     result_retention_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
     node: Option<PathBuf>,
@@ -139,13 +147,26 @@ impl Config {
         let settings = Settings {
             max_jobs: clamp(raw.max_jobs, d.max_jobs, 1, 4096),
             max_waiting: clamp(raw.max_waiting, d.max_waiting, 0, 1 << 20),
+            max_waiting_udp: clamp(raw.max_waiting_udp, d.max_waiting_udp, 0, 1 << 20),
             job_timeout: secs(raw.job_timeout_secs, d.job_timeout, 0.001, 86_400.0)?,
             kill_grace: millis(raw.kill_grace_ms, d.kill_grace, 0, 60_000),
             max_output: clamp(raw.max_output_bytes, d.max_output, 0, 1 << 30),
             max_request: clamp(raw.max_request_bytes, d.max_request, 0, 1 << 30),
             max_connections: clamp(raw.max_connections, d.max_connections, 1, 1 << 20),
             idle_timeout: secs(raw.idle_timeout_secs, d.idle_timeout, 0.001, 3600.0)?,
-            request_gap: millis(raw.request_gap_ms, d.request_gap, 0, 60_000),
+            request_gap: raw
+                .request_gap_ms
+                .map(|ms| Duration::from_millis(ms.min(60_000))),
+            request_timeout: secs(raw.request_timeout_secs, d.request_timeout, 0.001, 3600.0)?,
+            request_min_rate: raw
+                .request_min_rate
+                .map_or(d.request_min_rate, |r| r.min(1 << 30)),
+            request_min_rate_after: secs(
+                raw.request_min_rate_after_secs,
+                d.request_min_rate_after,
+                0.0,
+                3600.0,
+            )?,
             result_retention: secs_whole(
                 raw.result_retention_secs,
                 d.result_retention,
@@ -250,6 +271,7 @@ fn listener(raw: RawListener) -> Result<ListenerSpec, Error> {
         label,
         addr: SocketAddr::new(ip, port),
         access: Access { allow, modules },
+        udp: raw.udp.unwrap_or(true),
     })
 }
 
@@ -344,6 +366,9 @@ mod tests {
         assert!(
             config.listeners[1].access.serves("test") && !config.listeners[1].access.serves("less")
         );
+        assert!(config.listeners[0].udp);
+        let config = Config::parse(r#"[{"address": "0.0.0.0", "port": 1, "udp": false}]"#).unwrap();
+        assert!(!config.listeners[0].udp);
     }
 
     #[test]
@@ -357,7 +382,7 @@ mod tests {
         assert_eq!(config.settings.max_jobs, 1);
         assert_eq!(config.settings.job_timeout, Duration::from_millis(2500));
         assert_eq!(config.settings.max_request, 10);
-        assert_eq!(config.settings.request_gap, Duration::from_secs(60));
+        assert_eq!(config.settings.request_gap, Some(Duration::from_secs(60)));
         let config = Config::parse(r#"{"state_dir": "none", "journal_sync": 200}"#).unwrap();
         assert_eq!(config.settings.state_dir, None);
         assert_eq!(

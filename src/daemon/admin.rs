@@ -149,6 +149,7 @@ impl Daemon {
         line("connections_total", &s.connections);
         line("datagrams_total", &s.datagrams);
         line("datagrams_forbidden", &s.udp_forbidden);
+        line("datagrams_over_budget", &s.udp_over_budget);
         line("next_id", &self.queue.next_id());
         match self.store.status() {
             Status::Journal {

@@ -10,17 +10,27 @@ use crate::daemon::tokens;
 use crate::daemon::Daemon;
 use crate::keys::ConnKey;
 use crate::net::conn::{Conn, Limits, Phase, Verdict};
+use crate::net::pace::Pacing;
 use crate::net::protocol::{Control, Head, Refusal};
 use crate::run::job::{Job, Origin};
 use crate::sanitize::loggable;
+
+/// A connection younger than this is never closed to make room: its rate
+/// says little yet.
+const MIN_AGE_TO_EVICT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Daemon {
     /// The limits connections apply, from the current settings.
     pub(super) fn conn_limits(&self) -> Limits {
         Limits {
             max_request: self.settings.max_request,
-            request_gap: self.settings.request_gap,
-            idle_timeout: self.settings.idle_timeout,
+            pacing: Pacing {
+                request_gap: self.settings.request_gap,
+                idle_timeout: self.settings.idle_timeout,
+                request_timeout: self.settings.request_timeout,
+                min_rate: self.settings.request_min_rate,
+                min_rate_after: self.settings.request_min_rate_after,
+            },
         }
     }
 
@@ -41,7 +51,11 @@ impl Daemon {
             };
             self.stats.connections += 1;
             let forbidden = !l.access.permits(peer.ip());
-            if self.conns.len() >= self.settings.max_connections {
+            let max = self.settings.max_connections;
+            if self.open_conns() >= max - max / 8 {
+                self.make_room();
+            }
+            if self.open_conns() >= self.settings.max_connections {
                 // Best effort: the answer fits the socket buffer of a new connection.
                 let _ = (&stream).write(Refusal::TooManyConnections.answer().as_bytes());
                 let _ = stream.shutdown(Shutdown::Both);
@@ -80,6 +94,40 @@ impl Daemon {
                 conn.await_request(&limits);
             }
             self.schedule_conn(key);
+        }
+    }
+
+    /// Connections open, not counting those closed this turn.
+    fn open_conns(&self) -> usize {
+        self.conns.len() - self.closed.len()
+    }
+
+    /// The table is nearly full: closes the connection still sending its
+    /// request (or silent) at the lowest average rate since accept, the
+    /// oldest first among equals, if it has been open for at least a
+    /// second. Connections whose request is complete are never closed here.
+    fn make_room(&mut self) {
+        let now = Instant::now();
+        let slowest = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.reading_request() && c.pace().age(now) >= MIN_AGE_TO_EVICT)
+            .map(|(key, c)| (key, c.pace().rate(now), c.pace().age(now)))
+            .min_by(|a, b| a.1.total_cmp(&b.1).then(b.2.cmp(&a.2)));
+        let Some((key, rate, age)) = slowest else {
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        log::warn!(
+            "tcp {}: closed to make room, {rate:.0} bytes/s for {age:?}",
+            conn.peer
+        );
+        if let Some(left) = conn.evict(Refusal::TooSlow) {
+            self.stats.refusal(Refusal::TooSlow);
+            self.left_phase(key, left);
+            self.closed.push(key);
         }
     }
 

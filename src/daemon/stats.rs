@@ -18,6 +18,8 @@ pub struct Stats {
     pub refused_busy: u64,
     /// Datagrams dropped: not an allowed client, or a module not served.
     pub udp_forbidden: u64,
+    /// Datagrams dropped: `max_waiting_udp` UDP jobs were already waiting.
+    pub udp_over_budget: u64,
     /// Jobs finished, by module.
     pub by_module: BTreeMap<String, u64>,
 }

@@ -71,6 +71,13 @@ impl Daemon {
             log::info!("udp {peer}: unknown module {:?}", loggable(datagram, 64));
             return;
         };
+        if self.jobs.udp_waiting() >= self.settings.max_waiting_udp {
+            // Counted, logged at debug only: a flood must not flood the log.
+            self.stats.refusal(Refusal::Busy);
+            self.stats.udp_over_budget += 1;
+            log::debug!("udp {peer}: {name} dropped, max_waiting_udp jobs waiting");
+            return;
+        }
         if self.stopping.is_some() {
             self.stats.refusal(Refusal::ShuttingDown);
             log::warn!("udp {peer}: {name} dropped, shutting down");

@@ -47,6 +47,15 @@ pub fn bind(spec: &ListenerSpec) -> Result<Listener, Error> {
                 io::Error::last_os_error(),
             ));
         }
+        if !spec.udp {
+            return Ok(Listener {
+                label: spec.label.clone(),
+                addr,
+                tcp: Some(tcp),
+                udp: None,
+                access: spec.access.clone(),
+            });
+        }
         match UdpSocket::bind(addr) {
             Ok(udp) => {
                 return Ok(Listener {

@@ -6,7 +6,13 @@
 pub mod conn;
 /// Binding the configured listeners.
 pub mod listeners;
+/// A request's clock: its quiet gap, deadline and least rate.
+pub mod pace;
+/// The states of a connection and the verdicts it returns.
+pub mod phase;
 /// The wire protocol: request heads, queue requests, answers, refusals.
 pub mod protocol;
+/// The quiet gap derived from the connection (`TCP_INFO`, read spacing).
+pub mod quiet;
 /// Socket activation and readiness notification for systemd.
 pub mod systemd;

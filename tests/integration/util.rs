@@ -59,6 +59,8 @@ pub struct Setup {
     /// Settings as JSON object members, e.g. `"max_jobs": 1`.
     pub settings: Option<String>,
     pub args: Vec<String>,
+    /// Where it listens (default a free loopback port).
+    pub listen: String,
 }
 
 impl Setup {
@@ -68,7 +70,13 @@ impl Setup {
             env: Vec::new(),
             settings: None,
             args: Vec::new(),
+            listen: "127.0.0.1:0".into(),
         }
+    }
+
+    pub fn listen(mut self, addr: &str) -> Setup {
+        self.listen = addr.into();
+        self
     }
 
     pub fn module(mut self, name: &str, script: &str) -> Setup {
@@ -102,7 +110,7 @@ impl Setup {
             "-vv".into(),
             "-1".into(),
             "--listen".into(),
-            "127.0.0.1:0".into(),
+            self.listen.clone(),
         ];
         args.push("--modules".into());
         args.push(modules.display().to_string());
