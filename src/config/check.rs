@@ -67,6 +67,17 @@ pub fn check_modules(dir: &Path, node: &Path) -> Result<usize, Error> {
     Ok(modules)
 }
 
+/// A daemon that listens nowhere is a mistake, not a configuration.
+pub fn some_listener(listeners: &[crate::config::ListenerSpec]) -> Result<(), Error> {
+    if listeners.is_empty() {
+        return Err(Error::Config(
+            "\"listen\" is empty: bgjobd would serve nothing (add a listener, or give --listen ADDR:PORT)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A program as `Command` would find it: a path, or a name on `PATH`.
 pub fn find_program(program: &Path) -> Option<PathBuf> {
     let is_exe = |p: &Path| {

@@ -53,8 +53,15 @@ pub struct Cli {
     pub print_addr: bool,
 
     /// More logging: -v requests (info), -vv debug, -vvv trace. RUST_LOG also works.
+    /// Without it: start, reload and stop lines, warnings and errors.
     #[arg(short = 'v', action = ArgAction::Count)]
     pub verbose: u8,
+
+    /// How log lines look: `journal` puts a `<N>` syslog priority first and
+    /// no timestamp (for systemd's journal); `plain` has a timestamp;
+    /// `auto` is `journal` when JOURNAL_STREAM is set, else `plain`.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
 
     /// Catch a panic in one request's handling so the daemon keeps serving
     /// (the connection gets `500: Internal error`; logged at error level).
@@ -66,6 +73,17 @@ pub struct Cli {
     /// restarts it (the default).
     #[arg(short = 'e', conflicts_with = "catch_errors")]
     pub no_catch: bool,
+}
+
+/// How log lines look (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `journal` under systemd (JOURNAL_STREAM set), else `plain`.
+    Auto,
+    /// Timestamp, level, where, message.
+    Plain,
+    /// `<N>` syslog priority, then the message: `journalctl -p` filters on it.
+    Journal,
 }
 
 /// What to do with a panic while handling one event.

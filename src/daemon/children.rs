@@ -194,7 +194,7 @@ impl Daemon {
         let Some(job) = self.jobs.get_mut(key) else {
             return;
         };
-        log::error!("module {} cannot start: {error}", job.module.name);
+        log::debug!("module {} cannot start: {error}", job.module.name);
         if let Some(run) = job.cold_mut() {
             run.verdict = Some(Outcome::SpawnFailed(error.to_string()));
             run.process.close_pipes();
@@ -212,7 +212,7 @@ impl Daemon {
         let name = job.module.name.clone();
         if let JobState::Warm(run) = &job.state {
             if run.deadline <= now {
-                log::warn!("module {name} timed out on a warm worker, killing the worker");
+                log::info!("module {name} timed out on a warm worker, killing the worker");
                 self.end_warm(key, Outcome::TimedOut);
             }
             return;
@@ -224,7 +224,10 @@ impl Daemon {
         let pid = run.process.pid;
         match run.stopping {
             Stopping::Running => {
-                log::warn!("module {name}[{pid:?}] timed out, terminating its process group");
+                log::info!(
+                    "module {name}{}: timed out, terminating its process group",
+                    pid_tag(pid)
+                );
                 run.verdict = Some(Outcome::TimedOut);
                 run.process.signal(SIGTERM);
                 run.stopping = Stopping::Terminating;
@@ -232,14 +235,24 @@ impl Daemon {
                 self.timers.schedule(run.deadline, Timer::Job(key));
             }
             Stopping::Terminating => {
-                log::warn!("module {name}[{pid:?}] ignored SIGTERM, killing its process group");
+                let line = format!(
+                    "module {name}{}: ignored SIGTERM, killing its process group",
+                    pid_tag(pid)
+                );
+                let warnings = &mut self.warnings;
+                crate::daemon::warnings::warn_limited(
+                    warnings,
+                    "ignored SIGTERM",
+                    format_args!("{line}"),
+                );
                 run.process.kill();
                 run.stopping = Stopping::Killed;
             }
             Stopping::Killed => {}
             Stopping::Exited => {
                 log::warn!(
-                    "module {name}[{pid:?}]: a process outside its group keeps its output open"
+                    "module {name}{}: a process outside its group keeps its output open",
+                    pid_tag(pid)
                 );
                 run.process.close_output();
                 self.finish_if_done(key);
@@ -256,4 +269,9 @@ impl Daemon {
             self.finish_job(key, None);
         }
     }
+}
+
+/// ` [pid]` when the process has one yet, else nothing: never `[0]`.
+fn pid_tag(pid: Option<u32>) -> String {
+    pid.map_or_else(String::new, |pid| format!(" [{pid}]"))
 }

@@ -30,16 +30,56 @@ impl Daemon {
     pub(super) fn reload(&mut self) {
         match self.source.load() {
             Ok(config) => {
-                if config.settings != self.settings {
-                    log::info!("reloaded {}", self.source.config_path.display());
-                }
                 self.settings = config.settings;
                 self.find_node();
+                self.modules.rescan();
+                log::info!(target: "bgjobd", "reloaded {}: {}", self.source.config_path.display(), self.describe());
             }
-            Err(e) => log::error!("reload refused, old settings kept: {e}"),
+            Err(e) => {
+                log::error!("reload refused, old settings kept: {e}");
+                self.modules.rescan();
+            }
         }
-        self.modules.rescan();
         self.last_refresh = Instant::now();
+    }
+
+    /// What the daemon serves, for the start and reload lines: listeners
+    /// with their rules, modules, who runs them, where the queue is kept.
+    pub(super) fn describe(&self) -> String {
+        let listeners: Vec<String> = self
+            .listeners
+            .iter()
+            .map(|l| {
+                let kinds = match (&l.tcp, &l.udp) {
+                    (Some(_), Some(_)) => "tcp+udp",
+                    (Some(_), None) => "tcp",
+                    _ => "udp",
+                };
+                format!("{} {kinds} ({}; {})", l.addr, l.label, l.access)
+            })
+            .collect();
+        let runs_as = match self.settings.module_limits.identity {
+            Some((uid, gid)) => format!("uid {uid} gid {gid}"),
+            None => "bgjobd's own user".into(),
+        };
+        let state = match &self.settings.state_dir {
+            Some(dir) => format!(
+                "state {} (journal sync: {})",
+                dir.display(),
+                self.settings.journal_sync
+            ),
+            None => "queue in memory only".into(),
+        };
+        let node = match &self.node {
+            Some(node) => node.display().to_string(),
+            None => format!("{} not found", self.settings.node.display()),
+        };
+        format!(
+            "listening on {}; {} modules in {} run as {runs_as}; node {node}; {state}",
+            listeners.join(", "),
+            self.modules.len(),
+            self.modules.dir().display(),
+        )
     }
 
     /// Looks up the Node.js binary once, rather than on every spawn.
@@ -61,9 +101,10 @@ impl Daemon {
         }
         let until = Instant::now() + self.settings.shutdown_grace;
         log::info!(
-            "signal {signal}: stopping; {} running jobs get {:?}, {} waiting are dropped",
+            target: "bgjobd",
+            "signal {signal}: stopping; {} running jobs get {} s, {} waiting are dropped",
             self.jobs.running(),
-            self.settings.shutdown_grace,
+            self.settings.shutdown_grace.as_secs_f64(),
             self.jobs.waiting()
         );
         self.stopping = Some(until);
@@ -117,6 +158,7 @@ impl Daemon {
             self.journal_removed(id, Removal::Expired);
         }
         self.stop_idle_workers(now);
+        self.report_held_warnings(now);
         if now.duration_since(self.last_refresh) >= MODULE_REFRESH {
             self.modules.rescan();
             self.last_refresh = now;

@@ -26,6 +26,8 @@ pub mod tokens;
 mod udp;
 /// `.js` jobs on warm Node.js workers.
 mod warm;
+/// Rate-limited warn lines.
+mod warnings;
 
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -53,6 +55,7 @@ use crate::node::pool::Workers;
 use crate::queue::held::HeldAnswers;
 use crate::queue::results::QueueBook;
 use crate::queue::store::{MemoryStore, QueueStore, Recovered};
+use crate::ratelimit::RateLimit;
 use crate::run::modules::ModuleIndex;
 use crate::run::spawn::Spawner;
 use crate::run::spawns::Spawns;
@@ -93,6 +96,8 @@ pub struct Daemon {
     spawns: Spawns,
     /// The Node.js binary, found on `PATH` at start and on SIGHUP.
     node: Option<PathBuf>,
+    /// Warn lines a flood could repeat, one per kind per second.
+    warnings: RateLimit,
 }
 
 impl Daemon {
@@ -126,12 +131,6 @@ impl Daemon {
                     .register(udp, tokens::udp(i), Interest::READABLE)
                     .map_err(io_err("cannot watch a listener"))?;
             }
-            let kinds = match (&l.tcp, &l.udp) {
-                (Some(_), Some(_)) => "tcp and udp",
-                (Some(_), None) => "tcp",
-                _ => "udp",
-            };
-            log::info!("listening on {} ({kinds}, {})", l.addr, l.label);
             if !l.addr.ip().is_loopback() && l.access.allow.is_none() {
                 log::warn!(
                     "{} is reachable from other hosts and has no allow list: any of them can run modules",
@@ -139,11 +138,7 @@ impl Daemon {
                 );
             }
         }
-        if let Some((uid, gid)) = settings.module_limits.identity {
-            log::info!("modules run as uid {uid}, gid {gid}: the modules folder and what they use must be open to them");
-        }
         let modules = ModuleIndex::new(modules_dir);
-        log::info!("{} modules in {}", modules.len(), modules.dir().display());
         let waker = Arc::new(
             Waker::new(poll.registry(), WAKER).map_err(io_err("cannot create the waker"))?,
         );
@@ -152,17 +147,9 @@ impl Daemon {
         let (store, recovered): (Box<dyn QueueStore>, Recovered) = match &settings.state_dir {
             Some(dir) => {
                 let (journal, recovered) = Journal::open(dir, settings.journal_sync, waker)?;
-                log::info!(
-                    "journal {} ({:?})",
-                    journal.path().display(),
-                    journal.policy()
-                );
                 (Box::new(journal), recovered)
             }
-            None => {
-                log::info!("no state folder: the queue is kept in memory only");
-                (Box::<MemoryStore>::default(), Recovered::default())
-            }
+            None => (Box::<MemoryStore>::default(), Recovered::default()),
         };
         let mut timers = Timers::default();
         timers.schedule(Instant::now() + timers::HOUSEKEEPING, Timer::Housekeeping);
@@ -191,8 +178,10 @@ impl Daemon {
             workers: Workers::default(),
             per_client: HashMap::new(),
             node: None,
+            warnings: RateLimit::new(std::time::Duration::from_secs(1)),
         };
         daemon.find_node();
+        log::info!(target: "bgjobd", "bgjobd {} started: {}", env!("CARGO_PKG_VERSION"), daemon.describe());
         daemon.recover(recovered);
         Ok(daemon)
     }
@@ -233,7 +222,7 @@ impl Daemon {
             self.remove_closed();
             if self.stop_complete() {
                 self.store.close();
-                log::info!("stopped: {}", self.stats.summary());
+                log::info!(target: "bgjobd", "stopped: {}", self.stats.summary());
                 return Ok(());
             }
         }

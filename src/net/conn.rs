@@ -273,7 +273,7 @@ impl Conn {
         }
         self.bytes_in += n;
         if self.bytes_in > limits.max_request {
-            log::warn!(
+            log::debug!(
                 "tcp {}: request over {} bytes",
                 self.peer,
                 limits.max_request

@@ -9,6 +9,7 @@ mod framing;
 mod layout;
 mod lifecycle;
 mod limits;
+mod logs;
 mod node;
 mod protocol;
 mod queue;

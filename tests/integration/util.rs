@@ -59,6 +59,8 @@ pub struct Setup {
     /// Settings as JSON object members, e.g. `"max_jobs": 1`.
     pub settings: Option<String>,
     pub args: Vec<String>,
+    /// Log at `-vv` (the default here), or at bgjobd's own default level.
+    pub verbose: bool,
 }
 
 impl Setup {
@@ -68,7 +70,14 @@ impl Setup {
             env: Vec::new(),
             settings: None,
             args: Vec::new(),
+            verbose: true,
         }
+    }
+
+    /// Logs at bgjobd's default level (no `-v`), as an operator sees it.
+    pub fn default_log_level(mut self) -> Setup {
+        self.verbose = false;
+        self
     }
 
     pub fn module(mut self, name: &str, script: &str) -> Setup {
@@ -98,12 +107,10 @@ impl Setup {
         for (name, script) in &self.modules {
             write_module(&modules, name, script);
         }
-        let mut args: Vec<String> = vec![
-            "-vv".into(),
-            "-1".into(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-        ];
+        let mut args: Vec<String> = vec!["-1".into(), "--listen".into(), "127.0.0.1:0".into()];
+        if self.verbose {
+            args.insert(0, "-vv".into());
+        }
         args.push("--modules".into());
         args.push(modules.display().to_string());
         if let Some(settings) = &self.settings {
