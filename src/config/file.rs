@@ -105,6 +105,7 @@ struct RawConfig {
     node_worker_idle_secs: Option<f64>,
     state_dir: Option<String>,
     journal_sync: Option<Value>,
+    metrics: Option<String>,
 }
 
 impl Config {
@@ -192,6 +193,14 @@ impl Config {
                 Some(v) => parse_sync(&v)?,
                 None => d.journal_sync,
             },
+            metrics: match raw.metrics.as_deref() {
+                None | Some("") | Some("off") => None,
+                Some(text) => Some(parse_addr(text).ok_or_else(|| {
+                    Error::Config(format!(
+                        "metrics: {text:?} is not ADDR:PORT (for example \"127.0.0.1:9464\")"
+                    ))
+                })?),
+            },
         };
         Ok(Config {
             listeners,
@@ -276,6 +285,13 @@ pub fn parse_ip(text: &str) -> Option<IpAddr> {
         "localhost" => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         other => other.trim_matches(['[', ']']).parse().ok(),
     }
+}
+
+/// `ADDR:PORT` with the address as [`parse_ip`] reads it: `127.0.0.1:9464`,
+/// `[::1]:9464`, `localhost:9464`.
+pub fn parse_addr(text: &str) -> Option<SocketAddr> {
+    let (ip, port) = text.trim().rsplit_once(':')?;
+    Some(SocketAddr::new(parse_ip(ip)?, port.parse().ok()?))
 }
 
 fn clamp(value: Option<u64>, default: usize, min: usize, max: usize) -> usize {

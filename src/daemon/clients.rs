@@ -278,6 +278,11 @@ impl Daemon {
     /// and what its previous phase stood for is undone.
     pub(super) fn answer(&mut self, key: ConnKey, answer: Vec<u8>) {
         let limits = self.conn_limits();
+        if let Some(conn) = self.conns.get(key) {
+            self.stats
+                .latency
+                .observe(conn.opened.elapsed().as_secs_f64());
+        }
         let Some(left) = self
             .conns
             .get_mut(key)

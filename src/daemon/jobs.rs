@@ -131,6 +131,8 @@ impl Daemon {
             .peer()
             .map_or_else(|| "-".to_string(), |p| p.to_string());
         let waited = job.created.elapsed().saturating_sub(receipt.wall);
+        self.stats.run_time.observe(receipt.wall.as_secs_f64());
+        self.stats.wait_time.observe(waited.as_secs_f64());
         let line = format!(
             "{} {peer} {name}{}: in {} bytes, out {} bytes, {outcome}, ran {:.1} ms, waited {:.1} ms",
             job.origin.transport(),

@@ -74,8 +74,12 @@ impl Daemon {
             Some(node) => node.display().to_string(),
             None => format!("{} not found", self.settings.node.display()),
         };
+        let metrics = match &self.metrics {
+            Some(m) => format!("; metrics on http://{}/metrics", m.addr),
+            None => String::new(),
+        };
         format!(
-            "listening on {}; {} modules in {} run as {runs_as}; node {node}; {state}",
+            "listening on {}{metrics}; {} modules in {} run as {runs_as}; node {node}; {state}",
             listeners.join(", "),
             self.modules.len(),
             self.modules.dir().display(),
@@ -159,6 +163,7 @@ impl Daemon {
         }
         self.stop_idle_workers(now);
         self.report_held_warnings(now);
+        self.expire_scrapes(now);
         if now.duration_since(self.last_refresh) >= MODULE_REFRESH {
             self.modules.rescan();
             self.last_refresh = now;

@@ -16,7 +16,11 @@ mod durable;
 mod jobs;
 /// Signals, reload, housekeeping and stopping.
 mod lifecycle;
-/// Counters for `queue:stats` and the log.
+/// `/metrics` and `/healthz` over HTTP.
+mod metrics;
+/// The metrics listener and its connections.
+mod scrapes;
+/// Counters for `queue:stats`, `/metrics` and the log.
 pub mod stats;
 /// Deadlines, nearest first.
 pub mod timers;
@@ -42,6 +46,7 @@ use signal_hook_mio::v1_0::Signals;
 use crate::config::cli::PanicPolicy;
 use crate::config::source::SettingsSource;
 use crate::config::Settings;
+use crate::daemon::scrapes::MetricsServer;
 use crate::daemon::stats::Stats;
 use crate::daemon::timers::{Timer, Timers};
 use crate::daemon::tokens::{source, Source, SIGNALS, WAKER};
@@ -98,6 +103,8 @@ pub struct Daemon {
     node: Option<PathBuf>,
     /// Warn lines a flood could repeat, one per kind per second.
     warnings: RateLimit,
+    /// The metrics listener, if the settings ask for one.
+    metrics: Option<MetricsServer>,
 }
 
 impl Daemon {
@@ -139,6 +146,10 @@ impl Daemon {
             }
         }
         let modules = ModuleIndex::new(modules_dir);
+        let metrics = match settings.metrics {
+            Some(addr) => Some(MetricsServer::bind(addr, poll.registry())?),
+            None => None,
+        };
         let waker = Arc::new(
             Waker::new(poll.registry(), WAKER).map_err(io_err("cannot create the waker"))?,
         );
@@ -179,6 +190,7 @@ impl Daemon {
             per_client: HashMap::new(),
             node: None,
             warnings: RateLimit::new(std::time::Duration::from_secs(1)),
+            metrics,
         };
         daemon.find_node();
         log::info!(target: "bgjobd", "bgjobd {} started: {}", env!("CARGO_PKG_VERSION"), daemon.describe());
@@ -240,6 +252,8 @@ impl Daemon {
             Source::JobPipe(job, stream) => self.job_pipe_ready(job, stream),
             Source::WorkerPipe(worker, stream) => self.worker_pipe_ready(worker, stream),
             Source::Conn(key) => self.conn_ready(key),
+            Source::Metrics => self.accept_scrapes(),
+            Source::Scrape(key) => self.scrape_ready(key),
         }
     }
 

@@ -92,6 +92,8 @@ pub struct Conn {
     deadline: Option<Instant>,
     /// A deadline set since the loop last scheduled one.
     new_deadline: Option<Instant>,
+    /// When it was accepted: the start of the request's latency.
+    pub opened: Instant,
 }
 
 impl Conn {
@@ -114,6 +116,7 @@ impl Conn {
             bytes_in: 0,
             deadline: None,
             new_deadline: None,
+            opened: Instant::now(),
         })
     }
 

@@ -10,6 +10,7 @@ mod layout;
 mod lifecycle;
 mod limits;
 mod logs;
+mod metrics;
 mod node;
 mod protocol;
 mod queue;
