@@ -16,11 +16,25 @@ use clap::{Parser, Subcommand};
 
 use client::{classify_answer, draw_stats, parse_stats, status_word, Exit};
 
+/// The exit statuses, shown at the end of `--help`.
+const EXIT_CODES: &str = "\
+Exit status:
+  0  ok
+  2  bad command line
+  3  cannot connect, or the connection broke
+  4  unknown module (400)
+  5  unknown job (404)
+  6  the module or the request failed (other 4xx and 5xx)
+  7  timed out (504, 408, or --timeout passed)
+  8  busy (503)
+  9  request too large (413)
+An NNN: answer goes to stderr, anything else to stdout.";
+
 /// Client for bgjobd: run modules, queue jobs, watch the daemon.
 #[derive(Debug, Parser)]
-#[command(name = "bgjob", version)]
+#[command(name = "bgjob", version, after_help = EXIT_CODES)]
 struct Cli {
-    /// The daemon's address.
+    /// The daemon's address, HOST:PORT.
     #[arg(
         long,
         env = "BGJOB_SERVER",
@@ -39,30 +53,57 @@ struct Cli {
 enum Command {
     /// Run MODULE over TCP and print its answer. DATA comes from the
     /// argument, or from stdin when absent or `-` (binary-safe).
+    #[command(after_help = EXIT_CODES)]
     Run {
+        /// The module's name (a file in the daemon's modules folder).
         module: String,
+        /// The module's input; from stdin when absent or `-`.
         data: Option<String>,
     },
     /// Fire MODULE in a UDP datagram: no answer, no waiting.
+    #[command(after_help = EXIT_CODES)]
     Send {
+        /// The module's name.
         module: String,
+        /// The module's input; from stdin when absent or `-`.
         data: Option<String>,
     },
     /// Queue a background job; prints its id.
+    #[command(after_help = EXIT_CODES)]
     Add {
+        /// The module's name.
         module: String,
+        /// The module's input; from stdin when absent or `-`.
         data: Option<String>,
     },
     /// Print a queued job's status: waiting, running or done.
-    Check { id: u64 },
+    #[command(after_help = EXIT_CODES)]
+    Check {
+        /// The job's id, as `add` printed it.
+        id: u64,
+    },
     /// Wait for a queued job and print its answer (it is then gone).
-    Get { id: u64 },
+    #[command(after_help = EXIT_CODES)]
+    Get {
+        /// The job's id, as `add` printed it.
+        id: u64,
+    },
     /// Cancel a queued job: remove it if waiting, kill it if running.
-    Cancel { id: u64 },
+    #[command(after_help = EXIT_CODES)]
+    Cancel {
+        /// The job's id, as `add` printed it.
+        id: u64,
+    },
     /// Print a queued job's receipt.
-    Info { id: u64 },
+    #[command(after_help = EXIT_CODES)]
+    Info {
+        /// The job's id, as `add` printed it.
+        id: u64,
+    },
     /// Print the daemon's counters; --watch redraws them every second.
+    #[command(after_help = EXIT_CODES)]
     Stats {
+        /// Redraw every second, with rates since the last screen.
         #[arg(long)]
         watch: bool,
         /// With --watch: stop after this many screens.
@@ -70,8 +111,10 @@ enum Command {
         count: Option<u64>,
     },
     /// List the jobs the daemon holds.
+    #[command(after_help = EXIT_CODES)]
     List,
     /// Check that the daemon answers (helo/oleh).
+    #[command(after_help = EXIT_CODES)]
     Ping,
 }
 
@@ -79,13 +122,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match run(&cli) {
         Ok(code) => code,
+        // A socket timeout reads as `WouldBlock` ("Resource temporarily
+        // unavailable"): say what it means.
+        Err(e) if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock => {
+            eprintln!("bgjob: {}: timed out after {} s", cli.server, cli.timeout);
+            Exit::TimedOut
+        }
         Err(e) => {
             eprintln!("bgjob: {}: {e}", cli.server);
-            if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock {
-                Exit::TimedOut
-            } else {
-                Exit::CannotConnect
-            }
+            Exit::CannotConnect
         }
     };
     ExitCode::from(code as u8)
@@ -186,11 +231,17 @@ fn ask(cli: &Cli, request: &[u8]) -> io::Result<Vec<u8>> {
     Ok(reply)
 }
 
-/// Prints an answer: `NNN:` errors to stderr with their exit code.
+/// Prints an answer: `NNN:` errors to stderr with their exit code. On a
+/// terminal the answer ends with a newline, so the prompt starts on its
+/// own line; into a pipe or a file it is written byte for byte.
 fn answer(reply: Vec<u8>) -> io::Result<Exit> {
     let exit = classify_answer(&reply);
     if exit == Exit::Ok {
-        io::stdout().write_all(&reply)?;
+        let mut out = io::stdout().lock();
+        out.write_all(&reply)?;
+        if out.is_terminal() && !reply.is_empty() && !reply.ends_with(b"\n") {
+            out.write_all(b"\n")?;
+        }
     } else {
         io::stderr().write_all(&reply)?;
         if !reply.ends_with(b"\n") {
