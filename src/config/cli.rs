@@ -5,12 +5,21 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
 
+/// Exit statuses and signals, shown at the end of `--help` and in the man page.
+const AFTER_HELP: &str = "\
+Exit status: 0 stopped by SIGTERM or SIGINT, 1 configuration or start-up
+error (the message says which), 2 bad command line.
+
+Signals: SIGHUP reads the config again and rescans the modules; SIGTERM and
+SIGINT stop accepting, let running jobs finish within shutdown_grace_secs,
+then exit.";
+
 /// bgjobd runs modules as child processes on request over TCP and UDP.
 ///
 /// A request is `module` or `module:data`; the data goes to the module's
 /// stdin and, over TCP, its stdout is the answer.
 #[derive(Debug, Parser)]
-#[command(name = "bgjobd", version)]
+#[command(name = "bgjobd", version, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Configuration file (the seed's JSON listener array, or an object with limits).
     #[arg(

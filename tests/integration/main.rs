@@ -1,6 +1,8 @@
 //! Integration tests: the real `bgjobd` binary, real sockets, real children.
 
 mod access;
+/// The load generator is built with `--features bench` (bin/test does).
+#[cfg(feature = "bench")]
 mod bench;
 mod bgjob_cli;
 mod durable;
@@ -12,6 +14,7 @@ mod limits;
 mod logs;
 mod metrics;
 mod node;
+mod package;
 mod protocol;
 mod queue;
 mod seed_clients;
