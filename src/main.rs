@@ -44,6 +44,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     let source = SettingsSource {
         config_path: cli.config.clone(),
         config_optional: !cli.listen.is_empty() || activated,
+        listeners_from_config: cli.listen.is_empty() && !activated,
         timeout: cli.timeout,
         max_jobs: cli.max_jobs,
         state: cli.state.clone(),
@@ -52,10 +53,22 @@ fn run(cli: Cli) -> Result<(), Error> {
     if cli.listen.is_empty() && !activated {
         check::some_listener(&config.listeners)?;
     }
+    let findings = check::run(&check::Subject {
+        config: &config,
+        modules_dir: &cli.modules,
+    });
     if cli.check_config {
-        let modules = check::check_modules(&cli.modules, &config.settings.node)?;
-        println!("{}", check::summary(&config, modules, &cli.modules));
-        return Ok(());
+        if findings.is_empty() {
+            println!("{}", check::summary(&config, &cli.listen, &cli.modules));
+            return Ok(());
+        }
+        for finding in &findings {
+            eprintln!("bgjobd: {finding}");
+        }
+        return Err(Error::Config(format!("{} problems found", findings.len())));
+    }
+    for finding in &findings {
+        log::warn!(target: "bgjobd", "{finding}");
     }
     let default_access = Access {
         allow: config.settings.allow.clone(),

@@ -35,8 +35,9 @@ pub struct Cli {
     pub modules: PathBuf,
 
     /// Serve TCP and UDP on ADDR:PORT, instead of the config's listeners
-    /// (repeatable). Port 0 picks a free port, the same for TCP and UDP.
-    #[arg(short = 'l', long = "listen", value_name = "ADDR:PORT")]
+    /// (repeatable). ADDR is an IP address or `localhost`. Port 0 picks a
+    /// free port, the same for TCP and UDP.
+    #[arg(short = 'l', long = "listen", value_name = "ADDR:PORT", value_parser = parse_listen)]
     pub listen: Vec<SocketAddr>,
 
     /// Job time limit in seconds (overrides the config).
@@ -82,6 +83,13 @@ pub struct Cli {
     /// restarts it (the default).
     #[arg(short = 'e', conflicts_with = "catch_errors")]
     pub no_catch: bool,
+}
+
+/// `--listen`'s value, read as the config file reads addresses.
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    crate::config::values::parse_addr(text).ok_or_else(|| {
+        format!("{text:?} is not ADDR:PORT (an IP address or localhost, and a port)")
+    })
 }
 
 /// How log lines look (`--log-format`).
@@ -140,6 +148,8 @@ mod tests {
             "127.0.0.1:0",
             "--listen",
             "[::1]:5",
+            "-l",
+            "localhost:12350",
             "--timeout",
             "2",
             "--max-jobs",
@@ -148,8 +158,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             (cli.verbose, cli.listen.len(), cli.timeout, cli.max_jobs),
-            (2, 2, Some(2.0), Some(3))
+            (2, 3, Some(2.0), Some(3))
         );
+        assert_eq!(cli.listen[2], "127.0.0.1:12350".parse().unwrap());
+        assert!(parse(&["--listen", "example.com:1"]).is_err());
         assert_eq!(cli.config, PathBuf::from("./service.config"));
     }
 }

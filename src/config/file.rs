@@ -12,15 +12,15 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::access::{Access, Cidr};
+use crate::config::access::Access;
 use crate::config::settings::Settings;
+pub use crate::config::values::{parse_addr, parse_ip, parse_state_dir};
+use crate::config::values::{parse_networks, parse_sync, Ranges};
 use crate::error::Error;
-use crate::journal::sync::SyncPolicy;
 use crate::run::spawn::ModuleLimits;
 
 /// One address to serve TCP and UDP on.
@@ -38,6 +38,8 @@ pub struct ListenerSpec {
 pub struct Config {
     pub listeners: Vec<ListenerSpec>,
     pub settings: Settings,
+    /// Values out of range that were clamped, one line each, to report.
+    pub clamped: Vec<String>,
 }
 
 /// The port the seed used; the shipped config binds it on loopback.
@@ -52,6 +54,7 @@ impl Default for Config {
                 access: Access::default(),
             }],
             settings: Settings::default(),
+            clamped: Vec::new(),
         }
     }
 }
@@ -109,21 +112,23 @@ struct RawConfig {
 }
 
 impl Config {
-    /// Parses a configuration file's text.
+    /// Parses a configuration file's text. An error names the key's path
+    /// and the line (`listen[0].port: ... at line 2 column 40`).
     pub fn parse(text: &str) -> Result<Config, Error> {
         let value: Value = serde_json::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
         let raw = match value {
             Value::Array(_) => RawConfig {
-                listen: Some(from_value(value)?),
+                listen: Some(from_text(text)?),
                 ..RawConfig::default()
             },
-            Value::Object(_) => from_value(value)?,
+            Value::Object(_) => from_text(text)?,
             _ => {
                 return Err(Error::Config(
                     "expected a JSON array of listeners or an object".into(),
                 ))
             }
         };
+        let mut r = Ranges::default();
         let defaults = Config::default();
         let allow = raw.allow.as_deref().map(parse_networks).transpose()?;
         let mut listeners: Vec<ListenerSpec> = match raw.listen {
@@ -137,36 +142,81 @@ impl Config {
         }
         let d = defaults.settings;
         let settings = Settings {
-            max_jobs: clamp(raw.max_jobs, d.max_jobs, 1, 4096),
-            max_waiting: clamp(raw.max_waiting, d.max_waiting, 0, 1 << 20),
-            job_timeout: secs(raw.job_timeout_secs, d.job_timeout, 0.001, 86_400.0)?,
-            kill_grace: millis(raw.kill_grace_ms, d.kill_grace, 0, 60_000),
-            max_output: clamp(raw.max_output_bytes, d.max_output, 0, 1 << 30),
-            max_request: clamp(raw.max_request_bytes, d.max_request, 0, 1 << 30),
-            max_connections: clamp(raw.max_connections, d.max_connections, 1, 1 << 20),
-            idle_timeout: secs(raw.idle_timeout_secs, d.idle_timeout, 0.001, 3600.0)?,
-            request_gap: millis(raw.request_gap_ms, d.request_gap, 0, 60_000),
-            result_retention: secs_whole(
+            max_jobs: r.int("max_jobs", raw.max_jobs, d.max_jobs, 1, 4096),
+            max_waiting: r.int("max_waiting", raw.max_waiting, d.max_waiting, 0, 1 << 20),
+            job_timeout: r.secs(
+                "job_timeout_secs",
+                raw.job_timeout_secs,
+                d.job_timeout,
+                0.001,
+                86_400.0,
+            )?,
+            kill_grace: r.millis("kill_grace_ms", raw.kill_grace_ms, d.kill_grace, 0, 60_000),
+            max_output: r.int(
+                "max_output_bytes",
+                raw.max_output_bytes,
+                d.max_output,
+                0,
+                1 << 30,
+            ),
+            max_request: r.int(
+                "max_request_bytes",
+                raw.max_request_bytes,
+                d.max_request,
+                0,
+                1 << 30,
+            ),
+            max_connections: r.int(
+                "max_connections",
+                raw.max_connections,
+                d.max_connections,
+                1,
+                1 << 20,
+            ),
+            idle_timeout: r.secs(
+                "idle_timeout_secs",
+                raw.idle_timeout_secs,
+                d.idle_timeout,
+                0.001,
+                3600.0,
+            )?,
+            request_gap: r.millis(
+                "request_gap_ms",
+                raw.request_gap_ms,
+                d.request_gap,
+                0,
+                60_000,
+            ),
+            result_retention: r.secs_whole(
+                "result_retention_secs",
                 raw.result_retention_secs,
                 d.result_retention,
                 30 * 86_400,
             ),
-            shutdown_grace: secs_whole(raw.shutdown_grace_secs, d.shutdown_grace, 3600),
+            shutdown_grace: r.secs_whole(
+                "shutdown_grace_secs",
+                raw.shutdown_grace_secs,
+                d.shutdown_grace,
+                3600,
+            ),
             node: raw.node.unwrap_or(d.node),
-            result_retention_bytes: clamp(
+            result_retention_bytes: r.int(
+                "result_retention_bytes",
                 raw.result_retention_bytes,
                 d.result_retention_bytes,
                 0,
                 1 << 40,
             ),
             allow,
-            max_connections_per_client: clamp(
+            max_connections_per_client: r.int(
+                "max_connections_per_client",
                 raw.max_connections_per_client,
                 d.max_connections_per_client,
                 1,
                 1 << 20,
             ),
-            max_waiting_per_client: clamp(
+            max_waiting_per_client: r.int(
+                "max_waiting_per_client",
                 raw.max_waiting_per_client,
                 d.max_waiting_per_client,
                 1,
@@ -183,14 +233,20 @@ impl Config {
                 open_files: l.open_files,
                 processes: l.processes,
             }),
-            node_workers: clamp(raw.node_workers, d.node_workers, 0, 64),
-            node_worker_idle: secs(raw.node_worker_idle_secs, d.node_worker_idle, 0.1, 86_400.0)?,
+            node_workers: r.int("node_workers", raw.node_workers, d.node_workers, 0, 64),
+            node_worker_idle: r.secs(
+                "node_worker_idle_secs",
+                raw.node_worker_idle_secs,
+                d.node_worker_idle,
+                0.1,
+                86_400.0,
+            )?,
             state_dir: match raw.state_dir {
                 Some(dir) => parse_state_dir(&dir),
                 None => d.state_dir,
             },
             journal_sync: match raw.journal_sync {
-                Some(v) => parse_sync(&v)?,
+                Some(v) => parse_sync(&v, &mut r)?,
                 None => d.journal_sync,
             },
             metrics: match raw.metrics.as_deref() {
@@ -205,6 +261,7 @@ impl Config {
         Ok(Config {
             listeners,
             settings,
+            clamped: r.notes,
         })
     }
 
@@ -219,8 +276,18 @@ impl Config {
     }
 }
 
-fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Error> {
-    serde_json::from_value(value).map_err(|e| Error::Config(e.to_string()))
+/// Deserializes the text again, now as `T`, so that an error carries the
+/// path of the key and its line.
+fn from_text<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match path.as_str() {
+            "." | "" => Error::Config(inner.to_string()),
+            _ => Error::Config(format!("{path}: {inner}")),
+        }
+    })
 }
 
 fn listener(raw: RawListener) -> Result<ListenerSpec, Error> {
@@ -251,72 +318,11 @@ fn listener(raw: RawListener) -> Result<ListenerSpec, Error> {
     })
 }
 
-/// A list of networks, each `a.b.c.d/n`, `x::y/n` or a bare address.
-fn parse_networks(list: &[String]) -> Result<Vec<Cidr>, Error> {
-    list.iter()
-        .map(|n| Cidr::parse(n).map_err(|e| Error::Config(format!("allow: {e}"))))
-        .collect()
-}
-
-/// A state folder, or `none` for no journal.
-pub fn parse_state_dir(text: &str) -> Option<PathBuf> {
-    (text != "none").then(|| PathBuf::from(text))
-}
-
-/// `"always"` (the default), `"never"`, `"each"` (one fsync per record), or a
-/// number of milliseconds between fsyncs.
-fn parse_sync(value: &Value) -> Result<SyncPolicy, Error> {
-    match value {
-        Value::String(s) if s == "always" => Ok(SyncPolicy::Always),
-        Value::String(s) if s == "never" => Ok(SyncPolicy::Never),
-        Value::String(s) if s == "each" => Ok(SyncPolicy::EachRecord),
-        Value::Number(n) if n.as_u64().is_some() => Ok(SyncPolicy::Every(Duration::from_millis(
-            n.as_u64().unwrap_or(0).clamp(1, 60_000),
-        ))),
-        _ => Err(Error::Config(format!(
-            "journal_sync: expected \"always\", \"never\", \"each\" or milliseconds, got {value}"
-        ))),
-    }
-}
-
-/// An IP literal, or `localhost`; no name lookups, which would block.
-pub fn parse_ip(text: &str) -> Option<IpAddr> {
-    match text.trim() {
-        "localhost" => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        other => other.trim_matches(['[', ']']).parse().ok(),
-    }
-}
-
-/// `ADDR:PORT` with the address as [`parse_ip`] reads it: `127.0.0.1:9464`,
-/// `[::1]:9464`, `localhost:9464`.
-pub fn parse_addr(text: &str) -> Option<SocketAddr> {
-    let (ip, port) = text.trim().rsplit_once(':')?;
-    Some(SocketAddr::new(parse_ip(ip)?, port.parse().ok()?))
-}
-
-fn clamp(value: Option<u64>, default: usize, min: usize, max: usize) -> usize {
-    value.map_or(default, |v| (v.min(max as u64) as usize).max(min))
-}
-
-fn millis(value: Option<u64>, default: Duration, min: u64, max: u64) -> Duration {
-    value.map_or(default, |v| Duration::from_millis(v.clamp(min, max)))
-}
-
-fn secs_whole(value: Option<u64>, default: Duration, max: u64) -> Duration {
-    value.map_or(default, |v| Duration::from_secs(v.min(max)))
-}
-
-fn secs(value: Option<f64>, default: Duration, min: f64, max: f64) -> Result<Duration, Error> {
-    match value {
-        None => Ok(default),
-        Some(v) if v.is_finite() => Ok(Duration::from_secs_f64(v.clamp(min, max))),
-        Some(v) => Err(Error::Config(format!("{v} is not a number of seconds"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::sync::SyncPolicy;
+    use std::time::Duration;
 
     #[test]
     fn seed_format_is_accepted_unchanged() {
@@ -363,6 +369,13 @@ mod tests {
         assert_eq!(config.settings.job_timeout, Duration::from_millis(2500));
         assert_eq!(config.settings.max_request, 10);
         assert_eq!(config.settings.request_gap, Duration::from_secs(60));
+        assert_eq!(
+            config.clamped,
+            [
+                "max_jobs: 0 is out of range, 1 is used",
+                "request_gap_ms: 999999 is out of range, 60000 is used"
+            ]
+        );
         let config = Config::parse(r#"{"state_dir": "none", "journal_sync": 200}"#).unwrap();
         assert_eq!(config.settings.state_dir, None);
         assert_eq!(
@@ -388,5 +401,19 @@ mod tests {
         assert!(err("[").contains("EOF"));
         assert!(err("3").contains("expected"));
         assert!(err(r#"{"allow": ["10.0.0.0/40"]}"#).contains("prefix"));
+        assert_eq!(
+            err("{\n \"max_jobs\": \"8\"}"),
+            "invalid configuration: max_jobs: invalid type: string \"8\", expected u64 at line 2 column 16"
+        );
+        let nested = err(r#"{"listen": [{"port": 1}, {"port": 2, "adress": "::1"}]}"#);
+        assert!(
+            nested.contains("listen[1]") && nested.contains("adress"),
+            "{nested}"
+        );
+        let seed = err(r#"[{"port": 1, "allow": "10.0.0.0/8"}]"#);
+        assert!(
+            seed.starts_with("invalid configuration: [0].allow: invalid type"),
+            "{seed}"
+        );
     }
 }

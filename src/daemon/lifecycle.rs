@@ -29,7 +29,29 @@ impl Daemon {
     /// broken config is reported and the old settings stay.
     pub(super) fn reload(&mut self) {
         match self.source.load() {
-            Ok(config) => {
+            Ok(mut config) => {
+                let waiting = super::relisten::restart_keys(&self.settings, &config.settings);
+                if !waiting.is_empty() {
+                    log::warn!(
+                        "reload: {} changed, and take effect at the next restart",
+                        waiting.join(", ")
+                    );
+                    // Kept as they are, so that the next reload says it again.
+                    config.settings.state_dir = self.settings.state_dir.clone();
+                    config.settings.journal_sync = self.settings.journal_sync;
+                    config.settings.metrics = self.settings.metrics;
+                    config.settings.module_env = self.settings.module_env.clone();
+                }
+                let findings = crate::config::check::run(&crate::config::check::Subject {
+                    config: &config,
+                    modules_dir: self.modules.dir(),
+                });
+                for finding in findings {
+                    log::warn!(target: "bgjobd", "{finding}");
+                }
+                if self.source.listeners_from_config {
+                    self.apply_listeners(&config.listeners);
+                }
                 self.settings = config.settings;
                 self.find_node();
                 self.modules.rescan();
@@ -49,6 +71,7 @@ impl Daemon {
         let listeners: Vec<String> = self
             .listeners
             .iter()
+            .filter(|l| l.tcp.is_some() || l.udp.is_some())
             .map(|l| {
                 let kinds = match (&l.tcp, &l.udp) {
                     (Some(_), Some(_)) => "tcp+udp",
@@ -114,13 +137,8 @@ impl Daemon {
         self.stopping = Some(until);
         self.timers.schedule(until, Timer::Stop);
         crate::net::systemd::notify("STOPPING=1");
-        for listener in std::mem::take(&mut self.listeners) {
-            if let Some(mut tcp) = listener.tcp {
-                let _ = self.poll.registry().deregister(&mut tcp);
-            }
-            if let Some(mut udp) = listener.udp {
-                let _ = self.poll.registry().deregister(&mut udp);
-            }
+        for i in 0..self.listeners.len() {
+            self.close_listener(i);
         }
         for key in self.jobs.waiting_keys() {
             self.stop_waiting_job(key);

@@ -18,6 +18,8 @@ mod jobs;
 mod lifecycle;
 /// `/metrics` and `/healthz` over HTTP.
 mod metrics;
+/// Listener changes on SIGHUP.
+mod relisten;
 /// The metrics listener and its connections.
 mod scrapes;
 /// Counters for `queue:stats`, `/metrics` and the log.

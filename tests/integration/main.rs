@@ -5,6 +5,7 @@ mod access;
 #[cfg(feature = "bench")]
 mod bench;
 mod bgjob_cli;
+mod checks;
 mod durable;
 mod failures;
 mod framing;
