@@ -77,6 +77,8 @@ pub struct Settings {
     pub state_dir: Option<PathBuf>,
     /// When journal records reach the disk.
     pub journal_sync: SyncPolicy,
+    /// Where `/metrics` and `/healthz` are served over HTTP; `None`: nowhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Default for Settings {
@@ -112,6 +114,7 @@ impl Default for Settings {
             node_worker_idle: Duration::from_secs(60),
             state_dir: Some(PathBuf::from("./state")),
             journal_sync: SyncPolicy::Always,
+            metrics: None,
         }
     }
 }

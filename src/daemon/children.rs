@@ -181,7 +181,7 @@ impl Daemon {
             return;
         };
         let why = why_not_started(&self.settings, &job.module, error);
-        log::error!("module {} cannot start: {why}", job.module.name);
+        log::debug!("module {} cannot start: {why}", job.module.name);
         if let Some(run) = job.cold_mut() {
             run.verdict = Some(Outcome::SpawnFailed(why));
             run.process.close_pipes();
@@ -199,7 +199,7 @@ impl Daemon {
         let name = job.module.name.clone();
         if let JobState::Warm(run) = &job.state {
             if run.deadline <= now {
-                log::warn!("module {name} timed out on a warm worker, killing the worker");
+                log::info!("module {name} timed out on a warm worker, killing the worker");
                 self.end_warm(key, Outcome::TimedOut);
             }
             return;
@@ -211,7 +211,10 @@ impl Daemon {
         let pid = run.process.pid;
         match run.stopping {
             Stopping::Running => {
-                log::warn!("module {name}[{pid:?}] timed out, terminating its process group");
+                log::info!(
+                    "module {name}{}: timed out, terminating its process group",
+                    pid_tag(pid)
+                );
                 run.verdict = Some(Outcome::TimedOut);
                 run.process.signal(SIGTERM);
                 run.stopping = Stopping::Terminating;
@@ -219,14 +222,24 @@ impl Daemon {
                 self.timers.schedule(run.deadline, Timer::Job(key));
             }
             Stopping::Terminating => {
-                log::warn!("module {name}[{pid:?}] ignored SIGTERM, killing its process group");
+                let line = format!(
+                    "module {name}{}: ignored SIGTERM, killing its process group",
+                    pid_tag(pid)
+                );
+                let warnings = &mut self.warnings;
+                crate::daemon::warnings::warn_limited(
+                    warnings,
+                    "ignored SIGTERM",
+                    format_args!("{line}"),
+                );
                 run.process.kill();
                 run.stopping = Stopping::Killed;
             }
             Stopping::Killed => {}
             Stopping::Exited => {
                 log::warn!(
-                    "module {name}[{pid:?}]: a process outside its group keeps its output open"
+                    "module {name}{}: a process outside its group keeps its output open",
+                    pid_tag(pid)
                 );
                 run.process.close_output();
                 self.finish_if_done(key);
@@ -271,4 +284,9 @@ pub(super) fn why_not_started(
         Some(blocked) => format!("{}: {error}: {blocked}", path.display()),
         None => format!("{}: {error}", path.display()),
     }
+}
+
+/// ` [pid]` when the process has one yet, else nothing: never `[0]`.
+fn pid_tag(pid: Option<u32>) -> String {
+    pid.map_or_else(String::new, |pid| format!(" [{pid}]"))
 }

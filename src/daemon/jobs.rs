@@ -132,8 +132,10 @@ impl Daemon {
             .peer()
             .map_or_else(|| "-".to_string(), |p| p.to_string());
         let waited = job.created.elapsed().saturating_sub(receipt.wall);
-        log::info!(
-            "{} {peer} {name}{}: in {} bytes, out {} bytes, {outcome:?}, ran {:.1} ms, waited {:.1} ms",
+        self.stats.run_time.observe(receipt.wall.as_secs_f64());
+        self.stats.wait_time.observe(waited.as_secs_f64());
+        let line = format!(
+            "{} {peer} {name}{}: in {} bytes, out {} bytes, {outcome}, ran {:.1} ms, waited {:.1} ms",
             job.origin.transport(),
             job.id.map_or(String::new(), |id| format!(" #{id}")),
             job.bytes_in,
@@ -141,6 +143,14 @@ impl Daemon {
             receipt.wall.as_secs_f64() * 1e3,
             waited.as_secs_f64() * 1e3,
         );
+        match outcome {
+            Outcome::TimedOut => self.warn_limited("job timed out", format_args!("{line}")),
+            ref failed if failed.is_failure() => {
+                self.warn_limited("job failed", format_args!("{line}"))
+            }
+            _ => log::info!("{line}"),
+        }
+        let name = &job.module.name;
         match job.origin {
             Origin::Tcp {
                 conn: Some(conn), ..
@@ -247,8 +257,8 @@ impl Daemon {
                 }
                 JobState::Running(run) => {
                     log::warn!(
-                        "shutdown grace over, killing job process group {:?}",
-                        run.process.pid
+                        "shutdown grace over, killing module {}'s process group",
+                        job.module.name
                     );
                     run.killed_at_stop = true;
                     run.process.kill();

@@ -16,7 +16,13 @@ mod durable;
 mod jobs;
 /// Signals, reload, housekeeping and stopping.
 mod lifecycle;
-/// Counters for `queue:stats` and the log.
+/// `/metrics` and `/healthz` over HTTP.
+mod metrics;
+/// Listener changes on SIGHUP.
+mod relisten;
+/// The metrics listener and its connections.
+mod scrapes;
+/// Counters for `queue:stats`, `/metrics` and the log.
 pub mod stats;
 /// Deadlines, nearest first.
 pub mod timers;
@@ -28,6 +34,8 @@ mod udp;
 mod uids;
 /// `.js` jobs on warm Node.js workers.
 mod warm;
+/// Rate-limited warn lines.
+mod warnings;
 
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -42,6 +50,7 @@ use signal_hook_mio::v1_0::Signals;
 use crate::config::cli::PanicPolicy;
 use crate::config::source::SettingsSource;
 use crate::config::Settings;
+use crate::daemon::scrapes::MetricsServer;
 use crate::daemon::stats::Stats;
 use crate::daemon::timers::{Timer, Timers};
 use crate::daemon::tokens::{source, Source, SIGNALS, WAKER};
@@ -55,6 +64,7 @@ use crate::node::pool::Workers;
 use crate::queue::held::HeldAnswers;
 use crate::queue::results::QueueBook;
 use crate::queue::store::{MemoryStore, QueueStore, Recovered};
+use crate::ratelimit::RateLimit;
 use crate::run::hasher::Hasher;
 use crate::run::modules::ModuleIndex;
 use crate::run::spawn::Spawner;
@@ -99,6 +109,10 @@ pub struct Daemon {
     uids: Option<UidPool>,
     /// The Node.js binary, found on `PATH` at start and on SIGHUP.
     node: Option<PathBuf>,
+    /// Warn lines a flood could repeat, one per kind per second.
+    warnings: RateLimit,
+    /// The metrics listener, if the settings ask for one.
+    metrics: Option<MetricsServer>,
 }
 
 impl Daemon {
@@ -132,12 +146,6 @@ impl Daemon {
                     .register(udp, tokens::udp(i), Interest::READABLE)
                     .map_err(io_err("cannot watch a listener"))?;
             }
-            let kinds = match (&l.tcp, &l.udp) {
-                (Some(_), Some(_)) => "tcp and udp",
-                (Some(_), None) => "tcp",
-                _ => "udp",
-            };
-            log::info!("listening on {} ({kinds}, {})", l.addr, l.label);
             if !l.addr.ip().is_loopback() && l.access.allow.is_none() {
                 log::warn!(
                     "{} is reachable from other hosts and has no allow list: any of them can run modules",
@@ -149,6 +157,10 @@ impl Daemon {
         if let Some((uid, gid)) = settings.module_limits.identity {
             log::info!("modules run as uid {uid}, gid {gid}: the modules folder and what they use must be open to them");
         }
+        let metrics = match settings.metrics {
+            Some(addr) => Some(MetricsServer::bind(addr, poll.registry())?),
+            None => None,
+        };
         let waker = Arc::new(
             Waker::new(poll.registry(), WAKER).map_err(io_err("cannot create the waker"))?,
         );
@@ -162,17 +174,9 @@ impl Daemon {
         let (store, recovered): (Box<dyn QueueStore>, Recovered) = match &settings.state_dir {
             Some(dir) => {
                 let (journal, recovered) = Journal::open(dir, settings.journal_sync, waker)?;
-                log::info!(
-                    "journal {} ({:?})",
-                    journal.path().display(),
-                    journal.policy()
-                );
                 (Box::new(journal), recovered)
             }
-            None => {
-                log::info!("no state folder: the queue is kept in memory only");
-                (Box::<MemoryStore>::default(), Recovered::default())
-            }
+            None => (Box::<MemoryStore>::default(), Recovered::default()),
         };
         let uids = match settings.module_uids {
             Some((first, last)) => {
@@ -218,8 +222,11 @@ impl Daemon {
             workers: Workers::default(),
             per_client: HashMap::new(),
             node: None,
+            warnings: RateLimit::new(std::time::Duration::from_secs(1)),
+            metrics,
         };
         daemon.find_node();
+        log::info!(target: "bgjobd", "bgjobd {} started: {}", env!("CARGO_PKG_VERSION"), daemon.describe());
         daemon.recover(recovered);
         Ok(daemon)
     }
@@ -260,7 +267,7 @@ impl Daemon {
             self.remove_closed();
             if self.stop_complete() {
                 self.store.close();
-                log::info!("stopped: {}", self.stats.summary());
+                log::info!(target: "bgjobd", "stopped: {}", self.stats.summary());
                 return Ok(());
             }
         }
@@ -279,6 +286,8 @@ impl Daemon {
             Source::JobPipe(job, stream) => self.job_pipe_ready(job, stream),
             Source::WorkerPipe(worker, stream) => self.worker_pipe_ready(worker, stream),
             Source::Conn(key) => self.conn_ready(key),
+            Source::Metrics => self.accept_scrapes(),
+            Source::Scrape(key) => self.scrape_ready(key),
         }
     }
 

@@ -118,7 +118,7 @@ impl Daemon {
             let Some(w) = self.workers.slab.get_mut(key) else {
                 continue;
             };
-            log::info!("module {name} changed: worker {:?} unloads", w.process.pid);
+            log::info!("module {name} changed: its idle worker unloads");
             w.process.input.push(b"unload\n");
             w.state = WorkerState::Retiring;
             self.feed_worker(key);
@@ -302,7 +302,7 @@ impl Daemon {
                 }
                 _ => Outcome::Exited(-1),
             };
-            log::warn!("module {name}: a worker died during a job ({outcome:?})");
+            log::warn!("module {name}: a worker died during a job ({outcome})");
             self.finish_job_with(job, outcome, Vec::new());
         }
         self.dispatch_warm(&name);
