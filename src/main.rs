@@ -67,6 +67,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 label: "--listen".into(),
                 addr,
                 access: default_access.clone(),
+                admin: false,
             })
             .collect()
     };

@@ -31,6 +31,16 @@ pub struct ListenerSpec {
     /// Who may use it; listeners without their own list take the `allow`
     /// setting.
     pub access: Access,
+    /// Operator rights: `queue:list`, and every listener's jobs.
+    pub admin: bool,
+}
+
+impl ListenerSpec {
+    /// The name its queue jobs belong to: the same across restarts with
+    /// the same configuration (a port of 0 stays 0).
+    pub fn owner(&self) -> String {
+        format!("{}@{}", self.label, self.addr)
+    }
 }
 
 /// What a configuration file holds.
@@ -50,6 +60,7 @@ impl Default for Config {
                 label: "default".into(),
                 addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
                 access: Access::default(),
+                admin: false,
             }],
             settings: Settings::default(),
         }
@@ -65,6 +76,7 @@ struct RawListener {
     port: Value,
     allow: Option<Vec<String>>,
     modules: Option<Vec<String>>,
+    admin: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +105,7 @@ struct RawConfig {
     shutdown_grace_secs: Option<u64>,
     node: Option<PathBuf>,
     result_retention_bytes: Option<u64>,
+    result_retention_bytes_per_client: Option<u64>,
     allow: Option<Vec<String>>,
     max_connections_per_client: Option<u64>,
     max_waiting_per_client: Option<u64>,
@@ -155,6 +168,12 @@ impl Config {
             result_retention_bytes: clamp(
                 raw.result_retention_bytes,
                 d.result_retention_bytes,
+                0,
+                1 << 40,
+            ),
+            result_retention_bytes_per_client: clamp(
+                raw.result_retention_bytes_per_client,
+                d.result_retention_bytes_per_client,
                 0,
                 1 << 40,
             ),
@@ -239,6 +258,7 @@ fn listener(raw: RawListener) -> Result<ListenerSpec, Error> {
         label,
         addr: SocketAddr::new(ip, port),
         access: Access { allow, modules },
+        admin: raw.admin.unwrap_or(false),
     })
 }
 

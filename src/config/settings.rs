@@ -54,8 +54,11 @@ pub struct Settings {
     pub module_group: Option<String>,
     /// Let modules run as root.
     pub allow_root_modules: bool,
-    /// Bytes of unfetched queue results kept; the oldest go first.
+    /// Bytes of unfetched queue results kept; when full, new adds are refused.
     pub result_retention_bytes: usize,
+    /// Bytes of unfetched results one client address may keep; beyond it
+    /// its own oldest results go first.
+    pub result_retention_bytes_per_client: usize,
     /// Warm Node.js workers per `.js` module; 0 runs one process per request.
     pub node_workers: usize,
     /// A warm worker idle this long stops.
@@ -90,6 +93,7 @@ impl Default for Settings {
             module_group: None,
             allow_root_modules: false,
             result_retention_bytes: 64 << 20,
+            result_retention_bytes_per_client: 16 << 20,
             node_workers: 2,
             node_worker_idle: Duration::from_secs(60),
             state_dir: Some(PathBuf::from("./state")),

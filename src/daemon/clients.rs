@@ -11,6 +11,7 @@ use crate::daemon::Daemon;
 use crate::keys::ConnKey;
 use crate::net::conn::{Conn, Limits, Phase, Verdict};
 use crate::net::protocol::{Control, Head, Refusal};
+use crate::net::stream::Stream;
 use crate::run::job::{Job, Origin};
 use crate::sanitize::loggable;
 
@@ -51,7 +52,9 @@ impl Daemon {
             }
             let key = self.conns.next_key();
             let registry = self.poll.registry();
-            let conn = match Conn::new(stream, peer, listener, registry, tokens::conn(key)) {
+            let rights = (listener, l.admin);
+            let stream = Stream::Tcp(stream);
+            let conn = match Conn::new(stream, peer, rights, registry, tokens::conn(key)) {
                 Ok(conn) => conn,
                 Err(e) => {
                     log::warn!("tcp {peer}: cannot watch the connection: {e}");
@@ -143,7 +146,7 @@ impl Daemon {
     }
 
     /// Schedules the connection's deadline if it set a new one.
-    fn schedule_conn(&mut self, key: ConnKey) {
+    pub(super) fn schedule_conn(&mut self, key: ConnKey) {
         if let Some(at) = self.conns.get_mut(key).and_then(Conn::take_new_deadline) {
             self.timers
                 .schedule(at, crate::daemon::timers::Timer::Conn(key));
@@ -213,12 +216,12 @@ impl Daemon {
             Control::QueueAdd { module, data_start } => {
                 self.queue_add(key, &module, &request[data_start..])
             }
-            Control::QueueCheck(id) => self.queue_check(id),
+            Control::QueueCheck(id) => self.queue_check(key, id),
             Control::QueueGet(id) => self.queue_get(key, id),
-            Control::QueueCancel(id) => self.queue_cancel(id),
+            Control::QueueCancel(id) => self.queue_cancel(key, id),
             Control::QueueStats => self.queue_stats(),
-            Control::QueueList => self.queue_list(),
-            Control::QueueInfo(id) => self.queue_info(id),
+            Control::QueueList => self.queue_list(key),
+            Control::QueueInfo(id) => self.queue_info(key, id),
         };
         let Some(peer) = self.conns.get(key).map(|c| c.peer) else {
             return;

@@ -9,7 +9,7 @@ use crate::daemon::Daemon;
 use crate::keys::{ConnKey, JobKey};
 use crate::net::protocol::Refusal;
 use crate::queue::held::Held;
-use crate::queue::results::{Done, Entry};
+use crate::queue::results::{Done, Entry, ResultLimits};
 use crate::queue::store::{Arrival, Change, Completion, Recovered, Removal};
 use crate::run::job::{Job, Origin};
 use crate::run::modules::Module;
@@ -52,7 +52,20 @@ impl Daemon {
         {
             return Err(Refusal::Busy);
         }
-        let id = self.queue.allocate_id();
+        if udp_peer.is_none() && !self.queue.has_room(client, self.result_limits()) {
+            log::warn!(
+                "queue:add refused: unfetched results fill this client's share or the total"
+            );
+            return Err(Refusal::Busy);
+        }
+        let owner = conn
+            .and_then(|c| self.conns.get(c))
+            .map(|c| self.owner_of(c.listener))
+            .unwrap_or_default();
+        let Some((id, counter)) = self.queue.allocate_id() else {
+            log::error!("queue ids used up");
+            return Err(Refusal::Busy);
+        };
         let (origin, arrival) = match udp_peer {
             Some(peer) => (Origin::Udp { peer }, Arrival::Udp(peer)),
             None => (Origin::Queue { id }, Arrival::Queue),
@@ -60,8 +73,12 @@ impl Daemon {
         let data: Rc<[u8]> = data.into();
         let mut job = Job::journaled(module, origin, id, data.clone());
         job.client = client;
+        job.owner = owner.clone();
         let change = Change::Added {
             id,
+            counter,
+            owner,
+            client,
             arrival,
             module: job.module.name.clone(),
             data,
@@ -80,6 +97,13 @@ impl Daemon {
             conn.await_store();
         }
         Ok(id)
+    }
+
+    pub(super) fn result_limits(&self) -> ResultLimits {
+        ResultLimits {
+            total: self.settings.result_retention_bytes,
+            per_client: self.settings.result_retention_bytes_per_client,
+        }
     }
 
     /// End of a turn: the store takes the turn's changes (the in-memory
@@ -133,12 +157,14 @@ impl Daemon {
     /// back under their ids, and ids continue after the highest ever
     /// handed out.
     pub(super) fn recover(&mut self, recovered: Recovered) {
-        self.queue.continue_from(recovered.next_id);
+        self.queue.continue_from(recovered.next_counter);
         let (now, wall) = (Instant::now(), SystemTime::now());
         let results = recovered.results.len();
         for result in recovered.results {
             let age = wall.duration_since(result.finished_at).unwrap_or_default();
             let done = Done {
+                owner: result.owner,
+                client: result.client,
                 module: result.module,
                 answer: result.answer,
                 finished: now.checked_sub(age).unwrap_or(now),
@@ -162,6 +188,8 @@ impl Daemon {
                 Arrival::Udp(peer) => Origin::Udp { peer },
             };
             let mut job = Job::journaled(module, origin, id, found.data);
+            job.owner = found.owner;
+            job.client = found.client;
             job.attempts = found.attempts;
             job.added_at = found.added_at;
             let key = self.jobs.add_recovered(job);
@@ -176,8 +204,8 @@ impl Daemon {
         }
         if waiting + rerun + results > 0 {
             log::info!(
-                "journal: recovered {waiting} waiting jobs, {rerun} interrupted jobs to run again, {results} unfetched results; next id {}",
-                self.queue.next_id()
+                "journal: recovered {waiting} waiting jobs, {rerun} interrupted jobs to run again, {results} unfetched results; id counter {}",
+                self.queue.next_counter()
             );
         }
     }
@@ -197,17 +225,19 @@ impl Daemon {
             Origin::Queue { .. } => {
                 let answer: Rc<[u8]> = answer.into();
                 let done = Done {
+                    owner: job.owner.clone(),
+                    client: job.client,
                     module: job.module.name.clone(),
                     answer: answer.clone(),
                     finished: Instant::now(),
                     receipt: receipt.clone(),
                 };
-                let (watchers, evicted) =
-                    self.queue
-                        .finish(id, done, self.settings.result_retention_bytes);
+                let (watchers, evicted) = self.queue.finish(id, done, self.result_limits());
                 if watchers.is_empty() {
                     let change = Change::Finished {
                         id,
+                        owner: job.owner.clone(),
+                        client: job.client,
                         module: job.module.name.clone(),
                         answer: answer.clone(),
                         receipt,
@@ -219,7 +249,8 @@ impl Daemon {
                 }
                 for old in evicted {
                     log::info!(
-                        "queue result {old} dropped: results over {} bytes",
+                        "queue result {old} dropped: its client's results over its share ({} bytes) or the total ({} bytes)",
+                        self.settings.result_retention_bytes_per_client,
                         self.settings.result_retention_bytes
                     );
                     self.journal_removed(old, Removal::Expired);

@@ -16,6 +16,8 @@ mod durable;
 mod jobs;
 /// Signals, reload, housekeeping and stopping.
 mod lifecycle;
+/// Who may act on a job; the operator socket.
+mod rights;
 /// Counters for `queue:stats` and the log.
 pub mod stats;
 /// Deadlines, nearest first.
@@ -51,6 +53,7 @@ use crate::net::listeners::Listener;
 use crate::net::protocol::Refusal;
 use crate::node::pool::Workers;
 use crate::queue::held::HeldAnswers;
+use crate::queue::ids::IdKey;
 use crate::queue::results::QueueBook;
 use crate::queue::store::{MemoryStore, QueueStore, Recovered};
 use crate::run::modules::ModuleIndex;
@@ -93,6 +96,8 @@ pub struct Daemon {
     spawns: Spawns,
     /// The Node.js binary, found on `PATH` at start and on SIGHUP.
     node: Option<PathBuf>,
+    /// The operator socket in the state folder, and its path.
+    operator: Option<(mio::net::UnixListener, PathBuf)>,
 }
 
 impl Daemon {
@@ -164,6 +169,25 @@ impl Daemon {
                 (Box::<MemoryStore>::default(), Recovered::default())
             }
         };
+        let operator = match &settings.state_dir {
+            Some(dir) => {
+                let (mut socket, path) = rights::bind_operator_socket(dir)?;
+                rights::watch(&mut socket, poll.registry())
+                    .map_err(io_err("cannot watch the operator socket"))?;
+                log::info!("operator socket {}", path.display());
+                Some((socket, path))
+            }
+            None => None,
+        };
+        let id_key = match recovered.id_key.clone() {
+            Some(key) => key,
+            None => {
+                let mut key = [0u8; 32];
+                crate::journal::frame::fill_random(&mut key)
+                    .map_err(io_err("cannot make an id key"))?;
+                IdKey(key)
+            }
+        };
         let mut timers = Timers::default();
         timers.schedule(Instant::now() + timers::HOUSEKEEPING, Timer::Housekeeping);
         let mut daemon = Daemon {
@@ -174,7 +198,7 @@ impl Daemon {
             signals,
             conns: Table::default(),
             jobs: JobTable::default(),
-            queue: QueueBook::default(),
+            queue: QueueBook::new(id_key),
             modules,
             timers,
             stats: Stats::default(),
@@ -191,6 +215,7 @@ impl Daemon {
             workers: Workers::default(),
             per_client: HashMap::new(),
             node: None,
+            operator,
         };
         daemon.find_node();
         daemon.recover(recovered);
@@ -233,6 +258,9 @@ impl Daemon {
             self.remove_closed();
             if self.stop_complete() {
                 self.store.close();
+                if let Some((_, path)) = &self.operator {
+                    let _ = std::fs::remove_file(path);
+                }
                 log::info!("stopped: {}", self.stats.summary());
                 return Ok(());
             }
@@ -246,6 +274,7 @@ impl Daemon {
                 self.spawn_reports();
                 self.release_held();
             }
+            Source::Operator => self.accept_operator(),
             Source::TcpListener(i) => self.accept(i),
             Source::Udp(i) => self.receive_datagrams(i),
             Source::JobPipe(job, stream) => self.job_pipe_ready(job, stream),

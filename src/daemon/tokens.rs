@@ -11,6 +11,8 @@ use crate::run::spawns::Owner;
 pub const SIGNALS: Token = Token(usize::MAX);
 /// The journal writer and the spawn thread wake the loop with this token.
 pub const WAKER: Token = Token(usize::MAX - 1);
+/// The operator socket in the state folder.
+pub const OPERATOR: Token = Token(usize::MAX - 2);
 /// Listener `i` has tokens `LISTENERS + 2i` (TCP) and `LISTENERS + 2i + 1` (UDP).
 const LISTENERS: usize = 1 << 40;
 /// A job's pipe has token `JOB_PIPES + 4 * job + stream`.
@@ -23,6 +25,7 @@ const WORKER_PIPES: usize = 1 << 42;
 pub enum Source {
     Signals,
     Waker,
+    Operator,
     TcpListener(usize),
     Udp(usize),
     JobPipe(JobKey, Stream),
@@ -34,6 +37,7 @@ pub fn source(token: Token) -> Source {
     match token.0 {
         _ if token == SIGNALS => Source::Signals,
         _ if token == WAKER => Source::Waker,
+        _ if token == OPERATOR => Source::Operator,
         t if t >= WORKER_PIPES => {
             let t = t - WORKER_PIPES;
             Source::WorkerPipe(WorkerKey::new(t / 4), stream_of(t))
@@ -110,5 +114,6 @@ mod tests {
         assert_eq!(source(udp(2)), Source::Udp(2));
         assert_eq!(source(SIGNALS), Source::Signals);
         assert_eq!(source(WAKER), Source::Waker);
+        assert_eq!(source(OPERATOR), Source::Operator);
     }
 }

@@ -10,17 +10,22 @@
 
 /// Field encoding of records.
 mod codec;
+/// Frames, salt and damage.
+pub mod frame;
 /// The journal's own view of live jobs and results.
 pub mod live;
 /// The record format.
 pub mod record;
+/// The folder's lock and id key.
+mod state;
 /// When records reach the disk.
 pub mod sync;
 /// The writer thread.
 mod writer;
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
@@ -29,8 +34,9 @@ use std::time::{Instant, SystemTime};
 
 use crate::error::Error;
 use crate::queue::store::{Arrival, Change, Completion, QueueStore, Recovered, Status, Ticket};
+use frame::{decode_all, Salt};
 use live::{unix_ms, Live};
-use record::{decode_all, Record, Transport, MAGIC};
+use record::{Record, Transport};
 pub use sync::SyncPolicy;
 pub use writer::Progress;
 use writer::{Command, Shared, Writer};
@@ -58,6 +64,10 @@ pub struct Journal {
     live: Live,
     /// Tickets waiting for their record to be durable, in sequence order.
     tickets: VecDeque<(u64, Ticket)>,
+    /// The salt of the file the writer is writing.
+    salt: Salt,
+    /// Held open: the folder's lock.
+    _lock: File,
 }
 
 impl Journal {
@@ -72,6 +82,8 @@ impl Journal {
     ) -> Result<(Journal, Recovered), Error> {
         fs::create_dir_all(dir)
             .map_err(|e| Error::Io(format!("cannot create state folder {}", dir.display()), e))?;
+        let lock = state::lock(dir)?;
+        let id_key = state::id_key(dir)?;
         let path = dir.join("journal");
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -86,6 +98,9 @@ impl Journal {
                 decoded.skipped_bytes
             );
         }
+        if decoded.format == Some(record::Format::V1) {
+            log::info!("journal: first format (no salt) read; rewriting it with a salt");
+        }
         let mut live = Live::default();
         for record in &decoded.records {
             live.apply(record);
@@ -94,6 +109,7 @@ impl Journal {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| Error::Io(format!("cannot open {}", path.display()), e))?;
         let shared = Arc::new(Shared {
@@ -116,7 +132,9 @@ impl Journal {
             .name("journal".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| Error::Io("cannot start the journal writer".into(), e))?;
-        let recovered = live.recovered();
+        let mut recovered = live.recovered();
+        recovered.id_key = Some(id_key);
+        let salt = Salt::random().map_err(|e| Error::Io("cannot make a journal salt".into(), e))?;
         let mut journal = Journal {
             path,
             policy,
@@ -130,6 +148,8 @@ impl Journal {
             live_bytes: 0,
             live,
             tickets: VecDeque::new(),
+            salt,
+            _lock: lock,
         };
         journal.compact();
         Ok((journal, recovered))
@@ -146,7 +166,7 @@ impl Journal {
     /// Adds a record to this turn's batch; returns its sequence number.
     fn append(&mut self, record: &Record) -> u64 {
         let before = self.batch.len();
-        record.encode_into(&mut self.batch);
+        self.salt.encode(record, &mut self.batch);
         let len = (self.batch.len() - before) as u64;
         self.track(record, len);
         self.live.apply(record);
@@ -202,17 +222,21 @@ impl Journal {
         self.file_bytes > COMPACT_MIN_BYTES && self.file_bytes > 4 * self.live_bytes
     }
 
-    /// Replaces the file with the live records. Records appended before
-    /// are in the snapshot; records appended after go to the new file.
+    /// Replaces the file with the live records, under a new salt (so no
+    /// frame of the old file is valid in the new one). Records appended
+    /// before are in the snapshot; records appended after go to the new file.
     fn compact(&mut self) {
         self.flush();
-        let mut snapshot = MAGIC.to_vec();
+        if let Ok(salt) = Salt::random() {
+            self.salt = salt;
+        }
+        let mut snapshot = self.salt.header();
         self.live_bytes_by_id.clear();
         self.live_bytes = 0;
-        self.file_bytes = MAGIC.len() as u64;
+        self.file_bytes = snapshot.len() as u64;
         for record in self.live.records() {
             let before = snapshot.len();
-            record.encode_into(&mut snapshot);
+            self.salt.encode(&record, &mut snapshot);
             self.track(&record, (snapshot.len() - before) as u64);
         }
         self.seq += 1;
@@ -298,17 +322,25 @@ fn record_of(change: Change) -> Record {
     match change {
         Change::Added {
             id,
+            counter,
+            owner,
+            client,
             arrival,
             module,
             data,
             added_at,
         } => {
             let (transport, peer) = match arrival {
-                Arrival::Queue => (Transport::Queue, String::new()),
+                Arrival::Queue => (
+                    Transport::Queue,
+                    client.map(|c| c.to_string()).unwrap_or_default(),
+                ),
                 Arrival::Udp(peer) => (Transport::Udp, peer.to_string()),
             };
             Record::Added {
                 id,
+                counter,
+                owner,
                 transport,
                 peer,
                 module,
@@ -319,12 +351,16 @@ fn record_of(change: Change) -> Record {
         Change::Started { id, attempt } => Record::Started { id, attempt },
         Change::Finished {
             id,
+            owner,
+            client,
             module,
             answer,
             receipt,
             finished_at,
         } => Record::Finished {
             id,
+            owner,
+            peer: client.map(|c| c.to_string()).unwrap_or_default(),
             module,
             answer,
             receipt,

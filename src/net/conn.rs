@@ -10,12 +10,12 @@
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use crate::io::{read_once, OutBuf, ReadResult};
 use crate::keys::JobKey;
 use crate::net::protocol::{classify, Head, Refusal};
+use crate::net::stream::Stream;
 
 /// How long a connection may linger after its answer, for the client to close.
 const LINGER: Duration = Duration::from_secs(2);
@@ -77,10 +77,13 @@ pub enum Verdict {
 
 #[derive(Debug)]
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     pub peer: SocketAddr,
-    /// Index of the listener it came through (its access rules).
+    /// Index of the listener it came through (its access rules); none
+    /// (`usize::MAX`) for the operator socket.
     pub listener: usize,
+    /// Operator rights: `queue:list`, and every listener's jobs.
+    pub admin: bool,
     phase: Phase,
     /// The request has ended (half-close or quiet gap); later bytes are ignored.
     request_done: bool,
@@ -97,9 +100,9 @@ pub struct Conn {
 impl Conn {
     /// A new connection, watched under `token`, with `idle` to say something.
     pub fn new(
-        mut stream: TcpStream,
+        mut stream: Stream,
         peer: SocketAddr,
-        listener: usize,
+        (listener, admin): (usize, bool),
         registry: &Registry,
         token: Token,
     ) -> std::io::Result<Self> {
@@ -108,6 +111,7 @@ impl Conn {
             stream,
             peer,
             listener,
+            admin,
             phase: Phase::Head(Vec::new()),
             request_done: false,
             peer_eof: false,

@@ -8,5 +8,7 @@ pub mod conn;
 pub mod listeners;
 /// The wire protocol: request heads, queue requests, answers, refusals.
 pub mod protocol;
+/// A client's stream: TCP, or Unix from the operator socket.
+pub mod stream;
 /// Socket activation and readiness notification for systemd.
 pub mod systemd;

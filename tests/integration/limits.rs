@@ -33,13 +33,15 @@ fn a_full_waiting_line_answers_503_busy() {
         .module("block", "#!/bin/sh\nsleep 1\nprintf ok\n")
         .settings(r#""max_jobs": 1, "max_waiting": 1"#)
         .start();
-    assert_eq!(d.ask_str("queue:add:block:"), "id:1");
-    wait_for("running", || d.ask_str("queue:check:id:1") == "1");
-    assert_eq!(d.ask_str("queue:add:block:"), "id:2");
+    let first = d.add("block:");
+    wait_for("running", || {
+        d.ask_str(&format!("queue:check:{first}")) == "1"
+    });
+    let second = d.add("block:");
     assert_eq!(d.ask_str("queue:add:block:"), "503: Busy");
     assert_eq!(d.ask_str("block:"), "503: Busy");
     d.wait_log("waiting line full");
-    assert_eq!(d.ask_str("queue:get:id:2"), "ok");
+    assert_eq!(d.ask_str(&format!("queue:get:{second}")), "ok");
 }
 
 #[test]

@@ -240,6 +240,30 @@ impl Daemon {
         Some(answer)
     }
 
+    /// Asks over the operator socket in the state folder.
+    pub fn ask_operator(&self, request: &str) -> String {
+        let mut stream = std::os::unix::net::UnixStream::connect(self.operator_socket()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        stream.shutdown(Shutdown::Write).unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    pub fn operator_socket(&self) -> PathBuf {
+        self.dir.path().join("state/admin.sock")
+    }
+
+    /// `queue:add` that must succeed: the `id:<n>` answer.
+    pub fn add(&self, request: &str) -> String {
+        let answer = self.ask_str(&format!("queue:add:{request}"));
+        assert!(answer.starts_with("id:"), "queue:add:{request}: {answer}");
+        answer
+    }
+
     pub fn ask_str(&self, request: &str) -> String {
         String::from_utf8_lossy(&self.ask(request.as_bytes())).into_owned()
     }
