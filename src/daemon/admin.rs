@@ -80,9 +80,9 @@ impl Daemon {
                 Ok(None)
             }
             Some(Entry::Done(_)) => {
-                let answer = self.queue.take_done(id).expect("entry is done");
-                self.journal_removed(id, Removal::Fetched);
-                Ok(Some(answer))
+                let done = self.queue.take_done(id).expect("entry is done");
+                self.deliver_when_kept(id, done, vec![key]);
+                Ok(None)
             }
             None => Err(Refusal::UnknownJob),
         }

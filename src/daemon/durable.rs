@@ -9,7 +9,7 @@ use crate::daemon::Daemon;
 use crate::keys::{ConnKey, JobKey};
 use crate::net::protocol::Refusal;
 use crate::queue::held::Held;
-use crate::queue::results::{Done, Entry, ResultLimits};
+use crate::queue::results::{Done, Entry, Finished, ResultLimits};
 use crate::queue::store::{Arrival, Change, Completion, Recovered, Removal};
 use crate::run::job::{Job, Origin};
 use crate::run::modules::Module;
@@ -122,6 +122,9 @@ impl Daemon {
             };
             match held {
                 Held::Added { job, id, conn } => self.added_completed(job, id, conn, completion),
+                Held::Fetched { id, done, conns } => {
+                    self.fetch_completed(id, done, conns, completion)
+                }
             }
         }
     }
@@ -144,6 +147,45 @@ impl Daemon {
         }
         if let Some(conn) = conn {
             self.answer(conn, format!("id:{id}").into_bytes());
+        }
+    }
+
+    /// Hands a fetched result to its clients once the "fetched" record is
+    /// kept; until then they wait, as `queue:add` waits for its record.
+    pub(super) fn deliver_when_kept(&mut self, id: u64, done: Box<Done>, conns: Vec<ConnKey>) {
+        let ticket = self.held.hold(Held::Fetched {
+            id,
+            done,
+            conns: conns.clone(),
+        });
+        self.store.submit(
+            Change::Removed {
+                id,
+                why: Removal::Fetched,
+            },
+            Some(ticket),
+        );
+        for conn in conns {
+            if let Some(conn) = self.conns.get_mut(conn) {
+                conn.await_store();
+            }
+        }
+    }
+
+    fn fetch_completed(&mut self, id: u64, done: Box<Done>, conns: Vec<ConnKey>, c: Completion) {
+        if let Completion::Refused(why) | Completion::Unknown(why) = &c {
+            // Not delivered: the result stays, to be fetched again.
+            log::warn!("queue result {id} not fetched: the queue store failed: {why}");
+            self.queue.restore(id, Entry::Done(done));
+            for conn in conns {
+                self.refuse(conn, Refusal::JournalFailed);
+            }
+            return;
+        }
+        let answer = done.answer.to_vec();
+        self.queue.fetched(id, *done);
+        for conn in conns {
+            self.answer(conn, answer.clone());
         }
     }
 
@@ -232,21 +274,22 @@ impl Daemon {
                     finished: Instant::now(),
                     receipt: receipt.clone(),
                 };
-                let (watchers, evicted) = self.queue.finish(id, done, self.result_limits());
-                if watchers.is_empty() {
-                    let change = Change::Finished {
-                        id,
-                        owner: job.owner.clone(),
-                        client: job.client,
-                        module: job.module.name.clone(),
-                        answer: answer.clone(),
-                        receipt,
-                        finished_at: SystemTime::now(),
-                    };
-                    self.store.submit(change, None);
-                } else {
-                    self.journal_removed(id, Removal::Fetched);
-                }
+                let evicted = match self.queue.finish(id, done, self.result_limits()) {
+                    Finished::Watched(done, watchers) => {
+                        return self.deliver_when_kept(id, done, watchers);
+                    }
+                    Finished::Kept { evicted } => evicted,
+                };
+                let change = Change::Finished {
+                    id,
+                    owner: job.owner.clone(),
+                    client: job.client,
+                    module: job.module.name.clone(),
+                    answer: answer.clone(),
+                    receipt,
+                    finished_at: SystemTime::now(),
+                };
+                self.store.submit(change, None);
                 for old in evicted {
                     log::info!(
                         "queue result {old} dropped: its client's results over its share ({} bytes) or the total ({} bytes)",
@@ -254,9 +297,6 @@ impl Daemon {
                         self.settings.result_retention_bytes
                     );
                     self.journal_removed(old, Removal::Expired);
-                }
-                for conn in watchers {
-                    self.answer(conn, answer.to_vec());
                 }
             }
             Origin::Tcp { .. } => {}

@@ -43,6 +43,11 @@ pub struct Live {
 }
 
 impl Live {
+    /// The next id counter.
+    pub fn next_counter(&self) -> u64 {
+        self.next_counter.max(1)
+    }
+
     /// Applies one record, as replay and appending both do.
     pub fn apply(&mut self, record: &Record) {
         match record {

@@ -36,6 +36,15 @@ pub struct Fetched {
     pub receipt: Receipt,
 }
 
+/// What became of a finished job's result.
+#[derive(Debug)]
+pub enum Finished {
+    /// Clients wait for it: deliver it to them.
+    Watched(Box<Done>, Vec<ConnKey>),
+    /// Kept until fetched; these older results of its client were dropped.
+    Kept { evicted: Vec<u64> },
+}
+
 /// A queue id's entry.
 #[derive(Debug)]
 pub enum Entry {
@@ -165,15 +174,14 @@ impl QueueBook {
         self.fetched.get(&id)
     }
 
-    /// Takes a finished answer: it is fetched, gone afterwards but for its receipt.
-    pub fn take_done(&mut self, id: u64) -> Option<Vec<u8>> {
+    /// Takes a finished result out to be fetched; once its fetch is kept,
+    /// [`QueueBook::fetched`] keeps its receipt (or [`QueueBook::restore`]
+    /// puts it back).
+    pub fn take_done(&mut self, id: u64) -> Option<Box<Done>> {
         match self.entries.remove(&id) {
             Some(Entry::Done(done)) => {
-                let done = *done;
                 self.release(&done);
-                let answer = done.answer.to_vec();
-                self.keep_receipt(id, done);
-                Some(answer)
+                Some(done)
             }
             Some(active) => {
                 self.entries.insert(id, active);
@@ -181,6 +189,11 @@ impl QueueBook {
             }
             None => None,
         }
+    }
+
+    /// A result was delivered: only its receipt stays, for `queue:info`.
+    pub fn fetched(&mut self, id: u64, done: Done) {
+        self.keep_receipt(id, done);
     }
 
     fn keep_receipt(&mut self, id: u64, done: Done) {
@@ -213,21 +226,16 @@ impl QueueBook {
         }
     }
 
-    /// Records a job's result. Returns the connections waiting for it (they
-    /// get it now and it counts as fetched; with none, it is kept), and the
-    /// ids of the same client's older results dropped to stay within its
-    /// share and the total: one client's results never evict another's.
-    pub fn finish(
-        &mut self,
-        id: u64,
-        done: Done,
-        limits: ResultLimits,
-    ) -> (Vec<ConnKey>, Vec<u64>) {
+    /// Records a job's result. With connections waiting for it, it is
+    /// handed back with them, to be delivered (and counted as fetched);
+    /// with none, it is kept, and the ids of the same client's older
+    /// results dropped to stay within its share and the total are
+    /// returned: one client's results never evict another's.
+    pub fn finish(&mut self, id: u64, done: Done, limits: ResultLimits) -> Finished {
         let watchers = self.watchers.remove(&id).unwrap_or_default();
         if !watchers.is_empty() {
             self.entries.remove(&id);
-            self.keep_receipt(id, done);
-            return (watchers, Vec::new());
+            return Finished::Watched(Box::new(done), watchers);
         }
         let client = done.client;
         self.restore(id, Entry::Done(Box::new(done)));
@@ -249,7 +257,7 @@ impl QueueBook {
                 None => break,
             }
         }
-        (Vec::new(), evicted)
+        Finished::Kept { evicted }
     }
 
     /// Forgets an id (cancelled, or dropped at shutdown). Returns its

@@ -35,6 +35,13 @@ fn done(answer: &[u8], finished: Instant) -> Done {
     done_by(answer, finished, [10, 0, 0, 1])
 }
 
+fn evicted(finished: Finished) -> Vec<u64> {
+    match finished {
+        Finished::Kept { evicted } => evicted,
+        other => panic!("{other:?}"),
+    }
+}
+
 const ROOMY: ResultLimits = ResultLimits {
     total: 100,
     per_client: 100,
@@ -48,8 +55,10 @@ fn results_are_kept_until_fetched_or_expired() {
     assert_ne!(a, b);
     assert!(matches!(book.get(a), Some(Entry::Active(k)) if *k == job(10)));
     assert!(book.take_done(a).is_none());
-    assert!(book.finish(a, done(b"A", now), ROOMY).0.is_empty());
-    assert_eq!(book.take_done(a).unwrap(), b"A");
+    assert!(evicted(book.finish(a, done(b"A", now), ROOMY)).is_empty());
+    let fetched = book.take_done(a).unwrap();
+    assert_eq!(&*fetched.answer, b"A");
+    book.fetched(a, *fetched);
     assert!(book.get(a).is_none());
     assert!(book.fetched_receipt(a).is_some(), "the receipt stays");
     book.finish(b, done(b"B", now), ROOMY);
@@ -74,16 +83,11 @@ fn a_client_over_its_share_loses_its_own_oldest_never_anothers() {
     };
     let ids: Vec<u64> = (0..4).map(|k| add(&mut book, job(k))).collect();
     let other = ids[0];
-    assert!(book
-        .finish(other, done_by(&[0; 40], now, [10, 0, 0, 2]), limits)
-        .1
-        .is_empty());
-    assert!(book
-        .finish(ids[1], done(&[0; 30], now), limits)
-        .1
-        .is_empty());
+    let theirs = done_by(&[0; 40], now, [10, 0, 0, 2]);
+    assert!(evicted(book.finish(other, theirs, limits)).is_empty());
+    assert!(evicted(book.finish(ids[1], done(&[0; 30], now), limits)).is_empty());
     assert_eq!(
-        book.finish(ids[2], done(&[0; 30], now), limits).1,
+        evicted(book.finish(ids[2], done(&[0; 30], now), limits)),
         vec![ids[1]]
     );
     assert!(book.get(other).is_some(), "another client's result stays");
@@ -113,7 +117,13 @@ fn waiting_getters_take_the_answer() {
     book.watch(id, conn(7));
     book.watch(id, conn(8));
     book.unwatch(id, conn(7));
-    assert_eq!(book.finish(id, done(b"x", now), ROOMY).0, vec![conn(8)]);
+    match book.finish(id, done(b"x", now), ROOMY) {
+        Finished::Watched(done, conns) => {
+            assert_eq!(&*done.answer, b"x");
+            assert_eq!(conns, vec![conn(8)]);
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(book.get(id).is_none());
 }
 

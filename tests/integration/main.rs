@@ -19,3 +19,4 @@ mod service;
 mod soak;
 mod udp;
 mod util;
+mod write_errors;
