@@ -32,7 +32,9 @@ impl Daemon {
             };
             let Some(tcp) = &l.tcp else { return };
             let (stream, peer) = match tcp.accept() {
-                Ok(accepted) => accepted,
+                // An IPv4 client on an IPv6 socket is the same client as
+                // over IPv4: one address for every per-client count.
+                Ok((stream, peer)) => (stream, canonical(peer)),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -324,4 +326,9 @@ impl Daemon {
             }
         }
     }
+}
+
+/// `::ffff:a.b.c.d` as `a.b.c.d`.
+pub(super) fn canonical(peer: std::net::SocketAddr) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(peer.ip().to_canonical(), peer.port())
 }

@@ -255,6 +255,12 @@ impl Daemon {
             self.expire_timers();
             self.start_waiting_jobs();
             self.commit();
+            // Jobs the store released at the end of the turn (the in-memory
+            // store releases at once) start now, not at the next event.
+            if self.jobs.waiting() > 0 {
+                self.start_waiting_jobs();
+                self.commit();
+            }
             self.remove_closed();
             if self.stop_complete() {
                 self.store.close();

@@ -4,6 +4,7 @@ mod access;
 mod bench;
 mod bgjob_cli;
 mod durable;
+mod edges;
 mod failures;
 mod framing;
 mod journal_attacks;
