@@ -106,6 +106,8 @@ struct RawConfig {
     node: Option<PathBuf>,
     result_retention_bytes: Option<u64>,
     result_retention_bytes_per_client: Option<u64>,
+    max_waiting_bytes: Option<u64>,
+    max_waiting_bytes_per_client: Option<u64>,
     allow: Option<Vec<String>>,
     max_connections_per_client: Option<u64>,
     max_waiting_per_client: Option<u64>,
@@ -168,6 +170,13 @@ impl Config {
             result_retention_bytes: clamp(
                 raw.result_retention_bytes,
                 d.result_retention_bytes,
+                0,
+                1 << 40,
+            ),
+            max_waiting_bytes: clamp(raw.max_waiting_bytes, d.max_waiting_bytes, 0, 1 << 40),
+            max_waiting_bytes_per_client: clamp(
+                raw.max_waiting_bytes_per_client,
+                d.max_waiting_bytes_per_client,
                 0,
                 1 << 40,
             ),

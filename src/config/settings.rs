@@ -54,6 +54,10 @@ pub struct Settings {
     pub module_group: Option<String>,
     /// Let modules run as root.
     pub allow_root_modules: bool,
+    /// Bytes of queue and UDP job data held (accepted, not yet finished).
+    pub max_waiting_bytes: usize,
+    /// ... by one client address.
+    pub max_waiting_bytes_per_client: usize,
     /// Bytes of unfetched queue results kept; when full, new adds are refused.
     pub result_retention_bytes: usize,
     /// Bytes of unfetched results one client address may keep; beyond it
@@ -92,6 +96,8 @@ impl Default for Settings {
             module_user: None,
             module_group: None,
             allow_root_modules: false,
+            max_waiting_bytes: 256 << 20,
+            max_waiting_bytes_per_client: 64 << 20,
             result_retention_bytes: 64 << 20,
             result_retention_bytes_per_client: 16 << 20,
             node_workers: 2,

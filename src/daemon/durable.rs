@@ -52,6 +52,16 @@ impl Daemon {
         {
             return Err(Refusal::Busy);
         }
+        let (held, mine) = self.jobs.data_bytes(client);
+        if held + data.len() > self.settings.max_waiting_bytes
+            || mine + data.len() > self.settings.max_waiting_bytes_per_client
+        {
+            log::warn!(
+                "job of {} bytes refused: jobs' data held {held} bytes, this client's {mine}",
+                data.len()
+            );
+            return Err(Refusal::Busy);
+        }
         if udp_peer.is_none() && !self.queue.has_room(client, self.result_limits()) {
             log::warn!(
                 "queue:add refused: unfetched results fill this client's share or the total"
