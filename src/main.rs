@@ -107,6 +107,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 addr: l.addr,
                 access: default_access.clone(),
                 udp: l.udp,
+                admin: false,
             })
             .collect()
     };
@@ -125,6 +126,11 @@ fn serve(
 ) -> Result<(), Error> {
     let addrs: Vec<_> = bound.iter().map(|l| l.addr).collect();
     let policy = cli.panic_policy();
+    // A journal write past a file size limit fails with EFBIG, refused and
+    // retried like a full disk, instead of killing the daemon.
+    // SAFETY: sets this process's disposition of one signal; modules get
+    // the default back (see run/vfork.rs).
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let mut daemon = Daemon::new(settings, source, bound, cli.modules, policy)?;
     // Printed once everything is set up, so whoever reads it can start at once.
     if cli.print_addr {

@@ -33,6 +33,16 @@ pub struct ListenerSpec {
     pub access: Access,
     /// Serve UDP as well as TCP (`"udp": false` turns it off).
     pub udp: bool,
+    /// Operator rights: `queue:list`, and every listener's jobs.
+    pub admin: bool,
+}
+
+impl ListenerSpec {
+    /// The name its queue jobs belong to: the same across restarts with
+    /// the same configuration (a port of 0 stays 0).
+    pub fn owner(&self) -> String {
+        format!("{}@{}", self.label, self.addr)
+    }
 }
 
 /// What a configuration file holds.
@@ -55,6 +65,7 @@ impl Default for Config {
                 addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
                 access: Access::default(),
                 udp: true,
+                admin: false,
             }],
             settings: Settings::default(),
             clamped: Vec::new(),
@@ -72,6 +83,7 @@ struct RawListener {
     allow: Option<Vec<String>>,
     modules: Option<Vec<String>>,
     udp: Option<bool>,
+    admin: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +116,9 @@ struct RawConfig {
     shutdown_grace_secs: Option<u64>,
     node: Option<PathBuf>,
     result_retention_bytes: Option<u64>,
+    result_retention_bytes_per_client: Option<u64>,
+    max_waiting_bytes: Option<u64>,
+    max_waiting_bytes_per_client: Option<u64>,
     allow: Option<Vec<String>>,
     max_connections_per_client: Option<u64>,
     max_waiting_per_client: Option<u64>,
@@ -242,6 +257,27 @@ impl Config {
                 0,
                 1 << 40,
             ),
+            max_waiting_bytes: r.int(
+                "max_waiting_bytes",
+                raw.max_waiting_bytes,
+                d.max_waiting_bytes,
+                0,
+                1 << 40,
+            ),
+            max_waiting_bytes_per_client: r.int(
+                "max_waiting_bytes_per_client",
+                raw.max_waiting_bytes_per_client,
+                d.max_waiting_bytes_per_client,
+                0,
+                1 << 40,
+            ),
+            result_retention_bytes_per_client: r.int(
+                "result_retention_bytes_per_client",
+                raw.result_retention_bytes_per_client,
+                d.result_retention_bytes_per_client,
+                0,
+                1 << 40,
+            ),
             allow,
             max_connections_per_client: r.int(
                 "max_connections_per_client",
@@ -361,6 +397,7 @@ fn listener(raw: RawListener) -> Result<ListenerSpec, Error> {
         addr: SocketAddr::new(ip, port),
         access: Access { allow, modules },
         udp: raw.udp.unwrap_or(true),
+        admin: raw.admin.unwrap_or(false),
     })
 }
 

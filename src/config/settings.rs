@@ -67,8 +67,15 @@ pub struct Settings {
     pub allow_root_modules: bool,
     /// A range of uids, one for each running job or worker (needs root).
     pub module_uids: Option<(u32, u32)>,
-    /// Bytes of unfetched queue results kept; the oldest go first.
+    /// Bytes of queue and UDP job data held (accepted, not yet finished).
+    pub max_waiting_bytes: usize,
+    /// ... by one client address.
+    pub max_waiting_bytes_per_client: usize,
+    /// Bytes of unfetched queue results kept; when full, new adds are refused.
     pub result_retention_bytes: usize,
+    /// Bytes of unfetched results one client address may keep; beyond it
+    /// its own oldest results go first.
+    pub result_retention_bytes_per_client: usize,
     /// Warm Node.js workers per `.js` module; 0 runs one process per request.
     pub node_workers: usize,
     /// A warm worker idle this long stops.
@@ -109,7 +116,10 @@ impl Default for Settings {
             module_group: None,
             allow_root_modules: false,
             module_uids: None,
+            max_waiting_bytes: 256 << 20,
+            max_waiting_bytes_per_client: 64 << 20,
             result_retention_bytes: 64 << 20,
+            result_retention_bytes_per_client: 16 << 20,
             node_workers: 2,
             node_worker_idle: Duration::from_secs(60),
             state_dir: Some(PathBuf::from("./state")),

@@ -47,10 +47,17 @@ impl Daemon {
         }
     }
 
-    pub(super) fn queue_check(&self, id: JobRef) -> Reply {
-        let JobRef::Id(id) = id else {
-            return Err(Refusal::UnknownJob);
-        };
+    /// The id of a job this connection may see, or `404: Unknown job`
+    /// (also for another listener's job: its existence is not revealed).
+    fn visible(&self, key: ConnKey, id: JobRef) -> Result<u64, Refusal> {
+        match id {
+            JobRef::Id(id) if self.may_act_on(key, id) => Ok(id),
+            _ => Err(Refusal::UnknownJob),
+        }
+    }
+
+    pub(super) fn queue_check(&self, key: ConnKey, id: JobRef) -> Reply {
+        let id = self.visible(key, id)?;
         let status = match self.queue.get(id) {
             Some(Entry::Active(job)) => match self.jobs.get(*job).map(|j| &j.state) {
                 Some(JobState::Running(_) | JobState::Warm(_)) => "1",
@@ -63,9 +70,7 @@ impl Daemon {
     }
 
     pub(super) fn queue_get(&mut self, key: ConnKey, id: JobRef) -> Reply {
-        let JobRef::Id(id) = id else {
-            return Err(Refusal::UnknownJob);
-        };
+        let id = self.visible(key, id)?;
         match self.queue.get(id) {
             Some(Entry::Active(_)) => {
                 self.queue.watch(id, key);
@@ -75,9 +80,9 @@ impl Daemon {
                 Ok(None)
             }
             Some(Entry::Done(_)) => {
-                let answer = self.queue.take_done(id).expect("entry is done");
-                self.journal_removed(id, Removal::Fetched);
-                Ok(Some(answer))
+                let done = self.queue.take_done(id).expect("entry is done");
+                self.deliver_when_kept(id, done, vec![key]);
+                Ok(None)
             }
             None => Err(Refusal::UnknownJob),
         }
@@ -85,10 +90,8 @@ impl Daemon {
 
     /// Removes a waiting job, kills a running one's process group, or drops
     /// an unfetched result; answers which.
-    pub(super) fn queue_cancel(&mut self, id: JobRef) -> Reply {
-        let JobRef::Id(id) = id else {
-            return Err(Refusal::UnknownJob);
-        };
+    pub(super) fn queue_cancel(&mut self, key: ConnKey, id: JobRef) -> Reply {
+        let id = self.visible(key, id)?;
         let what = match self.queue.get(id) {
             None => return Err(Refusal::UnknownJob),
             Some(Entry::Done(_)) => {
@@ -150,7 +153,7 @@ impl Daemon {
         line("datagrams_total", &s.datagrams);
         line("datagrams_forbidden", &s.udp_forbidden);
         line("datagrams_over_budget", &s.udp_over_budget);
-        line("next_id", &self.queue.next_id());
+        line("next_id", &self.queue.next_counter());
         match self.store.status() {
             Status::Journal {
                 bytes,
@@ -177,8 +180,12 @@ impl Daemon {
             .count()
     }
 
-    /// One line per job held: `id module transport status age_secs`.
-    pub(super) fn queue_list(&self) -> Reply {
+    /// One line per job held: `id module transport status age_secs`; it
+    /// reveals ids, so only operators may ask.
+    pub(super) fn queue_list(&self, key: ConnKey) -> Reply {
+        if !self.is_operator(key) {
+            return Err(Refusal::Forbidden);
+        }
         let now = Instant::now();
         let mut rows: Vec<(u64, String)> = Vec::new();
         for (_, job) in self.jobs.iter() {
@@ -207,10 +214,8 @@ impl Daemon {
     }
 
     /// The job's receipt as `key: value` lines.
-    pub(super) fn queue_info(&self, id: JobRef) -> Reply {
-        let JobRef::Id(id) = id else {
-            return Err(Refusal::UnknownJob);
-        };
+    pub(super) fn queue_info(&self, key: ConnKey, id: JobRef) -> Reply {
+        let id = self.visible(key, id)?;
         let text = match self.queue.get(id) {
             Some(Entry::Active(key)) => {
                 let job = self.jobs.get(*key).expect("active jobs are in the table");
@@ -228,7 +233,7 @@ impl Daemon {
             }
             Some(Entry::Done(done)) => done.receipt.render(id, &done.module, "done"),
             None => match self.queue.fetched_receipt(id) {
-                Some((module, receipt)) => receipt.render(id, module, "fetched"),
+                Some(f) => f.receipt.render(id, &f.module, "fetched"),
                 None => return Err(Refusal::UnknownJob),
             },
         };

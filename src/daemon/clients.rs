@@ -12,6 +12,7 @@ use crate::keys::ConnKey;
 use crate::net::conn::{Conn, Limits, Phase, Verdict};
 use crate::net::pace::Pacing;
 use crate::net::protocol::{Control, Head, Refusal};
+use crate::net::stream::Stream;
 use crate::run::job::{Job, Origin};
 use crate::sanitize::loggable;
 
@@ -41,7 +42,9 @@ impl Daemon {
             };
             let Some(tcp) = &l.tcp else { return };
             let (stream, peer) = match tcp.accept() {
-                Ok(accepted) => accepted,
+                // An IPv4 client on an IPv6 socket is the same client as
+                // over IPv4: one address for every per-client count.
+                Ok((stream, peer)) => (stream, canonical(peer)),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -51,6 +54,7 @@ impl Daemon {
             };
             self.stats.connections += 1;
             let forbidden = !l.access.permits(peer.ip());
+            let admin = l.admin;
             let max = self.settings.max_connections;
             if self.open_conns() >= max - max / 8 {
                 self.make_room();
@@ -71,7 +75,9 @@ impl Daemon {
             }
             let key = self.conns.next_key();
             let registry = self.poll.registry();
-            let conn = match Conn::new(stream, peer, listener, registry, tokens::conn(key)) {
+            let rights = (listener, admin);
+            let stream = Stream::Tcp(stream);
+            let conn = match Conn::new(stream, peer, rights, registry, tokens::conn(key)) {
                 Ok(conn) => conn,
                 Err(e) => {
                     log::warn!("tcp {peer}: cannot watch the connection: {e}");
@@ -196,7 +202,7 @@ impl Daemon {
     }
 
     /// Schedules the connection's deadline if it set a new one.
-    fn schedule_conn(&mut self, key: ConnKey) {
+    pub(super) fn schedule_conn(&mut self, key: ConnKey) {
         if let Some(at) = self.conns.get_mut(key).and_then(Conn::take_new_deadline) {
             self.timers
                 .schedule(at, crate::daemon::timers::Timer::Conn(key));
@@ -264,12 +270,12 @@ impl Daemon {
             Control::QueueAdd { module, data_start } => {
                 self.queue_add(key, &module, &request[data_start..])
             }
-            Control::QueueCheck(id) => self.queue_check(id),
+            Control::QueueCheck(id) => self.queue_check(key, id),
             Control::QueueGet(id) => self.queue_get(key, id),
-            Control::QueueCancel(id) => self.queue_cancel(id),
+            Control::QueueCancel(id) => self.queue_cancel(key, id),
             Control::QueueStats => self.queue_stats(),
-            Control::QueueList => self.queue_list(),
-            Control::QueueInfo(id) => self.queue_info(id),
+            Control::QueueList => self.queue_list(key),
+            Control::QueueInfo(id) => self.queue_info(key, id),
         };
         let Some(peer) = self.conns.get(key).map(|c| c.peer) else {
             return;
@@ -386,4 +392,9 @@ impl Daemon {
             }
         }
     }
+}
+
+/// `::ffff:a.b.c.d` as `a.b.c.d`.
+pub(super) fn canonical(peer: std::net::SocketAddr) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(peer.ip().to_canonical(), peer.port())
 }

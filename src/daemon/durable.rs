@@ -9,7 +9,7 @@ use crate::daemon::Daemon;
 use crate::keys::{ConnKey, JobKey};
 use crate::net::protocol::Refusal;
 use crate::queue::held::Held;
-use crate::queue::results::{Done, Entry};
+use crate::queue::results::{Done, Entry, Finished, ResultLimits};
 use crate::queue::store::{Arrival, Change, Completion, Recovered, Removal};
 use crate::run::job::{Job, Origin};
 use crate::run::modules::Module;
@@ -52,7 +52,30 @@ impl Daemon {
         {
             return Err(Refusal::Busy);
         }
-        let id = self.queue.allocate_id();
+        let (held, mine) = self.jobs.data_bytes(client);
+        if held + data.len() > self.settings.max_waiting_bytes
+            || mine + data.len() > self.settings.max_waiting_bytes_per_client
+        {
+            log::warn!(
+                "job of {} bytes refused: jobs' data held {held} bytes, this client's {mine}",
+                data.len()
+            );
+            return Err(Refusal::Busy);
+        }
+        if udp_peer.is_none() && !self.queue.has_room(client, self.result_limits()) {
+            log::warn!(
+                "queue:add refused: unfetched results fill this client's share or the total"
+            );
+            return Err(Refusal::Busy);
+        }
+        let owner = conn
+            .and_then(|c| self.conns.get(c))
+            .map(|c| self.owner_of(c.listener))
+            .unwrap_or_default();
+        let Some((id, counter)) = self.queue.allocate_id() else {
+            log::error!("queue ids used up");
+            return Err(Refusal::Busy);
+        };
         let (origin, arrival) = match udp_peer {
             Some(peer) => (Origin::Udp { peer }, Arrival::Udp(peer)),
             None => (Origin::Queue { id }, Arrival::Queue),
@@ -60,8 +83,12 @@ impl Daemon {
         let data: Rc<[u8]> = data.into();
         let mut job = Job::journaled(module, origin, id, data.clone());
         job.client = client;
+        job.owner = owner.clone();
         let change = Change::Added {
             id,
+            counter,
+            owner,
+            client,
             arrival,
             module: job.module.name.clone(),
             data,
@@ -82,6 +109,13 @@ impl Daemon {
         Ok(id)
     }
 
+    pub(super) fn result_limits(&self) -> ResultLimits {
+        ResultLimits {
+            total: self.settings.result_retention_bytes,
+            per_client: self.settings.result_retention_bytes_per_client,
+        }
+    }
+
     /// End of a turn: the store takes the turn's changes (the in-memory
     /// store completes them at once).
     pub(super) fn commit(&mut self) {
@@ -98,6 +132,9 @@ impl Daemon {
             };
             match held {
                 Held::Added { job, id, conn } => self.added_completed(job, id, conn, completion),
+                Held::Fetched { id, done, conns } => {
+                    self.fetch_completed(id, done, conns, completion)
+                }
             }
         }
     }
@@ -123,6 +160,45 @@ impl Daemon {
         }
     }
 
+    /// Hands a fetched result to its clients once the "fetched" record is
+    /// kept; until then they wait, as `queue:add` waits for its record.
+    pub(super) fn deliver_when_kept(&mut self, id: u64, done: Box<Done>, conns: Vec<ConnKey>) {
+        let ticket = self.held.hold(Held::Fetched {
+            id,
+            done,
+            conns: conns.clone(),
+        });
+        self.store.submit(
+            Change::Removed {
+                id,
+                why: Removal::Fetched,
+            },
+            Some(ticket),
+        );
+        for conn in conns {
+            if let Some(conn) = self.conns.get_mut(conn) {
+                conn.await_store();
+            }
+        }
+    }
+
+    fn fetch_completed(&mut self, id: u64, done: Box<Done>, conns: Vec<ConnKey>, c: Completion) {
+        if let Completion::Refused(why) | Completion::Unknown(why) = &c {
+            // Not delivered: the result stays, to be fetched again.
+            log::warn!("queue result {id} not fetched: the queue store failed: {why}");
+            self.queue.restore(id, Entry::Done(done));
+            for conn in conns {
+                self.refuse(conn, Refusal::JournalFailed);
+            }
+            return;
+        }
+        let answer = done.answer.to_vec();
+        self.queue.fetched(id, *done);
+        for conn in conns {
+            self.answer(conn, answer.clone());
+        }
+    }
+
     /// A connection waiting for its `id:<n>` closed: nobody to answer.
     pub(super) fn forget_ack(&mut self, conn: ConnKey) {
         self.held.forget_conn(conn);
@@ -133,12 +209,14 @@ impl Daemon {
     /// back under their ids, and ids continue after the highest ever
     /// handed out.
     pub(super) fn recover(&mut self, recovered: Recovered) {
-        self.queue.continue_from(recovered.next_id);
+        self.queue.continue_from(recovered.next_counter);
         let (now, wall) = (Instant::now(), SystemTime::now());
         let results = recovered.results.len();
         for result in recovered.results {
             let age = wall.duration_since(result.finished_at).unwrap_or_default();
             let done = Done {
+                owner: result.owner,
+                client: result.client,
                 module: result.module,
                 answer: result.answer,
                 finished: now.checked_sub(age).unwrap_or(now),
@@ -162,6 +240,8 @@ impl Daemon {
                 Arrival::Udp(peer) => Origin::Udp { peer },
             };
             let mut job = Job::journaled(module, origin, id, found.data);
+            job.owner = found.owner;
+            job.client = found.client;
             job.attempts = found.attempts;
             job.added_at = found.added_at;
             let key = self.jobs.add_recovered(job);
@@ -176,8 +256,8 @@ impl Daemon {
         }
         if waiting + rerun + results > 0 {
             log::info!(
-                "journal: recovered {waiting} waiting jobs, {rerun} interrupted jobs to run again, {results} unfetched results; next id {}",
-                self.queue.next_id()
+                "journal: recovered {waiting} waiting jobs, {rerun} interrupted jobs to run again, {results} unfetched results; id counter {}",
+                self.queue.next_counter()
             );
         }
     }
@@ -197,35 +277,36 @@ impl Daemon {
             Origin::Queue { .. } => {
                 let answer: Rc<[u8]> = answer.into();
                 let done = Done {
+                    owner: job.owner.clone(),
+                    client: job.client,
                     module: job.module.name.clone(),
                     answer: answer.clone(),
                     finished: Instant::now(),
                     receipt: receipt.clone(),
                 };
-                let (watchers, evicted) =
-                    self.queue
-                        .finish(id, done, self.settings.result_retention_bytes);
-                if watchers.is_empty() {
-                    let change = Change::Finished {
-                        id,
-                        module: job.module.name.clone(),
-                        answer: answer.clone(),
-                        receipt,
-                        finished_at: SystemTime::now(),
-                    };
-                    self.store.submit(change, None);
-                } else {
-                    self.journal_removed(id, Removal::Fetched);
-                }
+                let evicted = match self.queue.finish(id, done, self.result_limits()) {
+                    Finished::Watched(done, watchers) => {
+                        return self.deliver_when_kept(id, done, watchers);
+                    }
+                    Finished::Kept { evicted } => evicted,
+                };
+                let change = Change::Finished {
+                    id,
+                    owner: job.owner.clone(),
+                    client: job.client,
+                    module: job.module.name.clone(),
+                    answer: answer.clone(),
+                    receipt,
+                    finished_at: SystemTime::now(),
+                };
+                self.store.submit(change, None);
                 for old in evicted {
                     log::info!(
-                        "queue result {old} dropped: results over {} bytes",
+                        "queue result {old} dropped: its client's results over its share ({} bytes) or the total ({} bytes)",
+                        self.settings.result_retention_bytes_per_client,
                         self.settings.result_retention_bytes
                     );
                     self.journal_removed(old, Removal::Expired);
-                }
-                for conn in watchers {
-                    self.answer(conn, answer.to_vec());
                 }
             }
             Origin::Tcp { .. } => {}

@@ -20,6 +20,8 @@ mod lifecycle;
 mod metrics;
 /// Listener changes on SIGHUP.
 mod relisten;
+/// Who may act on a job; the operator socket.
+mod rights;
 /// The metrics listener and its connections.
 mod scrapes;
 /// Counters for `queue:stats`, `/metrics` and the log.
@@ -62,6 +64,7 @@ use crate::net::listeners::Listener;
 use crate::net::protocol::Refusal;
 use crate::node::pool::Workers;
 use crate::queue::held::HeldAnswers;
+use crate::queue::ids::IdKey;
 use crate::queue::results::QueueBook;
 use crate::queue::store::{MemoryStore, QueueStore, Recovered};
 use crate::ratelimit::RateLimit;
@@ -113,6 +116,8 @@ pub struct Daemon {
     warnings: RateLimit,
     /// The metrics listener, if the settings ask for one.
     metrics: Option<MetricsServer>,
+    /// The operator socket in the state folder, and its path.
+    operator: Option<(mio::net::UnixListener, PathBuf)>,
 }
 
 impl Daemon {
@@ -194,6 +199,25 @@ impl Daemon {
         if let Err(e) = crate::run::process::become_subreaper() {
             log::warn!("cannot reap what modules leave behind: {e}");
         }
+        let operator = match &settings.state_dir {
+            Some(dir) => {
+                let (mut socket, path) = rights::bind_operator_socket(dir)?;
+                rights::watch(&mut socket, poll.registry())
+                    .map_err(io_err("cannot watch the operator socket"))?;
+                log::info!("operator socket {}", path.display());
+                Some((socket, path))
+            }
+            None => None,
+        };
+        let id_key = match recovered.id_key.clone() {
+            Some(key) => key,
+            None => {
+                let mut key = [0u8; 32];
+                crate::journal::frame::fill_random(&mut key)
+                    .map_err(io_err("cannot make an id key"))?;
+                IdKey(key)
+            }
+        };
         let mut timers = Timers::default();
         timers.schedule(Instant::now() + timers::HOUSEKEEPING, Timer::Housekeeping);
         let mut daemon = Daemon {
@@ -204,7 +228,7 @@ impl Daemon {
             signals,
             conns: Table::default(),
             jobs: JobTable::default(),
-            queue: QueueBook::default(),
+            queue: QueueBook::new(id_key),
             modules,
             timers,
             stats: Stats::default(),
@@ -224,6 +248,7 @@ impl Daemon {
             node: None,
             warnings: RateLimit::new(std::time::Duration::from_secs(1)),
             metrics,
+            operator,
         };
         daemon.find_node();
         log::info!(target: "bgjobd", "bgjobd {} started: {}", env!("CARGO_PKG_VERSION"), daemon.describe());
@@ -264,9 +289,18 @@ impl Daemon {
             self.expire_timers();
             self.start_waiting_jobs();
             self.commit();
+            // Jobs the store released at the end of the turn (the in-memory
+            // store releases at once) start now, not at the next event.
+            if self.jobs.waiting() > 0 {
+                self.start_waiting_jobs();
+                self.commit();
+            }
             self.remove_closed();
             if self.stop_complete() {
                 self.store.close();
+                if let Some((_, path)) = &self.operator {
+                    let _ = std::fs::remove_file(path);
+                }
                 log::info!(target: "bgjobd", "stopped: {}", self.stats.summary());
                 return Ok(());
             }
@@ -281,6 +315,7 @@ impl Daemon {
                 self.release_held();
                 self.modules.take_hashes();
             }
+            Source::Operator => self.accept_operator(),
             Source::TcpListener(i) => self.accept(i),
             Source::Udp(i) => self.receive_datagrams(i),
             Source::JobPipe(job, stream) => self.job_pipe_ready(job, stream),

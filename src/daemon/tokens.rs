@@ -11,6 +11,8 @@ use crate::run::spawns::Owner;
 pub const SIGNALS: Token = Token(usize::MAX);
 /// The journal writer and the spawn thread wake the loop with this token.
 pub const WAKER: Token = Token(usize::MAX - 1);
+/// The operator socket in the state folder.
+pub const OPERATOR: Token = Token(usize::MAX - 2);
 /// Listener `i` has tokens `LISTENERS + 2i` (TCP) and `LISTENERS + 2i + 1` (UDP).
 const LISTENERS: usize = 1 << 40;
 /// A job's pipe has token `JOB_PIPES + 4 * job + stream`.
@@ -18,7 +20,7 @@ const JOB_PIPES: usize = 1 << 41;
 /// A warm worker's pipe has token `WORKER_PIPES + 4 * worker + stream`.
 const WORKER_PIPES: usize = 1 << 42;
 /// The metrics listener's token.
-pub const METRICS: Token = Token(usize::MAX - 2);
+pub const METRICS: Token = Token(usize::MAX - 3);
 /// An HTTP connection to the metrics listener has `SCRAPES + key`.
 const SCRAPES: usize = 1 << 43;
 
@@ -27,6 +29,7 @@ const SCRAPES: usize = 1 << 43;
 pub enum Source {
     Signals,
     Waker,
+    Operator,
     TcpListener(usize),
     Udp(usize),
     JobPipe(JobKey, Stream),
@@ -40,6 +43,7 @@ pub fn source(token: Token) -> Source {
     match token.0 {
         _ if token == SIGNALS => Source::Signals,
         _ if token == WAKER => Source::Waker,
+        _ if token == OPERATOR => Source::Operator,
         _ if token == METRICS => Source::Metrics,
         t if t >= SCRAPES => Source::Scrape(ScrapeKey::new(t - SCRAPES)),
         t if t >= WORKER_PIPES => {
@@ -125,5 +129,6 @@ mod tests {
         assert_eq!(source(METRICS), Source::Metrics);
         let scrape_key = ScrapeKey::new(5);
         assert_eq!(source(scrape(scrape_key)), Source::Scrape(scrape_key));
+        assert_eq!(source(OPERATOR), Source::Operator);
     }
 }

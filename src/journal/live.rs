@@ -4,7 +4,7 @@
 //! compaction writes it out, and recovery hands it to the daemon.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +16,8 @@ use crate::run::receipt::Receipt;
 #[derive(Debug, Clone)]
 enum Entry {
     Job {
+        counter: u64,
+        owner: String,
         transport: Transport,
         peer: String,
         module: String,
@@ -24,6 +26,8 @@ enum Entry {
         attempts: u32,
     },
     Result {
+        owner: String,
+        peer: String,
         module: String,
         answer: Rc<[u8]>,
         receipt: Receipt,
@@ -33,30 +37,35 @@ enum Entry {
 
 #[derive(Debug, Default)]
 pub struct Live {
-    /// Ids below this were handed out.
-    next_id: u64,
+    /// Id counters below this were used.
+    next_counter: u64,
     entries: BTreeMap<u64, Entry>,
 }
 
 impl Live {
+    /// The next id counter.
+    pub fn next_counter(&self) -> u64 {
+        self.next_counter.max(1)
+    }
+
     /// Applies one record, as replay and appending both do.
     pub fn apply(&mut self, record: &Record) {
-        let after = match record {
-            Record::NextId(n) => *n,
-            other => other.id().saturating_add(1),
-        };
-        self.next_id = self.next_id.max(after);
         match record {
-            Record::NextId(_) => {}
+            Record::NextId(n) => self.next_counter = self.next_counter.max(*n),
             Record::Added {
                 id,
+                counter,
+                owner,
                 transport,
                 peer,
                 module,
                 data,
                 at_ms,
             } => {
+                self.next_counter = self.next_counter.max(counter.saturating_add(1));
                 let entry = Entry::Job {
+                    counter: *counter,
+                    owner: owner.clone(),
                     transport: *transport,
                     peer: peer.clone(),
                     module: module.clone(),
@@ -73,12 +82,16 @@ impl Live {
             }
             Record::Finished {
                 id,
+                owner,
+                peer,
                 module,
                 answer,
                 receipt,
                 at_ms,
             } => {
                 let entry = Entry::Result {
+                    owner: owner.clone(),
+                    peer: peer.clone(),
                     module: module.clone(),
                     answer: answer.clone(),
                     receipt: receipt.clone(),
@@ -95,10 +108,12 @@ impl Live {
     /// The records a compacted journal holds: the next id, then each live
     /// job (with its last start) or result.
     pub fn records(&self) -> Vec<Record> {
-        let mut records = vec![Record::NextId(self.next_id.max(1))];
+        let mut records = vec![Record::NextId(self.next_counter.max(1))];
         for (&id, entry) in &self.entries {
             match entry {
                 Entry::Job {
+                    counter,
+                    owner,
                     transport,
                     peer,
                     module,
@@ -108,6 +123,8 @@ impl Live {
                 } => {
                     records.push(Record::Added {
                         id,
+                        counter: *counter,
+                        owner: owner.clone(),
                         transport: *transport,
                         peer: peer.clone(),
                         module: module.clone(),
@@ -122,12 +139,16 @@ impl Live {
                     }
                 }
                 Entry::Result {
+                    owner,
+                    peer,
                     module,
                     answer,
                     receipt,
                     at_ms,
                 } => records.push(Record::Finished {
                     id,
+                    owner: owner.clone(),
+                    peer: peer.clone(),
                     module: module.clone(),
                     answer: answer.clone(),
                     receipt: receipt.clone(),
@@ -141,20 +162,24 @@ impl Live {
     /// What the daemon takes over at start.
     pub fn recovered(&self) -> Recovered {
         let mut recovered = Recovered {
-            next_id: self.next_id.max(1),
+            next_counter: self.next_counter.max(1),
             ..Recovered::default()
         };
         for (&id, entry) in &self.entries {
             match entry {
                 Entry::Job {
+                    owner,
                     transport,
                     peer,
                     module,
                     data,
                     at_ms,
                     attempts,
+                    ..
                 } => recovered.jobs.push(RecoveredJob {
                     id,
+                    owner: owner.clone(),
+                    client: client_of(peer),
                     arrival: match transport {
                         Transport::Queue => Arrival::Queue,
                         Transport::Udp => Arrival::Udp(
@@ -167,12 +192,16 @@ impl Live {
                     attempts: *attempts,
                 }),
                 Entry::Result {
+                    owner,
+                    peer,
                     module,
                     answer,
                     receipt,
                     at_ms,
                 } => recovered.results.push(RecoveredResult {
                     id,
+                    owner: owner.clone(),
+                    client: client_of(peer),
                     module: module.clone(),
                     answer: answer.clone(),
                     receipt: receipt.clone(),
@@ -190,6 +219,13 @@ pub fn unix_ms(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The client address of a journaled peer (an address, or a UDP sender).
+fn client_of(peer: &str) -> Option<IpAddr> {
+    peer.parse::<IpAddr>()
+        .ok()
+        .or_else(|| peer.parse::<SocketAddr>().ok().map(|p| p.ip()))
+}
+
 fn from_unix_ms(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
@@ -201,7 +237,9 @@ mod tests {
 
     fn added(id: u64) -> Record {
         Record::Added {
-            id,
+            id: id * 1000,
+            counter: id,
+            owner: "main".into(),
             transport: Transport::Queue,
             peer: String::new(),
             module: "m".into(),
@@ -216,10 +254,15 @@ mod tests {
         for record in [
             added(1),
             added(2),
-            Record::Started { id: 2, attempt: 1 },
+            Record::Started {
+                id: 2000,
+                attempt: 1,
+            },
             added(3),
             Record::Finished {
-                id: 3,
+                id: 3000,
+                owner: "main".into(),
+                peer: "127.0.0.1".into(),
                 module: "m".into(),
                 answer: Rc::from(&b"out"[..]),
                 receipt: Receipt::default(),
@@ -227,17 +270,19 @@ mod tests {
             },
             added(4),
             Record::Removed {
-                id: 4,
+                id: 4000,
                 why: Removal::Cancelled,
             },
         ] {
             live.apply(&record);
         }
         let recovered = live.recovered();
-        assert_eq!(recovered.next_id, 5);
+        assert_eq!(recovered.next_counter, 5, "counters, not ids, continue");
         let jobs: Vec<(u64, u32)> = recovered.jobs.iter().map(|j| (j.id, j.attempts)).collect();
-        assert_eq!(jobs, vec![(1, 0), (2, 1)]);
+        assert_eq!(jobs, vec![(1000, 0), (2000, 1)]);
+        assert_eq!(recovered.jobs[0].owner, "main");
         assert_eq!(recovered.results.len(), 1);
+        assert_eq!(recovered.results[0].client, Some([127, 0, 0, 1].into()));
         assert_eq!(&*recovered.results[0].answer, b"out");
         // A compacted journal replays to the same state.
         let mut again = Live::default();
@@ -251,7 +296,7 @@ mod tests {
     fn ids_continue_after_a_compacted_journal_with_nothing_live() {
         let mut live = Live::default();
         live.apply(&Record::NextId(40));
-        assert_eq!(live.recovered().next_id, 40);
+        assert_eq!(live.recovered().next_counter, 40);
         assert_eq!(live.records(), vec![Record::NextId(40)]);
     }
 }

@@ -8,36 +8,56 @@
 //! previous sync, share one `fdatasync`. The journal keeps its own view of
 //! what is live (`live.rs`) to compact itself and to recover at start.
 
+/// A store change as a record.
+mod change;
 /// Field encoding of records.
 mod codec;
+/// Frames, salt and damage.
+pub mod frame;
 /// The journal's own view of live jobs and results.
 pub mod live;
 /// The record format.
 pub mod record;
+/// The folder's lock and id key.
+mod state;
 /// When records reach the disk.
 pub mod sync;
 /// The writer thread.
 mod writer;
 
-use std::collections::{HashMap, VecDeque};
-use std::fs::{self, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::collections::HashMap;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::Error;
-use crate::queue::store::{Arrival, Change, Completion, QueueStore, Recovered, Status, Ticket};
-use live::{unix_ms, Live};
-use record::{decode_all, Record, Transport, MAGIC};
+use crate::queue::store::{Change, Completion, QueueStore, Recovered, Removal, Status, Ticket};
+use change::record_of;
+use frame::{decode_all, Salt};
+use live::Live;
+use record::Record;
 pub use sync::SyncPolicy;
 pub use writer::Progress;
-use writer::{Command, Shared, Writer};
+use writer::{write_snapshot, Command, Shared, Writer};
 
 /// A journal smaller than this is never compacted.
 const COMPACT_MIN_BYTES: u64 = 64 * 1024;
+/// While writes fail, a probe record is written at most this often at
+/// first, then twice as rarely each time, up to [`PROBE_MAX`].
+const PROBE_FIRST: Duration = Duration::from_millis(100);
+const PROBE_MAX: Duration = Duration::from_secs(5);
+
+/// A change a client waits for.
+#[derive(Debug)]
+struct Waiting {
+    seq: u64,
+    ticket: Ticket,
+    /// The job it adds, undone from the live view if it is lost.
+    added: Option<u64>,
+}
 
 /// The loop's side of the journal.
 pub struct Journal {
@@ -46,8 +66,10 @@ pub struct Journal {
     tx: Sender<Command>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
-    /// Frames encoded this turn, not yet handed to the writer.
+    /// Frames encoded this turn, not yet handed to the writer, and where
+    /// each record ends in them with its sequence number.
     batch: Vec<u8>,
+    marks: Vec<(usize, u64)>,
     /// Sequence number of the last record appended.
     seq: u64,
     /// Bytes in the file once everything handed over is written.
@@ -57,21 +79,31 @@ pub struct Journal {
     live_bytes: u64,
     /// What a compaction writes and what recovery hands over.
     live: Live,
-    /// Tickets waiting for their record to be durable, in sequence order.
-    tickets: VecDeque<(u64, Ticket)>,
+    /// Changes clients wait for, in sequence order.
+    tickets: Vec<Waiting>,
+    /// Records that never reached the disk, as (first, last) sequence numbers.
+    lost: Vec<(u64, u64)>,
+    /// The file's salt, for this run.
+    salt: Salt,
+    /// While writes fail: when to probe again, and the wait after that.
+    probe: Option<(Instant, Duration)>,
+    /// Held open: the folder's lock.
+    _lock: File,
 }
 
 impl Journal {
-    /// Opens (creating) `dir/journal`, replays what it holds, rewrites it
-    /// with just the live records, and starts the writer thread. A damaged
-    /// file never stops the start: what does not check out is skipped and
-    /// reported.
+    /// Takes the state folder's lock, opens (creating) `dir/journal`,
+    /// replays what it holds, rewrites it with just the live records under
+    /// a new salt, and starts the writer thread. A damaged file never stops
+    /// the start: what does not check out is skipped and reported.
     pub fn open(
         dir: &Path,
         policy: SyncPolicy,
         waker: Arc<mio::Waker>,
     ) -> Result<(Journal, Recovered), Error> {
-        private_folder(dir)?;
+        state::private_folder(dir)?;
+        let lock = state::lock(dir)?;
+        let id_key = state::id_key(dir)?;
         let path = dir.join("journal");
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -79,6 +111,7 @@ impl Journal {
             Err(e) => return Err(Error::Io(format!("cannot read {}", path.display()), e)),
         };
         let decoded = decode_all(&bytes);
+        drop(bytes);
         if decoded.bad_spots > 0 {
             log::warn!(
                 "journal: {} damaged places, {} bytes skipped; the records around them were kept",
@@ -86,59 +119,66 @@ impl Journal {
                 decoded.skipped_bytes
             );
         }
+        if decoded.format == Some(record::Format::V1) {
+            log::info!("journal: first format (no salt) read; rewriting it with a salt");
+        }
         let mut live = Live::default();
         for record in &decoded.records {
             live.apply(record);
         }
         drop(decoded);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path)
-            .and_then(|file| {
-                // Whatever the umask or an older version made it: queued
-                // data is nobody else's to read.
-                file.set_permissions(fs::Permissions::from_mode(0o600))?;
-                Ok(file)
-            })
-            .map_err(|e| Error::Io(format!("cannot open {}", path.display()), e))?;
+        let salt = Salt::random().map_err(|e| Error::Io("cannot make a journal salt".into(), e))?;
         let shared = Arc::new(Shared {
-            progress: Mutex::new(Progress {
-                file_bytes: bytes.len() as u64,
-                ..Progress::default()
-            }),
+            progress: Mutex::new(Progress::default()),
             waker,
         });
         let (tx, rx) = mpsc::channel();
-        let writer = Writer {
-            path: path.clone(),
-            file,
-            policy,
-            shared: shared.clone(),
-            last_sync: Instant::now(),
-            unsynced: false,
-        };
-        let thread = std::thread::Builder::new()
-            .name("journal".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|e| Error::Io("cannot start the journal writer".into(), e))?;
-        let recovered = live.recovered();
         let mut journal = Journal {
-            path,
+            path: path.clone(),
             policy,
             tx,
-            shared,
-            thread: Some(thread),
+            shared: shared.clone(),
+            thread: None,
             batch: Vec::new(),
+            marks: Vec::new(),
             seq: 0,
-            file_bytes: bytes.len() as u64,
+            file_bytes: 0,
             live_bytes_by_id: HashMap::new(),
             live_bytes: 0,
             live,
-            tickets: VecDeque::new(),
+            tickets: Vec::new(),
+            lost: Vec::new(),
+            salt,
+            probe: None,
+            _lock: lock,
         };
-        journal.compact();
+        // The first rewrite happens here, not on the writer: the file must
+        // carry this run's salt before anything is appended to it.
+        let snapshot = journal.snapshot();
+        let file = write_snapshot(&path, &snapshot)
+            .map_err(|e| Error::Io(format!("cannot rewrite {}", path.display()), e))?;
+        log::info!("journal rewritten: {} bytes", snapshot.len());
+        let writer = Writer {
+            path,
+            file,
+            policy,
+            shared,
+            last_sync: Instant::now(),
+            unsynced: false,
+            good_len: snapshot.len() as u64,
+            synced_len: snapshot.len() as u64,
+            written: 0,
+            synced: 0,
+            failures: 0,
+        };
+        journal.thread = Some(
+            std::thread::Builder::new()
+                .name("journal".into())
+                .spawn(move || writer.run(rx))
+                .map_err(|e| Error::Io("cannot start the journal writer".into(), e))?,
+        );
+        let mut recovered = journal.live.recovered();
+        recovered.id_key = Some(id_key);
         Ok((journal, recovered))
     }
 
@@ -153,11 +193,12 @@ impl Journal {
     /// Adds a record to this turn's batch; returns its sequence number.
     fn append(&mut self, record: &Record) -> u64 {
         let before = self.batch.len();
-        record.encode_into(&mut self.batch);
+        self.salt.encode(record, &mut self.batch);
         let len = (self.batch.len() - before) as u64;
         self.track(record, len);
         self.live.apply(record);
         self.seq += 1;
+        self.marks.push((self.batch.len(), self.seq));
         if self.policy == SyncPolicy::EachRecord {
             self.flush();
         }
@@ -182,13 +223,13 @@ impl Journal {
     fn flush(&mut self) {
         if !self.batch.is_empty() {
             let batch = std::mem::take(&mut self.batch);
-            let _ = self.tx.send(Command::Append(batch, self.seq));
+            let marks = std::mem::take(&mut self.marks);
+            let _ = self.tx.send(Command::Append(batch, marks));
         }
     }
 
     /// The sequence number up to which answers may be given.
-    fn durable_seq(&self) -> u64 {
-        let p = self.progress();
+    fn durable_seq(&self, p: &Progress) -> u64 {
         if self.policy.acks_wait_for_sync() {
             p.synced
         } else {
@@ -209,56 +250,118 @@ impl Journal {
         self.file_bytes > COMPACT_MIN_BYTES && self.file_bytes > 4 * self.live_bytes
     }
 
+    /// The live records as a whole file; resets the size accounting to it.
+    fn snapshot(&mut self) -> Vec<u8> {
+        let mut snapshot = self.salt.header();
+        self.live_bytes_by_id.clear();
+        self.live_bytes = 0;
+        self.file_bytes = snapshot.len() as u64;
+        for record in self.live.records() {
+            let before = snapshot.len();
+            self.salt.encode(&record, &mut snapshot);
+            self.track(&record, (snapshot.len() - before) as u64);
+        }
+        snapshot
+    }
+
     /// Replaces the file with the live records. Records appended before
     /// are in the snapshot; records appended after go to the new file.
     fn compact(&mut self) {
         self.flush();
-        let mut snapshot = MAGIC.to_vec();
-        self.live_bytes_by_id.clear();
-        self.live_bytes = 0;
-        self.file_bytes = MAGIC.len() as u64;
-        for record in self.live.records() {
-            let before = snapshot.len();
-            record.encode_into(&mut snapshot);
-            self.track(&record, (snapshot.len() - before) as u64);
-        }
+        let snapshot = self.snapshot();
         self.seq += 1;
         log::info!("journal compacted to {} bytes", snapshot.len());
         let _ = self.tx.send(Command::Replace(snapshot, self.seq));
+    }
+
+    fn is_lost(&self, seq: u64) -> bool {
+        self.lost.iter().any(|&(a, b)| a <= seq && seq <= b)
+    }
+
+    /// While writes fail: a harmless record now and then, to learn when
+    /// they work again. Once they do, the file is rewritten from the live
+    /// view, which holds every change, also those that were lost.
+    fn probe(&mut self, failing: bool) {
+        let now = Instant::now();
+        match (failing, self.probe) {
+            (true, None) => self.probe = Some((now + PROBE_FIRST, PROBE_FIRST)),
+            (true, Some((at, wait))) if now >= at => {
+                let next = (wait * 2).min(PROBE_MAX);
+                log::info!(
+                    "journal: trying a write again ({} ms until the next try)",
+                    next.as_millis()
+                );
+                self.append(&Record::NextId(self.live.next_counter()));
+                self.probe = Some((now + next, next));
+            }
+            (false, Some(_)) => {
+                self.probe = None;
+                self.compact();
+            }
+            _ => {}
+        }
     }
 }
 
 impl QueueStore for Journal {
     fn submit(&mut self, change: Change, ticket: Option<Ticket>) {
+        let added = match &change {
+            Change::Added { id, .. } => Some(*id),
+            _ => None,
+        };
         let seq = self.append(&record_of(change));
         if let Some(ticket) = ticket {
-            self.tickets.push_back((seq, ticket));
+            self.tickets.push(Waiting { seq, ticket, added });
         }
     }
 
+    /// Each ticket completes on its own record: done once it is durable,
+    /// refused if it was lost, whatever happened to the records beside it.
     fn completions(&mut self) -> Vec<(Ticket, Completion)> {
-        let progress = self.progress();
-        if let Some(error) = progress.error {
-            return self
-                .tickets
-                .drain(..)
-                .map(|(_, ticket)| (ticket, Completion::Refused(error.clone())))
-                .collect();
-        }
-        let durable = self.durable_seq();
-        let mut done = Vec::new();
-        while let Some(&(seq, ticket)) = self.tickets.front() {
-            if seq > durable {
-                break;
+        let progress = match self.shared.progress.lock() {
+            Ok(mut p) => {
+                let taken = p.clone();
+                p.lost.clear();
+                taken
             }
-            self.tickets.pop_front();
-            done.push((ticket, Completion::Done));
+            Err(_) => return Vec::new(),
+        };
+        self.lost.extend(&progress.lost);
+        let durable = self.durable_seq(&progress);
+        let why = progress.error.unwrap_or_else(|| "write failed".into());
+        let mut done = Vec::new();
+        let mut undo = Vec::new();
+        let lost_seqs: Vec<bool> = self.tickets.iter().map(|w| self.is_lost(w.seq)).collect();
+        let mut lost_iter = lost_seqs.into_iter();
+        self.tickets.retain(|w| {
+            if lost_iter.next().unwrap_or(false) {
+                done.push((w.ticket, Completion::Refused(why.clone())));
+                undo.extend(w.added);
+                false
+            } else if w.seq <= durable {
+                done.push((w.ticket, Completion::Done));
+                false
+            } else {
+                true
+            }
+        });
+        for id in undo {
+            let removed = Record::Removed {
+                id,
+                why: Removal::Dropped,
+            };
+            self.live.apply(&removed);
+            self.track(&removed, 0);
         }
+        let oldest = self.tickets.first().map_or(self.seq + 1, |w| w.seq);
+        self.lost.retain(|&(_, last)| last >= oldest);
         done
     }
 
     fn end_turn(&mut self) {
-        if self.wants_compaction() {
+        let failing = self.progress().error.is_some();
+        self.probe(failing);
+        if self.wants_compaction() && !failing {
             self.compact();
         } else {
             self.flush();
@@ -297,70 +400,5 @@ impl QueueStore for Journal {
 impl Drop for Journal {
     fn drop(&mut self) {
         self.close();
-    }
-}
-
-/// Creates the state folder readable by the daemon's user alone (modules
-/// must not read the queue); an existing one that others can read is
-/// reported, not changed (it may be shared on purpose).
-fn private_folder(dir: &Path) -> Result<(), Error> {
-    let fail = |e| Error::Io(format!("cannot create state folder {}", dir.display()), e);
-    if !dir.is_dir() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(fail)?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(fail)?;
-        return Ok(());
-    }
-    let mode = fs::metadata(dir).map_err(fail)?.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        log::warn!(
-            "state folder {} is open to other users (mode {mode:o}): chmod 700 {0}",
-            dir.display()
-        );
-    }
-    Ok(())
-}
-
-/// A store change as a journal record.
-fn record_of(change: Change) -> Record {
-    match change {
-        Change::Added {
-            id,
-            arrival,
-            module,
-            data,
-            added_at,
-        } => {
-            let (transport, peer) = match arrival {
-                Arrival::Queue => (Transport::Queue, String::new()),
-                Arrival::Udp(peer) => (Transport::Udp, peer.to_string()),
-            };
-            Record::Added {
-                id,
-                transport,
-                peer,
-                module,
-                data,
-                at_ms: unix_ms(added_at),
-            }
-        }
-        Change::Started { id, attempt } => Record::Started { id, attempt },
-        Change::Finished {
-            id,
-            module,
-            answer,
-            receipt,
-            finished_at,
-        } => Record::Finished {
-            id,
-            module,
-            answer,
-            receipt,
-            at_ms: unix_ms(finished_at),
-        },
-        Change::Removed { id, why } => Record::Removed { id, why },
     }
 }

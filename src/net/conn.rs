@@ -14,7 +14,6 @@ use std::io::Write;
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use crate::io::{read_once, OutBuf, ReadResult};
@@ -23,16 +22,20 @@ use crate::net::pace::{Due, Pace, Pacing};
 pub use crate::net::phase::{Limits, Phase, Verdict};
 use crate::net::protocol::{classify, is_whole_control, Head, Refusal};
 use crate::net::quiet::Link;
+use crate::net::stream::Stream;
 
 /// How long a connection may linger after its answer, for the client to close.
 const LINGER: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     pub peer: SocketAddr,
-    /// Index of the listener it came through (its access rules).
+    /// Index of the listener it came through (its access rules); none
+    /// (`usize::MAX`) for the operator socket.
     pub listener: usize,
+    /// Operator rights: `queue:list`, and every listener's jobs.
+    pub admin: bool,
     phase: Phase,
     /// The request has ended (half-close or quiet gap); later bytes are ignored.
     request_done: bool,
@@ -51,9 +54,9 @@ pub struct Conn {
 impl Conn {
     /// A new connection, watched under `token`, with `idle` to say something.
     pub fn new(
-        mut stream: TcpStream,
+        mut stream: Stream,
         peer: SocketAddr,
-        listener: usize,
+        (listener, admin): (usize, bool),
         registry: &Registry,
         token: Token,
     ) -> std::io::Result<Self> {
@@ -62,6 +65,7 @@ impl Conn {
             stream,
             peer,
             listener,
+            admin,
             phase: Phase::Head(Vec::new()),
             request_done: false,
             peer_eof: false,

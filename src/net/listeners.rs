@@ -24,6 +24,10 @@ pub struct Listener {
     pub tcp: Option<TcpListener>,
     pub udp: Option<UdpSocket>,
     pub access: Access,
+    /// The name its queue jobs belong to (see `ListenerSpec::owner`).
+    pub owner: String,
+    /// Operator rights: `queue:list`, and every listener's jobs.
+    pub admin: bool,
 }
 
 /// Binds TCP and UDP on the same address. With port 0, TCP picks a free port
@@ -54,6 +58,8 @@ pub fn bind(spec: &ListenerSpec) -> Result<Listener, Error> {
                 tcp: Some(tcp),
                 udp: None,
                 access: spec.access.clone(),
+                owner: spec.owner(),
+                admin: spec.admin,
             });
         }
         match UdpSocket::bind(addr) {
@@ -64,6 +70,8 @@ pub fn bind(spec: &ListenerSpec) -> Result<Listener, Error> {
                     tcp: Some(tcp),
                     udp: Some(udp),
                     access: spec.access.clone(),
+                    owner: spec.owner(),
+                    admin: spec.admin,
                 })
             }
             Err(e) => last_err = Some(e),

@@ -18,5 +18,7 @@ pub mod phase;
 pub mod protocol;
 /// The quiet gap derived from the connection (`TCP_INFO`, read spacing).
 pub mod quiet;
+/// A client's stream: TCP, or Unix from the operator socket.
+pub mod stream;
 /// Socket activation and readiness notification for systemd.
 pub mod systemd;

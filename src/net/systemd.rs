@@ -126,6 +126,8 @@ fn group(sockets: Vec<(String, SocketAddr, Handed)>, access: &Access) -> Vec<Lis
             tcp: None,
             udp: None,
             access: access.clone(),
+            owner: String::new(),
+            admin: false,
         });
         let kept = match socket {
             Handed::Tcp(tcp) if listener.tcp.is_none() => {
@@ -142,7 +144,11 @@ fn group(sockets: Vec<(String, SocketAddr, Handed)>, access: &Access) -> Vec<Lis
             listener.label = format!("{}+{name}", listener.label);
         }
     }
-    by_addr.into_values().collect()
+    let mut listeners: Vec<Listener> = by_addr.into_values().collect();
+    for l in &mut listeners {
+        l.owner = format!("{}@{}", l.label, l.addr);
+    }
+    listeners
 }
 
 /// Sends a state line (`READY=1`, `STOPPING=1`) to systemd, if it asked

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use crate::keys::{ConnKey, JobKey};
+use crate::queue::results::Done;
 use crate::queue::store::Ticket;
 
 /// What waits for a store ticket to complete.
@@ -15,6 +16,14 @@ pub enum Held {
         id: u64,
         /// The client waiting for `id:<n>`; none for UDP jobs.
         conn: Option<ConnKey>,
+    },
+    /// A fetched result: its clients get it once the "fetched" record is
+    /// kept, so a crash never brings back a result that was delivered.
+    Fetched {
+        id: u64,
+        done: Box<Done>,
+        /// The clients waiting for it (some may have left).
+        conns: Vec<ConnKey>,
     },
 }
 
@@ -41,9 +50,13 @@ impl HeldAnswers {
     /// A client waiting for an answer left: nobody to answer.
     pub fn forget_conn(&mut self, conn: ConnKey) {
         for held in self.held.values_mut() {
-            let Held::Added { conn: waiting, .. } = held;
-            if *waiting == Some(conn) {
-                *waiting = None;
+            match held {
+                Held::Added { conn: waiting, .. } => {
+                    if *waiting == Some(conn) {
+                        *waiting = None;
+                    }
+                }
+                Held::Fetched { conns, .. } => conns.retain(|&c| c != conn),
             }
         }
     }

@@ -4,6 +4,8 @@
 
 /// What waits for the store to complete a change.
 pub mod held;
+/// Unguessable ids: a keyed permutation of a counter.
+pub mod ids;
 /// Results of queue jobs and the clients waiting for them.
 pub mod results;
 /// The queue store interface, and the in-memory store.

@@ -3,10 +3,12 @@
 //! jobs, and the connections waiting in `queue:get`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::keys::{ConnKey, JobKey};
+use crate::queue::ids::{IdKey, ID_SPACE};
 use crate::run::receipt::Receipt;
 
 /// How many receipts of fetched jobs `queue:info` can still show.
@@ -15,11 +17,32 @@ const FETCHED_RECEIPTS: usize = 1024;
 /// A finished job's result, waiting to be fetched.
 #[derive(Debug, Clone)]
 pub struct Done {
+    /// The listener the job was added on.
+    pub owner: String,
+    /// The client that added it: its results count against its share.
+    pub client: Option<IpAddr>,
     pub module: String,
     /// Shared with the queue store's own copy of the result.
     pub answer: Rc<[u8]>,
     pub finished: Instant,
     pub receipt: Receipt,
+}
+
+/// What is kept of a fetched job for `queue:info`.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub owner: String,
+    pub module: String,
+    pub receipt: Receipt,
+}
+
+/// What became of a finished job's result.
+#[derive(Debug)]
+pub enum Finished {
+    /// Clients wait for it: deliver it to them.
+    Watched(Box<Done>, Vec<ConnKey>),
+    /// Kept until fetched; these older results of its client were dropped.
+    Kept { evicted: Vec<u64> },
 }
 
 /// A queue id's entry.
@@ -32,9 +55,19 @@ pub enum Entry {
     Done(Box<Done>),
 }
 
+/// How many bytes of unfetched results are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct ResultLimits {
+    pub total: usize,
+    pub per_client: usize,
+}
+
 #[derive(Debug)]
 pub struct QueueBook {
-    next_id: u64,
+    /// Ids are this key's permutation of a counter.
+    key: IdKey,
+    /// The next counter to make an id from.
+    counter: u64,
     entries: HashMap<u64, Entry>,
     /// Connections blocked in `queue:get`, by id.
     watchers: HashMap<u64, Vec<ConnKey>>,
@@ -42,55 +75,86 @@ pub struct QueueBook {
     done_order: VecDeque<u64>,
     /// Bytes of answers held.
     held_bytes: usize,
+    /// ... by client.
+    held_by_client: HashMap<IpAddr, usize>,
     /// Receipts of fetched jobs, newest kept.
-    fetched: BTreeMap<u64, (String, Receipt)>,
+    fetched: BTreeMap<u64, Fetched>,
 }
 
-impl Default for QueueBook {
-    fn default() -> Self {
+impl QueueBook {
+    pub fn new(key: IdKey) -> Self {
         QueueBook {
-            next_id: 1,
+            key,
+            counter: 1,
             entries: HashMap::new(),
             watchers: HashMap::new(),
             done_order: VecDeque::new(),
             held_bytes: 0,
+            held_by_client: HashMap::new(),
             fetched: BTreeMap::new(),
         }
     }
-}
 
-impl QueueBook {
-    /// A new id, never handed out before (ids continue across restarts).
-    pub fn allocate_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
+    /// A new id and the counter it was made from; never handed out before
+    /// (the counter continues across restarts). `None` once the id space
+    /// is used up.
+    pub fn allocate_id(&mut self) -> Option<(u64, u64)> {
+        while self.counter < ID_SPACE {
+            let counter = self.counter;
+            self.counter += 1;
+            let id = self.key.permute(counter);
+            // 0 is no id; an id of an old journal's sequential ones may
+            // still be held.
+            if id != 0 && !self.entries.contains_key(&id) && !self.fetched.contains_key(&id) {
+                return Some((id, counter));
+            }
+        }
+        None
     }
 
-    pub fn next_id(&self) -> u64 {
-        self.next_id
+    /// The next id counter (how many ids were handed out, plus one).
+    pub fn next_counter(&self) -> u64 {
+        self.counter
     }
 
-    /// After a restart: ids continue from here.
-    pub fn continue_from(&mut self, next_id: u64) {
-        self.next_id = self.next_id.max(next_id);
+    /// After a restart: counters continue from here.
+    pub fn continue_from(&mut self, counter: u64) {
+        self.counter = self.counter.max(counter).min(ID_SPACE);
     }
 
-    /// Gives the job a new id.
-    pub fn add(&mut self, job: JobKey) -> u64 {
-        let id = self.allocate_id();
-        self.entries.insert(id, Entry::Active(job));
-        id
-    }
-
-    /// Puts a recovered job or result back under its old id.
+    /// Puts a new, recovered or restored job or result under `id`.
     pub fn restore(&mut self, id: u64, entry: Entry) {
-        self.continue_from(id + 1);
         if let Entry::Done(done) = &entry {
-            self.held_bytes += done.answer.len();
+            self.hold(done);
             self.done_order.push_back(id);
         }
         self.entries.insert(id, entry);
+    }
+
+    fn hold(&mut self, done: &Done) {
+        self.held_bytes += done.answer.len();
+        if let Some(client) = done.client {
+            *self.held_by_client.entry(client).or_default() += done.answer.len();
+        }
+    }
+
+    fn release(&mut self, done: &Done) {
+        self.held_bytes -= done.answer.len();
+        if let Some(client) = done.client {
+            if let Some(n) = self.held_by_client.get_mut(&client) {
+                *n -= done.answer.len();
+                if *n == 0 {
+                    self.held_by_client.remove(&client);
+                }
+            }
+        }
+    }
+
+    /// True if a new job of `client` may be added: neither the total nor
+    /// the client's share of unfetched results is full.
+    pub fn has_room(&self, client: Option<IpAddr>, limits: ResultLimits) -> bool {
+        let mine = client.and_then(|c| self.held_by_client.get(&c)).copied();
+        self.held_bytes < limits.total.max(1) && mine.unwrap_or(0) < limits.per_client.max(1)
     }
 
     pub fn get(&self, id: u64) -> Option<&Entry> {
@@ -106,18 +170,18 @@ impl QueueBook {
     }
 
     /// The receipt of a job fetched a while ago.
-    pub fn fetched_receipt(&self, id: u64) -> Option<&(String, Receipt)> {
+    pub fn fetched_receipt(&self, id: u64) -> Option<&Fetched> {
         self.fetched.get(&id)
     }
 
-    /// Takes a finished answer: it is fetched, gone afterwards but for its receipt.
-    pub fn take_done(&mut self, id: u64) -> Option<Vec<u8>> {
+    /// Takes a finished result out to be fetched; once its fetch is kept,
+    /// [`QueueBook::fetched`] keeps its receipt (or [`QueueBook::restore`]
+    /// puts it back).
+    pub fn take_done(&mut self, id: u64) -> Option<Box<Done>> {
         match self.entries.remove(&id) {
             Some(Entry::Done(done)) => {
-                let done = *done;
-                self.held_bytes -= done.answer.len();
-                self.keep_receipt(id, done.module, done.receipt);
-                Some(done.answer.to_vec())
+                self.release(&done);
+                Some(done)
             }
             Some(active) => {
                 self.entries.insert(id, active);
@@ -127,8 +191,18 @@ impl QueueBook {
         }
     }
 
-    fn keep_receipt(&mut self, id: u64, module: String, receipt: Receipt) {
-        self.fetched.insert(id, (module, receipt));
+    /// A result was delivered: only its receipt stays, for `queue:info`.
+    pub fn fetched(&mut self, id: u64, done: Done) {
+        self.keep_receipt(id, done);
+    }
+
+    fn keep_receipt(&mut self, id: u64, done: Done) {
+        let fetched = Fetched {
+            owner: done.owner,
+            module: done.module,
+            receipt: done.receipt,
+        };
+        self.fetched.insert(id, fetched);
         while self.fetched.len() > FETCHED_RECEIPTS {
             self.fetched.pop_first();
         }
@@ -152,36 +226,45 @@ impl QueueBook {
         }
     }
 
-    /// Records a job's result. Returns the connections waiting for it (they
-    /// get it now and it counts as fetched; with none, it is kept), and the
-    /// ids of older results dropped to stay within `max_bytes`.
-    pub fn finish(&mut self, id: u64, done: Done, max_bytes: usize) -> (Vec<ConnKey>, Vec<u64>) {
+    /// Records a job's result. With connections waiting for it, it is
+    /// handed back with them, to be delivered (and counted as fetched);
+    /// with none, it is kept, and the ids of the same client's older
+    /// results dropped to stay within its share and the total are
+    /// returned: one client's results never evict another's.
+    pub fn finish(&mut self, id: u64, done: Done, limits: ResultLimits) -> Finished {
         let watchers = self.watchers.remove(&id).unwrap_or_default();
         if !watchers.is_empty() {
             self.entries.remove(&id);
-            self.keep_receipt(id, done.module, done.receipt);
-            return (watchers, Vec::new());
+            return Finished::Watched(Box::new(done), watchers);
         }
-        self.held_bytes += done.answer.len();
-        self.entries.insert(id, Entry::Done(Box::new(done)));
-        self.done_order.push_back(id);
+        let client = done.client;
+        self.restore(id, Entry::Done(Box::new(done)));
         let mut evicted = Vec::new();
-        while self.held_bytes > max_bytes {
-            let Some(old) = self.done_order.pop_front() else {
+        loop {
+            let mine = client.and_then(|c| self.held_by_client.get(&c)).copied();
+            let over = self.held_bytes > limits.total || mine.unwrap_or(0) > limits.per_client;
+            if !over {
                 break;
-            };
-            if self.drop_done(old) {
-                evicted.push(old);
+            }
+            let oldest = self.done_order.iter().copied().find(
+                |old| matches!(self.entries.get(old), Some(Entry::Done(d)) if d.client == client),
+            );
+            match oldest {
+                Some(old) => {
+                    self.drop_done(old);
+                    evicted.push(old);
+                }
+                None => break,
             }
         }
-        (Vec::new(), evicted)
+        Finished::Kept { evicted }
     }
 
     /// Forgets an id (cancelled, or dropped at shutdown). Returns its
     /// waiting connections.
     pub fn remove(&mut self, id: u64) -> Vec<ConnKey> {
         if let Some(Entry::Done(done)) = self.entries.remove(&id) {
-            self.held_bytes -= done.answer.len();
+            self.release(&done);
         }
         self.watchers.remove(&id).unwrap_or_default()
     }
@@ -213,83 +296,5 @@ impl QueueBook {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::keys::Key;
-
-    fn job(n: usize) -> JobKey {
-        JobKey::new(n)
-    }
-
-    fn conn(n: usize) -> ConnKey {
-        ConnKey::new(n)
-    }
-
-    fn done(answer: &[u8], finished: Instant) -> Done {
-        Done {
-            module: "m".into(),
-            answer: Rc::from(answer),
-            finished,
-            receipt: Receipt::default(),
-        }
-    }
-
-    #[test]
-    fn results_are_kept_until_fetched_or_expired() {
-        let now = Instant::now();
-        let mut book = QueueBook::default();
-        let (a, b) = (book.add(job(10)), book.add(job(11)));
-        assert_eq!((a, b), (1, 2));
-        assert!(matches!(book.get(a), Some(Entry::Active(k)) if *k == job(10)));
-        assert!(book.take_done(a).is_none());
-        assert!(book.finish(a, done(b"A", now), 100).0.is_empty());
-        assert_eq!(book.take_done(a).unwrap(), b"A");
-        assert!(book.get(a).is_none());
-        assert!(book.fetched_receipt(a).is_some(), "the receipt stays");
-        book.finish(b, done(b"B", now), 100);
-        assert!(book
-            .expire(now + Duration::from_secs(5), Duration::from_secs(10))
-            .is_empty());
-        assert_eq!(
-            book.expire(now + Duration::from_secs(11), Duration::from_secs(10)),
-            vec![b]
-        );
-        assert!(book.get(b).is_none());
-        assert_eq!(book.held_bytes(), 0);
-    }
-
-    #[test]
-    fn held_bytes_are_bounded_by_dropping_the_oldest() {
-        let now = Instant::now();
-        let mut book = QueueBook::default();
-        let ids: Vec<u64> = (0..3).map(|k| book.add(job(k))).collect();
-        assert!(book.finish(ids[0], done(&[0; 40], now), 100).1.is_empty());
-        assert!(book.finish(ids[1], done(&[0; 40], now), 100).1.is_empty());
-        assert_eq!(
-            book.finish(ids[2], done(&[0; 40], now), 100).1,
-            vec![ids[0]]
-        );
-        assert_eq!(book.held_bytes(), 80);
-    }
-
-    #[test]
-    fn waiting_getters_take_the_answer() {
-        let now = Instant::now();
-        let mut book = QueueBook::default();
-        let id = book.add(job(3));
-        book.watch(id, conn(7));
-        book.watch(id, conn(8));
-        book.unwatch(id, conn(7));
-        assert_eq!(book.finish(id, done(b"x", now), 100).0, vec![conn(8)]);
-        assert!(book.get(id).is_none());
-    }
-
-    #[test]
-    fn restored_ids_are_never_handed_out_again() {
-        let mut book = QueueBook::default();
-        book.restore(41, Entry::Active(job(0)));
-        assert_eq!(book.add(job(1)), 42);
-        book.continue_from(10);
-        assert_eq!(book.allocate_id(), 43);
-    }
-}
+#[path = "results_tests.rs"]
+mod tests;

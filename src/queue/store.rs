@@ -9,10 +9,11 @@
 //! store keeps to rewrite or replay itself (its view of live jobs) stays on
 //! its side; the daemon never sees its records.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::SystemTime;
 
+use crate::queue::ids::IdKey;
 use crate::run::receipt::Receipt;
 
 /// The caller's name for a change it waits for.
@@ -45,6 +46,12 @@ pub enum Change {
     /// A job was accepted under `id`.
     Added {
         id: u64,
+        /// The counter `id` was made from.
+        counter: u64,
+        /// The listener it belongs to.
+        owner: String,
+        /// The client that added it.
+        client: Option<IpAddr>,
         arrival: Arrival,
         module: String,
         data: Rc<[u8]>,
@@ -55,6 +62,8 @@ pub enum Change {
     /// Job `id` finished; its result waits to be fetched.
     Finished {
         id: u64,
+        owner: String,
+        client: Option<IpAddr>,
         module: String,
         answer: Rc<[u8]>,
         receipt: Receipt,
@@ -79,6 +88,8 @@ pub enum Completion {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecoveredJob {
     pub id: u64,
+    pub owner: String,
+    pub client: Option<IpAddr>,
     pub arrival: Arrival,
     pub module: String,
     pub data: Rc<[u8]>,
@@ -91,6 +102,8 @@ pub struct RecoveredJob {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecoveredResult {
     pub id: u64,
+    pub owner: String,
+    pub client: Option<IpAddr>,
     pub module: String,
     pub answer: Rc<[u8]>,
     pub receipt: Receipt,
@@ -100,8 +113,10 @@ pub struct RecoveredResult {
 /// What a store held at start.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Recovered {
-    /// Ids below this were handed out before.
-    pub next_id: u64,
+    /// Id counters below this were used before.
+    pub next_counter: u64,
+    /// The secret ids are made with (none: a new one for this run).
+    pub id_key: Option<IdKey>,
     pub jobs: Vec<RecoveredJob>,
     pub results: Vec<RecoveredResult>,
 }

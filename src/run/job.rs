@@ -78,6 +78,9 @@ pub struct Job {
     pub origin: Origin,
     /// The journal id of a queue or UDP job.
     pub id: Option<u64>,
+    /// The listener a queue job was added on: only it (or an operator)
+    /// may see the job. Empty for other jobs and for jobs of old journals.
+    pub owner: String,
     /// A journaled job's data, kept whole for compaction and restarts.
     pub data: Option<Rc<[u8]>>,
     /// Runs started, this one included once it runs (`BGJOB_ATTEMPT`).
@@ -103,6 +106,7 @@ impl Job {
             module,
             origin,
             id: None,
+            owner: String::new(),
             data: None,
             attempts: 0,
             client: origin.peer().map(|p| p.ip()),

@@ -51,6 +51,13 @@ impl Module {
     }
 }
 
+/// True if the module's file is still a file, executable if it was.
+fn still_there(module: &Module) -> bool {
+    fs::metadata(&module.path).is_ok_and(|meta| {
+        meta.is_file() && (module.kind == Kind::Node || meta.permissions().mode() & 0o111 != 0)
+    })
+}
+
 /// The modules folder as last seen.
 pub struct ModuleIndex {
     dir: PathBuf,
@@ -139,7 +146,13 @@ impl ModuleIndex {
     /// does not know it yet.
     pub fn lookup(&mut self, name: &str) -> Option<Rc<Module>> {
         if let Some(module) = self.modules.get(name) {
-            return Some(module.clone());
+            // One stat per request: a file removed or no longer executable
+            // since the last scan is forgotten now, not at the next scan.
+            if still_there(module) {
+                return Some(module.clone());
+            }
+            log::info!("module {name} removed or no longer executable");
+            self.modules.remove(name);
         }
         if name.is_empty() || name.len() > crate::run::name::MAX_MODULE_NAME {
             return None;

@@ -22,6 +22,10 @@ pub struct JobTable {
     by_client: HashMap<std::net::IpAddr, usize>,
     /// UDP jobs not started yet.
     udp_waiting: usize,
+    /// Bytes of journaled jobs' data held (queue and UDP jobs, from
+    /// acceptance to their end), in all and by client address.
+    data_bytes: usize,
+    data_by_client: HashMap<std::net::IpAddr, usize>,
 }
 
 /// Who a waiting job counts against: its client address, and whether it
@@ -38,9 +42,37 @@ impl JobTable {
             return Err(Busy);
         }
         self.count(counted(&job), true);
+        self.count_data(&job, true);
         let key = self.jobs.insert(job);
         self.waiting.push_back(key);
         Ok(key)
+    }
+
+    /// Bytes of journaled jobs' data held: in all, and for `client`.
+    pub fn data_bytes(&self, client: Option<std::net::IpAddr>) -> (usize, usize) {
+        let mine = client.and_then(|c| self.data_by_client.get(&c)).copied();
+        (self.data_bytes, mine.unwrap_or(0))
+    }
+
+    fn count_data(&mut self, job: &Job, add: bool) {
+        let len = job.data.as_ref().map_or(0, |d| d.len());
+        if len == 0 {
+            return;
+        }
+        if add {
+            self.data_bytes += len;
+        } else {
+            self.data_bytes -= len;
+        }
+        let Some(ip) = job.client else { return };
+        if add {
+            *self.data_by_client.entry(ip).or_default() += len;
+        } else if let Some(n) = self.data_by_client.get_mut(&ip) {
+            *n -= len;
+            if *n == 0 {
+                self.data_by_client.remove(&ip);
+            }
+        }
     }
 
     /// Jobs of this client not started yet.
@@ -81,6 +113,7 @@ impl JobTable {
         job.state = JobState::Pending;
         self.pending += 1;
         self.count(counted(&job), true);
+        self.count_data(&job, true);
         Ok(self.jobs.insert(job))
     }
 
@@ -98,6 +131,7 @@ impl JobTable {
     /// A job recovered from the journal: waits, whatever the limit.
     pub fn add_recovered(&mut self, job: Job) -> JobKey {
         self.count(counted(&job), true);
+        self.count_data(&job, true);
         let key = self.jobs.insert(job);
         self.waiting.push_back(key);
         key
@@ -159,6 +193,7 @@ impl JobTable {
     /// Takes a job out of the table, wherever it was.
     pub fn remove(&mut self, key: JobKey) -> Option<Job> {
         let job = self.jobs.remove(key)?;
+        self.count_data(&job, false);
         match &job.state {
             JobState::Running(_) | JobState::Warm(_) => self.running -= 1,
             JobState::Waiting => {
@@ -257,5 +292,26 @@ mod tests {
         );
         table.release(p);
         assert_eq!(table.pop_waiting(9), Some(p));
+    }
+
+    #[test]
+    fn journaled_data_is_counted_until_the_job_ends() {
+        let mut table = JobTable::default();
+        let client: std::net::IpAddr = [10, 0, 0, 1].into();
+        let mut with_data = job();
+        with_data.data = Some(vec![0; 100].into());
+        with_data.client = Some(client);
+        let k = table.add_pending(with_data, 9).unwrap();
+        assert_eq!(table.data_bytes(Some(client)), (100, 100));
+        assert_eq!(table.data_bytes(None), (100, 0));
+        table.release(k);
+        assert_eq!(table.pop_waiting(9), Some(k));
+        assert_eq!(
+            table.data_bytes(Some(client)),
+            (100, 100),
+            "running still holds it"
+        );
+        table.remove(k);
+        assert_eq!(table.data_bytes(Some(client)), (0, 0));
     }
 }

@@ -7,7 +7,8 @@ use std::ptr;
 
 /// Signals a module starts with at their default disposition (it inherits
 /// the rest, as from any other parent).
-const RESET_SIGNALS: [libc::c_int; 5] = [
+const RESET_SIGNALS: [libc::c_int; 6] = [
+    libc::SIGXFSZ,
     libc::SIGPIPE,
     libc::SIGCHLD,
     libc::SIGHUP,

@@ -73,28 +73,33 @@ fn queue_subcommands() {
         .module("hang", "#!/bin/sh\nsleep 30\n")
         .settings(r#""max_jobs": 1"#)
         .start();
-    let o = bgjob(&d, &["add", "slow", "x"]);
-    assert_eq!(out(&o), "1\n");
-    let o = bgjob(&d, &["add", "hang"]);
-    assert_eq!(out(&o), "2\n");
-    assert_eq!(out(&bgjob(&d, &["check", "2"])), "waiting\n");
-    let o = bgjob(&d, &["get", "1"]);
+    let slow = out(&bgjob(&d, &["add", "slow", "x"])).trim().to_string();
+    assert!(slow.parse::<u64>().is_ok_and(|id| id < 1 << 53), "{slow}");
+    let hang = out(&bgjob(&d, &["add", "hang"])).trim().to_string();
+    assert_eq!(out(&bgjob(&d, &["check", &hang])), "waiting\n");
+    let o = bgjob(&d, &["get", &slow]);
     assert_eq!((o.status.code(), out(&o).as_str()), (Some(0), "later"));
     wait_for("running", || {
-        out(&bgjob(&d, &["check", "2"])) == "running\n"
+        out(&bgjob(&d, &["check", &hang])) == "running\n"
     });
-    let list = out(&bgjob(&d, &["list"]));
-    assert!(list.starts_with("2 hang queue running "), "{list}");
-    let info = out(&bgjob(&d, &["info", "2"]));
+    let o = bgjob(&d, &["list"]);
+    assert_eq!(err(&o), "403: Forbidden\n", "not over TCP");
+    let socket = d.operator_socket().display().to_string();
+    let list = out(&bgjob(&d, &["--socket", &socket, "list"]));
+    assert!(
+        list.starts_with(&format!("{hang} hang queue running ")),
+        "{list}"
+    );
+    let info = out(&bgjob(&d, &["info", &hang]));
     assert!(info.contains("status: running\n"), "{info}");
     let stats = out(&bgjob(&d, &["stats"]));
     assert!(stats.contains("jobs_running: 1\n"), "{stats}");
-    let o = bgjob(&d, &["cancel", "2"]);
+    let o = bgjob(&d, &["cancel", &hang]);
     assert_eq!(
         (o.status.code(), out(&o).as_str()),
         (Some(0), "cancelled: running job killed\n")
     );
-    let o = bgjob(&d, &["get", "1"]);
+    let o = bgjob(&d, &["get", &slow]);
     assert_eq!(
         (o.status.code(), err(&o).as_str()),
         (Some(5), "404: Unknown job\n")

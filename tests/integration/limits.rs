@@ -33,13 +33,15 @@ fn a_full_waiting_line_answers_503_busy() {
         .module("block", "#!/bin/sh\nsleep 1\nprintf ok\n")
         .settings(r#""max_jobs": 1, "max_waiting": 1"#)
         .start();
-    assert_eq!(d.ask_str("queue:add:block:"), "id:1");
-    wait_for("running", || d.ask_str("queue:check:id:1") == "1");
-    assert_eq!(d.ask_str("queue:add:block:"), "id:2");
+    let first = d.add("block:");
+    wait_for("running", || {
+        d.ask_str(&format!("queue:check:{first}")) == "1"
+    });
+    let second = d.add("block:");
     assert_eq!(d.ask_str("queue:add:block:"), "503: Busy");
     assert_eq!(d.ask_str("block:"), "503: Busy");
     d.wait_log("waiting line full");
-    assert_eq!(d.ask_str("queue:get:id:2"), "ok");
+    assert_eq!(d.ask_str(&format!("queue:get:{second}")), "ok");
 }
 
 #[test]
@@ -111,4 +113,37 @@ fn a_client_that_sends_nothing_gets_408() {
     assert_eq!(read_to_end(&mut s), b"408: Request timeout");
     assert!(start.elapsed() >= Duration::from_millis(250));
     d.wait_log("idle, closed");
+}
+
+#[test]
+fn the_data_of_waiting_jobs_is_bounded_in_all_and_per_client() {
+    use crate::access::ask_from;
+    let d = Setup::new()
+        .module("block", "#!/bin/sh\nsleep 30\n")
+        .module("hold", "#!/bin/sh\nsleep 30\n")
+        .settings(
+            r#""max_jobs": 1, "max_waiting_bytes": 3000, "max_waiting_bytes_per_client": 2000"#,
+        )
+        .start();
+    let block = d.add("block:");
+    wait_for("running", || {
+        d.ask_str(&format!("queue:check:{block}")) == "1"
+    });
+    let add = |from: &str, bytes: usize| {
+        ask_from(
+            from,
+            d.addr,
+            &format!("queue:add:hold:{}", "x".repeat(bytes)),
+        )
+    };
+    assert!(add("127.0.0.1", 1500).starts_with("id:"));
+    assert_eq!(add("127.0.0.1", 1500), "503: Busy", "this client's share");
+    assert!(
+        add("127.0.0.2", 1400).starts_with("id:"),
+        "another client's"
+    );
+    assert_eq!(add("127.0.0.3", 200), "503: Busy", "the total");
+    // Datagrams count too.
+    d.send_udp(format!("hold:{}", "x".repeat(600)).as_bytes());
+    d.wait_log("job of 600 bytes refused");
 }

@@ -255,6 +255,30 @@ impl Daemon {
         Some(answer)
     }
 
+    /// Asks over the operator socket in the state folder.
+    pub fn ask_operator(&self, request: &str) -> String {
+        let mut stream = std::os::unix::net::UnixStream::connect(self.operator_socket()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        stream.shutdown(Shutdown::Write).unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    pub fn operator_socket(&self) -> PathBuf {
+        self.dir.path().join("state/admin.sock")
+    }
+
+    /// `queue:add` that must succeed: the `id:<n>` answer.
+    pub fn add(&self, request: &str) -> String {
+        let answer = self.ask_str(&format!("queue:add:{request}"));
+        assert!(answer.starts_with("id:"), "queue:add:{request}: {answer}");
+        answer
+    }
+
     pub fn ask_str(&self, request: &str) -> String {
         String::from_utf8_lossy(&self.ask(request.as_bytes())).into_owned()
     }
@@ -332,6 +356,17 @@ impl Drop for Daemon {
             eprintln!("--- bgjobd {:?}\n--- log:\n{}", self.args, self.log());
         }
     }
+}
+
+/// The address that the daemon's last start or reload line gives for the
+/// listener named `label` (`... ADDR tcp+udp (LABEL; ...)`).
+pub fn listener_addr(log: &str, label: &str) -> Option<SocketAddr> {
+    let mark = format!(" ({label};");
+    let line = log.lines().rev().find(|l| l.contains(&mark))?;
+    let before = &line[..line.find(&mark)?];
+    let mut words = before.rsplit(' ');
+    let _kinds = words.next()?;
+    words.next()?.parse().ok()
 }
 
 pub fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {

@@ -6,6 +6,8 @@
 //! the duration is used up. Prints one `key=value` line.
 //! UDP mode: sends the datagrams as fast as it can and prints the rate.
 //! Idle mode: holds N connections open for a while (for memory figures).
+//! Queue-get mode: adds `--requests` queue jobs of `--request` (untimed),
+//! waits until all are done, then times fetching them with `queue:get`.
 //! Spawn mode: no server; the daemon's vfork spawn path against std's
 //! `Command`, alternately, `--rounds` rounds of `--requests` spawns with
 //! `--concurrency` in flight; `--as-user` and `--rlimit-cpu` for the user
@@ -36,6 +38,9 @@ enum Mode {
     Gearman,
     /// No server: the daemon's `Spawner` (vfork) against `std::process::Command`.
     Spawn,
+    /// `queue:add` of `--request` N times (untimed), then `queue:get` of
+    /// each, timed.
+    QueueGet,
 }
 
 /// Load generator for bgjobd.
@@ -105,7 +110,21 @@ fn main() -> ExitCode {
         _ => Expect::Anything,
     };
     match args.mode {
-        Mode::Tcp | Mode::Gearman => tcp(&args, expect),
+        Mode::Tcp | Mode::Gearman => tcp(&args, expect, Arc::new(Vec::new())),
+        Mode::QueueGet => match queued(&args) {
+            Ok(ids) => {
+                let args = Args {
+                    request: "queue:get:{id}".into(),
+                    half_close: true,
+                    ..args
+                };
+                tcp(&args, expect, Arc::new(ids))
+            }
+            Err(e) => {
+                eprintln!("bgjob-bench: queueing the jobs: {e}");
+                ExitCode::from(1)
+            }
+        },
         Mode::Udp => udp(&args),
         Mode::Idle => idle(&args),
         Mode::Spawn => {
@@ -123,7 +142,29 @@ fn main() -> ExitCode {
     }
 }
 
-fn tcp(args: &Args, expect: Expect) -> ExitCode {
+/// Adds the jobs and waits until each is done; their `id:<n>`s.
+fn queued(args: &Args) -> std::io::Result<Vec<String>> {
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let mut ids = Vec::new();
+    for i in 0..args.requests {
+        let request = format!("queue:add:{}", args.request.replace("{i}", &i.to_string()));
+        let answer = once(args.server, request.as_bytes(), true, timeout)?;
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        if !answer.starts_with("id:") {
+            return Err(std::io::Error::other(answer));
+        }
+        ids.push(answer);
+    }
+    for id in &ids {
+        let check = format!("queue:check:{id}");
+        while once(args.server, check.as_bytes(), true, timeout)? != b"2" {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    Ok(ids)
+}
+
+fn tcp(args: &Args, expect: Expect, ids: Arc<Vec<String>>) -> ExitCode {
     let next = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(args.duration);
     let timeout = Duration::from_secs_f64(args.timeout);
@@ -131,6 +172,7 @@ fn tcp(args: &Args, expect: Expect) -> ExitCode {
     let workers: Vec<_> = (0..args.concurrency.max(1))
         .map(|_| {
             let (next, expect, request) = (next.clone(), expect.clone(), args.request.clone());
+            let ids = ids.clone();
             let (server, total, half_close, payload) = (
                 args.server,
                 args.requests,
@@ -146,7 +188,11 @@ fn tcp(args: &Args, expect: Expect) -> ExitCode {
                     if i >= total || Instant::now() > deadline {
                         return tally;
                     }
-                    let mut request = request.replace("{i}", &i.to_string()).into_bytes();
+                    let mut request = request.replace("{i}", &i.to_string());
+                    if let Some(id) = ids.get(i as usize) {
+                        request = request.replace("{id}", id);
+                    }
+                    let mut request = request.into_bytes();
                     request.resize(request.len() + payload, b'x');
                     let began = Instant::now();
                     let answer = if gearman {

@@ -1,6 +1,8 @@
 //! The client's command line, apart so that the man page and shell
 //! completions are generated from it (`bgjob-assets`).
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 /// The exit statuses, shown at the end of `--help`.
@@ -21,14 +23,20 @@ An NNN: answer goes to stderr, anything else to stdout.";
 #[derive(Debug, Parser)]
 #[command(name = "bgjob", version, after_help = EXIT_CODES)]
 pub struct Cli {
-    /// The daemon's address, HOST:PORT.
+    /// The daemon's address, HOST:PORT (default 127.0.0.1:12341, when the
+    /// operator socket cannot be opened).
+    #[arg(long, env = "BGJOB_SERVER", global = true)]
+    pub server: Option<String>,
+    /// The daemon's operator socket (in its state folder), which may list
+    /// and act on every job; used when it can be opened and --server is
+    /// not given.
     #[arg(
         long,
-        env = "BGJOB_SERVER",
-        default_value = "127.0.0.1:12341",
+        env = "BGJOB_SOCKET",
+        default_value = "state/admin.sock",
         global = true
     )]
-    pub server: String,
+    pub socket: PathBuf,
     /// Seconds to wait for an answer (0: no limit).
     #[arg(long, default_value_t = 60.0, global = true)]
     pub timeout: f64,

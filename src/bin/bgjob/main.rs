@@ -10,6 +10,7 @@ mod client;
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -25,11 +26,11 @@ fn main() -> ExitCode {
         // A socket timeout reads as `WouldBlock` ("Resource temporarily
         // unavailable"): say what it means.
         Err(e) if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock => {
-            eprintln!("bgjob: {}: timed out after {} s", cli.server, cli.timeout);
+            eprintln!("bgjob: {}: timed out after {} s", cli.server(), cli.timeout);
             Exit::TimedOut
         }
         Err(e) => {
-            eprintln!("bgjob: {}: {e}", cli.server);
+            eprintln!("bgjob: {}: {e}", cli.server());
             Exit::CannotConnect
         }
     };
@@ -86,7 +87,7 @@ fn run(cli: &Cli) -> io::Result<Exit> {
             }
             println!(
                 "oleh from {} in {:.2} ms",
-                cli.server,
+                cli.server(),
                 started.elapsed().as_secs_f64() * 1e3
             );
             Ok(Exit::Ok)
@@ -107,16 +108,44 @@ fn module_request(module: &str, data: &Option<String>) -> io::Result<Vec<u8>> {
     Ok(request)
 }
 
+impl Cli {
+    fn server(&self) -> &str {
+        self.server.as_deref().unwrap_or("127.0.0.1:12341")
+    }
+}
+
 fn address(cli: &Cli) -> io::Result<SocketAddr> {
-    cli.server
+    cli.server()
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))
 }
 
-/// One request: connect, send, half-close, read to EOF.
+/// One request: connect, send, half-close, read to EOF. Over the operator
+/// socket when it can be opened and no server was named.
 fn ask(cli: &Cli, request: &[u8]) -> io::Result<Vec<u8>> {
     let limit = (cli.timeout > 0.0).then(|| Duration::from_secs_f64(cli.timeout));
+    let explicit = cli.server.is_some() && !is_explicit_socket();
+    if !explicit {
+        match UnixStream::connect(&cli.socket) {
+            Ok(mut stream) => {
+                stream.set_read_timeout(limit)?;
+                stream.set_write_timeout(limit)?;
+                stream.write_all(request)?;
+                stream.shutdown(Shutdown::Write)?;
+                let mut reply = Vec::new();
+                stream.read_to_end(&mut reply)?;
+                return Ok(reply);
+            }
+            Err(e) if is_explicit_socket() => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", cli.socket.display()),
+                ))
+            }
+            Err(_) => {}
+        }
+    }
     let addr = address(cli)?;
     let mut stream = match limit {
         Some(limit) => TcpStream::connect_timeout(&addr, limit)?,
@@ -129,6 +158,13 @@ fn ask(cli: &Cli, request: &[u8]) -> io::Result<Vec<u8>> {
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply)?;
     Ok(reply)
+}
+
+/// True if `--socket` or `BGJOB_SOCKET` named the socket: then it is used
+/// (or its failure reported) even beside a server.
+fn is_explicit_socket() -> bool {
+    std::env::var_os("BGJOB_SOCKET").is_some()
+        || std::env::args().any(|a| a == "--socket" || a.starts_with("--socket="))
 }
 
 /// Prints an answer: `NNN:` errors to stderr with their exit code. On a
