@@ -1,11 +1,14 @@
 //! Integration tests: the real `bgjobd` binary, real sockets, real children.
 
 mod access;
+/// The load generator is built with `--features bench` (bin/test does).
+#[cfg(feature = "bench")]
 mod bench;
 mod bgjob_cli;
 mod cage;
 mod checks;
 mod classic;
+mod docs;
 mod durable;
 mod edges;
 mod failures;

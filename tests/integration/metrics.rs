@@ -122,3 +122,63 @@ fn metrics_are_off_by_default() {
     d.wait_log("started:");
     assert!(!d.log().contains("metrics on"), "{}", d.log());
 }
+
+/// A small tmpfs, unmounted (and the folder holding it removed) when
+/// dropped, after the daemon using it.
+struct SmallDisk(std::path::PathBuf);
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        if let Some(parent) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(parent);
+        }
+    }
+}
+
+#[test]
+fn healthz_says_503_while_the_journal_cannot_be_written() {
+    // The state folder on a 256 KiB tmpfs that is then filled up.
+    let dir = crate::util::TempDir::new("fulldisk");
+    let state = dir.path().join("small");
+    std::fs::create_dir(&state).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&state)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        // Mounting needs root, as CI runs the suite.
+        assert_ne!(
+            unsafe { libc::geteuid() },
+            0,
+            "root could not mount a tmpfs"
+        );
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let _disk = SmallDisk(state.clone());
+    let modules = dir.path().join("modules");
+    std::fs::create_dir(&modules).unwrap();
+    crate::util::write_module(&modules, "ok", "#!/bin/sh\ncat\n");
+    std::fs::write(
+        dir.path().join("service.config"),
+        r#"{"metrics": "127.0.0.1:0", "state_dir": "small", "listen": [{"port": 0}]}"#,
+    )
+    .unwrap();
+    let args = ["-v", "-1", "-c", "service.config", "-m", "modules"];
+    let d = Daemon::spawn(dir, modules, args.iter().map(|a| a.to_string()).collect());
+    let addr = metrics_addr(&d);
+    assert_eq!(curl(&addr, "/healthz", &[]), (200, "ok\n".into()));
+    // Fill the disk, then ask until a journal write fails.
+    let _ = std::fs::write(state.join("filler"), vec![0u8; 512 * 1024]);
+    let big = "x".repeat(64 * 1024);
+    crate::util::wait_for("a failed journal write", || {
+        d.ask_str(&format!("queue:add:ok:{big}")) == "500: Journal write failed"
+    });
+    let (code, body) = curl(&addr, "/healthz", &[]);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.starts_with("journal failing: "), "{body}");
+    let (_, page) = curl(&addr, "/metrics", &[]);
+    assert!(page.contains("bgjob_journal_failing 1\n"), "{page}");
+}
