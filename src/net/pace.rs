@@ -93,10 +93,11 @@ impl Pace {
                 None => quiet_gap(&self.arrival, link),
             };
             log::trace!(
-                "request of {} bytes in {} reads (widest spacing {:?}): quiet for {gap:?}",
+                "request of {} bytes in {} reads (widest spacing {:?}, rtt {:?}): quiet for {gap:?}",
                 self.arrival.bytes,
                 self.arrival.reads,
-                self.arrival.widest_spacing
+                self.arrival.widest_spacing,
+                link.map(|l| l.rtt)
             );
             self.quiet_until = Some(now + gap);
         }
