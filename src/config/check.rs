@@ -85,7 +85,7 @@ pub fn summary(config: &Config, modules: usize, dir: &Path) -> String {
     let listeners: Vec<String> = config
         .listeners
         .iter()
-        .map(|l| l.addr.to_string())
+        .map(|l| format!("{}{}", l.addr, if l.udp { "" } else { "/tcp" }))
         .collect();
     format!(
         "configuration ok: listeners {}, {modules} modules in {}",
