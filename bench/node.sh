@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${1:-3000}
-cargo build --release -q --bin bgjobd --bin bgjob-bench
+cargo build --release -q --features bench --bin bgjobd --bin bgjob-bench
 bench=$PWD/target/release/bgjob-bench
 work=$(mktemp -d)
 chmod 755 "$work"   # modules of a root daemon run as nobody

@@ -31,7 +31,7 @@ if ((${#need[@]})); then
 fi
 gearmand=$(command -v gearmand || echo /usr/sbin/gearmand)
 
-cargo build --release -q --bin bgjobd --bin bgjob-bench
+cargo build --release -q --features bench --bin bgjobd --bin bgjob-bench
 bench=$PWD/target/release/bgjob-bench
 bgjobd=$PWD/target/release/bgjobd
 work=$(mktemp -d)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::config::access::Cidr;
 use crate::journal::sync::SyncPolicy;
-use crate::run::spawn::ModuleLimits;
+use crate::run::limits::ModuleLimits;
 
 /// Limits and timings, after defaults and clamping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,8 @@ pub struct Settings {
     pub module_group: Option<String>,
     /// Let modules run as root.
     pub allow_root_modules: bool,
+    /// A range of uids, one for each running job or worker (needs root).
+    pub module_uids: Option<(u32, u32)>,
     /// Bytes of unfetched queue results kept; the oldest go first.
     pub result_retention_bytes: usize,
     /// Warm Node.js workers per `.js` module; 0 runs one process per request.
@@ -75,6 +77,8 @@ pub struct Settings {
     pub state_dir: Option<PathBuf>,
     /// When journal records reach the disk.
     pub journal_sync: SyncPolicy,
+    /// Where `/metrics` and `/healthz` are served over HTTP; `None`: nowhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Default for Settings {
@@ -104,11 +108,13 @@ impl Default for Settings {
             module_user: None,
             module_group: None,
             allow_root_modules: false,
+            module_uids: None,
             result_retention_bytes: 64 << 20,
             node_workers: 2,
             node_worker_idle: Duration::from_secs(60),
             state_dir: Some(PathBuf::from("./state")),
             journal_sync: SyncPolicy::Always,
+            metrics: None,
         }
     }
 }

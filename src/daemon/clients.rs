@@ -60,7 +60,13 @@ impl Daemon {
                 let _ = (&stream).write(Refusal::TooManyConnections.answer().as_bytes());
                 let _ = stream.shutdown(Shutdown::Both);
                 self.stats.refusal(Refusal::TooManyConnections);
-                log::warn!("tcp {peer}: refused, {} connections open", self.conns.len());
+                let open = self.conns.len();
+                self.warn_limited(
+                    Refusal::TooManyConnections.answer(),
+                    format_args!(
+                        "tcp {peer}: refused with 503: Too many connections ({open} open)"
+                    ),
+                );
                 continue;
             }
             let key = self.conns.next_key();
@@ -85,7 +91,6 @@ impl Daemon {
                 None
             };
             if let Some(refusal) = refusal {
-                log::warn!("tcp {peer}: refused: {}", refusal.answer());
                 self.refuse(key, refusal);
                 continue;
             }
@@ -210,24 +215,22 @@ impl Daemon {
         match head {
             Head::Incomplete => self.keep_reading(key, request),
             Head::Module { name, .. } if !self.serves(listener, &name) => {
-                log::info!("tcp {peer}: module {name:?} is not served on this listener");
-                self.refuse(key, Refusal::Forbidden);
+                let why = format!("module {name:?} is not served on this listener");
+                self.refuse_for(key, Refusal::Forbidden, &why);
             }
             Head::Module { name, body_start } => {
                 let Some(module) = self.modules.lookup(&name) else {
-                    log::info!("tcp {peer}: unknown module {:?}", loggable(&request, 64));
-                    return self.refuse(key, Refusal::UnknownModule);
+                    let why = format!("no module {:?}", loggable(&request, 64));
+                    return self.refuse_for(key, Refusal::UnknownModule, &why);
                 };
                 // A warm worker takes the whole request in one frame.
                 if !complete && self.runs_warm(&module) {
                     return self.keep_reading(key, request);
                 }
-                if self.jobs.waiting_for(peer.ip()) >= self.settings.max_waiting_per_client {
-                    log::warn!(
-                        "tcp {peer}: {name}: this client has {} jobs waiting",
-                        self.jobs.waiting_for(peer.ip())
-                    );
-                    return self.refuse(key, Refusal::Busy);
+                let waiting = self.jobs.waiting_for(peer.ip());
+                if waiting >= self.settings.max_waiting_per_client {
+                    let why = format!("{name}: this client has {waiting} jobs waiting");
+                    return self.refuse_for(key, Refusal::Busy, &why);
                 }
                 let origin = Origin::Tcp {
                     conn: Some(key),
@@ -241,8 +244,8 @@ impl Daemon {
                         }
                     }
                     Err(_) => {
-                        log::warn!("tcp {peer}: {name}: waiting line full");
-                        self.refuse(key, Refusal::Busy);
+                        let why = format!("{name}: waiting line full");
+                        self.refuse_for(key, Refusal::Busy, &why);
                     }
                 }
             }
@@ -286,12 +289,8 @@ impl Daemon {
             }
             Ok(None) => {}
             Err(refusal) => {
-                log::info!(
-                    "tcp {peer}: {:?}: {}",
-                    loggable(request, 64),
-                    refusal.answer()
-                );
-                self.refuse(key, refusal);
+                let why = format!("{:?}", loggable(request, 64));
+                self.refuse_for(key, refusal, &why);
             }
         }
     }
@@ -307,6 +306,19 @@ impl Daemon {
     /// the request was streaming into must not act on part of it: it is
     /// dropped or killed.
     pub(super) fn refuse(&mut self, key: ConnKey, refusal: Refusal) {
+        self.refuse_for(key, refusal, "");
+    }
+
+    /// As [`Daemon::refuse`], saying why in the (rate-limited) warn line.
+    pub(super) fn refuse_for(&mut self, key: ConnKey, refusal: Refusal, why: &str) {
+        if let Some(peer) = self.conns.get(key).map(|c| c.peer) {
+            let answer = refusal.answer();
+            let sep = if why.is_empty() { "" } else { ": " };
+            self.warn_limited(
+                answer,
+                format_args!("tcp {peer}: refused with {answer}{sep}{why}"),
+            );
+        }
         self.stats.refusal(refusal);
         if let Some(job) = self.conns.get(key).and_then(Conn::job) {
             self.abandon_job(job);
@@ -318,6 +330,11 @@ impl Daemon {
     /// and what its previous phase stood for is undone.
     pub(super) fn answer(&mut self, key: ConnKey, answer: Vec<u8>) {
         let limits = self.conn_limits();
+        if let Some(conn) = self.conns.get(key) {
+            self.stats
+                .latency
+                .observe(conn.opened.elapsed().as_secs_f64());
+        }
         let Some(left) = self
             .conns
             .get_mut(key)

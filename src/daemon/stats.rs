@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::net::exposition::Histogram;
 use crate::net::protocol::Refusal;
 use crate::run::outcome::Outcome;
 
@@ -22,6 +23,12 @@ pub struct Stats {
     pub udp_over_budget: u64,
     /// Jobs finished, by module.
     pub by_module: BTreeMap<String, u64>,
+    /// How long finished jobs ran, in seconds.
+    pub run_time: Histogram,
+    /// How long finished jobs waited for a running slot.
+    pub wait_time: Histogram,
+    /// From a TCP connection's accept to the start of its answer.
+    pub latency: Histogram,
 }
 
 impl Stats {

@@ -21,6 +21,7 @@ mod writer;
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
@@ -70,8 +71,7 @@ impl Journal {
         policy: SyncPolicy,
         waker: Arc<mio::Waker>,
     ) -> Result<(Journal, Recovered), Error> {
-        fs::create_dir_all(dir)
-            .map_err(|e| Error::Io(format!("cannot create state folder {}", dir.display()), e))?;
+        private_folder(dir)?;
         let path = dir.join("journal");
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -94,7 +94,14 @@ impl Journal {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&path)
+            .and_then(|file| {
+                // Whatever the umask or an older version made it: queued
+                // data is nobody else's to read.
+                file.set_permissions(fs::Permissions::from_mode(0o600))?;
+                Ok(file)
+            })
             .map_err(|e| Error::Io(format!("cannot open {}", path.display()), e))?;
         let shared = Arc::new(Shared {
             progress: Mutex::new(Progress {
@@ -291,6 +298,30 @@ impl Drop for Journal {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Creates the state folder readable by the daemon's user alone (modules
+/// must not read the queue); an existing one that others can read is
+/// reported, not changed (it may be shared on purpose).
+fn private_folder(dir: &Path) -> Result<(), Error> {
+    let fail = |e| Error::Io(format!("cannot create state folder {}", dir.display()), e);
+    if !dir.is_dir() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(fail)?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(fail)?;
+        return Ok(());
+    }
+    let mode = fs::metadata(dir).map_err(fail)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        log::warn!(
+            "state folder {} is open to other users (mode {mode:o}): chmod 700 {0}",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// A store change as a journal record.

@@ -5,6 +5,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -115,6 +116,7 @@ impl Writer {
             .create(true)
             .write(true)
             .truncate(true)
+            .mode(0o600)
             .open(&tmp)?;
         file.write_all(snapshot)?;
         file.sync_data()?;

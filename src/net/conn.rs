@@ -44,6 +44,8 @@ pub struct Conn {
     deadline: Option<Instant>,
     /// A deadline set since the loop last scheduled one.
     new_deadline: Option<Instant>,
+    /// When it was accepted: the start of the request's latency.
+    pub opened: Instant,
 }
 
 impl Conn {
@@ -66,6 +68,7 @@ impl Conn {
             pace: Pace::new(Instant::now()),
             deadline: None,
             new_deadline: None,
+            opened: Instant::now(),
         })
     }
 
@@ -240,7 +243,7 @@ impl Conn {
         let first = matches!(&self.phase, Phase::Head(b) if b.is_empty());
         self.pace.took(&scratch[..n], first);
         if self.pace.bytes() > limits.max_request {
-            log::warn!(
+            log::debug!(
                 "tcp {}: request over {} bytes",
                 self.peer,
                 limits.max_request

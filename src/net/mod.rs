@@ -4,6 +4,10 @@
 
 /// A TCP connection: one request, one answer.
 pub mod conn;
+/// The Prometheus text format for `/metrics`.
+pub mod exposition;
+/// A minimal HTTP/1.1 GET reader for the metrics listener.
+pub mod http;
 /// Binding the configured listeners.
 pub mod listeners;
 /// A request's clock: its quiet gap, deadline and least rate.

@@ -220,7 +220,13 @@ mod tests {
             kind: Kind::Executable,
             modified: std::time::SystemTime::UNIX_EPOCH,
             size: 0,
-            sha256: String::new(),
+            sha256: Default::default(),
+            key: crate::run::hasher::FileKey {
+                dev: 0,
+                ino: 0,
+                size: 0,
+                modified: std::time::SystemTime::UNIX_EPOCH,
+            },
         };
         Job::new(module.into(), Origin::Queue { id: 1 }, b"", true)
     }

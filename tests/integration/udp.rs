@@ -119,6 +119,6 @@ fn a_reachable_udp_listener_is_warned_about_forged_sources() {
         .listen("0.0.0.0:0/tcp")
         .settings(r#""allow": ["127.0.0.0/8"]"#)
         .start();
-    d.wait_log("(tcp, --listen)");
+    d.wait_log("started: listening on");
     assert!(!d.log().contains("can be forged"), "{}", d.log());
 }

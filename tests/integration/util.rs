@@ -61,6 +61,8 @@ pub struct Setup {
     pub args: Vec<String>,
     /// Where it listens (default a free loopback port).
     pub listen: String,
+    /// Log at `-vv` (the default here), or at bgjobd's own default level.
+    pub verbose: bool,
 }
 
 impl Setup {
@@ -71,11 +73,18 @@ impl Setup {
             settings: None,
             args: Vec::new(),
             listen: "127.0.0.1:0".into(),
+            verbose: true,
         }
     }
 
     pub fn listen(mut self, addr: &str) -> Setup {
         self.listen = addr.into();
+        self
+    }
+
+    /// Logs at bgjobd's default level (no `-v`), as an operator sees it.
+    pub fn default_log_level(mut self) -> Setup {
+        self.verbose = false;
         self
     }
 
@@ -106,12 +115,10 @@ impl Setup {
         for (name, script) in &self.modules {
             write_module(&modules, name, script);
         }
-        let mut args: Vec<String> = vec![
-            "-vv".into(),
-            "-1".into(),
-            "--listen".into(),
-            self.listen.clone(),
-        ];
+        let mut args: Vec<String> = vec!["-1".into(), "--listen".into(), self.listen.clone()];
+        if self.verbose {
+            args.insert(0, "-vv".into());
+        }
         args.push("--modules".into());
         args.push(modules.display().to_string());
         if let Some(settings) = &self.settings {
