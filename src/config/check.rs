@@ -84,7 +84,7 @@ pub fn summary(config: &Config, listen: &[SocketAddr], dir: &Path) -> String {
         config
             .listeners
             .iter()
-            .map(|l| l.addr.to_string())
+            .map(|l| format!("{}{}", l.addr, if l.udp { "" } else { "/tcp" }))
             .collect()
     } else {
         listen.iter().map(|a| format!("{a} (--listen)")).collect()

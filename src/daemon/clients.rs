@@ -128,6 +128,10 @@ impl Daemon {
         let Some((key, rate, age)) = slowest else {
             return;
         };
+        // As with any refusal, a job fed part of the request must not act on it.
+        if let Some(job) = self.conns.get(key).and_then(Conn::job) {
+            self.abandon_job(job);
+        }
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };

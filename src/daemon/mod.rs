@@ -156,6 +156,11 @@ impl Daemon {
                     "{} is reachable from other hosts and has no allow list: any of them can run modules",
                     l.addr
                 );
+            } else if !l.addr.ip().is_loopback() && l.udp.is_some() {
+                log::warn!(
+                    "{}: UDP source addresses can be forged, so its allow list does not hold for datagrams; \"udp\": false turns UDP off",
+                    l.addr
+                );
             }
         }
         crate::config::reach::settle(&mut settings, &modules_dir, exposed(&listeners))?;

@@ -93,10 +93,11 @@ impl Pace {
                 None => quiet_gap(&self.arrival, link),
             };
             log::trace!(
-                "request of {} bytes in {} reads (widest spacing {:?}): quiet for {gap:?}",
+                "request of {} bytes in {} reads (widest spacing {:?}, rtt {:?}): quiet for {gap:?}",
                 self.arrival.bytes,
                 self.arrival.reads,
-                self.arrival.widest_spacing
+                self.arrival.widest_spacing,
+                link.map(|l| l.rtt)
             );
             self.quiet_until = Some(now + gap);
         }
@@ -139,6 +140,7 @@ impl Pace {
             Some(at) if now >= at => {
                 let hole = link.is_some_and(|l| l.ooo_packets > self.ooo_at_read);
                 if hole && p.request_gap.is_none() {
+                    log::debug!("a segment is missing, later ones are held: waiting {LOSS:?} more");
                     self.ooo_at_read = link.map_or(0, |l| l.ooo_packets);
                     self.quiet_until = Some(now + LOSS);
                     return Due::Later(self.next(p));

@@ -107,3 +107,18 @@ fn a_listener_can_serve_tcp_only() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(!d.log().contains("udp 127.0.0.1"), "{}", d.log());
 }
+
+#[test]
+fn a_reachable_udp_listener_is_warned_about_forged_sources() {
+    let d = Setup::new()
+        .listen("0.0.0.0:0")
+        .settings(r#""allow": ["127.0.0.0/8"]"#)
+        .start();
+    d.wait_log("UDP source addresses can be forged");
+    let d = Setup::new()
+        .listen("0.0.0.0:0/tcp")
+        .settings(r#""allow": ["127.0.0.0/8"]"#)
+        .start();
+    d.wait_log("started: listening on");
+    assert!(!d.log().contains("can be forged"), "{}", d.log());
+}
