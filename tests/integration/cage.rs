@@ -36,6 +36,17 @@ fn closed_checkout() -> (TempDir, PathBuf) {
     (dir, modules)
 }
 
+/// Runs bgjobd to its end in `dir` with `args` and the modules folder.
+fn run_in(dir: &TempDir, modules: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--modules")
+        .arg(modules)
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+}
+
 fn start(dir: TempDir, modules: &Path, listen: &str, extra: &[&str]) -> Daemon {
     let mut args: Vec<String> = vec!["-v", "-1", "--listen", listen, "--modules"]
         .into_iter()
@@ -69,12 +80,7 @@ fn a_closed_folder_stops_a_start_that_listens_beyond_loopback() {
         return;
     }
     let (dir, modules) = closed_checkout();
-    let out = Command::new(BIN)
-        .args(["--listen", "0.0.0.0:0", "--modules"])
-        .arg(&modules)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = run_in(&dir, &modules, &["--listen", "0.0.0.0:0"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let closed = fs::canonicalize(dir.path()).unwrap();
@@ -95,14 +101,12 @@ fn a_chosen_module_user_must_reach_the_folder_even_on_loopback() {
     let (dir, modules) = closed_checkout();
     let config = dir.path().join("service.config");
     fs::write(&config, r#"{"module_user": "nobody"}"#).unwrap();
-    let out = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--modules")
-        .arg(&modules)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let config = config.display().to_string();
+    let out = run_in(
+        &dir,
+        &modules,
+        &["--listen", "127.0.0.1:0", "--config", &config],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("who cannot enter"));
 }
@@ -114,12 +118,11 @@ fn check_config_fails_for_an_unreachable_modules_folder() {
     }
     let (dir, modules) = closed_checkout();
     let check = |modules: &Path| {
-        Command::new(BIN)
-            .args(["--check-config", "--listen", "127.0.0.1:0", "--modules"])
-            .arg(modules)
-            .current_dir(dir.path())
-            .output()
-            .unwrap()
+        run_in(
+            &dir,
+            modules,
+            &["--check-config", "--listen", "127.0.0.1:0"],
+        )
     };
     let out = check(&modules);
     assert_eq!(out.status.code(), Some(1));
