@@ -128,15 +128,7 @@ fn ask(cli: &Cli, request: &[u8]) -> io::Result<Vec<u8>> {
     let explicit = cli.server.is_some() && !is_explicit_socket();
     if !explicit {
         match UnixStream::connect(&cli.socket) {
-            Ok(mut stream) => {
-                stream.set_read_timeout(limit)?;
-                stream.set_write_timeout(limit)?;
-                stream.write_all(request)?;
-                stream.shutdown(Shutdown::Write)?;
-                let mut reply = Vec::new();
-                stream.read_to_end(&mut reply)?;
-                return Ok(reply);
-            }
+            Ok(stream) => return exchange(stream, request, limit),
             Err(e) if is_explicit_socket() => {
                 return Err(io::Error::new(
                     e.kind(),
@@ -147,14 +139,48 @@ fn ask(cli: &Cli, request: &[u8]) -> io::Result<Vec<u8>> {
         }
     }
     let addr = address(cli)?;
-    let mut stream = match limit {
+    let stream = match limit {
         Some(limit) => TcpStream::connect_timeout(&addr, limit)?,
         None => TcpStream::connect(addr)?,
     };
-    stream.set_read_timeout(limit)?;
-    stream.set_write_timeout(limit)?;
+    exchange(stream, request, limit)
+}
+
+/// A stream the client talks over: TCP, or the operator's Unix socket.
+trait Channel: Read + Write {
+    fn limit(&self, limit: Option<Duration>) -> io::Result<()>;
+    fn half_close(&self) -> io::Result<()>;
+}
+
+impl Channel for TcpStream {
+    fn limit(&self, limit: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(limit)?;
+        self.set_write_timeout(limit)
+    }
+    fn half_close(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+impl Channel for UnixStream {
+    fn limit(&self, limit: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(limit)?;
+        self.set_write_timeout(limit)
+    }
+    fn half_close(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+/// The protocol's one exchange: send, half-close, read the answer to EOF.
+fn exchange(
+    mut stream: impl Channel,
+    request: &[u8],
+    limit: Option<Duration>,
+) -> io::Result<Vec<u8>> {
+    stream.limit(limit)?;
     stream.write_all(request)?;
-    stream.shutdown(Shutdown::Write)?;
+    stream.half_close()?;
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply)?;
     Ok(reply)
