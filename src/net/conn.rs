@@ -1,4 +1,5 @@
-//! A TCP connection: one request, one answer. The connection owns its
+//! A client connection (TCP, or Unix on the operator socket): one request,
+//! one answer. The connection owns its
 //! reading, its framing (where a request ends), its writing and its
 //! lingering; each event returns a [`Verdict`] that the loop carries out.
 //!
@@ -41,8 +42,8 @@ pub enum Phase {
     Job(JobKey),
     /// Waiting in `queue:get` for a queue job's answer.
     QueueWait(u64),
-    /// `queue:add` accepted: waiting for the queue store to complete it
-    /// before answering `id:<n>`.
+    /// Waiting for the queue store to keep a change before answering:
+    /// `queue:add` (then `id:<n>`) or `queue:get` (then the result).
     Durable,
     /// Writing the answer.
     Answer(OutBuf),
@@ -173,7 +174,8 @@ impl Conn {
         self.phase = Phase::QueueWait(id);
     }
 
-    /// Routed to `queue:add`: waits for the queue store.
+    /// Routed to `queue:add`, or `queue:get` of a result: waits for the
+    /// queue store.
     pub fn await_store(&mut self) {
         self.phase = Phase::Durable;
     }
