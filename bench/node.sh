@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# .js modules: warm workers against one process per request, and against
-# the old Node.js service answering in-process, in one run on loopback.
+# .js modules and `helo`: bgjobd (warm workers; and one process per request)
+# against the old Node.js service answering in process (bench/oldservice.js),
+# in one run on loopback, with classic clients (write, then wait without
+# half-closing, as the seed's PHP clients do) and half-closing ones.
 #
 #   bench/node.sh [REQUESTS]      (default 3000; cold mode runs a tenth)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${1:-3000}
-cargo build --release -q --bin bgjobd --bin bgjob-bench
+cargo build --release -q --features bench --bin bgjobd --bin bgjob-bench
 bench=$PWD/target/release/bgjob-bench
 work=$(mktemp -d)
 chmod 755 "$work"   # modules of a root daemon run as nobody
@@ -14,6 +16,7 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
 mkdir "$work/modules"
+chmod 755 "$work/modules"
 echo "exports.TExecute = function (parts, client) { client.end('Test'); };" > "$work/modules/test.js"
 start() { # name, json settings
   echo "$2" > "$work/$1.config"
@@ -24,17 +27,30 @@ start() { # name, json settings
 start warm '{"node_workers": 2}'
 start cold '{"node_workers": 0, "max_jobs": 8}'
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-node bench/oldservice.js "$port" & pids+=($!)
+node bench/oldservice.js "$port" "$work/modules" & pids+=($!)
 sleep 0.5
+warm=$(head -n1 "$work/warm.addr"); cold=$(head -n1 "$work/cold.addr"); old=127.0.0.1:$port
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
-echo "node -e 0: $( { /usr/bin/time -f %e node -e 0; } 2>&1 ) s"
+run() { # addr, requests, request, expected, clients, client mode flag
+  "$bench" --server "$1" -n "$2" -r "$3" --expect "$4" -c "$5" $6 --duration 30 || true
+}
+echo "node -e 0: $( { /usr/bin/time -f %e node -e 0; } 2>&1 ) s; $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r)"
 echo
-echo "| server | clients | req/s | p50 ms | p99 ms | errors, wrong |"
-echo "|---|---|---|---|---|---|"
+echo "| request | clients | client | bgjobd req/s | old service req/s | bgjobd/old | p50 ms bgjobd / old | errors, wrong |"
+echo "|---|---|---|---|---|---|---|---|"
 for c in 1 8 64; do
-  for t in "bgjobd warm|$(head -n1 "$work/warm.addr")|$requests" "bgjobd cold|$(head -n1 "$work/cold.addr")|$((requests / 10))" "old Node.js service|127.0.0.1:$port|$requests"; do
-    IFS='|' read -r name addr n <<<"$t"
-    line=$("$bench" --server "$addr" -c "$c" -n "$n" -r test:hello --half-close --expect Test --duration 30 || true)
-    echo "| $name | $c | $(field req_per_sec <<<"$line") | $(field p50_ms <<<"$line") | $(field p99_ms <<<"$line") | $(field errors <<<"$line"), $(field wrong <<<"$line") |"
+  for r in "test:hello|Test" "helo|oleh"; do
+    IFS='|' read -r req expect <<<"$r"
+    for mode in classic half-closing; do
+      flag=""; [ "$mode" = half-closing ] && flag=--half-close
+      a=$(run "$warm" "$requests" "$req" "$expect" "$c" "$flag")
+      b=$(run "$old" "$requests" "$req" "$expect" "$c" "$flag")
+      ra=$(field req_per_sec <<<"$a"); rb=$(field req_per_sec <<<"$b")
+      ratio=$(awk -v a="$ra" -v b="$rb" 'BEGIN{printf (b>0 ? "%.2f" : "-"), a/b}')
+      name=$req; [ "$req" = test:hello ] && name="test.js (warm)"
+      echo "| $name | $c | $mode | $ra | $rb | $ratio | $(field p50_ms <<<"$a") / $(field p50_ms <<<"$b") | $(field errors <<<"$a")+$(field errors <<<"$b"), $(field wrong <<<"$a")+$(field wrong <<<"$b") |"
+    done
   done
+  a=$(run "$cold" "$((requests / 10))" test:hello Test "$c" --half-close)
+  echo "| test.js (cold, a process per request) | $c | half-closing | $(field req_per_sec <<<"$a") | | | $(field p50_ms <<<"$a") | $(field errors <<<"$a"), $(field wrong <<<"$a") |"
 done

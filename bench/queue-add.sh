@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 requests=${1:-20000}
 shift || true
 concurrencies=("${@:-1 8 64}")
-cargo build --release -q --bin bgjobd --bin bgjob-bench
+cargo build --release -q --features bench --bin bgjobd --bin bgjob-bench
 bench=target/release/bgjob-bench
 work=$(mktemp -d)
 chmod 755 "$work"   # modules of a root daemon run as nobody

@@ -31,7 +31,7 @@ if ((${#need[@]})); then
 fi
 gearmand=$(command -v gearmand || echo /usr/sbin/gearmand)
 
-cargo build --release -q --bin bgjobd --bin bgjob-bench
+cargo build --release -q --features bench --bin bgjobd --bin bgjob-bench
 bench=$PWD/target/release/bgjob-bench
 bgjobd=$PWD/target/release/bgjobd
 work=$(mktemp -d)
@@ -73,7 +73,9 @@ p_tcp=$(free_port); tcpserver -c 200 -R -H -l 0 -b 1024 127.0.0.1 "$p_tcp" "$wor
 p_tcpc=$(free_port); tcpserver -c 200 -R -H -l 0 -b 1024 127.0.0.1 "$p_tcpc" "$work/testc" 2>/dev/null & pids+=($!)
 p_socat=$(free_port); socat "TCP-LISTEN:$p_socat,bind=127.0.0.1,fork,reuseaddr,backlog=1024" "EXEC:$work/test.sh" 2>/dev/null & pids+=($!)
 p_gear=$(free_port); "$gearmand" -L 127.0.0.1 -p "$p_gear" --log-file none 2>/dev/null & pids+=($!); gearmand_pid=$!
-p_node=$(free_port); node bench/oldservice.js "$p_node" & pids+=($!); node_pid=$!
+mkdir "$work/jsmodules"
+echo "exports.TExecute = function (parts, client) { client.end('Test'); };" > "$work/jsmodules/test.js"
+p_node=$(free_port); node bench/oldservice.js "$p_node" "$work/jsmodules" & pids+=($!); node_pid=$!
 for p in "$p_tcp" "$p_tcpc" "$p_socat" "$p_gear" "$p_node"; do wait_port "$p"; done
 for _ in $(seq 8); do gearman -h 127.0.0.1 -p "$p_gear" -w -f test -- "$work/test.sh" 2>/dev/null & pids+=($!); done
 sleep 0.5

@@ -40,6 +40,10 @@ key!(
     /// A warm Node.js worker in its pool.
     WorkerKey
 );
+key!(
+    /// An HTTP connection to the metrics listener.
+    ScrapeKey
+);
 
 /// A slab whose entries are reached only by keys of type `K`.
 #[derive(Debug)]

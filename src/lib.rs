@@ -25,6 +25,8 @@ pub mod net;
 pub mod node;
 /// Queue results kept for `queue:get`, and the queue store interface.
 pub mod queue;
+/// One warn line per kind per second, with a count of those held back (a leaf).
+pub mod ratelimit;
 /// Jobs and module processes: outcome, job table, spawn, module index.
 pub mod run;
 /// Untrusted bytes made safe to log (a leaf).

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use bgjob::config::access::Access;
-use bgjob::config::check;
-use bgjob::config::cli::{Cli, PanicPolicy};
+use bgjob::config::cli::{Cli, LogFormat, PanicPolicy};
 use bgjob::config::source::SettingsSource;
+use bgjob::config::{check, reach};
 use bgjob::config::{ListenerSpec, Settings};
 use bgjob::daemon::Daemon;
 use bgjob::error::Error;
@@ -18,15 +18,26 @@ use bgjob::net::listeners::{self, Listener};
 use bgjob::net::systemd;
 
 fn main() -> ExitCode {
-    bgjob::run::spawn::ensure_standard_fds();
+    bgjob::run::fds::ensure_standard_fds();
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, cli.log_format);
+    match bgjob::run::limits::raise_open_files_limit() {
+        Ok((old, new)) => {
+            log::info!("open files: {new} for the daemon, {old} for modules")
+        }
+        Err(e) => log::warn!("cannot raise the open-files limit: {e}"),
+    }
     install_panic_hook(cli.panic_policy());
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e}");
-            eprintln!("bgjobd: {e}");
+            // Once: through the log when it is on (so the journal gets its
+            // priority), else plainly on stderr.
+            if log::log_enabled!(target: "bgjobd", log::Level::Error) {
+                log::error!(target: "bgjobd", "{e}");
+            } else {
+                eprintln!("bgjobd: {e}");
+            }
             ExitCode::from(1)
         }
     }
@@ -39,15 +50,43 @@ fn run(cli: Cli) -> Result<(), Error> {
     let source = SettingsSource {
         config_path: cli.config.clone(),
         config_optional: !cli.listen.is_empty() || activated,
+        listeners_from_config: cli.listen.is_empty() && !activated,
         timeout: cli.timeout,
         max_jobs: cli.max_jobs,
         state: cli.state.clone(),
     };
     let config = source.load()?;
+    if cli.listen.is_empty() && !activated {
+        check::some_listener(&config.listeners)?;
+    }
+    let findings = check::run(&check::Subject {
+        config: &config,
+        modules_dir: &cli.modules,
+    });
     if cli.check_config {
-        let modules = check::check_modules(&cli.modules, &config.settings.node)?;
-        println!("{}", check::summary(&config, modules, &cli.modules));
-        return Ok(());
+        let mut findings = findings;
+        // Checked here too; at start, who modules run as is settled with
+        // the listeners known (see config/reach.rs).
+        if let Some(who) = reach::module_user(&config.settings) {
+            if let Err(blocked) = reach::modules(&cli.modules, &who) {
+                findings.push(check::Finding {
+                    what: blocked.to_string(),
+                    fix: reach::FIXES.into(),
+                });
+            }
+        }
+        if findings.is_empty() {
+            let listen: Vec<_> = cli.listen.iter().map(|l| l.addr).collect();
+            println!("{}", check::summary(&config, &listen, &cli.modules));
+            return Ok(());
+        }
+        for finding in &findings {
+            eprintln!("bgjobd: {finding}");
+        }
+        return Err(Error::Config(format!("{} problems found", findings.len())));
+    }
+    for finding in &findings {
+        log::warn!(target: "bgjobd", "{finding}");
     }
     let default_access = Access {
         allow: config.settings.allow.clone(),
@@ -63,10 +102,11 @@ fn run(cli: Cli) -> Result<(), Error> {
     } else {
         cli.listen
             .iter()
-            .map(|&addr| ListenerSpec {
+            .map(|l| ListenerSpec {
                 label: "--listen".into(),
-                addr,
+                addr: l.addr,
                 access: default_access.clone(),
+                udp: l.udp,
                 admin: false,
             })
             .collect()
@@ -104,17 +144,37 @@ fn serve(
     daemon.run()
 }
 
-/// -v info, -vv debug, -vvv trace; warnings by default. RUST_LOG wins.
-fn init_logging(verbose: u8) {
+/// -v info, -vv debug, -vvv trace; by default warnings, and the start,
+/// reload and stop lines (logged under the target `bgjobd`). RUST_LOG wins.
+fn init_logging(verbose: u8, format: LogFormat) {
     let level = match verbose {
-        0 => "warn",
+        0 => "warn,bgjobd=info",
         1 => "info",
         2 => "debug",
         _ => "trace",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .format_timestamp_millis()
-        .init();
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
+    let journal = match format {
+        LogFormat::Journal => true,
+        LogFormat::Plain => false,
+        LogFormat::Auto => std::env::var_os("JOURNAL_STREAM").is_some(),
+    };
+    if journal {
+        // sd-daemon(3) prefixes: the journal keeps its own timestamps.
+        builder.format(|out, record| {
+            let priority = match record.level() {
+                log::Level::Error => 3,
+                log::Level::Warn => 4,
+                log::Level::Info => 6,
+                log::Level::Debug | log::Level::Trace => 7,
+            };
+            writeln!(out, "<{priority}>{}", record.args())
+        });
+    } else {
+        builder.format_timestamp_millis();
+    }
+    builder.init();
 }
 
 /// With -E a panic is caught per event and logged; -EE also prints it on

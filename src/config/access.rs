@@ -52,6 +52,13 @@ impl Cidr {
     }
 }
 
+/// As written in the config: `10.0.0.0/8`.
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
 fn prefix_match(net: &[u8], ip: &[u8], prefix: u8) -> bool {
     let (whole, rest) = ((prefix / 8) as usize, prefix % 8);
     if net[..whole] != ip[..whole] {
@@ -78,6 +85,30 @@ impl Access {
 
     pub fn serves(&self, module: &str) -> bool {
         self.modules.as_ref().is_none_or(|m| m.contains(module))
+    }
+}
+
+/// For the start-up line: `allow 10.0.0.0/8 127.0.0.1/32, modules a b`.
+impl std::fmt::Display for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.allow {
+            None => f.write_str("allow any")?,
+            Some(nets) => {
+                f.write_str("allow")?;
+                for net in nets {
+                    write!(f, " {net}")?;
+                }
+            }
+        }
+        if let Some(modules) = &self.modules {
+            let mut names: Vec<&String> = modules.iter().collect();
+            names.sort();
+            f.write_str(", modules")?;
+            for name in names {
+                write!(f, " {name}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -126,5 +157,7 @@ mod tests {
         };
         assert!(closed.permits(ip("127.0.0.5")) && !closed.permits(ip("10.0.0.1")));
         assert!(closed.serves("test") && !closed.serves("less"));
+        assert_eq!(open.to_string(), "allow any");
+        assert_eq!(closed.to_string(), "allow 127.0.0.0/8, modules test");
     }
 }

@@ -5,12 +5,21 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
 
+/// Exit statuses and signals, shown at the end of `--help` and in the man page.
+const AFTER_HELP: &str = "\
+Exit status: 0 stopped by SIGTERM or SIGINT, 1 configuration or start-up
+error (the message says which), 2 bad command line.
+
+Signals: SIGHUP reads the config again and rescans the modules; SIGTERM and
+SIGINT stop accepting, let running jobs finish within shutdown_grace_secs,
+then exit.";
+
 /// bgjobd runs modules as child processes on request over TCP and UDP.
 ///
 /// A request is `module` or `module:data`; the data goes to the module's
 /// stdin and, over TCP, its stdout is the answer.
 #[derive(Debug, Parser)]
-#[command(name = "bgjobd", version)]
+#[command(name = "bgjobd", version, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Configuration file (the seed's JSON listener array, or an object with limits).
     #[arg(
@@ -26,9 +35,10 @@ pub struct Cli {
     pub modules: PathBuf,
 
     /// Serve TCP and UDP on ADDR:PORT, instead of the config's listeners
-    /// (repeatable). Port 0 picks a free port, the same for TCP and UDP.
-    #[arg(short = 'l', long = "listen", value_name = "ADDR:PORT")]
-    pub listen: Vec<SocketAddr>,
+    /// (repeatable). ADDR is an IP address or `localhost`; ADDR:PORT/tcp
+    /// serves TCP only. Port 0 picks a free port, the same for TCP and UDP.
+    #[arg(short = 'l', long = "listen", value_name = "ADDR:PORT[/tcp]")]
+    pub listen: Vec<ListenArg>,
 
     /// Job time limit in seconds (overrides the config).
     #[arg(long, value_name = "SECS")]
@@ -53,8 +63,15 @@ pub struct Cli {
     pub print_addr: bool,
 
     /// More logging: -v requests (info), -vv debug, -vvv trace. RUST_LOG also works.
+    /// Without it: start, reload and stop lines, warnings and errors.
     #[arg(short = 'v', action = ArgAction::Count)]
     pub verbose: u8,
+
+    /// How log lines look: `journal` puts a `<N>` syslog priority first and
+    /// no timestamp (for systemd's journal); `plain` has a timestamp;
+    /// `auto` is `journal` when JOURNAL_STREAM is set, else `plain`.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
 
     /// Catch a panic in one request's handling so the daemon keeps serving
     /// (the connection gets `500: Internal error`; logged at error level).
@@ -66,6 +83,42 @@ pub struct Cli {
     /// restarts it (the default).
     #[arg(short = 'e', conflicts_with = "catch_errors")]
     pub no_catch: bool,
+}
+
+/// One `--listen` address, and whether it serves UDP too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenArg {
+    pub addr: SocketAddr,
+    pub udp: bool,
+}
+
+impl std::str::FromStr for ListenArg {
+    type Err = String;
+
+    /// Read as the config file reads addresses, with `/tcp` for TCP only.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (addr, udp) = match text.strip_suffix("/tcp") {
+            Some(addr) => (addr, false),
+            None => (text, true),
+        };
+        let addr = crate::config::values::parse_addr(addr).ok_or_else(|| {
+            format!(
+                "{text:?} is not ADDR:PORT or ADDR:PORT/tcp (an IP address or localhost, and a port)"
+            )
+        })?;
+        Ok(ListenArg { addr, udp })
+    }
+}
+
+/// How log lines look (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `journal` under systemd (JOURNAL_STREAM set), else `plain`.
+    Auto,
+    /// Timestamp, level, where, message.
+    Plain,
+    /// `<N>` syslog priority, then the message: `journalctl -p` filters on it.
+    Journal,
 }
 
 /// What to do with a panic while handling one event.
@@ -112,7 +165,9 @@ mod tests {
             "-l",
             "127.0.0.1:0",
             "--listen",
-            "[::1]:5",
+            "[::1]:5/tcp",
+            "-l",
+            "localhost:12350",
             "--timeout",
             "2",
             "--max-jobs",
@@ -121,8 +176,13 @@ mod tests {
         .unwrap();
         assert_eq!(
             (cli.verbose, cli.listen.len(), cli.timeout, cli.max_jobs),
-            (2, 2, Some(2.0), Some(3))
+            (2, 3, Some(2.0), Some(3))
         );
+        assert_eq!(cli.listen[2].addr, "127.0.0.1:12350".parse().unwrap());
+        assert!(parse(&["--listen", "example.com:1"]).is_err());
         assert_eq!(cli.config, PathBuf::from("./service.config"));
+        assert!(cli.listen[0].udp && !cli.listen[1].udp);
+        assert_eq!(cli.listen[1].addr, "[::1]:5".parse().unwrap());
+        assert!(parse(&["-l", "127.0.0.1:5/udp"]).is_err());
     }
 }

@@ -12,16 +12,16 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::access::{Access, Cidr};
+use crate::config::access::Access;
 use crate::config::settings::Settings;
+pub use crate::config::values::{parse_addr, parse_ip, parse_state_dir};
+use crate::config::values::{parse_networks, parse_sync, Ranges};
 use crate::error::Error;
-use crate::journal::sync::SyncPolicy;
-use crate::run::spawn::ModuleLimits;
+use crate::run::limits::ModuleLimits;
 
 /// One address to serve TCP and UDP on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub struct ListenerSpec {
     /// Who may use it; listeners without their own list take the `allow`
     /// setting.
     pub access: Access,
+    /// Serve UDP as well as TCP (`"udp": false` turns it off).
+    pub udp: bool,
     /// Operator rights: `queue:list`, and every listener's jobs.
     pub admin: bool,
 }
@@ -48,6 +50,8 @@ impl ListenerSpec {
 pub struct Config {
     pub listeners: Vec<ListenerSpec>,
     pub settings: Settings,
+    /// Values out of range that were clamped, one line each, to report.
+    pub clamped: Vec<String>,
 }
 
 /// The port the seed used; the shipped config binds it on loopback.
@@ -60,9 +64,11 @@ impl Default for Config {
                 label: "default".into(),
                 addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
                 access: Access::default(),
+                udp: true,
                 admin: false,
             }],
             settings: Settings::default(),
+            clamped: Vec::new(),
         }
     }
 }
@@ -76,6 +82,7 @@ struct RawListener {
     port: Value,
     allow: Option<Vec<String>>,
     modules: Option<Vec<String>>,
+    udp: Option<bool>,
     admin: Option<bool>,
 }
 
@@ -94,6 +101,7 @@ struct RawConfig {
     listen: Option<Vec<RawListener>>,
     max_jobs: Option<u64>,
     max_waiting: Option<u64>,
+    max_waiting_udp: Option<u64>,
     job_timeout_secs: Option<f64>,
     kill_grace_ms: Option<u64>,
     max_output_bytes: Option<u64>,
@@ -101,6 +109,9 @@ struct RawConfig {
     max_connections: Option<u64>,
     idle_timeout_secs: Option<f64>,
     request_gap_ms: Option<u64>,
+    request_timeout_secs: Option<f64>,
+    request_min_rate: Option<u64>,
+    request_min_rate_after_secs: Option<f64>,
     result_retention_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
     node: Option<PathBuf>,
@@ -116,28 +127,32 @@ struct RawConfig {
     module_user: Option<String>,
     module_group: Option<String>,
     allow_root_modules: Option<bool>,
+    module_uids: Option<String>,
     node_workers: Option<u64>,
     node_worker_idle_secs: Option<f64>,
     state_dir: Option<String>,
     journal_sync: Option<Value>,
+    metrics: Option<String>,
 }
 
 impl Config {
-    /// Parses a configuration file's text.
+    /// Parses a configuration file's text. An error names the key's path
+    /// and the line (`listen[0].port: ... at line 2 column 40`).
     pub fn parse(text: &str) -> Result<Config, Error> {
         let value: Value = serde_json::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
         let raw = match value {
             Value::Array(_) => RawConfig {
-                listen: Some(from_value(value)?),
+                listen: Some(from_text(text)?),
                 ..RawConfig::default()
             },
-            Value::Object(_) => from_value(value)?,
+            Value::Object(_) => from_text(text)?,
             _ => {
                 return Err(Error::Config(
                     "expected a JSON array of listeners or an object".into(),
                 ))
             }
         };
+        let mut r = Ranges::default();
         let defaults = Config::default();
         let allow = raw.allow.as_deref().map(parse_networks).transpose()?;
         let mut listeners: Vec<ListenerSpec> = match raw.listen {
@@ -151,49 +166,128 @@ impl Config {
         }
         let d = defaults.settings;
         let settings = Settings {
-            max_jobs: clamp(raw.max_jobs, d.max_jobs, 1, 4096),
-            max_waiting: clamp(raw.max_waiting, d.max_waiting, 0, 1 << 20),
-            job_timeout: secs(raw.job_timeout_secs, d.job_timeout, 0.001, 86_400.0)?,
-            kill_grace: millis(raw.kill_grace_ms, d.kill_grace, 0, 60_000),
-            max_output: clamp(raw.max_output_bytes, d.max_output, 0, 1 << 30),
-            max_request: clamp(raw.max_request_bytes, d.max_request, 0, 1 << 30),
-            max_connections: clamp(raw.max_connections, d.max_connections, 1, 1 << 20),
-            idle_timeout: secs(raw.idle_timeout_secs, d.idle_timeout, 0.001, 3600.0)?,
-            request_gap: millis(raw.request_gap_ms, d.request_gap, 0, 60_000),
-            result_retention: secs_whole(
+            max_jobs: r.int("max_jobs", raw.max_jobs, d.max_jobs, 1, 4096),
+            max_waiting: r.int("max_waiting", raw.max_waiting, d.max_waiting, 0, 1 << 20),
+            max_waiting_udp: r.int(
+                "max_waiting_udp",
+                raw.max_waiting_udp,
+                d.max_waiting_udp,
+                0,
+                1 << 20,
+            ),
+            job_timeout: r.secs(
+                "job_timeout_secs",
+                raw.job_timeout_secs,
+                d.job_timeout,
+                0.001,
+                86_400.0,
+            )?,
+            kill_grace: r.millis("kill_grace_ms", raw.kill_grace_ms, d.kill_grace, 0, 60_000),
+            max_output: r.int(
+                "max_output_bytes",
+                raw.max_output_bytes,
+                d.max_output,
+                0,
+                1 << 30,
+            ),
+            max_request: r.int(
+                "max_request_bytes",
+                raw.max_request_bytes,
+                d.max_request,
+                0,
+                1 << 30,
+            ),
+            max_connections: r.int(
+                "max_connections",
+                raw.max_connections,
+                d.max_connections,
+                1,
+                1 << 20,
+            ),
+            idle_timeout: r.secs(
+                "idle_timeout_secs",
+                raw.idle_timeout_secs,
+                d.idle_timeout,
+                0.001,
+                3600.0,
+            )?,
+            request_gap: raw.request_gap_ms.map(|ms| {
+                r.millis(
+                    "request_gap_ms",
+                    Some(ms),
+                    std::time::Duration::ZERO,
+                    0,
+                    60_000,
+                )
+            }),
+            request_timeout: r.secs(
+                "request_timeout_secs",
+                raw.request_timeout_secs,
+                d.request_timeout,
+                0.001,
+                3600.0,
+            )?,
+            request_min_rate: raw.request_min_rate.map_or(d.request_min_rate, |rate| {
+                r.int("request_min_rate", Some(rate), 0, 0, 1 << 30) as u64
+            }),
+            request_min_rate_after: r.secs(
+                "request_min_rate_after_secs",
+                raw.request_min_rate_after_secs,
+                d.request_min_rate_after,
+                0.0,
+                3600.0,
+            )?,
+            result_retention: r.secs_whole(
+                "result_retention_secs",
                 raw.result_retention_secs,
                 d.result_retention,
                 30 * 86_400,
             ),
-            shutdown_grace: secs_whole(raw.shutdown_grace_secs, d.shutdown_grace, 3600),
+            shutdown_grace: r.secs_whole(
+                "shutdown_grace_secs",
+                raw.shutdown_grace_secs,
+                d.shutdown_grace,
+                3600,
+            ),
             node: raw.node.unwrap_or(d.node),
-            result_retention_bytes: clamp(
+            result_retention_bytes: r.int(
+                "result_retention_bytes",
                 raw.result_retention_bytes,
                 d.result_retention_bytes,
                 0,
                 1 << 40,
             ),
-            max_waiting_bytes: clamp(raw.max_waiting_bytes, d.max_waiting_bytes, 0, 1 << 40),
-            max_waiting_bytes_per_client: clamp(
+            max_waiting_bytes: r.int(
+                "max_waiting_bytes",
+                raw.max_waiting_bytes,
+                d.max_waiting_bytes,
+                0,
+                1 << 40,
+            ),
+            max_waiting_bytes_per_client: r.int(
+                "max_waiting_bytes_per_client",
                 raw.max_waiting_bytes_per_client,
                 d.max_waiting_bytes_per_client,
                 0,
                 1 << 40,
             ),
-            result_retention_bytes_per_client: clamp(
+            result_retention_bytes_per_client: r.int(
+                "result_retention_bytes_per_client",
                 raw.result_retention_bytes_per_client,
                 d.result_retention_bytes_per_client,
                 0,
                 1 << 40,
             ),
             allow,
-            max_connections_per_client: clamp(
+            max_connections_per_client: r.int(
+                "max_connections_per_client",
                 raw.max_connections_per_client,
                 d.max_connections_per_client,
                 1,
                 1 << 20,
             ),
-            max_waiting_per_client: clamp(
+            max_waiting_per_client: r.int(
+                "max_waiting_per_client",
                 raw.max_waiting_per_client,
                 d.max_waiting_per_client,
                 1,
@@ -203,6 +297,16 @@ impl Config {
             module_user: raw.module_user,
             module_group: raw.module_group,
             allow_root_modules: raw.allow_root_modules.unwrap_or(false),
+            module_uids: raw
+                .module_uids
+                .map(|text| {
+                    crate::run::uids::parse_range(&text).ok_or_else(|| {
+                        Error::Config(format!(
+                            "module_uids {text:?} is not a range FIRST-LAST of uids above 0"
+                        ))
+                    })
+                })
+                .transpose()?,
             module_limits: raw.module_limits.map_or(d.module_limits, |l| ModuleLimits {
                 identity: None,
                 cpu_secs: l.cpu_secs,
@@ -210,20 +314,35 @@ impl Config {
                 open_files: l.open_files,
                 processes: l.processes,
             }),
-            node_workers: clamp(raw.node_workers, d.node_workers, 0, 64),
-            node_worker_idle: secs(raw.node_worker_idle_secs, d.node_worker_idle, 0.1, 86_400.0)?,
+            node_workers: r.int("node_workers", raw.node_workers, d.node_workers, 0, 64),
+            node_worker_idle: r.secs(
+                "node_worker_idle_secs",
+                raw.node_worker_idle_secs,
+                d.node_worker_idle,
+                0.1,
+                86_400.0,
+            )?,
             state_dir: match raw.state_dir {
                 Some(dir) => parse_state_dir(&dir),
                 None => d.state_dir,
             },
             journal_sync: match raw.journal_sync {
-                Some(v) => parse_sync(&v)?,
+                Some(v) => parse_sync(&v, &mut r)?,
                 None => d.journal_sync,
+            },
+            metrics: match raw.metrics.as_deref() {
+                None | Some("") | Some("off") => None,
+                Some(text) => Some(parse_addr(text).ok_or_else(|| {
+                    Error::Config(format!(
+                        "metrics: {text:?} is not ADDR:PORT (for example \"127.0.0.1:9464\")"
+                    ))
+                })?),
             },
         };
         Ok(Config {
             listeners,
             settings,
+            clamped: r.notes,
         })
     }
 
@@ -238,8 +357,18 @@ impl Config {
     }
 }
 
-fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Error> {
-    serde_json::from_value(value).map_err(|e| Error::Config(e.to_string()))
+/// Deserializes the text again, now as `T`, so that an error carries the
+/// path of the key and its line.
+fn from_text<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match path.as_str() {
+            "." | "" => Error::Config(inner.to_string()),
+            _ => Error::Config(format!("{path}: {inner}")),
+        }
+    })
 }
 
 fn listener(raw: RawListener) -> Result<ListenerSpec, Error> {
@@ -267,139 +396,11 @@ fn listener(raw: RawListener) -> Result<ListenerSpec, Error> {
         label,
         addr: SocketAddr::new(ip, port),
         access: Access { allow, modules },
+        udp: raw.udp.unwrap_or(true),
         admin: raw.admin.unwrap_or(false),
     })
 }
 
-/// A list of networks, each `a.b.c.d/n`, `x::y/n` or a bare address.
-fn parse_networks(list: &[String]) -> Result<Vec<Cidr>, Error> {
-    list.iter()
-        .map(|n| Cidr::parse(n).map_err(|e| Error::Config(format!("allow: {e}"))))
-        .collect()
-}
-
-/// A state folder, or `none` for no journal.
-pub fn parse_state_dir(text: &str) -> Option<PathBuf> {
-    (text != "none").then(|| PathBuf::from(text))
-}
-
-/// `"always"` (the default), `"never"`, `"each"` (one fsync per record), or a
-/// number of milliseconds between fsyncs.
-fn parse_sync(value: &Value) -> Result<SyncPolicy, Error> {
-    match value {
-        Value::String(s) if s == "always" => Ok(SyncPolicy::Always),
-        Value::String(s) if s == "never" => Ok(SyncPolicy::Never),
-        Value::String(s) if s == "each" => Ok(SyncPolicy::EachRecord),
-        Value::Number(n) if n.as_u64().is_some() => Ok(SyncPolicy::Every(Duration::from_millis(
-            n.as_u64().unwrap_or(0).clamp(1, 60_000),
-        ))),
-        _ => Err(Error::Config(format!(
-            "journal_sync: expected \"always\", \"never\", \"each\" or milliseconds, got {value}"
-        ))),
-    }
-}
-
-/// An IP literal, or `localhost`; no name lookups, which would block.
-pub fn parse_ip(text: &str) -> Option<IpAddr> {
-    match text.trim() {
-        "localhost" => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        other => other.trim_matches(['[', ']']).parse().ok(),
-    }
-}
-
-fn clamp(value: Option<u64>, default: usize, min: usize, max: usize) -> usize {
-    value.map_or(default, |v| (v.min(max as u64) as usize).max(min))
-}
-
-fn millis(value: Option<u64>, default: Duration, min: u64, max: u64) -> Duration {
-    value.map_or(default, |v| Duration::from_millis(v.clamp(min, max)))
-}
-
-fn secs_whole(value: Option<u64>, default: Duration, max: u64) -> Duration {
-    value.map_or(default, |v| Duration::from_secs(v.min(max)))
-}
-
-fn secs(value: Option<f64>, default: Duration, min: f64, max: f64) -> Result<Duration, Error> {
-    match value {
-        None => Ok(default),
-        Some(v) if v.is_finite() => Ok(Duration::from_secs_f64(v.clamp(min, max))),
-        Some(v) => Err(Error::Config(format!("{v} is not a number of seconds"))),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seed_format_is_accepted_unchanged() {
-        let config = Config::parse(
-            r#"[{"server": "background", "address": "0.0.0.0", "port": 12341},
-                {"name": "second", "address": "::1", "port": "4000"}]"#,
-        )
-        .unwrap();
-        assert_eq!(config.listeners.len(), 2);
-        assert_eq!(config.listeners[0].label, "background");
-        assert_eq!(config.listeners[0].addr, "0.0.0.0:12341".parse().unwrap());
-        assert_eq!(config.listeners[1].addr, "[::1]:4000".parse().unwrap());
-        assert_eq!(config.settings, Settings::default());
-        assert_eq!(config.listeners[0].access, Access::default());
-    }
-
-    #[test]
-    fn allow_lists_apply_per_listener_or_from_the_setting() {
-        let config = Config::parse(
-            r#"{"allow": ["127.0.0.0/8"], "listen": [
-                {"name": "a", "address": "0.0.0.0", "port": 1},
-                {"name": "b", "address": "0.0.0.0", "port": 2, "allow": ["10.0.0.0/8"], "modules": ["test"]}]}"#,
-        )
-        .unwrap();
-        let ip = |s: &str| s.parse().unwrap();
-        assert!(config.listeners[0].access.permits(ip("127.0.0.1")));
-        assert!(!config.listeners[0].access.permits(ip("10.0.0.1")));
-        assert!(config.listeners[1].access.permits(ip("10.0.0.1")));
-        assert!(!config.listeners[1].access.permits(ip("127.0.0.1")));
-        assert!(
-            config.listeners[1].access.serves("test") && !config.listeners[1].access.serves("less")
-        );
-    }
-
-    #[test]
-    fn object_form_sets_limits_and_clamps_them() {
-        let config = Config::parse(
-            r#"{"listen": [{"name": "a", "address": "localhost", "port": 1}],
-                "max_jobs": 0, "job_timeout_secs": 2.5, "max_request_bytes": 10, "request_gap_ms": 999999}"#,
-        )
-        .unwrap();
-        assert_eq!(config.listeners[0].addr, "127.0.0.1:1".parse().unwrap());
-        assert_eq!(config.settings.max_jobs, 1);
-        assert_eq!(config.settings.job_timeout, Duration::from_millis(2500));
-        assert_eq!(config.settings.max_request, 10);
-        assert_eq!(config.settings.request_gap, Duration::from_secs(60));
-        let config = Config::parse(r#"{"state_dir": "none", "journal_sync": 200}"#).unwrap();
-        assert_eq!(config.settings.state_dir, None);
-        assert_eq!(
-            config.settings.journal_sync,
-            SyncPolicy::Every(Duration::from_millis(200))
-        );
-        let config =
-            Config::parse(r#"{"state_dir": "/var/lib/bgjob", "journal_sync": "never"}"#).unwrap();
-        assert_eq!(
-            config.settings.state_dir,
-            Some(PathBuf::from("/var/lib/bgjob"))
-        );
-        assert_eq!(config.settings.journal_sync, SyncPolicy::Never);
-        assert!(Config::parse(r#"{"journal_sync": "sometimes"}"#).is_err());
-    }
-
-    #[test]
-    fn mistakes_are_named() {
-        let err = |text: &str| Config::parse(text).unwrap_err().to_string();
-        assert!(err(r#"{"max_jobz": 1}"#).contains("max_jobz"));
-        assert!(err(r#"[{"address": "x.example", "port": 1}]"#).contains("not an IP address"));
-        assert!(err(r#"[{"address": "127.0.0.1", "port": 70000}]"#).contains("port"));
-        assert!(err("[").contains("EOF"));
-        assert!(err("3").contains("expected"));
-        assert!(err(r#"{"allow": ["10.0.0.0/40"]}"#).contains("prefix"));
-    }
-}
+#[path = "file_tests.rs"]
+mod tests;

@@ -4,18 +4,26 @@
 
 /// Access lists: allowed client networks and served modules.
 pub mod access;
-/// `--check-config`: the modules folder and a summary of the settings.
+/// The start-up check, for `--check-config` and every start and reload.
 pub mod check;
 /// The command line.
 pub mod cli;
 /// The configuration file, its defaults and ceilings.
 pub mod file;
+/// A finding of the start-up check, and what the checks look at.
+pub mod finding;
 /// Who modules run as: user and group lookups.
 pub mod identity;
+/// The start-up checks of the modules folder.
+pub mod module_check;
+/// Whether the module user can reach the modules.
+pub mod reach;
 /// Limits and timings after defaults and clamping.
 pub mod settings;
 /// Where settings come from, to read them again on SIGHUP.
 pub mod source;
+/// Addresses, networks, the sync policy, and numbers clamped with a note.
+pub mod values;
 
 pub use file::{Config, ListenerSpec};
 pub use settings::Settings;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::config::access::Cidr;
 use crate::journal::sync::SyncPolicy;
-use crate::run::spawn::ModuleLimits;
+use crate::run::limits::ModuleLimits;
 
 /// Limits and timings, after defaults and clamping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +15,10 @@ pub struct Settings {
     pub max_jobs: usize,
     /// Jobs waiting for a running slot; beyond it, `503: Busy`.
     pub max_waiting: usize,
+    /// UDP jobs waiting (their own budget within `max_waiting`, so a
+    /// datagram flood never refuses TCP clients); beyond it, datagrams are
+    /// dropped and counted.
+    pub max_waiting_udp: usize,
     /// Wall-clock limit of one job from its start.
     pub job_timeout: Duration,
     /// Between SIGTERM and SIGKILL of a job's process group.
@@ -28,8 +32,15 @@ pub struct Settings {
     /// A client that sends nothing for this long gets `408: Request timeout`.
     pub idle_timeout: Duration,
     /// A request from a client that keeps its write side open ends after
-    /// this long without new bytes. Zero: only a half-close ends it.
-    pub request_gap: Duration,
+    /// this long without new bytes. `None`: a gap derived from each
+    /// connection; zero: only a half-close ends it.
+    pub request_gap: Option<Duration>,
+    /// A request must arrive whole within this, from accept.
+    pub request_timeout: Duration,
+    /// Least average rate of a request (bytes/s since accept) once
+    /// `request_min_rate_after` has passed; 0: none.
+    pub request_min_rate: u64,
+    pub request_min_rate_after: Duration,
     /// How long an unfetched queue result is kept.
     pub result_retention: Duration,
     /// How long running jobs get to finish on SIGTERM.
@@ -54,6 +65,8 @@ pub struct Settings {
     pub module_group: Option<String>,
     /// Let modules run as root.
     pub allow_root_modules: bool,
+    /// A range of uids, one for each running job or worker (needs root).
+    pub module_uids: Option<(u32, u32)>,
     /// Bytes of queue and UDP job data held (accepted, not yet finished).
     pub max_waiting_bytes: usize,
     /// ... by one client address.
@@ -71,6 +84,8 @@ pub struct Settings {
     pub state_dir: Option<PathBuf>,
     /// When journal records reach the disk.
     pub journal_sync: SyncPolicy,
+    /// Where `/metrics` and `/healthz` are served over HTTP; `None`: nowhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Default for Settings {
@@ -78,13 +93,17 @@ impl Default for Settings {
         Settings {
             max_jobs: 16,
             max_waiting: 1024,
+            max_waiting_udp: 64,
             job_timeout: Duration::from_secs(30),
             kill_grace: Duration::from_secs(1),
             max_output: 4 << 20,
             max_request: 4 << 20,
             max_connections: 1024,
             idle_timeout: Duration::from_secs(10),
-            request_gap: Duration::from_millis(20),
+            request_gap: None,
+            request_timeout: Duration::from_secs(30),
+            request_min_rate: 500,
+            request_min_rate_after: Duration::from_secs(5),
             result_retention: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(10),
             node: PathBuf::from("node"),
@@ -96,6 +115,7 @@ impl Default for Settings {
             module_user: None,
             module_group: None,
             allow_root_modules: false,
+            module_uids: None,
             max_waiting_bytes: 256 << 20,
             max_waiting_bytes_per_client: 64 << 20,
             result_retention_bytes: 64 << 20,
@@ -104,6 +124,7 @@ impl Default for Settings {
             node_worker_idle: Duration::from_secs(60),
             state_dir: Some(PathBuf::from("./state")),
             journal_sync: SyncPolicy::Always,
+            metrics: None,
         }
     }
 }

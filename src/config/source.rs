@@ -13,6 +13,9 @@ pub struct SettingsSource {
     pub config_path: PathBuf,
     /// `--listen` was given, so a missing config file is not an error.
     pub config_optional: bool,
+    /// The config's listeners are served (neither `--listen` nor systemd's
+    /// sockets replace them), so a reload applies their changes.
+    pub listeners_from_config: bool,
     pub timeout: Option<f64>,
     pub max_jobs: Option<u64>,
     pub state: Option<String>,
@@ -33,9 +36,20 @@ impl SettingsSource {
                 )));
             }
             config.settings.job_timeout = Duration::from_secs_f64(secs.min(86_400.0));
+            if secs > 86_400.0 {
+                config
+                    .clamped
+                    .push(format!("--timeout: {secs} is out of range, 86400 is used"));
+            }
         }
         if let Some(n) = self.max_jobs {
             config.settings.max_jobs = n.clamp(1, 4096) as usize;
+            if config.settings.max_jobs as u64 != n {
+                let used = config.settings.max_jobs;
+                config
+                    .clamped
+                    .push(format!("--max-jobs: {n} is out of range, {used} is used"));
+            }
         }
         if let Some(state) = &self.state {
             config.settings.state_dir = crate::config::file::parse_state_dir(state);

@@ -22,11 +22,11 @@ impl Daemon {
             return Ok(None);
         };
         if !self.serves(listener, module) {
-            log::info!("tcp {peer}: queue:add of {module:?}, not served on this listener");
+            log::debug!("tcp {peer}: queue:add of {module:?}, not served on this listener");
             return Err(Refusal::Forbidden);
         }
         let Some(found) = self.modules.lookup(module) else {
-            log::info!("tcp {peer}: queue:add of unknown module {module:?}");
+            log::debug!("tcp {peer}: queue:add of unknown module {module:?}");
             return Err(Refusal::UnknownModule);
         };
         match self.admit_journaled(found, data.to_vec(), None, Some(key)) {
@@ -38,7 +38,7 @@ impl Daemon {
                 Ok(None)
             }
             Err(refusal) => {
-                log::warn!(
+                log::debug!(
                     "tcp {peer}: queue:add {module} refused: {}",
                     refusal.answer()
                 );
@@ -152,6 +152,7 @@ impl Daemon {
         line("connections_total", &s.connections);
         line("datagrams_total", &s.datagrams);
         line("datagrams_forbidden", &s.udp_forbidden);
+        line("datagrams_over_budget", &s.udp_over_budget);
         line("next_id", &self.queue.next_counter());
         match self.store.status() {
             Status::Journal {
@@ -225,7 +226,7 @@ impl Daemon {
                 let receipt = Receipt {
                     attempts: job.attempts,
                     bytes_in: job.bytes_in as u64,
-                    module_sha256: job.module.sha256.clone(),
+                    module_sha256: job.module.hash_for_receipt(),
                     ..Receipt::default()
                 };
                 receipt.render(id, &job.module.name, status)

@@ -13,38 +13,12 @@ use crate::daemon::timers::Timer;
 use crate::daemon::tokens;
 use crate::daemon::Daemon;
 use crate::keys::JobKey;
-use crate::run::command::{command, Mode};
 use crate::run::job::{Job, JobState, Stopping};
-use crate::run::modules::Module;
 use crate::run::outcome::Outcome;
-use crate::run::process::{self, Exit, Process, StdinWrite, Stream};
+use crate::run::process::{self, Exit, StdinWrite, Stream};
 use crate::run::spawns::Owner;
 
 impl Daemon {
-    /// Orders a process for `module` started with the variables `vars`,
-    /// watched under its owner's tokens; the pid comes later, in a spawn
-    /// report.
-    pub(super) fn start_process(
-        &mut self,
-        module: &Module,
-        mode: Mode,
-        vars: &[String],
-        owner: Owner,
-    ) -> std::io::Result<Process> {
-        let (program, args) = command(module, self.node.as_deref(), mode)?;
-        let process = Process::start(
-            &mut self.spawner,
-            self.poll.registry(),
-            program,
-            &args,
-            vars,
-            &self.settings.module_limits,
-            |stream| tokens::pipe(owner, stream),
-        )?;
-        self.spawns.ordered(process.serial, owner);
-        Ok(process)
-    }
-
     pub(super) fn job_pipe_ready(&mut self, key: JobKey, stream: Stream) {
         match stream {
             Stream::Stdin => self.feed_stdin(key),
@@ -124,8 +98,13 @@ impl Daemon {
         let Some(exit) = process::kill_group_and_reap(pid) else {
             return false;
         };
-        if let Some(owner) = self.spawns.reaped(pid, exit) {
+        if let Some(owner) = self.spawns.reaped(pid) {
             self.owner_exited(owner, exit);
+        } else if let Some(serial) = self.spawner.claim_pid(pid) {
+            self.spawns.reaped_early(serial, exit);
+        } else {
+            // An orphan a module left behind, reparented to the daemon.
+            log::debug!("reaped orphan {pid}");
         }
         true
     }
@@ -134,6 +113,7 @@ impl Daemon {
         match owner {
             Owner::Job(key) => self.job_exited(key, exit),
             Owner::Worker(worker) => self.worker_exited(worker, Some(exit.0)),
+            Owner::Clearing(uid) => self.uid_cleared(uid),
             Owner::Nobody => {}
         }
     }
@@ -169,6 +149,11 @@ impl Daemon {
                         log::error!("cannot start a worker: {error}");
                         self.worker_exited(worker, None);
                     }
+                    Owner::Clearing(uid) => {
+                        log::error!(
+                            "module uid {uid} could not be cleared, it stays unused: {error}"
+                        )
+                    }
                     Owner::Nobody => {}
                 }
                 continue;
@@ -181,6 +166,7 @@ impl Daemon {
                     }
                 }
                 Owner::Worker(worker) => self.worker_started(worker, pid),
+                Owner::Clearing(_) => {}
                 // Its owner is gone (it could not be watched): nobody wants it.
                 Owner::Nobody => process::signal_group(pid, libc::SIGKILL),
             }
@@ -194,9 +180,10 @@ impl Daemon {
         let Some(job) = self.jobs.get_mut(key) else {
             return;
         };
-        log::error!("module {} cannot start: {error}", job.module.name);
+        let why = why_not_started(&self.settings, &job.module, error);
+        log::debug!("module {} cannot start: {why}", job.module.name);
         if let Some(run) = job.cold_mut() {
-            run.verdict = Some(Outcome::SpawnFailed(error.to_string()));
+            run.verdict = Some(Outcome::SpawnFailed(why));
             run.process.close_pipes();
             run.process.exit = Some((-1, Default::default()));
         }
@@ -212,7 +199,7 @@ impl Daemon {
         let name = job.module.name.clone();
         if let JobState::Warm(run) = &job.state {
             if run.deadline <= now {
-                log::warn!("module {name} timed out on a warm worker, killing the worker");
+                log::info!("module {name} timed out on a warm worker, killing the worker");
                 self.end_warm(key, Outcome::TimedOut);
             }
             return;
@@ -224,7 +211,10 @@ impl Daemon {
         let pid = run.process.pid;
         match run.stopping {
             Stopping::Running => {
-                log::warn!("module {name}[{pid:?}] timed out, terminating its process group");
+                log::info!(
+                    "module {name}{}: timed out, terminating its process group",
+                    pid_tag(pid)
+                );
                 run.verdict = Some(Outcome::TimedOut);
                 run.process.signal(SIGTERM);
                 run.stopping = Stopping::Terminating;
@@ -232,14 +222,24 @@ impl Daemon {
                 self.timers.schedule(run.deadline, Timer::Job(key));
             }
             Stopping::Terminating => {
-                log::warn!("module {name}[{pid:?}] ignored SIGTERM, killing its process group");
+                let line = format!(
+                    "module {name}{}: ignored SIGTERM, killing its process group",
+                    pid_tag(pid)
+                );
+                let warnings = &mut self.warnings;
+                crate::daemon::warnings::warn_limited(
+                    warnings,
+                    "ignored SIGTERM",
+                    format_args!("{line}"),
+                );
                 run.process.kill();
                 run.stopping = Stopping::Killed;
             }
             Stopping::Killed => {}
             Stopping::Exited => {
                 log::warn!(
-                    "module {name}[{pid:?}]: a process outside its group keeps its output open"
+                    "module {name}{}: a process outside its group keeps its output open",
+                    pid_tag(pid)
                 );
                 run.process.close_output();
                 self.finish_if_done(key);
@@ -256,4 +256,37 @@ impl Daemon {
             self.finish_job(key, None);
         }
     }
+}
+
+/// Why a module did not start, for its answer and the log: a permission
+/// problem names the module user and the path that stops it.
+pub(super) fn why_not_started(
+    settings: &crate::config::Settings,
+    module: &crate::run::modules::Module,
+    error: &std::io::Error,
+) -> String {
+    use crate::config::reach;
+    use crate::run::modules::Kind;
+    let path = match module.kind {
+        Kind::Node => settings.node.as_path(),
+        Kind::Executable => module.path.as_path(),
+    };
+    let blocked = (error.kind() == std::io::ErrorKind::PermissionDenied)
+        .then(|| reach::module_user(settings))
+        .flatten()
+        .and_then(|who| {
+            let folder = path.parent().unwrap_or(path);
+            reach::folder(folder, &who)
+                .and_then(|()| reach::module(path, &who))
+                .err()
+        });
+    match blocked {
+        Some(blocked) => format!("{}: {error}: {blocked}", path.display()),
+        None => format!("{}: {error}", path.display()),
+    }
+}
+
+/// ` [pid]` when the process has one yet, else nothing: never `[0]`.
+fn pid_tag(pid: Option<u32>) -> String {
+    pid.map_or_else(String::new, |pid| format!(" [{pid}]"))
 }

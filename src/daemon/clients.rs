@@ -10,18 +10,28 @@ use crate::daemon::tokens;
 use crate::daemon::Daemon;
 use crate::keys::ConnKey;
 use crate::net::conn::{Conn, Limits, Phase, Verdict};
+use crate::net::pace::Pacing;
 use crate::net::protocol::{Control, Head, Refusal};
 use crate::net::stream::Stream;
 use crate::run::job::{Job, Origin};
 use crate::sanitize::loggable;
+
+/// A connection younger than this is never closed to make room: its rate
+/// says little yet.
+const MIN_AGE_TO_EVICT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Daemon {
     /// The limits connections apply, from the current settings.
     pub(super) fn conn_limits(&self) -> Limits {
         Limits {
             max_request: self.settings.max_request,
-            request_gap: self.settings.request_gap,
-            idle_timeout: self.settings.idle_timeout,
+            pacing: Pacing {
+                request_gap: self.settings.request_gap,
+                idle_timeout: self.settings.idle_timeout,
+                request_timeout: self.settings.request_timeout,
+                min_rate: self.settings.request_min_rate,
+                min_rate_after: self.settings.request_min_rate_after,
+            },
         }
     }
 
@@ -44,17 +54,28 @@ impl Daemon {
             };
             self.stats.connections += 1;
             let forbidden = !l.access.permits(peer.ip());
-            if self.conns.len() >= self.settings.max_connections {
+            let admin = l.admin;
+            let max = self.settings.max_connections;
+            if self.open_conns() >= max - max / 8 {
+                self.make_room();
+            }
+            if self.open_conns() >= self.settings.max_connections {
                 // Best effort: the answer fits the socket buffer of a new connection.
                 let _ = (&stream).write(Refusal::TooManyConnections.answer().as_bytes());
                 let _ = stream.shutdown(Shutdown::Both);
                 self.stats.refusal(Refusal::TooManyConnections);
-                log::warn!("tcp {peer}: refused, {} connections open", self.conns.len());
+                let open = self.conns.len();
+                self.warn_limited(
+                    Refusal::TooManyConnections.answer(),
+                    format_args!(
+                        "tcp {peer}: refused with 503: Too many connections ({open} open)"
+                    ),
+                );
                 continue;
             }
             let key = self.conns.next_key();
             let registry = self.poll.registry();
-            let rights = (listener, l.admin);
+            let rights = (listener, admin);
             let stream = Stream::Tcp(stream);
             let conn = match Conn::new(stream, peer, rights, registry, tokens::conn(key)) {
                 Ok(conn) => conn,
@@ -76,7 +97,6 @@ impl Daemon {
                 None
             };
             if let Some(refusal) = refusal {
-                log::warn!("tcp {peer}: refused: {}", refusal.answer());
                 self.refuse(key, refusal);
                 continue;
             }
@@ -85,6 +105,44 @@ impl Daemon {
                 conn.await_request(&limits);
             }
             self.schedule_conn(key);
+        }
+    }
+
+    /// Connections open, not counting those closed this turn.
+    fn open_conns(&self) -> usize {
+        self.conns.len() - self.closed.len()
+    }
+
+    /// The table is nearly full: closes the connection still sending its
+    /// request (or silent) at the lowest average rate since accept, the
+    /// oldest first among equals, if it has been open for at least a
+    /// second. Connections whose request is complete are never closed here.
+    fn make_room(&mut self) {
+        let now = Instant::now();
+        let slowest = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.reading_request() && c.pace().age(now) >= MIN_AGE_TO_EVICT)
+            .map(|(key, c)| (key, c.pace().rate(now), c.pace().age(now)))
+            .min_by(|a, b| a.1.total_cmp(&b.1).then(b.2.cmp(&a.2)));
+        let Some((key, rate, age)) = slowest else {
+            return;
+        };
+        // As with any refusal, a job fed part of the request must not act on it.
+        if let Some(job) = self.conns.get(key).and_then(Conn::job) {
+            self.abandon_job(job);
+        }
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        log::warn!(
+            "tcp {}: closed to make room, {rate:.0} bytes/s for {age:?}",
+            conn.peer
+        );
+        if let Some(left) = conn.evict(Refusal::TooSlow) {
+            self.stats.refusal(Refusal::TooSlow);
+            self.left_phase(key, left);
+            self.closed.push(key);
         }
     }
 
@@ -163,24 +221,22 @@ impl Daemon {
         match head {
             Head::Incomplete => self.keep_reading(key, request),
             Head::Module { name, .. } if !self.serves(listener, &name) => {
-                log::info!("tcp {peer}: module {name:?} is not served on this listener");
-                self.refuse(key, Refusal::Forbidden);
+                let why = format!("module {name:?} is not served on this listener");
+                self.refuse_for(key, Refusal::Forbidden, &why);
             }
             Head::Module { name, body_start } => {
                 let Some(module) = self.modules.lookup(&name) else {
-                    log::info!("tcp {peer}: unknown module {:?}", loggable(&request, 64));
-                    return self.refuse(key, Refusal::UnknownModule);
+                    let why = format!("no module {:?}", loggable(&request, 64));
+                    return self.refuse_for(key, Refusal::UnknownModule, &why);
                 };
                 // A warm worker takes the whole request in one frame.
                 if !complete && self.runs_warm(&module) {
                     return self.keep_reading(key, request);
                 }
-                if self.jobs.waiting_for(peer.ip()) >= self.settings.max_waiting_per_client {
-                    log::warn!(
-                        "tcp {peer}: {name}: this client has {} jobs waiting",
-                        self.jobs.waiting_for(peer.ip())
-                    );
-                    return self.refuse(key, Refusal::Busy);
+                let waiting = self.jobs.waiting_for(peer.ip());
+                if waiting >= self.settings.max_waiting_per_client {
+                    let why = format!("{name}: this client has {waiting} jobs waiting");
+                    return self.refuse_for(key, Refusal::Busy, &why);
                 }
                 let origin = Origin::Tcp {
                     conn: Some(key),
@@ -194,8 +250,8 @@ impl Daemon {
                         }
                     }
                     Err(_) => {
-                        log::warn!("tcp {peer}: {name}: waiting line full");
-                        self.refuse(key, Refusal::Busy);
+                        let why = format!("{name}: waiting line full");
+                        self.refuse_for(key, Refusal::Busy, &why);
                     }
                 }
             }
@@ -239,12 +295,8 @@ impl Daemon {
             }
             Ok(None) => {}
             Err(refusal) => {
-                log::info!(
-                    "tcp {peer}: {:?}: {}",
-                    loggable(request, 64),
-                    refusal.answer()
-                );
-                self.refuse(key, refusal);
+                let why = format!("{:?}", loggable(request, 64));
+                self.refuse_for(key, refusal, &why);
             }
         }
     }
@@ -260,6 +312,19 @@ impl Daemon {
     /// the request was streaming into must not act on part of it: it is
     /// dropped or killed.
     pub(super) fn refuse(&mut self, key: ConnKey, refusal: Refusal) {
+        self.refuse_for(key, refusal, "");
+    }
+
+    /// As [`Daemon::refuse`], saying why in the (rate-limited) warn line.
+    pub(super) fn refuse_for(&mut self, key: ConnKey, refusal: Refusal, why: &str) {
+        if let Some(peer) = self.conns.get(key).map(|c| c.peer) {
+            let answer = refusal.answer();
+            let sep = if why.is_empty() { "" } else { ": " };
+            self.warn_limited(
+                answer,
+                format_args!("tcp {peer}: refused with {answer}{sep}{why}"),
+            );
+        }
         self.stats.refusal(refusal);
         if let Some(job) = self.conns.get(key).and_then(Conn::job) {
             self.abandon_job(job);
@@ -271,6 +336,11 @@ impl Daemon {
     /// and what its previous phase stood for is undone.
     pub(super) fn answer(&mut self, key: ConnKey, answer: Vec<u8>) {
         let limits = self.conn_limits();
+        if let Some(conn) = self.conns.get(key) {
+            self.stats
+                .latency
+                .observe(conn.opened.elapsed().as_secs_f64());
+        }
         let Some(left) = self
             .conns
             .get_mut(key)

@@ -10,7 +10,6 @@ use crate::keys::JobKey;
 use crate::net::protocol::{render_answer, Refusal};
 use crate::run::command::{JobEnv, Mode};
 use crate::run::job::{ColdRun, Job, JobState, Origin};
-use crate::run::modules::Kind;
 use crate::run::outcome::Outcome;
 use crate::run::receipt::Receipt;
 use crate::run::spawns::Owner;
@@ -22,7 +21,11 @@ impl Daemon {
         if self.stopping.is_some() {
             return;
         }
-        while let Some(key) = self.jobs.pop_waiting(self.settings.max_jobs) {
+        // With module uids, a job starts only when a uid is free for it.
+        while self.uid_available() {
+            let Some(key) = self.jobs.pop_waiting(self.settings.max_jobs) else {
+                break;
+            };
             let warm = self
                 .jobs
                 .get(key)
@@ -59,12 +62,9 @@ impl Daemon {
         let mut process = match started {
             Ok(process) => process,
             Err(e) => {
-                let program = match job.module.kind {
-                    Kind::Node => self.settings.node.display().to_string(),
-                    Kind::Executable => job.module.path.display().to_string(),
-                };
-                log::error!("module {} cannot start: {program}: {e}", job.module.name);
-                let outcome = Outcome::SpawnFailed(format!("{program}: {e}"));
+                let why = super::children::why_not_started(&self.settings, &job.module, &e);
+                log::error!("module {} cannot start: {why}", job.module.name);
+                let outcome = Outcome::SpawnFailed(why);
                 return self.finish_job(key, Some((outcome, Vec::new())));
             }
         };
@@ -97,13 +97,14 @@ impl Daemon {
         let mut receipt = Receipt {
             attempts: job.attempts,
             bytes_in: job.bytes_in as u64,
-            module_sha256: job.module.sha256.clone(),
+            module_sha256: job.module.hash_for_receipt(),
             ..Receipt::default()
         };
         let mut killed_at_stop = false;
         let (outcome, output) = match std::mem::replace(&mut job.state, JobState::Waiting) {
             JobState::Running(mut run) => {
                 run.process.close_pipes();
+                self.release_uid(run.process.uid);
                 receipt.wall = run.started.elapsed();
                 receipt.usage = run.process.exit.map(|(_, usage)| usage).unwrap_or_default();
                 receipt.bytes_out = run.output.len() as u64;
@@ -131,8 +132,10 @@ impl Daemon {
             .peer()
             .map_or_else(|| "-".to_string(), |p| p.to_string());
         let waited = job.created.elapsed().saturating_sub(receipt.wall);
-        log::info!(
-            "{} {peer} {name}{}: in {} bytes, out {} bytes, {outcome:?}, ran {:.1} ms, waited {:.1} ms",
+        self.stats.run_time.observe(receipt.wall.as_secs_f64());
+        self.stats.wait_time.observe(waited.as_secs_f64());
+        let line = format!(
+            "{} {peer} {name}{}: in {} bytes, out {} bytes, {outcome}, ran {:.1} ms, waited {:.1} ms",
             job.origin.transport(),
             job.id.map_or(String::new(), |id| format!(" #{id}")),
             job.bytes_in,
@@ -140,6 +143,14 @@ impl Daemon {
             receipt.wall.as_secs_f64() * 1e3,
             waited.as_secs_f64() * 1e3,
         );
+        match outcome {
+            Outcome::TimedOut => self.warn_limited("job timed out", format_args!("{line}")),
+            ref failed if failed.is_failure() => {
+                self.warn_limited("job failed", format_args!("{line}"))
+            }
+            _ => log::info!("{line}"),
+        }
+        let name = &job.module.name;
         match job.origin {
             Origin::Tcp {
                 conn: Some(conn), ..
@@ -246,8 +257,8 @@ impl Daemon {
                 }
                 JobState::Running(run) => {
                     log::warn!(
-                        "shutdown grace over, killing job process group {:?}",
-                        run.process.pid
+                        "shutdown grace over, killing module {}'s process group",
+                        job.module.name
                     );
                     run.killed_at_stop = true;
                     run.process.kill();

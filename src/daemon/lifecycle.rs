@@ -28,18 +28,91 @@ impl Daemon {
     /// SIGHUP: reads the config's limits again and rescans the modules. A
     /// broken config is reported and the old settings stay.
     pub(super) fn reload(&mut self) {
-        match self.source.load() {
-            Ok(config) => {
-                if config.settings != self.settings {
-                    log::info!("reloaded {}", self.source.config_path.display());
+        let loaded = self.source.load().and_then(|mut config| {
+            let exposed = super::exposed(&self.listeners);
+            crate::config::reach::settle(&mut config.settings, self.modules.dir(), exposed)?;
+            Ok(config)
+        });
+        match loaded {
+            Ok(mut config) => {
+                let waiting = super::relisten::restart_keys(&self.settings, &config.settings);
+                if !waiting.is_empty() {
+                    log::warn!(
+                        "reload: {} changed, and take effect at the next restart",
+                        waiting.join(", ")
+                    );
+                    // Kept as they are, so that the next reload says it again.
+                    config.settings.state_dir = self.settings.state_dir.clone();
+                    config.settings.journal_sync = self.settings.journal_sync;
+                    config.settings.metrics = self.settings.metrics;
+                    config.settings.module_env = self.settings.module_env.clone();
+                    config.settings.module_uids = self.settings.module_uids;
+                }
+                let findings = crate::config::check::run(&crate::config::check::Subject {
+                    config: &config,
+                    modules_dir: self.modules.dir(),
+                });
+                for finding in findings {
+                    log::warn!(target: "bgjobd", "{finding}");
+                }
+                if self.source.listeners_from_config {
+                    self.apply_listeners(&config.listeners);
                 }
                 self.settings = config.settings;
                 self.find_node();
+                self.modules.rescan();
+                log::info!(target: "bgjobd", "reloaded {}: {}", self.source.config_path.display(), self.describe());
             }
-            Err(e) => log::error!("reload refused, old settings kept: {e}"),
+            Err(e) => {
+                log::error!("reload refused, old settings kept: {e}");
+                self.modules.rescan();
+            }
         }
-        self.modules.rescan();
         self.last_refresh = Instant::now();
+    }
+
+    /// What the daemon serves, for the start and reload lines: listeners
+    /// with their rules, modules, who runs them, where the queue is kept.
+    pub(super) fn describe(&self) -> String {
+        let listeners: Vec<String> = self
+            .listeners
+            .iter()
+            .filter(|l| l.tcp.is_some() || l.udp.is_some())
+            .map(|l| {
+                let kinds = match (&l.tcp, &l.udp) {
+                    (Some(_), Some(_)) => "tcp+udp",
+                    (Some(_), None) => "tcp",
+                    _ => "udp",
+                };
+                format!("{} {kinds} ({}; {})", l.addr, l.label, l.access)
+            })
+            .collect();
+        let runs_as = match self.settings.module_limits.identity {
+            Some((uid, gid)) => format!("uid {uid} gid {gid}"),
+            None => "bgjobd's own user".into(),
+        };
+        let state = match &self.settings.state_dir {
+            Some(dir) => format!(
+                "state {} (journal sync: {})",
+                dir.display(),
+                self.settings.journal_sync
+            ),
+            None => "queue in memory only".into(),
+        };
+        let node = match &self.node {
+            Some(node) => node.display().to_string(),
+            None => format!("{} not found", self.settings.node.display()),
+        };
+        let metrics = match &self.metrics {
+            Some(m) => format!("; metrics on http://{}/metrics", m.addr),
+            None => String::new(),
+        };
+        format!(
+            "listening on {}{metrics}; {} modules in {} run as {runs_as}; node {node}; {state}",
+            listeners.join(", "),
+            self.modules.len(),
+            self.modules.dir().display(),
+        )
     }
 
     /// Looks up the Node.js binary once, rather than on every spawn.
@@ -61,21 +134,17 @@ impl Daemon {
         }
         let until = Instant::now() + self.settings.shutdown_grace;
         log::info!(
-            "signal {signal}: stopping; {} running jobs get {:?}, {} waiting are dropped",
+            target: "bgjobd",
+            "signal {signal}: stopping; {} running jobs get {} s, {} waiting are dropped",
             self.jobs.running(),
-            self.settings.shutdown_grace,
+            self.settings.shutdown_grace.as_secs_f64(),
             self.jobs.waiting()
         );
         self.stopping = Some(until);
         self.timers.schedule(until, Timer::Stop);
         crate::net::systemd::notify("STOPPING=1");
-        for listener in std::mem::take(&mut self.listeners) {
-            if let Some(mut tcp) = listener.tcp {
-                let _ = self.poll.registry().deregister(&mut tcp);
-            }
-            if let Some(mut udp) = listener.udp {
-                let _ = self.poll.registry().deregister(&mut udp);
-            }
+        for i in 0..self.listeners.len() {
+            self.close_listener(i);
         }
         for key in self.jobs.waiting_keys() {
             self.stop_waiting_job(key);
@@ -117,6 +186,8 @@ impl Daemon {
             self.journal_removed(id, Removal::Expired);
         }
         self.stop_idle_workers(now);
+        self.report_held_warnings(now);
+        self.expire_scrapes(now);
         if now.duration_since(self.last_refresh) >= MODULE_REFRESH {
             self.modules.rescan();
             self.last_refresh = now;

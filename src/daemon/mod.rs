@@ -16,9 +16,15 @@ mod durable;
 mod jobs;
 /// Signals, reload, housekeeping and stopping.
 mod lifecycle;
+/// `/metrics` and `/healthz` over HTTP.
+mod metrics;
+/// Listener changes on SIGHUP.
+mod relisten;
 /// Who may act on a job; the operator socket.
 mod rights;
-/// Counters for `queue:stats` and the log.
+/// The metrics listener and its connections.
+mod scrapes;
+/// Counters for `queue:stats`, `/metrics` and the log.
 pub mod stats;
 /// Deadlines, nearest first.
 pub mod timers;
@@ -26,8 +32,12 @@ pub mod timers;
 pub mod tokens;
 /// Datagrams.
 mod udp;
+/// Starting processes, and module uids.
+mod uids;
 /// `.js` jobs on warm Node.js workers.
 mod warm;
+/// Rate-limited warn lines.
+mod warnings;
 
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -42,6 +52,7 @@ use signal_hook_mio::v1_0::Signals;
 use crate::config::cli::PanicPolicy;
 use crate::config::source::SettingsSource;
 use crate::config::Settings;
+use crate::daemon::scrapes::MetricsServer;
 use crate::daemon::stats::Stats;
 use crate::daemon::timers::{Timer, Timers};
 use crate::daemon::tokens::{source, Source, SIGNALS, WAKER};
@@ -56,10 +67,13 @@ use crate::queue::held::HeldAnswers;
 use crate::queue::ids::IdKey;
 use crate::queue::results::QueueBook;
 use crate::queue::store::{MemoryStore, QueueStore, Recovered};
+use crate::ratelimit::RateLimit;
+use crate::run::hasher::Hasher;
 use crate::run::modules::ModuleIndex;
 use crate::run::spawn::Spawner;
 use crate::run::spawns::Spawns;
 use crate::run::table::JobTable;
+use crate::run::uids::UidPool;
 
 pub struct Daemon {
     poll: Poll,
@@ -94,15 +108,21 @@ pub struct Daemon {
     workers: Workers,
     /// Processes being started and running, by serial and pid.
     spawns: Spawns,
+    /// Module uids free for new processes, when each job gets its own.
+    uids: Option<UidPool>,
     /// The Node.js binary, found on `PATH` at start and on SIGHUP.
     node: Option<PathBuf>,
+    /// Warn lines a flood could repeat, one per kind per second.
+    warnings: RateLimit,
+    /// The metrics listener, if the settings ask for one.
+    metrics: Option<MetricsServer>,
     /// The operator socket in the state folder, and its path.
     operator: Option<(mio::net::UnixListener, PathBuf)>,
 }
 
 impl Daemon {
     pub fn new(
-        settings: Settings,
+        mut settings: Settings,
         source: SettingsSource,
         listeners: Vec<Listener>,
         modules_dir: PathBuf,
@@ -131,44 +151,59 @@ impl Daemon {
                     .register(udp, tokens::udp(i), Interest::READABLE)
                     .map_err(io_err("cannot watch a listener"))?;
             }
-            let kinds = match (&l.tcp, &l.udp) {
-                (Some(_), Some(_)) => "tcp and udp",
-                (Some(_), None) => "tcp",
-                _ => "udp",
-            };
-            log::info!("listening on {} ({kinds}, {})", l.addr, l.label);
             if !l.addr.ip().is_loopback() && l.access.allow.is_none() {
                 log::warn!(
                     "{} is reachable from other hosts and has no allow list: any of them can run modules",
                     l.addr
                 );
+            } else if !l.addr.ip().is_loopback() && l.udp.is_some() {
+                log::warn!(
+                    "{}: UDP source addresses can be forged, so its allow list does not hold for datagrams; \"udp\": false turns UDP off",
+                    l.addr
+                );
             }
         }
+        crate::config::reach::settle(&mut settings, &modules_dir, exposed(&listeners))?;
         if let Some((uid, gid)) = settings.module_limits.identity {
             log::info!("modules run as uid {uid}, gid {gid}: the modules folder and what they use must be open to them");
         }
-        let modules = ModuleIndex::new(modules_dir);
-        log::info!("{} modules in {}", modules.len(), modules.dir().display());
+        let metrics = match settings.metrics {
+            Some(addr) => Some(MetricsServer::bind(addr, poll.registry())?),
+            None => None,
+        };
         let waker = Arc::new(
             Waker::new(poll.registry(), WAKER).map_err(io_err("cannot create the waker"))?,
         );
-        let spawner = Spawner::start_thread(waker.clone(), &settings.module_env)
-            .map_err(io_err("cannot start the spawn thread"))?;
+        let hasher =
+            Hasher::start(waker.clone()).map_err(io_err("cannot start the hashing thread"))?;
+        let modules = ModuleIndex::new(modules_dir, hasher);
+        log::info!("{} modules in {}", modules.len(), modules.dir().display());
+        let spawner =
+            Spawner::start_thread(waker.clone(), &settings.module_env, Some(modules.dir()))
+                .map_err(io_err("cannot start the spawn thread"))?;
         let (store, recovered): (Box<dyn QueueStore>, Recovered) = match &settings.state_dir {
             Some(dir) => {
                 let (journal, recovered) = Journal::open(dir, settings.journal_sync, waker)?;
-                log::info!(
-                    "journal {} ({:?})",
-                    journal.path().display(),
-                    journal.policy()
-                );
                 (Box::new(journal), recovered)
             }
-            None => {
-                log::info!("no state folder: the queue is kept in memory only");
-                (Box::<MemoryStore>::default(), Recovered::default())
-            }
+            None => (Box::<MemoryStore>::default(), Recovered::default()),
         };
+        let uids = match settings.module_uids {
+            Some((first, last)) => {
+                let Some((_, gid)) = settings.module_limits.identity else {
+                    return Err(Error::Config(
+                        "module_uids needs bgjobd to run as root, with modules not run as root"
+                            .into(),
+                    ));
+                };
+                log::info!("each job runs as a uid of its own from {first}-{last}, group {gid}");
+                Some(UidPool::new(first, last, gid))
+            }
+            None => None,
+        };
+        if let Err(e) = crate::run::process::become_subreaper() {
+            log::warn!("cannot reap what modules leave behind: {e}");
+        }
         let operator = match &settings.state_dir {
             Some(dir) => {
                 let (mut socket, path) = rights::bind_operator_socket(dir)?;
@@ -212,12 +247,16 @@ impl Daemon {
             held: HeldAnswers::default(),
             spawner,
             spawns: Spawns::default(),
+            uids,
             workers: Workers::default(),
             per_client: HashMap::new(),
             node: None,
+            warnings: RateLimit::new(std::time::Duration::from_secs(1)),
+            metrics,
             operator,
         };
         daemon.find_node();
+        log::info!(target: "bgjobd", "bgjobd {} started: {}", env!("CARGO_PKG_VERSION"), daemon.describe());
         daemon.recover(recovered);
         Ok(daemon)
     }
@@ -267,7 +306,7 @@ impl Daemon {
                 if let Some((_, path)) = &self.operator {
                     let _ = std::fs::remove_file(path);
                 }
-                log::info!("stopped: {}", self.stats.summary());
+                log::info!(target: "bgjobd", "stopped: {}", self.stats.summary());
                 return Ok(());
             }
         }
@@ -279,6 +318,7 @@ impl Daemon {
             Source::Waker => {
                 self.spawn_reports();
                 self.release_held();
+                self.modules.take_hashes();
             }
             Source::Operator => self.accept_operator(),
             Source::TcpListener(i) => self.accept(i),
@@ -286,6 +326,8 @@ impl Daemon {
             Source::JobPipe(job, stream) => self.job_pipe_ready(job, stream),
             Source::WorkerPipe(worker, stream) => self.worker_pipe_ready(worker, stream),
             Source::Conn(key) => self.conn_ready(key),
+            Source::Metrics => self.accept_scrapes(),
+            Source::Scrape(key) => self.scrape_ready(key),
         }
     }
 
@@ -301,4 +343,9 @@ impl Daemon {
             }
         }
     }
+}
+
+/// True if a listener can be reached from other hosts.
+fn exposed(listeners: &[Listener]) -> bool {
+    listeners.iter().any(|l| !l.addr.ip().is_loopback())
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::net::exposition::Histogram;
 use crate::net::protocol::Refusal;
 use crate::run::outcome::Outcome;
 
@@ -18,8 +19,16 @@ pub struct Stats {
     pub refused_busy: u64,
     /// Datagrams dropped: not an allowed client, or a module not served.
     pub udp_forbidden: u64,
+    /// Datagrams dropped: `max_waiting_udp` UDP jobs were already waiting.
+    pub udp_over_budget: u64,
     /// Jobs finished, by module.
     pub by_module: BTreeMap<String, u64>,
+    /// How long finished jobs ran, in seconds.
+    pub run_time: Histogram,
+    /// How long finished jobs waited for a running slot.
+    pub wait_time: Histogram,
+    /// From a TCP connection's accept to the start of its answer.
+    pub latency: Histogram,
 }
 
 impl Stats {

@@ -3,7 +3,7 @@
 
 use mio::Token;
 
-use crate::keys::{ConnKey, JobKey, Key, WorkerKey};
+use crate::keys::{ConnKey, JobKey, Key, ScrapeKey, WorkerKey};
 use crate::run::process::Stream;
 use crate::run::spawns::Owner;
 
@@ -19,6 +19,10 @@ const LISTENERS: usize = 1 << 40;
 const JOB_PIPES: usize = 1 << 41;
 /// A warm worker's pipe has token `WORKER_PIPES + 4 * worker + stream`.
 const WORKER_PIPES: usize = 1 << 42;
+/// The metrics listener's token.
+pub const METRICS: Token = Token(usize::MAX - 3);
+/// An HTTP connection to the metrics listener has `SCRAPES + key`.
+const SCRAPES: usize = 1 << 43;
 
 /// What a token stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +35,8 @@ pub enum Source {
     JobPipe(JobKey, Stream),
     WorkerPipe(WorkerKey, Stream),
     Conn(ConnKey),
+    Metrics,
+    Scrape(ScrapeKey),
 }
 
 pub fn source(token: Token) -> Source {
@@ -38,6 +44,8 @@ pub fn source(token: Token) -> Source {
         _ if token == SIGNALS => Source::Signals,
         _ if token == WAKER => Source::Waker,
         _ if token == OPERATOR => Source::Operator,
+        _ if token == METRICS => Source::Metrics,
+        t if t >= SCRAPES => Source::Scrape(ScrapeKey::new(t - SCRAPES)),
         t if t >= WORKER_PIPES => {
             let t = t - WORKER_PIPES;
             Source::WorkerPipe(WorkerKey::new(t / 4), stream_of(t))
@@ -70,6 +78,10 @@ pub fn udp(i: usize) -> Token {
     Token(LISTENERS + 2 * i + 1)
 }
 
+pub fn scrape(key: ScrapeKey) -> Token {
+    Token(SCRAPES + key.index())
+}
+
 pub fn conn(key: ConnKey) -> Token {
     Token(key.index())
 }
@@ -80,7 +92,7 @@ pub fn pipe(owner: Owner, stream: Stream) -> Token {
     match owner {
         Owner::Job(job) => job_pipe(job, stream),
         Owner::Worker(worker) => worker_pipe(worker, stream),
-        Owner::Nobody => WAKER,
+        Owner::Clearing(_) | Owner::Nobody => WAKER,
     }
 }
 
@@ -114,6 +126,9 @@ mod tests {
         assert_eq!(source(udp(2)), Source::Udp(2));
         assert_eq!(source(SIGNALS), Source::Signals);
         assert_eq!(source(WAKER), Source::Waker);
+        assert_eq!(source(METRICS), Source::Metrics);
+        let scrape_key = ScrapeKey::new(5);
+        assert_eq!(source(scrape(scrape_key)), Source::Scrape(scrape_key));
         assert_eq!(source(OPERATOR), Source::Operator);
     }
 }

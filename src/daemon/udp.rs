@@ -49,14 +49,18 @@ impl Daemon {
             // No answer and a debug line only: a flood must not flood the log.
             self.stats.refusal(Refusal::Forbidden);
             self.stats.udp_forbidden += 1;
-            log::debug!("udp {peer}: dropped, not an allowed client");
+            self.warn_limited(
+                "udp forbidden",
+                format_args!("udp {peer}: dropped, not an allowed client"),
+            );
             return;
         }
         if datagram.len() > self.settings.max_request {
             self.stats.refusal(Refusal::TooLarge);
-            log::warn!(
-                "udp {peer}: dropped, {} bytes is over the request limit",
-                datagram.len()
+            let len = datagram.len();
+            self.warn_limited(
+                Refusal::TooLarge.answer(),
+                format_args!("udp {peer}: dropped, {len} bytes is over the request limit"),
             );
             return;
         }
@@ -64,24 +68,42 @@ impl Daemon {
         if !self.serves(listener, &name) {
             self.stats.refusal(Refusal::Forbidden);
             self.stats.udp_forbidden += 1;
-            log::info!("udp {peer}: module {name:?} is not served on this listener");
+            self.warn_limited(
+                "udp forbidden",
+                format_args!("udp {peer}: dropped, module {name:?} is not served on this listener"),
+            );
             return;
         }
         let Some(module) = self.modules.lookup(&name) else {
             self.stats.refusal(Refusal::UnknownModule);
-            log::info!("udp {peer}: unknown module {:?}", loggable(datagram, 64));
+            let request = loggable(datagram, 64);
+            self.warn_limited(
+                Refusal::UnknownModule.answer(),
+                format_args!("udp {peer}: dropped, no module {request:?}"),
+            );
             return;
         };
+        if self.jobs.udp_waiting() >= self.settings.max_waiting_udp {
+            // Counted, logged at debug only: a flood must not flood the log.
+            self.stats.refusal(Refusal::Busy);
+            self.stats.udp_over_budget += 1;
+            log::debug!("udp {peer}: {name} dropped, max_waiting_udp jobs waiting");
+            return;
+        }
         if self.stopping.is_some() {
             self.stats.refusal(Refusal::ShuttingDown);
-            log::warn!("udp {peer}: {name} dropped, shutting down");
+            self.warn_limited(
+                Refusal::ShuttingDown.answer(),
+                format_args!("udp {peer}: {name} dropped, shutting down"),
+            );
             return;
         }
         match self.admit_journaled(module, data.to_vec(), Some(peer), None) {
             Ok(id) => log::info!("udp {peer}: {name} ({} bytes) as job {id}", data.len()),
             Err(refusal) => {
                 self.stats.refusal(refusal);
-                log::warn!("udp {peer}: {name} dropped: {}", refusal.answer());
+                let answer = refusal.answer();
+                self.warn_limited(answer, format_args!("udp {peer}: {name} dropped: {answer}"));
             }
         }
     }

@@ -92,7 +92,10 @@ impl Daemon {
                 .slab
                 .iter()
                 .any(|(_, w)| w.state == WorkerState::Starting && w.serves(&module));
-            if starting || self.workers.live_count(name) >= self.settings.node_workers {
+            if starting
+                || self.workers.live_count(name) >= self.settings.node_workers
+                || !self.uid_available()
+            {
                 return;
             }
             if !self.start_worker(&module) {
@@ -115,7 +118,7 @@ impl Daemon {
             let Some(w) = self.workers.slab.get_mut(key) else {
                 continue;
             };
-            log::info!("module {name} changed: worker {:?} unloads", w.process.pid);
+            log::info!("module {name} changed: its idle worker unloads");
             w.process.input.push(b"unload\n");
             w.state = WorkerState::Retiring;
             self.feed_worker(key);
@@ -288,6 +291,7 @@ impl Daemon {
             return;
         };
         w.process.close_pipes();
+        self.release_uid(w.process.uid);
         let name = w.module.name.clone();
         if let WorkerState::Busy(job) = w.state {
             let outcome = match status.map(decode_status) {
@@ -298,7 +302,7 @@ impl Daemon {
                 }
                 _ => Outcome::Exited(-1),
             };
-            log::warn!("module {name}: a worker died during a job ({outcome:?})");
+            log::warn!("module {name}: a worker died during a job ({outcome})");
             self.finish_job_with(job, outcome, Vec::new());
         }
         self.dispatch_warm(&name);

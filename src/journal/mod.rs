@@ -28,7 +28,7 @@ pub mod sync;
 mod writer;
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
@@ -103,8 +103,7 @@ impl Journal {
         policy: SyncPolicy,
         waker: Arc<mio::Waker>,
     ) -> Result<(Journal, Recovered), Error> {
-        fs::create_dir_all(dir)
-            .map_err(|e| Error::Io(format!("cannot create state folder {}", dir.display()), e))?;
+        state::private_folder(dir)?;
         let lock = state::lock(dir)?;
         let id_key = state::id_key(dir)?;
         let path = dir.join("journal");

@@ -3,12 +3,36 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use crate::error::Error;
 use crate::journal::frame::fill_random;
 use crate::queue::ids::IdKey;
+
+/// Creates the state folder readable by the daemon's user alone (modules
+/// must not read the queue); an existing one that others can read is
+/// reported, not changed (it may be shared on purpose).
+pub fn private_folder(dir: &Path) -> Result<(), Error> {
+    let fail = |e| Error::Io(format!("cannot create state folder {}", dir.display()), e);
+    if !dir.is_dir() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(fail)?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(fail)?;
+        return Ok(());
+    }
+    let mode = fs::metadata(dir).map_err(fail)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        log::warn!(
+            "state folder {} is open to other users (mode {mode:o}): chmod 700 {0}",
+            dir.display()
+        );
+    }
+    Ok(())
+}
 
 /// Takes the folder's lock (`flock` on `dir/lock`, held while the returned
 /// file is open) and writes our pid into it. A second daemon is refused

@@ -1,13 +1,16 @@
 //! A client connection (TCP, or Unix on the operator socket): one request,
-//! one answer. The connection owns its
-//! reading, its framing (where a request ends), its writing and its
-//! lingering; each event returns a [`Verdict`] that the loop carries out.
+//! one answer. The connection owns its reading, its framing (where a
+//! request ends), its writing and its lingering; each event returns a [`Verdict`] that the loop carries out.
 //!
-//! A request ends when the client shuts down its write side, or after the
-//! quiet gap without new bytes for clients that keep the socket open. A
-//! module call is routed as soon as its first `:` arrives, so the module
-//! starts while the rest of its data streams to its stdin.
+//! A request ends when the client shuts down its write side; for clients
+//! that keep the socket open, a control request (`helo`, `queue:check:...`)
+//! ends as soon as it parses whole with the socket empty, and any other
+//! after a quiet gap derived from the connection (`net/quiet.rs`). A module
+//! call is routed as soon as its first `:` arrives, so the module starts
+//! while the rest of its data streams to its stdin. A request that arrives
+//! too slowly is refused (`net/pace.rs`).
 
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -15,66 +18,14 @@ use mio::{Interest, Registry, Token};
 
 use crate::io::{read_once, OutBuf, ReadResult};
 use crate::keys::JobKey;
-use crate::net::protocol::{classify, Head, Refusal};
+use crate::net::pace::{Due, Pace, Pacing};
+pub use crate::net::phase::{Limits, Phase, Verdict};
+use crate::net::protocol::{classify, is_whole_control, Head, Refusal};
+use crate::net::quiet::Link;
 use crate::net::stream::Stream;
 
 /// How long a connection may linger after its answer, for the client to close.
 const LINGER: Duration = Duration::from_secs(2);
-
-/// The limits a connection applies to its request.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// A request beyond this many bytes is refused.
-    pub max_request: usize,
-    /// Quiet time that ends a request; zero: only a half-close ends it.
-    pub request_gap: Duration,
-    /// Time a client may stay silent, or not read its answer.
-    pub idle_timeout: Duration,
-}
-
-/// What a connection is doing.
-#[derive(Debug)]
-pub enum Phase {
-    /// Reading the head of the request until it can be routed.
-    Head(Vec<u8>),
-    /// Routed to a module's job; the rest of the request streams to its stdin
-    /// and the connection waits for the job's answer.
-    Job(JobKey),
-    /// Waiting in `queue:get` for a queue job's answer.
-    QueueWait(u64),
-    /// Waiting for the queue store to keep a change before answering:
-    /// `queue:add` (then `id:<n>`) or `queue:get` (then the result).
-    Durable,
-    /// Writing the answer.
-    Answer(OutBuf),
-    /// Answer sent and the write side shut down: reading until the client
-    /// closes, so request bytes it is still sending do not turn our close
-    /// into a reset that destroys the answer before it is read.
-    Linger,
-    /// Closed; removed from the slab at the end of the turn.
-    Closed,
-}
-
-/// What a connection asks the loop to do after an event.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Nothing until the next event.
-    Wait,
-    /// The request's head can be routed; `complete`: the request ended.
-    Route {
-        head: Head,
-        request: Vec<u8>,
-        complete: bool,
-    },
-    /// More request bytes for the job, in the read buffer's first `len`.
-    Input { job: JobKey, len: usize },
-    /// The request ended: the job's stdin closes once its input is written.
-    InputEnded(JobKey),
-    /// Answer with this refusal.
-    Refuse(Refusal),
-    /// Tear the connection down.
-    Close,
-}
 
 #[derive(Debug)]
 pub struct Conn {
@@ -90,12 +41,14 @@ pub struct Conn {
     request_done: bool,
     /// The client shut down its write side (read returned 0).
     peer_eof: bool,
-    /// Request bytes received.
-    bytes_in: usize,
+    /// The request's clock: its quiet gap and its deadlines.
+    pace: Pace,
     /// The current deadline; what it means follows from the phase.
     deadline: Option<Instant>,
     /// A deadline set since the loop last scheduled one.
     new_deadline: Option<Instant>,
+    /// When it was accepted: the start of the request's latency.
+    pub opened: Instant,
 }
 
 impl Conn {
@@ -116,9 +69,10 @@ impl Conn {
             phase: Phase::Head(Vec::new()),
             request_done: false,
             peer_eof: false,
-            bytes_in: 0,
+            pace: Pace::new(Instant::now()),
             deadline: None,
             new_deadline: None,
+            opened: Instant::now(),
         })
     }
 
@@ -145,7 +99,7 @@ impl Conn {
     }
 
     /// True while the request may still bring bytes that matter.
-    fn reading_request(&self) -> bool {
+    pub fn reading_request(&self) -> bool {
         !self.request_done && matches!(self.phase, Phase::Head(_) | Phase::Job(_))
     }
 
@@ -161,7 +115,12 @@ impl Conn {
 
     /// Waits for the client to say something.
     pub fn await_request(&mut self, limits: &Limits) {
-        self.set_deadline(Some(Instant::now() + limits.idle_timeout));
+        self.set_deadline(Some(Instant::now() + limits.pacing.idle_timeout));
+    }
+
+    /// The request's clock (its age and rate).
+    pub fn pace(&self) -> &Pace {
+        &self.pace
     }
 
     /// Routed to a job: the rest of the request goes to its stdin.
@@ -195,8 +154,17 @@ impl Conn {
         }
         let left = std::mem::replace(&mut self.phase, Phase::Answer(OutBuf::new(answer)));
         self.request_done = true;
-        self.set_deadline(Some(Instant::now() + limits.idle_timeout));
+        self.set_deadline(Some(Instant::now() + limits.pacing.idle_timeout));
         Some(left)
+    }
+
+    /// Closed at once to make room for a new client: the refusal is written
+    /// best effort (it fits the socket buffer) instead of through the
+    /// answer path, which lingers and would keep the slot.
+    pub fn evict(&mut self, refusal: Refusal) -> Option<Phase> {
+        let _ = (&self.stream).write(refusal.answer().as_bytes());
+        let _ = self.stream.shutdown(Shutdown::Both);
+        self.close()
     }
 
     /// Marks it closed; returns the phase left, or `None` if it already was.
@@ -235,7 +203,7 @@ impl Conn {
                     }
                     return self.request_ended();
                 }
-                ReadResult::Blocked => return Verdict::Wait,
+                ReadResult::Blocked => return self.drained(limits),
                 ReadResult::Failed(e) => {
                     log::debug!("tcp {}: {e}", self.peer);
                     return Verdict::Close;
@@ -277,21 +245,16 @@ impl Conn {
         if !self.reading_request() {
             return None; // after the request: ignored (a classic client's trailing bytes)
         }
-        self.bytes_in += n;
-        if self.bytes_in > limits.max_request {
-            log::warn!(
+        let first = matches!(&self.phase, Phase::Head(b) if b.is_empty());
+        self.pace.took(&scratch[..n], first);
+        if self.pace.bytes() > limits.max_request {
+            log::debug!(
                 "tcp {}: request over {} bytes",
                 self.peer,
                 limits.max_request
             );
             return Some(Verdict::Refuse(Refusal::TooLarge));
         }
-        let quiet = if limits.request_gap.is_zero() {
-            limits.idle_timeout
-        } else {
-            limits.request_gap
-        };
-        self.set_deadline(Some(Instant::now() + quiet));
         match &mut self.phase {
             Phase::Head(buf) => {
                 buf.extend_from_slice(&scratch[..n]);
@@ -299,6 +262,38 @@ impl Conn {
             }
             Phase::Job(job) => Some(Verdict::Input { job: *job, len: n }),
             _ => None,
+        }
+    }
+
+    /// The socket is empty: a control request that parses whole is
+    /// complete (clients write these few bytes at once); anything else
+    /// waits for its quiet gap.
+    fn drained(&mut self, limits: &Limits) -> Verdict {
+        if !self.reading_request() {
+            return Verdict::Wait;
+        }
+        if let Phase::Head(buf) = &self.phase {
+            if is_whole_control(buf) {
+                self.request_done = true;
+                self.deadline = None;
+                return self.route(true).unwrap_or(Verdict::Wait);
+            }
+        }
+        let link = self.link(&limits.pacing);
+        let at = self
+            .pace
+            .drained(Instant::now(), link.as_ref(), &limits.pacing);
+        if self.deadline != Some(at) {
+            self.set_deadline(Some(at));
+        }
+        Verdict::Wait
+    }
+
+    /// What the kernel knows of the connection, when the gap is derived.
+    fn link(&self, pacing: &Pacing) -> Option<Link> {
+        match pacing.request_gap {
+            None => Link::of(&self.stream),
+            Some(_) => None,
         }
     }
 
@@ -338,17 +333,48 @@ impl Conn {
             return Verdict::Wait; // a stale timer
         }
         match &self.phase {
-            Phase::Head(buf) if buf.is_empty() || limits.request_gap.is_zero() => {
-                log::info!("tcp {}: idle, closed", self.peer);
-                Verdict::Refuse(Refusal::Idle)
+            Phase::Head(_) | Phase::Job(_) if self.reading_request() => {
+                self.request_due(now, limits)
             }
-            Phase::Head(_) | Phase::Job(_) => self.request_ended(),
             Phase::Answer(_) => {
                 log::info!("tcp {}: not reading its answer, closed", self.peer);
                 Verdict::Close
             }
             Phase::Linger => Verdict::Close,
-            Phase::QueueWait(_) | Phase::Durable | Phase::Closed => Verdict::Wait,
+            Phase::Head(_) | Phase::Job(_) | Phase::QueueWait(_) => Verdict::Wait,
+            Phase::Durable | Phase::Closed => Verdict::Wait,
+        }
+    }
+
+    /// A deadline of a request still arriving came.
+    fn request_due(&mut self, now: Instant, limits: &Limits) -> Verdict {
+        let link = self.link(&limits.pacing);
+        match self.pace.due(now, link.as_ref(), &limits.pacing) {
+            Due::Idle => {
+                log::info!("tcp {}: idle, closed", self.peer);
+                Verdict::Refuse(Refusal::Idle)
+            }
+            Due::TooSlow => {
+                log::warn!(
+                    "tcp {}: request too slow ({} bytes in {:?}), closed",
+                    self.peer,
+                    self.pace.bytes(),
+                    self.pace.age(now)
+                );
+                Verdict::Refuse(Refusal::TooSlow)
+            }
+            Due::Ended if limits.pacing.request_gap == Some(Duration::ZERO) => {
+                if matches!(self.phase, Phase::Head(_)) {
+                    log::info!("tcp {}: idle, closed", self.peer);
+                    return Verdict::Refuse(Refusal::Idle);
+                }
+                self.request_ended()
+            }
+            Due::Ended => self.request_ended(),
+            Due::Later(at) => {
+                self.set_deadline(Some(at));
+                Verdict::Wait
+            }
         }
     }
 }

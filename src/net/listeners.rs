@@ -51,6 +51,17 @@ pub fn bind(spec: &ListenerSpec) -> Result<Listener, Error> {
                 io::Error::last_os_error(),
             ));
         }
+        if !spec.udp {
+            return Ok(Listener {
+                label: spec.label.clone(),
+                addr,
+                tcp: Some(tcp),
+                udp: None,
+                access: spec.access.clone(),
+                owner: spec.owner(),
+                admin: spec.admin,
+            });
+        }
         match UdpSocket::bind(addr) {
             Ok(udp) => {
                 return Ok(Listener {

@@ -2,12 +2,22 @@
 //! connection state machine and the wire protocol. Calls nothing of the
 //! daemon's: the loop drives it.
 
-/// A TCP connection: one request, one answer.
+/// A client connection (TCP or Unix): one request, one answer.
 pub mod conn;
+/// The Prometheus text format for `/metrics`.
+pub mod exposition;
+/// A minimal HTTP/1.1 GET reader for the metrics listener.
+pub mod http;
 /// Binding the configured listeners.
 pub mod listeners;
+/// A request's clock: its quiet gap, deadline and least rate.
+pub mod pace;
+/// The states of a connection and the verdicts it returns.
+pub mod phase;
 /// The wire protocol: request heads, queue requests, answers, refusals.
 pub mod protocol;
+/// The quiet gap derived from the connection (`TCP_INFO`, read spacing).
+pub mod quiet;
 /// A client's stream: TCP, or Unix from the operator socket.
 pub mod stream;
 /// Socket activation and readiness notification for systemd.

@@ -82,6 +82,27 @@ pub fn classify(buf: &[u8], complete: bool) -> Head {
     }
 }
 
+/// True if `buf` is a control request that parses whole: a greeting, or a
+/// queue request naming a job or asking for stats or the list. Such a request
+/// is answered as soon as the socket is empty, without a quiet gap; `queue:add`
+/// carries data of any length and waits like a module call.
+pub fn is_whole_control(buf: &[u8]) -> bool {
+    use JobRef::Id;
+    matches!(
+        classify(buf, true),
+        Head::Control(
+            Control::Helo
+                | Control::Hello
+                | Control::QueueStats
+                | Control::QueueList
+                | Control::QueueCheck(Id(_))
+                | Control::QueueGet(Id(_))
+                | Control::QueueCancel(Id(_))
+                | Control::QueueInfo(Id(_))
+        )
+    )
+}
+
 /// Splits a UDP datagram into a cleaned module name and its data.
 pub fn split_datagram(datagram: &[u8]) -> (String, &[u8]) {
     match datagram.iter().position(|&b| b == b':') {
@@ -181,6 +202,8 @@ pub enum Refusal {
     Busy,
     TooManyConnections,
     Idle,
+    /// The request did not arrive within its deadline or at the least rate.
+    TooSlow,
     ShuttingDown,
     Internal,
     JournalFailed,
@@ -197,7 +220,7 @@ impl Refusal {
             Refusal::TooLarge => "413: Request too large",
             Refusal::Busy => "503: Busy",
             Refusal::TooManyConnections => "503: Too many connections",
-            Refusal::Idle => "408: Request timeout",
+            Refusal::Idle | Refusal::TooSlow => "408: Request timeout",
             Refusal::ShuttingDown => "503: Shutting down",
             Refusal::Internal => "500: Internal error",
             Refusal::JournalFailed => "500: Journal write failed",
@@ -274,6 +297,33 @@ mod tests {
                 Head::Control(Control::UnknownQueue),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn whole_controls_are_recognised() {
+        for whole in [
+            &b"helo"[..],
+            b"hello\n",
+            b"queue:check:id:1",
+            b"queue:get:id:12\r\n",
+            b"queue:stats",
+            b"queue:list",
+            b"queue:info:id:3",
+            b"queue:cancel:id:3",
+        ] {
+            assert!(is_whole_control(whole), "{whole:?}");
+        }
+        for not in [
+            &b"hel"[..],
+            b"queue:",
+            b"queue:check:id:",
+            b"queue:check:i",
+            b"queue:add:test:x",
+            b"test:x",
+            b"upper",
+        ] {
+            assert!(!is_whole_control(not), "{not:?}");
         }
     }
 

@@ -4,8 +4,14 @@
 
 /// What runs a module, and the variables it gets.
 pub mod command;
+/// Pipes for children, and standard descriptors kept open.
+pub mod fds;
+/// Module files hashed off the loop, for receipts.
+pub mod hasher;
 /// A job: one run of a module, from request to answer.
 pub mod job;
+/// What a module may use and see: limits, user, environment.
+pub mod limits;
 /// The modules folder: which modules exist and how each runs.
 pub mod modules;
 /// The module-name rule (a leaf).
@@ -24,5 +30,7 @@ pub mod spawns;
 pub mod stderr;
 /// Every job held and the waiting line.
 pub mod table;
+/// Module uids: one per running job, cleared before reuse.
+pub mod uids;
 /// The vfork child that becomes a module.
 mod vfork;

@@ -6,13 +6,15 @@
 //! on the file system at once, so a module added a moment ago is found on its
 //! first request.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::SystemTime;
 
+use crate::run::hasher::{FileKey, Hasher};
 use crate::run::name::clean_module_name;
 
 /// How a module file is run.
@@ -32,9 +34,21 @@ pub struct Module {
     pub kind: Kind,
     pub modified: SystemTime,
     pub size: u64,
-    /// SHA-256 of the file, for job receipts; read again only when the
-    /// modification time or size changes.
-    pub sha256: String,
+    /// SHA-256 of the file, for job receipts, once the hashing thread has
+    /// read it (see `hasher.rs`).
+    pub sha256: OnceCell<String>,
+    /// What identifies this version of the file.
+    pub key: FileKey,
+}
+
+impl Module {
+    /// The file's SHA-256, or `pending` while the hashing thread reads it.
+    pub fn hash_for_receipt(&self) -> String {
+        self.sha256
+            .get()
+            .cloned()
+            .unwrap_or_else(|| "pending".into())
+    }
 }
 
 /// True if the module's file is still a file, executable if it was.
@@ -45,20 +59,33 @@ fn still_there(module: &Module) -> bool {
 }
 
 /// The modules folder as last seen.
-#[derive(Debug)]
 pub struct ModuleIndex {
     dir: PathBuf,
     modules: HashMap<String, Rc<Module>>,
+    hasher: Hasher,
+    /// Modules whose hash is being computed, by file.
+    hashing: HashMap<FileKey, Vec<Rc<Module>>>,
 }
 
 impl ModuleIndex {
-    pub fn new(dir: PathBuf) -> Self {
+    pub fn new(dir: PathBuf, hasher: Hasher) -> Self {
         let mut index = ModuleIndex {
             dir,
             modules: HashMap::new(),
+            hasher,
+            hashing: HashMap::new(),
         };
         index.rescan();
         index
+    }
+
+    /// Hashes the hashing thread finished go to their modules.
+    pub fn take_hashes(&mut self) {
+        for (key, hash) in self.hasher.finished() {
+            for module in self.hashing.remove(&key).unwrap_or_default() {
+                let _ = module.sha256.set(hash.clone());
+            }
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -141,7 +168,7 @@ impl ModuleIndex {
         self.modules.remove(name);
     }
 
-    fn probe(&self, name: &str) -> Option<Rc<Module>> {
+    fn probe(&mut self, name: &str) -> Option<Rc<Module>> {
         let exe = self.dir.join(name);
         let (path, kind, meta) = match fs::metadata(&exe) {
             Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => {
@@ -155,56 +182,57 @@ impl ModuleIndex {
         };
         let (modified, size) = (meta.modified().ok()?, meta.len());
         let path = absolute(path);
+        let key = FileKey {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size,
+            modified,
+        };
         if let Some(known) = self.modules.get(name) {
-            if known.path == path && known.modified == modified && known.size == size {
+            if known.path == path && known.key == key {
                 return Some(known.clone());
             }
         }
-        let sha256 = sha256_file(&path).unwrap_or_default();
-        Some(Rc::new(Module {
+        let module = Rc::new(Module {
             name: name.to_string(),
             path,
             kind,
             modified,
             size,
-            sha256,
-        }))
+            sha256: OnceCell::new(),
+            key,
+        });
+        match self.hasher.hash(&module.key, &module.path) {
+            Some(hash) => {
+                let _ = module.sha256.set(hash);
+            }
+            None => self
+                .hashing
+                .entry(module.key.clone())
+                .or_default()
+                .push(module.clone()),
+        }
+        Some(module)
     }
 }
 
-/// Modules run with the daemon's working folder, so their paths are made
-/// absolute once, here.
+/// A module's path is made absolute once, here: it is run from the modules
+/// folder, and logged and checked from elsewhere.
 fn absolute(path: PathBuf) -> PathBuf {
     std::path::absolute(&path).unwrap_or(path)
-}
-
-/// The SHA-256 of a file as lower-case hex, read as a stream so a large
-/// module is never held in memory twice.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let mut file = fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0; 64 * 1024];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// An index with a hashing thread of its own.
+    fn index(dir: PathBuf) -> ModuleIndex {
+        let poll = mio::Poll::new().unwrap();
+        let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        ModuleIndex::new(dir, Hasher::start(waker).unwrap())
+    }
 
     fn temp_dir(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("bgjob-modules-{tag}-{}", std::process::id()));
@@ -227,7 +255,7 @@ mod tests {
         write(&dir, "script.js", 0o644);
         write(&dir, "plain", 0o644);
         write(&dir, "bad name", 0o755);
-        let mut index = ModuleIndex::new(dir.clone());
+        let mut index = index(dir.clone());
         assert_eq!(index.len(), 2);
         assert_eq!(index.lookup("both").unwrap().kind, Kind::Executable);
         assert_eq!(index.lookup("script").unwrap().kind, Kind::Node);
@@ -238,7 +266,7 @@ mod tests {
     #[test]
     fn new_files_are_found_on_first_lookup_and_removed_ones_vanish_on_rescan() {
         let dir = temp_dir("fresh");
-        let mut index = ModuleIndex::new(dir.clone());
+        let mut index = index(dir.clone());
         assert!(index.lookup("later").is_none());
         write(&dir, "later", 0o755);
         assert!(index.lookup("later").is_some());
@@ -246,18 +274,5 @@ mod tests {
         index.rescan();
         assert!(index.lookup("later").is_none());
         fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn module_files_hash_as_sha256() {
-        let dir = std::env::temp_dir().join(format!("bgjob-sha-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("abc");
-        fs::write(&file, b"abc").unwrap();
-        assert_eq!(
-            sha256_file(&file).unwrap(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,6 +1,7 @@
 //! How a job ended and what it used: values every part passes around, so
 //! this file imports nothing from the crate.
 
+use std::fmt;
 use std::time::Duration;
 
 /// What happened to a job's process: data for the requester, not a daemon error.
@@ -18,6 +19,27 @@ pub enum Outcome {
     SpawnFailed(String),
     /// Cancelled by `queue:cancel` while running; its process group was killed.
     Cancelled,
+}
+
+/// As an operator reads it in the log: `exit status 3`, `killed by signal 9`.
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Exited(code) => write!(f, "exit status {code}"),
+            Outcome::Signaled(sig) => write!(f, "killed by signal {sig}"),
+            Outcome::TimedOut => f.write_str("timed out"),
+            Outcome::OutputTooLarge(cap) => write!(f, "output over {cap} bytes"),
+            Outcome::SpawnFailed(why) => write!(f, "cannot start: {why}"),
+            Outcome::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+impl Outcome {
+    /// A failure the operator should hear of: not a success, not a cancel.
+    pub fn is_failure(&self) -> bool {
+        !matches!(self, Outcome::Exited(0) | Outcome::Cancelled)
+    }
 }
 
 /// A short name for an outcome, for receipts and counters.
@@ -62,5 +84,20 @@ mod tests {
         assert_eq!(decode_status(0), Outcome::Exited(0));
         assert_eq!(decode_status(3 << 8), Outcome::Exited(3));
         assert_eq!(decode_status(9), Outcome::Signaled(9));
+    }
+
+    #[test]
+    fn outcomes_read_as_users_write_them() {
+        assert_eq!(Outcome::Exited(3).to_string(), "exit status 3");
+        assert_eq!(Outcome::Signaled(9).to_string(), "killed by signal 9");
+        assert_eq!(
+            Outcome::SpawnFailed("No such file".into()).to_string(),
+            "cannot start: No such file"
+        );
+        assert_eq!(
+            Outcome::OutputTooLarge(10).to_string(),
+            "output over 10 bytes"
+        );
+        assert!(Outcome::TimedOut.is_failure() && !Outcome::Cancelled.is_failure());
     }
 }

@@ -15,8 +15,9 @@ use mio::unix::pipe::{Receiver, Sender};
 use mio::{Interest, Registry, Token};
 
 use crate::io::{drain, OutBuf, ReadEnd};
+use crate::run::limits::ModuleLimits;
 use crate::run::outcome::Usage;
-use crate::run::spawn::{ModuleLimits, Pipes, Spawner};
+use crate::run::spawn::{Pipes, Spawner};
 use crate::run::stderr::StderrLog;
 
 /// One of a process's three pipes.
@@ -60,6 +61,8 @@ pub struct Process {
     pub exit: Option<Exit>,
     /// To be killed: done at once if the pid is known, else when it arrives.
     condemned: bool,
+    /// The module uid it runs as, when each job gets its own.
+    pub uid: Option<u32>,
 }
 
 impl Process {
@@ -91,6 +94,7 @@ impl Process {
             stderr_log: StderrLog::default(),
             exit: None,
             condemned: false,
+            uid: limits.identity.map(|(uid, _)| uid),
         };
         let watched = registry
             .register(&mut stdout, token(Stream::Stdout), Interest::READABLE)
@@ -241,6 +245,17 @@ impl Process {
     pub fn has_exited(&self) -> bool {
         self.exit.is_none() && self.pid.is_some_and(has_exited)
     }
+}
+
+/// Makes this process the reaper of its orphaned descendants: what a module
+/// leaves running after its job (with `setsid`, say) is reparented here
+/// rather than to init, and its exit is reaped by the loop.
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Sends `signal` to the whole process group led by `pid`. Only called while

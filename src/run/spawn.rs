@@ -16,63 +16,23 @@
 //! exec. The spawn thread blocks every signal, so no handler ever runs on
 //! its side of the memory the child borrows.
 
+use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
 use mio::unix::pipe::{Receiver, Sender};
 use mio::Waker;
 
+use crate::run::fds::{fd, nonblocking, pipe};
+use crate::run::limits::{ModuleLimits, MODULE_ENV};
 use crate::run::vfork;
-
-/// The environment variables a module gets from the daemon's own (`LC_*`:
-/// every variable starting so), besides its `BGJOB_*` ones and the names
-/// listed in the `module_env` setting.
-pub const MODULE_ENV: [&str; 11] = [
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "SHELL",
-    "LANG",
-    "LANGUAGE",
-    "LC_*",
-    "TZ",
-    "TMPDIR",
-    "NODE_PATH",
-];
-
-/// Resource limits for module processes (the `module_limits` setting), and
-/// the user and group they run as.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ModuleLimits {
-    /// (uid, gid) to switch to before exec; `None`: stay as the daemon.
-    pub identity: Option<(u32, u32)>,
-    pub cpu_secs: Option<u64>,
-    pub address_space_bytes: Option<u64>,
-    pub open_files: Option<u64>,
-    /// Processes of the module's user (root is not bound by this one).
-    pub processes: Option<u64>,
-}
-
-impl ModuleLimits {
-    fn as_rlimits(&self) -> Vec<(libc::__rlimit_resource_t, libc::rlim_t)> {
-        [
-            (libc::RLIMIT_CPU, self.cpu_secs),
-            (libc::RLIMIT_AS, self.address_space_bytes),
-            (libc::RLIMIT_NOFILE, self.open_files),
-            (libc::RLIMIT_NPROC, self.processes),
-        ]
-        .into_iter()
-        .filter_map(|(resource, value)| value.map(|v| (resource, v as libc::rlim_t)))
-        .collect()
-    }
-}
 
 /// Our ends of a new child's pipes (non-blocking).
 pub struct Pipes {
@@ -99,10 +59,12 @@ struct Order {
     program: CString,
     args: Vec<CString>,
     extra_env: Vec<CString>,
-    /// The child's ends: stdin, stdout, stderr.
-    fds: [OwnedFd; 3],
+    /// The child's ends: stdin, stdout, stderr; none for a uid's clearing.
+    fds: Option<[OwnedFd; 3]>,
     limits: Vec<(libc::__rlimit_resource_t, libc::rlim_t)>,
     identity: Option<(u32, u32)>,
+    /// Where the kernel writes the child's pid as it is created.
+    pid_slot: Arc<AtomicU32>,
 }
 
 /// The loop's side of the spawn thread.
@@ -111,13 +73,25 @@ pub struct Spawner {
     results: Arc<Mutex<Vec<SpawnResult>>>,
     thread: Option<JoinHandle<()>>,
     next_serial: u64,
+    /// The pid of each order not reported yet, as soon as the kernel made
+    /// it: an exit reaped before the report is matched to its order here.
+    pid_slots: HashMap<u64, Arc<AtomicU32>>,
 }
 
 impl Spawner {
     /// Starts the spawn thread. Modules get the variables of the daemon's
     /// environment named in [`MODULE_ENV`] or `extra_names` (besides the
-    /// `BGJOB_*` ones each job sets); `waker` is woken when results are ready.
-    pub fn start_thread(waker: Arc<Waker>, extra_names: &[String]) -> io::Result<Spawner> {
+    /// `BGJOB_*` ones each job sets); `waker` is woken when results are
+    /// ready. Processes start in `workdir`, if given.
+    pub fn start_thread(
+        waker: Arc<Waker>,
+        extra_names: &[String],
+        workdir: Option<&Path>,
+    ) -> io::Result<Spawner> {
+        let workdir = workdir
+            .map(|dir| CString::new(dir.as_os_str().as_bytes()))
+            .transpose()
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let passes = |name: &[u8]| {
             MODULE_ENV
                 .iter()
@@ -153,7 +127,7 @@ impl Spawner {
                 }
                 let mut stack = vec![0u128; vfork::CHILD_STACK / 16];
                 for order in rx {
-                    let (pid, error) = spawn_now(&mut stack, &base_env, &order);
+                    let (pid, error) = spawn_now(&mut stack, &base_env, workdir.as_ref(), &order);
                     drop(order.fds);
                     if let Ok(mut results) = thread_results.lock() {
                         results.push(SpawnResult {
@@ -170,6 +144,7 @@ impl Spawner {
             results,
             thread: Some(thread),
             next_serial: 1,
+            pid_slots: HashMap::new(),
         })
     }
 
@@ -199,23 +174,16 @@ impl Spawner {
         let (stdin_r, stdin_w) = pipe()?;
         let (stdout_r, stdout_w) = pipe()?;
         let (stderr_r, stderr_w) = pipe()?;
-        let serial = self.next_serial;
-        self.next_serial += 1;
-        let order = Order {
-            serial,
+        let serial = self.order(Order {
+            serial: 0,
             program,
             args,
             extra_env,
-            fds: [stdin_r, stdout_w, stderr_w],
+            fds: Some([stdin_r, stdout_w, stderr_w]),
             limits: limits.as_rlimits(),
             identity: limits.identity,
-        };
-        let tx = self
-            .tx
-            .as_ref()
-            .ok_or_else(|| io::Error::other("spawn thread stopped"))?;
-        tx.send(order)
-            .map_err(|_| io::Error::other("spawn thread stopped"))?;
+            pid_slot: Arc::default(),
+        })?;
         let pipes = Pipes {
             stdin: nonblocking(Sender::from(stdin_w))?,
             stdout: nonblocking(Receiver::from(stdout_r))?,
@@ -224,12 +192,62 @@ impl Spawner {
         Ok((serial, pipes))
     }
 
+    /// Orders every process of `uid` killed: a short-lived child becomes
+    /// that user and signals all it may. Returns the order's serial; the
+    /// uid is clear once that child has exited.
+    pub fn kill_uid(&mut self, uid: u32, gid: u32) -> io::Result<u64> {
+        self.order(Order {
+            serial: 0,
+            program: CString::default(),
+            args: Vec::new(),
+            extra_env: Vec::new(),
+            fds: None,
+            limits: Vec::new(),
+            identity: Some((uid, gid)),
+            pid_slot: Arc::default(),
+        })
+    }
+
+    fn order(&mut self, mut order: Order) -> io::Result<u64> {
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        order.serial = serial;
+        let slot = order.pid_slot.clone();
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| io::Error::other("spawn thread stopped"))?;
+        tx.send(order)
+            .map_err(|_| io::Error::other("spawn thread stopped"))?;
+        self.pid_slots.insert(serial, slot);
+        Ok(serial)
+    }
+
+    /// The unreported order whose process has this pid, if any; the match
+    /// is made once (the pid may be reused after it is reaped).
+    pub fn claim_pid(&mut self, pid: u32) -> Option<u64> {
+        let serial = self
+            .pid_slots
+            .iter()
+            .find(|(_, slot)| slot.load(Ordering::Acquire) == pid)
+            .map(|(&serial, _)| serial)?;
+        if let Some(slot) = self.pid_slots.get(&serial) {
+            slot.store(0, Ordering::Release);
+        }
+        Some(serial)
+    }
+
     /// Results of orders since the last call.
-    pub fn take_results(&self) -> Vec<SpawnResult> {
-        self.results
+    pub fn take_results(&mut self) -> Vec<SpawnResult> {
+        let results = self
+            .results
             .lock()
             .map(|mut r| std::mem::take(&mut *r))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        for result in &results {
+            self.pid_slots.remove(&result.serial);
+        }
+        results
     }
 }
 
@@ -246,8 +264,14 @@ impl Drop for Spawner {
 fn spawn_now(
     stack: &mut [u128],
     base_env: &[CString],
+    workdir: Option<&CString>,
     order: &Order,
 ) -> (Option<u32>, Option<io::Error>) {
+    let no_fd = -1;
+    let fds = order
+        .fds
+        .as_ref()
+        .map_or([no_fd; 3], |f| [fd(&f[0]), fd(&f[1]), fd(&f[2])]);
     let mut argv: Vec<*mut libc::c_char> = Vec::with_capacity(order.args.len() + 2);
     argv.push(order.program.as_ptr() as *mut _);
     argv.extend(order.args.iter().map(|a| a.as_ptr() as *mut _));
@@ -265,67 +289,18 @@ fn spawn_now(
         program: order.program.as_ptr(),
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
-        fds: [fd(&order.fds[0]), fd(&order.fds[1]), fd(&order.fds[2])],
+        fds,
         limits: order.limits.as_ptr(),
         limit_count: order.limits.len(),
         drop_to: order.identity.is_some(),
         uid: order.identity.map_or(0, |(uid, _)| uid),
         gid: order.identity.map_or(0, |(_, gid)| gid),
+        workdir: workdir.map_or(ptr::null(), |dir| dir.as_ptr()),
+        kill_uid: order.fds.is_none(),
+        pid_slot: order.pid_slot.as_ptr() as *mut libc::pid_t,
         error: 0,
     };
     vfork::vfork_exec(stack, &mut plan)
-}
-
-fn fd(owned: &OwnedFd) -> RawFd {
-    use std::os::fd::AsRawFd;
-    owned.as_raw_fd()
-}
-
-/// A close-on-exec pipe: (read end, write end). The child's ends lose the
-/// flag when the vfork child duplicates them onto 0, 1 and 2.
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills the two-element array on success.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors were just created and are owned by no one else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-trait Nonblocking: Sized {
-    fn set(&self) -> io::Result<()>;
-}
-
-impl Nonblocking for Sender {
-    fn set(&self) -> io::Result<()> {
-        self.set_nonblocking(true)
-    }
-}
-
-impl Nonblocking for Receiver {
-    fn set(&self) -> io::Result<()> {
-        self.set_nonblocking(true)
-    }
-}
-
-fn nonblocking<P: Nonblocking>(pipe: P) -> io::Result<P> {
-    pipe.set()?;
-    Ok(pipe)
-}
-
-/// Makes sure descriptors 0, 1 and 2 are open (on `/dev/null` if not), so
-/// that no pipe or socket the daemon opens later lands on them.
-pub fn ensure_standard_fds() {
-    for fd in 0..3 {
-        // SAFETY: fcntl probes the descriptor; open returns a new one, kept
-        // open for the life of the process on purpose.
-        unsafe {
-            if libc::fcntl(fd, libc::F_GETFD) == -1 {
-                libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -336,10 +311,10 @@ mod tests {
     fn spawner() -> (mio::Poll, Spawner) {
         let poll = mio::Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
-        (poll, Spawner::start_thread(waker, &[]).unwrap())
+        (poll, Spawner::start_thread(waker, &[], None).unwrap())
     }
 
-    fn result(poll: &mut mio::Poll, spawner: &Spawner) -> SpawnResult {
+    fn result(poll: &mut mio::Poll, spawner: &mut Spawner) -> SpawnResult {
         let mut events = mio::Events::with_capacity(4);
         loop {
             if let Some(r) = spawner.take_results().pop() {
@@ -363,7 +338,7 @@ mod tests {
                 &ModuleLimits::default(),
             )
             .unwrap();
-        let done = result(&mut poll, &spawner);
+        let done = result(&mut poll, &mut spawner);
         assert_eq!(done.serial, serial);
         let pid = done.pid.unwrap();
         pipes.stdin.set_nonblocking(false).unwrap();
@@ -394,7 +369,7 @@ mod tests {
                 &ModuleLimits::default(),
             )
             .unwrap();
-        let done = result(&mut poll, &spawner);
+        let done = result(&mut poll, &mut spawner);
         assert_eq!(done.error.map(|e| e.kind()), Some(io::ErrorKind::NotFound));
         // The failed child is left for the caller to reap, as the loop does.
         let pid = done.pid.expect("a child was created");

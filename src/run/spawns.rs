@@ -2,11 +2,13 @@
 //! cold jobs and warm workers alike: who owns the pid that SIGCHLD names.
 //!
 //! A child can exit, and be reaped by the loop, before the spawn thread's
-//! report of its pid has been read; its exit is kept until that report.
-//! The spawn thread reports every process it created, started or not, and
-//! never reaps one itself: so a kept exit is always claimed by the report
-//! of the very process it belongs to (a pid is not reused before the loop
-//! has reaped it, and reports arrive in the order the processes were made).
+//! report of its pid has been read. The kernel writes each new child's pid
+//! into its order before the child runs (`CLONE_PARENT_SETTID`), so such an
+//! exit is matched to its order, and kept by the order's serial, never by a
+//! pid that a later process could reuse. The spawn thread reports every
+//! process it created, started or not, and never reaps one itself. An exit
+//! that matches no process and no order is an orphan's: the daemon is a
+//! child subreaper, and what a module left behind ends up here.
 
 use std::collections::HashMap;
 
@@ -18,6 +20,9 @@ use crate::run::process::Exit;
 pub enum Owner {
     Job(JobKey),
     Worker(WorkerKey),
+    /// The short-lived process that clears a module uid of every process
+    /// (see `uids.rs`); the uid is free again once it has exited.
+    Clearing(u32),
     /// Nobody's: an exec that failed, or an owner that was forgotten. Its
     /// exit is reaped and dropped.
     Nobody,
@@ -37,8 +42,8 @@ pub struct Spawns {
     ordered: HashMap<u64, Owner>,
     /// Started and not reaped yet.
     by_pid: HashMap<u32, Owner>,
-    /// Reaped before their report arrived.
-    early: HashMap<u32, Exit>,
+    /// Reaped before their report arrived, by order serial.
+    early: HashMap<u64, Exit>,
 }
 
 impl Spawns {
@@ -51,28 +56,30 @@ impl Spawns {
     /// was created) started, or its exec failed (`started` false).
     pub fn reported(&mut self, serial: u64, pid: Option<u32>, started: bool) -> Report {
         let owner = self.ordered.remove(&serial).unwrap_or(Owner::Nobody);
-        let Some(pid) = pid else {
-            return Report { owner, exit: None };
-        };
-        if let Some(exit) = self.early.remove(&pid) {
+        if let Some(exit) = self.early.remove(&serial) {
             return Report {
                 owner,
                 exit: Some(exit),
             };
         }
+        let Some(pid) = pid else {
+            return Report { owner, exit: None };
+        };
+        let kept = started || matches!(owner, Owner::Clearing(_));
         self.by_pid
-            .insert(pid, if started { owner } else { Owner::Nobody });
+            .insert(pid, if kept { owner } else { Owner::Nobody });
         Report { owner, exit: None }
     }
 
-    /// The loop reaped `pid`: its owner, or `None` while its report is
-    /// still on the way (the exit is kept for it).
-    pub fn reaped(&mut self, pid: u32, exit: Exit) -> Option<Owner> {
-        let owner = self.by_pid.remove(&pid);
-        if owner.is_none() {
-            self.early.insert(pid, exit);
-        }
-        owner
+    /// The loop reaped `pid`: its owner, if its report was read.
+    pub fn reaped(&mut self, pid: u32) -> Option<Owner> {
+        self.by_pid.remove(&pid)
+    }
+
+    /// The loop reaped the process of order `serial` before its report:
+    /// the exit waits for the report.
+    pub fn reaped_early(&mut self, serial: u64, exit: Exit) {
+        self.early.insert(serial, exit);
     }
 
     /// Running processes, started or being started.
@@ -105,11 +112,11 @@ mod tests {
     );
 
     #[test]
-    fn an_exit_reaped_before_the_report_goes_to_its_process() {
+    fn an_exit_reaped_before_the_report_goes_to_its_order() {
         let mut spawns = Spawns::default();
         let job = Owner::Job(JobKey::new(1));
         spawns.ordered(1, job);
-        assert_eq!(spawns.reaped(100, EXITED_3), None, "report not read yet");
+        spawns.reaped_early(1, EXITED_3);
         assert_eq!(
             spawns.reported(1, Some(100), true),
             Report {
@@ -123,15 +130,14 @@ mod tests {
 
     #[test]
     fn a_failed_exec_leaves_no_exit_for_a_later_process_with_its_pid() {
-        // The exec of job 1's process 100 fails; the loop reaps 100 before
-        // the report. Later job 2's process gets pid 100 again: it must not
-        // inherit the first one's exit.
+        // The exec of job 1's process 100 fails and the loop reaps it before
+        // the report; job 2's process later gets pid 100 again. Kept by
+        // serial, the first exit can never be taken for the second's.
         let mut spawns = Spawns::default();
         let (first, second) = (Owner::Job(JobKey::new(1)), Owner::Job(JobKey::new(2)));
         spawns.ordered(1, first);
-        assert_eq!(spawns.reaped(100, EXITED_3), None);
-        let failed = spawns.reported(1, Some(100), false);
-        assert_eq!(failed.owner, first);
+        spawns.reaped_early(1, EXITED_3);
+        assert_eq!(spawns.reported(1, Some(100), false).owner, first);
         spawns.ordered(2, second);
         assert_eq!(
             spawns.reported(2, Some(100), true),
@@ -141,7 +147,7 @@ mod tests {
             },
             "the reused pid starts clean"
         );
-        assert_eq!(spawns.reaped(100, EXITED_3), Some(second));
+        assert_eq!(spawns.reaped(100), Some(second));
         assert_eq!(spawns.early_exits(), 0);
     }
 
@@ -150,8 +156,14 @@ mod tests {
         let mut spawns = Spawns::default();
         spawns.ordered(1, Owner::Worker(WorkerKey::new(0)));
         spawns.reported(1, Some(200), false);
-        assert_eq!(spawns.reaped(200, EXITED_3), Some(Owner::Nobody));
-        assert_eq!(spawns.early_exits(), 0);
+        assert_eq!(spawns.reaped(200), Some(Owner::Nobody));
         assert!(spawns.is_empty());
+    }
+
+    #[test]
+    fn an_unknown_pid_is_an_orphan() {
+        let mut spawns = Spawns::default();
+        assert_eq!(spawns.reaped(300), None);
+        assert_eq!(spawns.early_exits(), 0, "nothing kept for it");
     }
 }

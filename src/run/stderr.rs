@@ -38,7 +38,8 @@ impl StderrLog {
         }
         if self.seen > LOG_CAP {
             log::warn!(
-                "module {module}[{pid:?}]: {} more bytes of stderr not logged",
+                "module {module}{}: {} more bytes of stderr not logged",
+                pid.map_or_else(String::new, |pid| format!(" [{pid}]")),
                 self.seen - LOG_CAP
             );
         }
@@ -47,8 +48,8 @@ impl StderrLog {
 
     fn flush_line(&mut self, module: &str, pid: Option<u32>) {
         if self.seen < LOG_CAP {
-            let pid = pid.unwrap_or(0);
-            log::warn!("module {module}[{pid}]: {}", loggable(&self.line, LINE_CAP));
+            let pid = pid.map_or_else(String::new, |pid| format!(" [{pid}]"));
+            log::warn!("module {module}{pid}: {}", loggable(&self.line, LINE_CAP));
         }
         self.seen += self.line.len() + 1;
         self.line.clear();

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::keys::{JobKey, Table};
-use crate::run::job::{ColdRun, Job, JobState, WarmRun};
+use crate::run::job::{ColdRun, Job, JobState, Origin, WarmRun};
 
 /// The waiting line is full.
 #[derive(Debug)]
@@ -20,10 +20,18 @@ pub struct JobTable {
     running: usize,
     /// Jobs not started yet, by client address.
     by_client: HashMap<std::net::IpAddr, usize>,
+    /// UDP jobs not started yet.
+    udp_waiting: usize,
     /// Bytes of journaled jobs' data held (queue and UDP jobs, from
     /// acceptance to their end), in all and by client address.
     data_bytes: usize,
     data_by_client: HashMap<std::net::IpAddr, usize>,
+}
+
+/// Who a waiting job counts against: its client address, and whether it
+/// came by UDP.
+fn counted(job: &Job) -> (Option<std::net::IpAddr>, bool) {
+    (job.client, matches!(job.origin, Origin::Udp { .. }))
 }
 
 impl JobTable {
@@ -33,7 +41,7 @@ impl JobTable {
         if self.waiting.len() + self.pending >= max_waiting {
             return Err(Busy);
         }
-        self.count_client(job.client, true);
+        self.count(counted(&job), true);
         self.count_data(&job, true);
         let key = self.jobs.insert(job);
         self.waiting.push_back(key);
@@ -72,7 +80,19 @@ impl JobTable {
         self.by_client.get(&client).copied().unwrap_or(0)
     }
 
-    fn count_client(&mut self, client: Option<std::net::IpAddr>, add: bool) {
+    /// UDP jobs not started yet.
+    pub fn udp_waiting(&self) -> usize {
+        self.udp_waiting
+    }
+
+    fn count(&mut self, (client, udp): (Option<std::net::IpAddr>, bool), add: bool) {
+        if udp {
+            self.udp_waiting = if add {
+                self.udp_waiting + 1
+            } else {
+                self.udp_waiting.saturating_sub(1)
+            };
+        }
         let Some(ip) = client else { return };
         if add {
             *self.by_client.entry(ip).or_default() += 1;
@@ -92,7 +112,7 @@ impl JobTable {
         }
         job.state = JobState::Pending;
         self.pending += 1;
-        self.count_client(job.client, true);
+        self.count(counted(&job), true);
         self.count_data(&job, true);
         Ok(self.jobs.insert(job))
     }
@@ -110,6 +130,7 @@ impl JobTable {
 
     /// A job recovered from the journal: waits, whatever the limit.
     pub fn add_recovered(&mut self, job: Job) -> JobKey {
+        self.count(counted(&job), true);
         self.count_data(&job, true);
         let key = self.jobs.insert(job);
         self.waiting.push_back(key);
@@ -126,8 +147,9 @@ impl JobTable {
             return None;
         }
         let key = self.waiting.pop_front()?;
-        let client = self.jobs.get(key).and_then(|j| j.client);
-        self.count_client(client, false);
+        if let Some(who) = self.jobs.get(key).map(counted) {
+            self.count(who, false);
+        }
         Some(key)
     }
 
@@ -179,12 +201,12 @@ impl JobTable {
                 let before = self.waiting.len();
                 self.waiting.retain(|&k| k != key);
                 if self.waiting.len() < before {
-                    self.count_client(job.client, false);
+                    self.count(counted(&job), false);
                 }
             }
             JobState::Pending => {
                 self.pending -= 1;
-                self.count_client(job.client, false);
+                self.count(counted(&job), false);
             }
         }
         Some(job)
@@ -214,7 +236,6 @@ impl JobTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::job::Origin;
     use crate::run::modules::{Kind, Module};
 
     fn warm() -> WarmRun {
@@ -234,7 +255,13 @@ mod tests {
             kind: Kind::Executable,
             modified: std::time::SystemTime::UNIX_EPOCH,
             size: 0,
-            sha256: String::new(),
+            sha256: Default::default(),
+            key: crate::run::hasher::FileKey {
+                dev: 0,
+                ino: 0,
+                size: 0,
+                modified: std::time::SystemTime::UNIX_EPOCH,
+            },
         };
         Job::new(module.into(), Origin::Queue { id: 1 }, b"", true)
     }

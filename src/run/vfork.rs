@@ -32,6 +32,12 @@ pub(super) struct ChildPlan {
     pub(super) drop_to: bool,
     pub(super) uid: u32,
     pub(super) gid: u32,
+    /// The working folder to enter, or null.
+    pub(super) workdir: *const libc::c_char,
+    /// Not a module: become `uid` and kill every process of it, then exit.
+    pub(super) kill_uid: bool,
+    /// Where the kernel writes the child's pid before it runs.
+    pub(super) pid_slot: *mut libc::pid_t,
     pub(super) error: libc::c_int,
 }
 
@@ -57,8 +63,9 @@ pub(super) fn vfork_exec(
         let pid = libc::clone(
             child_main,
             top,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PARENT_SETTID | libc::SIGCHLD,
             (plan as *mut ChildPlan).cast(),
+            plan.pid_slot,
         );
         let clone_error = io::Error::last_os_error();
         if pid < 0 {
@@ -72,8 +79,11 @@ pub(super) fn vfork_exec(
 }
 
 /// The vfork child: resets the signals the daemon handles or ignores, leads
-/// a new process group, puts the pipes on 0, 1 and 2, unblocks signals and
-/// execs. On failure it leaves errno in the plan and exits.
+/// a new process group, sets its limits, drops to its user, puts the pipes
+/// on 0, 1 and 2, closes every other descriptor (whatever the daemon
+/// inherited), enters its working folder, forbids gaining privileges
+/// (setuid binaries run as their caller), unblocks signals and execs. On
+/// failure it leaves errno in the plan and exits.
 extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: the parent passes a live ChildPlan and waits for us; only
     // system calls are made here.
@@ -107,6 +117,9 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             plan.error = *libc::__errno_location();
             libc::_exit(127);
         }
+        if plan.kill_uid {
+            kill_every_process_of_this_user();
+        }
         for (target, &fd) in plan.fds.iter().enumerate() {
             let target = target as RawFd;
             if fd == target {
@@ -116,6 +129,12 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
                 libc::_exit(127);
             }
         }
+        close_from(3);
+        if !plan.workdir.is_null() && libc::chdir(plan.workdir) != 0 {
+            plan.error = *libc::__errno_location();
+            libc::_exit(127);
+        }
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::pthread_sigmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
@@ -123,4 +142,40 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         plan.error = *libc::__errno_location();
         libc::_exit(127)
     }
+}
+
+/// Closes every descriptor from `first` on: `close_range` where the kernel
+/// has it (5.9 and later), else one by one up to the open-files limit.
+///
+/// # Safety
+/// Only for the vfork child, after its own descriptors are in place.
+unsafe fn close_from(first: libc::c_uint) {
+    if libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, 0) == 0 {
+        return;
+    }
+    let mut limit: libc::rlimit = std::mem::zeroed();
+    let top = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+        limit.rlim_cur.min(1 << 20) as libc::c_int
+    } else {
+        1024
+    };
+    for fd in first as libc::c_int..top {
+        libc::close(fd);
+    }
+}
+
+/// Sends SIGKILL to every process the caller may signal (on Linux not the
+/// caller itself), then exits: run as a module uid, that is every process a
+/// job left behind, whatever `setsid` or double forks it did. `kill(-1)`
+/// answers success whenever any other process exists, signalled or not, so
+/// it cannot say when none is left: a few passes catch a child forked while
+/// the first went by (a process with SIGKILL pending cannot fork any more).
+///
+/// # Safety
+/// Only for the vfork child, after it became the uid to clear.
+unsafe fn kill_every_process_of_this_user() -> ! {
+    for _ in 0..4 {
+        libc::kill(-1, libc::SIGKILL);
+    }
+    libc::_exit(0)
 }

@@ -125,10 +125,12 @@ fn each_error_class_has_its_exit_code() {
     assert_eq!(code(&["get", "42"]), Some(5));
     assert_eq!(code(&["run", "fail"]), Some(6));
     assert_eq!(code(&["run", "slow"]), Some(7), "504");
-    assert_eq!(
-        code(&["--timeout", "0.1", "run", "slow"]),
-        Some(7),
-        "the client's own limit"
+    let o = bgjob(&d, &["--timeout", "0.1", "run", "slow"]);
+    assert_eq!(o.status.code(), Some(7), "the client's own limit");
+    assert!(
+        err(&o).ends_with(": timed out after 0.1 s\n") && !err(&o).contains("os error"),
+        "{}",
+        err(&o)
     );
     assert_eq!(code(&["run", "fail", &"x".repeat(100)]), Some(9));
     let busy = Setup::new()
@@ -169,11 +171,48 @@ fn every_subcommand_has_help() {
     ] {
         let o = Command::new(BGJOB).args([sub, "--help"]).output().unwrap();
         assert!(o.status.success(), "{sub}");
-        assert!(
-            String::from_utf8_lossy(&o.stdout).contains("--server"),
-            "{sub}"
-        );
+        let help = String::from_utf8_lossy(&o.stdout);
+        assert!(help.contains("--server"), "{sub}");
+        assert!(help.contains("Exit status:\n  0  ok\n"), "{sub}: {help}");
+        assert!(help.contains("  7  timed out"), "{sub}: {help}");
+        // Every argument and option line carries a description after its name.
+        let mut section = "";
+        for line in help.lines() {
+            if !line.starts_with(' ') {
+                section = line;
+                continue;
+            }
+            if section == "Arguments:" || section == "Options:" {
+                let described = line
+                    .trim()
+                    .split("  ")
+                    .filter(|p| !p.trim().is_empty())
+                    .count()
+                    >= 2;
+                assert!(described, "{sub}: {line:?} has no description");
+            }
+        }
     }
+    let o = Command::new(BGJOB).arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Exit status:"));
+}
+
+#[test]
+fn an_answer_ends_with_a_newline_on_a_terminal_only() {
+    let d = Setup::new()
+        .module("test", "#!/bin/sh\nprintf Test\n")
+        .start();
+    assert_eq!(
+        out(&bgjob(&d, &["run", "test", ""])),
+        "Test",
+        "a pipe gets the bytes"
+    );
+    let command = format!("{BGJOB} --server {} run test ''", d.addr);
+    let o = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux)");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "Test\r\n");
 }
 
 #[test]

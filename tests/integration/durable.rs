@@ -406,3 +406,56 @@ fn relaxed_sync_settings_and_no_state_folder_work() {
         "in memory only"
     );
 }
+
+#[test]
+fn a_large_module_is_hashed_without_stalling_the_daemon() {
+    let d = Setup::new().arg("--state").arg("none").start();
+    // A script that exits before its long, sparse tail: 64 MiB to hash.
+    let big = d.modules.join("big");
+    std::fs::write(&big, "#!/bin/sh\nprintf big\nexit 0\n").unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&big)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    std::fs::set_permissions(&big, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // The first request finds the new module; its answer is read later.
+    let mut first = d.connect();
+    std::io::Write::write_all(&mut first, b"queue:add:big:").unwrap();
+    first.shutdown(std::net::Shutdown::Write).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let start = std::time::Instant::now();
+    assert_eq!(d.ask_str("helo"), "oleh");
+    let helo = start.elapsed();
+    let first = String::from_utf8(crate::util::read_to_end(&mut first)).unwrap();
+    assert!(
+        helo < std::time::Duration::from_millis(500),
+        "helo waited {helo:?} for the hash"
+    );
+    let id = first.strip_prefix("id:").unwrap().to_string();
+    wait_for("done", || d.ask_str(&format!("queue:check:id:{id}")) == "2");
+    let sha = std::process::Command::new("sha256sum")
+        .arg(&big)
+        .output()
+        .unwrap();
+    let expected = String::from_utf8_lossy(&sha.stdout)
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    // The hash arrives from its thread; a later job's receipt carries it.
+    let start = std::time::Instant::now();
+    loop {
+        let id = d.ask_str("queue:add:big:");
+        let id = id.strip_prefix("id:").unwrap();
+        wait_for("done", || d.ask_str(&format!("queue:check:id:{id}")) == "2");
+        let info = d.ask_str(&format!("queue:info:id:{id}"));
+        if field(&info, "module_sha256") == expected {
+            break;
+        }
+        assert_eq!(field(&info, "module_sha256"), "pending");
+        assert!(start.elapsed().as_secs() < 120, "no hash after 2 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

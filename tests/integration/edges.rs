@@ -15,10 +15,10 @@ fn an_ipv4_client_on_an_ipv6_socket_is_the_same_client() {
         .arg("[::]:0")
         .settings(r#""max_connections_per_client": 1"#)
         .start();
-    d.wait_log("listening on [::]:");
+    d.wait_log("[::]:");
     let log = d.log();
     let v6_port: u16 = log
-        .split("listening on [::]:")
+        .split("[::]:")
         .nth(1)
         .and_then(|rest| rest.split(' ').next())
         .unwrap()

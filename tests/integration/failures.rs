@@ -25,7 +25,8 @@ fn a_module_past_its_time_limit_is_killed_with_its_whole_process_group() {
         .parse()
         .unwrap();
     wait_for("the grandchild to be gone", || !process_alive(grandchild));
-    assert!(d.children().is_empty(), "left behind: {:?}", d.children());
+    // The daemon, a child subreaper, reaps the orphaned grandchild itself.
+    wait_for("no child or zombie left", || d.children().is_empty());
 }
 
 #[test]

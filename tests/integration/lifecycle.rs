@@ -20,7 +20,7 @@ fn the_seed_config_format_is_read_from_the_default_path() {
     // No --config and no --modules: ./service.config and ./modules.
     let d = Daemon::spawn(dir, modules, vec!["-v".into(), "-1".into()]);
     assert_eq!(d.ask_str("test:"), "Test");
-    assert!(d.log().contains("(tcp and udp, background)"), "{}", d.log());
+    assert!(d.log().contains("tcp+udp (background;"), "{}", d.log());
 }
 
 #[test]

@@ -114,7 +114,7 @@ fn module_errors_are_clear_answers_never_hangs() {
     let start = std::time::Instant::now();
     assert_eq!(d.ask_str("spins:"), "504: Module spins timed out");
     assert!(start.elapsed() < Duration::from_secs(15));
-    d.wait_log("module throws[");
+    d.wait_log("module throws");
     d.wait_log("at exports.TExecute");
 }
 

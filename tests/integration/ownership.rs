@@ -34,14 +34,8 @@ fn three_listeners(settings: &str) -> (Daemon, SocketAddr, SocketAddr) {
         .to_vec();
     let d = Daemon::spawn(dir, modules, args);
     let addr_of = |name: &str| {
-        d.wait_log(&format!("and udp, {name})"));
-        let log = d.log();
-        let line = log
-            .lines()
-            .find(|l| l.contains(&format!("and udp, {name})")))
-            .unwrap();
-        let addr = line.split("listening on ").nth(1).unwrap();
-        addr.split(' ').next().unwrap().parse().unwrap()
+        d.wait_log(&format!(" ({name};"));
+        crate::util::listener_addr(&d.log(), name).unwrap()
     };
     let (other, ops) = (addr_of("other"), addr_of("ops"));
     (d, other, ops)
@@ -92,17 +86,8 @@ fn ownership_survives_a_restart() {
     wait_for("done", || d.ask_str(&format!("queue:check:{id}")) == "2");
     d.kill9();
     d.start_again();
-    d.wait_log("and udp, other)");
-    let other = d
-        .log()
-        .lines()
-        .rev()
-        .find(|l| l.contains("and udp, other)"))
-        .and_then(|l| l.split("listening on ").nth(1))
-        .and_then(|a| a.split(' ').next())
-        .unwrap()
-        .parse()
-        .unwrap();
+    d.wait_log(" (other;");
+    let other = crate::util::listener_addr(&d.log(), "other").unwrap();
     assert_eq!(
         ask_at(other, &format!("queue:get:{id}")),
         "404: Unknown job"

@@ -122,7 +122,7 @@ fn module_failures_are_answered_in_the_seed_error_form() {
         "500: Module killed failed (killed by signal 9)"
     );
     assert_eq!(d.ask_str("stderr:"), "ok");
-    d.wait_log("module stderr[");
+    d.wait_log("module stderr");
     assert!(
         d.log().contains("something went wrong"),
         "stderr goes to the log"
@@ -176,7 +176,7 @@ fn a_module_added_a_moment_ago_is_found_on_its_first_request() {
 fn requests_are_logged_with_transport_peer_module_bytes_status_and_time() {
     let d = Setup::new().module("cat", CAT).start();
     assert_eq!(d.ask_str("cat:12345"), "12345");
-    d.wait_log("cat: in 5 bytes, out 5 bytes, Exited(0), ran ");
+    d.wait_log("cat: in 5 bytes, out 5 bytes, exit status 0, ran ");
     assert!(
         d.log()
             .lines()

@@ -147,7 +147,7 @@ fn socket_activation_names_listeners_as_the_socket_unit_does() {
     // As systemd sets it for a .socket unit with FileDescriptorName=bgjob-main
     // and a ListenStream= and a ListenDatagram= line.
     let mut d = start_activated(dir, modules, "LISTEN_FDNAMES=bgjob-main:bgjob-main");
-    let line = format!("listening on {} (tcp and udp, bgjob-main)", d.addr);
+    let line = format!("listening on {} tcp+udp (bgjob-main;", d.addr);
     assert!(d.log().contains(&line), "no {line:?} in the log");
     d.signal("TERM");
     assert!(d.wait_exit(Duration::from_secs(5)).success());

@@ -59,6 +59,10 @@ pub struct Setup {
     /// Settings as JSON object members, e.g. `"max_jobs": 1`.
     pub settings: Option<String>,
     pub args: Vec<String>,
+    /// Where it listens (default a free loopback port).
+    pub listen: String,
+    /// Log at `-vv` (the default here), or at bgjobd's own default level.
+    pub verbose: bool,
 }
 
 impl Setup {
@@ -68,7 +72,20 @@ impl Setup {
             env: Vec::new(),
             settings: None,
             args: Vec::new(),
+            listen: "127.0.0.1:0".into(),
+            verbose: true,
         }
+    }
+
+    pub fn listen(mut self, addr: &str) -> Setup {
+        self.listen = addr.into();
+        self
+    }
+
+    /// Logs at bgjobd's default level (no `-v`), as an operator sees it.
+    pub fn default_log_level(mut self) -> Setup {
+        self.verbose = false;
+        self
     }
 
     pub fn module(mut self, name: &str, script: &str) -> Setup {
@@ -98,12 +115,10 @@ impl Setup {
         for (name, script) in &self.modules {
             write_module(&modules, name, script);
         }
-        let mut args: Vec<String> = vec![
-            "-vv".into(),
-            "-1".into(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-        ];
+        let mut args: Vec<String> = vec!["-1".into(), "--listen".into(), self.listen.clone()];
+        if self.verbose {
+            args.insert(0, "-vv".into());
+        }
         args.push("--modules".into());
         args.push(modules.display().to_string());
         if let Some(settings) = &self.settings {
@@ -341,6 +356,17 @@ impl Drop for Daemon {
             eprintln!("--- bgjobd {:?}\n--- log:\n{}", self.args, self.log());
         }
     }
+}
+
+/// The address that the daemon's last start or reload line gives for the
+/// listener named `label` (`... ADDR tcp+udp (LABEL; ...)`).
+pub fn listener_addr(log: &str, label: &str) -> Option<SocketAddr> {
+    let mark = format!(" ({label};");
+    let line = log.lines().rev().find(|l| l.contains(&mark))?;
+    let before = &line[..line.find(&mark)?];
+    let mut words = before.rsplit(' ');
+    let _kinds = words.next()?;
+    words.next()?.parse().ok()
 }
 
 pub fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {

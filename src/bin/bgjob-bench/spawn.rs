@@ -31,7 +31,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bgjob::run::spawn::{ModuleLimits, Spawner};
+use bgjob::run::limits::ModuleLimits;
+use bgjob::run::spawn::Spawner;
 use mio::unix::pipe::Receiver;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -314,7 +315,7 @@ fn compare_with(
 ) -> io::Result<bool> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-    let spawner = Spawner::start_thread(waker, &[])?;
+    let spawner = Spawner::start_thread(waker, &[], None)?;
     let mut driver = Driver {
         poll,
         spawner,

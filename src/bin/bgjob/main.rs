@@ -5,95 +5,33 @@
 //! (504, 408 or --timeout), 8 busy (503), 9 too large (413). An `NNN:`
 //! answer goes to stderr; anything else to stdout.
 
+mod cli;
 mod client;
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
+use cli::{Cli, Command};
 use client::{classify_answer, draw_stats, parse_stats, status_word, Exit};
-
-/// Client for bgjobd: run modules, queue jobs, watch the daemon.
-#[derive(Debug, Parser)]
-#[command(name = "bgjob", version)]
-struct Cli {
-    /// The daemon's address (default 127.0.0.1:12341, when the operator
-    /// socket cannot be opened).
-    #[arg(long, env = "BGJOB_SERVER", global = true)]
-    server: Option<String>,
-    /// The daemon's operator socket (in its state folder), which may list
-    /// and act on every job; used when it can be opened and --server is
-    /// not given.
-    #[arg(
-        long,
-        env = "BGJOB_SOCKET",
-        default_value = "state/admin.sock",
-        global = true
-    )]
-    socket: PathBuf,
-    /// Seconds to wait for an answer (0: no limit).
-    #[arg(long, default_value_t = 60.0, global = true)]
-    timeout: f64,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run MODULE over TCP and print its answer. DATA comes from the
-    /// argument, or from stdin when absent or `-` (binary-safe).
-    Run {
-        module: String,
-        data: Option<String>,
-    },
-    /// Fire MODULE in a UDP datagram: no answer, no waiting.
-    Send {
-        module: String,
-        data: Option<String>,
-    },
-    /// Queue a background job; prints its id.
-    Add {
-        module: String,
-        data: Option<String>,
-    },
-    /// Print a queued job's status: waiting, running or done.
-    Check { id: u64 },
-    /// Wait for a queued job and print its answer (it is then gone).
-    Get { id: u64 },
-    /// Cancel a queued job: remove it if waiting, kill it if running.
-    Cancel { id: u64 },
-    /// Print a queued job's receipt.
-    Info { id: u64 },
-    /// Print the daemon's counters; --watch redraws them every second.
-    Stats {
-        #[arg(long)]
-        watch: bool,
-        /// With --watch: stop after this many screens.
-        #[arg(long)]
-        count: Option<u64>,
-    },
-    /// List the jobs the daemon holds.
-    List,
-    /// Check that the daemon answers (helo/oleh).
-    Ping,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match run(&cli) {
         Ok(code) => code,
+        // A socket timeout reads as `WouldBlock` ("Resource temporarily
+        // unavailable"): say what it means.
+        Err(e) if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock => {
+            eprintln!("bgjob: {}: timed out after {} s", cli.server(), cli.timeout);
+            Exit::TimedOut
+        }
         Err(e) => {
             eprintln!("bgjob: {}: {e}", cli.server());
-            if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock {
-                Exit::TimedOut
-            } else {
-                Exit::CannotConnect
-            }
+            Exit::CannotConnect
         }
     };
     ExitCode::from(code as u8)
@@ -229,11 +167,17 @@ fn is_explicit_socket() -> bool {
         || std::env::args().any(|a| a == "--socket" || a.starts_with("--socket="))
 }
 
-/// Prints an answer: `NNN:` errors to stderr with their exit code.
+/// Prints an answer: `NNN:` errors to stderr with their exit code. On a
+/// terminal the answer ends with a newline, so the prompt starts on its
+/// own line; into a pipe or a file it is written byte for byte.
 fn answer(reply: Vec<u8>) -> io::Result<Exit> {
     let exit = classify_answer(&reply);
     if exit == Exit::Ok {
-        io::stdout().write_all(&reply)?;
+        let mut out = io::stdout().lock();
+        out.write_all(&reply)?;
+        if out.is_terminal() && !reply.is_empty() && !reply.ends_with(b"\n") {
+            out.write_all(b"\n")?;
+        }
     } else {
         io::stderr().write_all(&reply)?;
         if !reply.ends_with(b"\n") {

@@ -9,7 +9,8 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use bgjob::run::spawn::{ModuleLimits, Pipes, MODULE_ENV};
+use bgjob::run::limits::{ModuleLimits, MODULE_ENV};
+use bgjob::run::spawn::Pipes;
 
 use super::JOB_VARS;
 

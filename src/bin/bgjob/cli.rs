@@ -1,0 +1,114 @@
+//! The client's command line, apart so that the man page and shell
+//! completions are generated from it (`bgjob-assets`).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// The exit statuses, shown at the end of `--help`.
+pub const EXIT_CODES: &str = "\
+Exit status:
+  0  ok
+  2  bad command line
+  3  cannot connect, or the connection broke
+  4  unknown module (400)
+  5  unknown job (404)
+  6  the module or the request failed (other 4xx and 5xx)
+  7  timed out (504, 408, or --timeout passed)
+  8  busy (503)
+  9  request too large (413)
+An NNN: answer goes to stderr, anything else to stdout.";
+
+/// Client for bgjobd: run modules, queue jobs, watch the daemon.
+#[derive(Debug, Parser)]
+#[command(name = "bgjob", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// The daemon's address, HOST:PORT (default 127.0.0.1:12341, when the
+    /// operator socket cannot be opened).
+    #[arg(long, env = "BGJOB_SERVER", global = true)]
+    pub server: Option<String>,
+    /// The daemon's operator socket (in its state folder), which may list
+    /// and act on every job; used when it can be opened and --server is
+    /// not given.
+    #[arg(
+        long,
+        env = "BGJOB_SOCKET",
+        default_value = "state/admin.sock",
+        global = true
+    )]
+    pub socket: PathBuf,
+    /// Seconds to wait for an answer (0: no limit).
+    #[arg(long, default_value_t = 60.0, global = true)]
+    pub timeout: f64,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run MODULE over TCP and print its answer. DATA comes from the
+    /// argument, or from stdin when absent or `-` (binary-safe).
+    #[command(after_help = EXIT_CODES)]
+    Run {
+        /// The module's name (a file in the daemon's modules folder).
+        module: String,
+        /// The module's input; from stdin when absent or `-`.
+        data: Option<String>,
+    },
+    /// Fire MODULE in a UDP datagram: no answer, no waiting.
+    #[command(after_help = EXIT_CODES)]
+    Send {
+        /// The module's name.
+        module: String,
+        /// The module's input; from stdin when absent or `-`.
+        data: Option<String>,
+    },
+    /// Queue a background job; prints its id.
+    #[command(after_help = EXIT_CODES)]
+    Add {
+        /// The module's name.
+        module: String,
+        /// The module's input; from stdin when absent or `-`.
+        data: Option<String>,
+    },
+    /// Print a queued job's status: waiting, running or done.
+    #[command(after_help = EXIT_CODES)]
+    Check {
+        /// The job's id, as `add` printed it.
+        id: u64,
+    },
+    /// Wait for a queued job and print its answer (it is then gone).
+    #[command(after_help = EXIT_CODES)]
+    Get {
+        /// The job's id, as `add` printed it.
+        id: u64,
+    },
+    /// Cancel a queued job: remove it if waiting, kill it if running.
+    #[command(after_help = EXIT_CODES)]
+    Cancel {
+        /// The job's id, as `add` printed it.
+        id: u64,
+    },
+    /// Print a queued job's receipt.
+    #[command(after_help = EXIT_CODES)]
+    Info {
+        /// The job's id, as `add` printed it.
+        id: u64,
+    },
+    /// Print the daemon's counters; --watch redraws them every second.
+    #[command(after_help = EXIT_CODES)]
+    Stats {
+        /// Redraw every second, with rates since the last screen.
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: stop after this many screens.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// List the jobs the daemon holds.
+    #[command(after_help = EXIT_CODES)]
+    List,
+    /// Check that the daemon answers (helo/oleh).
+    #[command(after_help = EXIT_CODES)]
+    Ping,
+}

@@ -1,0 +1,107 @@
+//! SIGHUP and the config's listeners: new addresses are bound, removed ones
+//! closed, kept ones take their new allow list and modules; settings read
+//! only at start are named when they change.
+
+use mio::Interest;
+
+use crate::config::{ListenerSpec, Settings};
+use crate::daemon::tokens;
+use crate::daemon::Daemon;
+use crate::net::listeners::{self, Listener};
+
+impl Daemon {
+    /// Applies the config's listeners. A listener's slot is never reused,
+    /// so a connection accepted on a closed listener keeps its rules.
+    pub(super) fn apply_listeners(&mut self, specs: &[ListenerSpec]) {
+        let open = |l: &Listener| l.tcp.is_some() || l.udp.is_some();
+        // A spec keeps the open listener on its address; port 0 keeps the
+        // listener of the same address and name, whatever port it got.
+        let keeps = |spec: &ListenerSpec, l: &Listener| {
+            l.addr == spec.addr
+                || (spec.addr.port() == 0 && l.addr.ip() == spec.addr.ip() && l.label == spec.label)
+        };
+        for i in 0..self.listeners.len() {
+            let l = &self.listeners[i];
+            if open(l) && !specs.iter().any(|spec| keeps(spec, l)) {
+                log::info!(target: "bgjobd", "reload: closed listener {} ({})", l.addr, l.label);
+                self.close_listener(i);
+            }
+        }
+        for spec in specs {
+            let kept = self
+                .listeners
+                .iter_mut()
+                .find(|l| (l.tcp.is_some() || l.udp.is_some()) && keeps(spec, l));
+            if let Some(l) = kept {
+                if l.access != spec.access || l.label != spec.label {
+                    l.access = spec.access.clone();
+                    l.label = spec.label.clone();
+                    log::info!(target: "bgjobd", "reload: listener {} now {}", l.addr, l.access);
+                }
+                continue;
+            }
+            match listeners::bind(spec) {
+                Ok(listener) => self.add_listener(listener),
+                Err(e) => log::warn!("reload: {e}; the other listeners are kept"),
+            }
+        }
+    }
+
+    /// Watches a newly bound listener under the next free slot's tokens.
+    fn add_listener(&mut self, mut l: Listener) {
+        let i = self.listeners.len();
+        let registry = self.poll.registry();
+        let watched = l
+            .tcp
+            .as_mut()
+            .map_or(Ok(()), |tcp| {
+                registry.register(tcp, tokens::tcp_listener(i), Interest::READABLE)
+            })
+            .and_then(|()| {
+                l.udp.as_mut().map_or(Ok(()), |udp| {
+                    registry.register(udp, tokens::udp(i), Interest::READABLE)
+                })
+            });
+        match watched {
+            Ok(()) => {
+                log::info!(target: "bgjobd", "reload: listening on {} ({}; {})", l.addr, l.label, l.access);
+                self.listeners.push(l);
+            }
+            Err(e) => log::warn!("reload: cannot watch {}: {e}", l.addr),
+        }
+    }
+
+    /// Stops accepting on listener `i`; its slot stays, without sockets.
+    pub(super) fn close_listener(&mut self, i: usize) {
+        let Some(l) = self.listeners.get_mut(i) else {
+            return;
+        };
+        if let Some(mut tcp) = l.tcp.take() {
+            let _ = self.poll.registry().deregister(&mut tcp);
+        }
+        if let Some(mut udp) = l.udp.take() {
+            let _ = self.poll.registry().deregister(&mut udp);
+        }
+    }
+}
+
+/// Settings read at start only that a reload changed: they wait for a restart.
+pub(super) fn restart_keys(old: &Settings, new: &Settings) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if old.state_dir != new.state_dir {
+        keys.push("state_dir");
+    }
+    if old.journal_sync != new.journal_sync {
+        keys.push("journal_sync");
+    }
+    if old.metrics != new.metrics {
+        keys.push("metrics");
+    }
+    if old.module_env != new.module_env {
+        keys.push("module_env");
+    }
+    if old.module_uids != new.module_uids {
+        keys.push("module_uids");
+    }
+    keys
+}

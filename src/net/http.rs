@@ -1,0 +1,180 @@
+//! Just enough HTTP/1.1 for the metrics listener: read a `GET` request's
+//! head within a size limit, and write a complete response that closes the
+//! connection. One request per connection, no bodies, no keep-alive: what
+//! a Prometheus scraper and `curl` need, and nothing a client could stretch.
+
+/// A request head longer than this is refused (`431`).
+pub const MAX_HEAD: usize = 8 * 1024;
+
+/// What the bytes read so far make of a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request {
+    /// The head has not ended yet: read more.
+    Incomplete,
+    /// A `GET` (or `HEAD`, answered without a body) of this path, query cut off.
+    Get { path: String, head_only: bool },
+    /// Answer with this status and close.
+    Refused(Status),
+}
+
+/// The statuses this server answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    BadRequest,
+    NotFound,
+    MethodNotAllowed,
+    HeaderTooLarge,
+    Unavailable,
+}
+
+impl Status {
+    pub fn code(self) -> u16 {
+        match self {
+            Status::Ok => 200,
+            Status::BadRequest => 400,
+            Status::NotFound => 404,
+            Status::MethodNotAllowed => 405,
+            Status::HeaderTooLarge => 431,
+            Status::Unavailable => 503,
+        }
+    }
+
+    pub fn reason(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::BadRequest => "Bad Request",
+            Status::NotFound => "Not Found",
+            Status::MethodNotAllowed => "Method Not Allowed",
+            Status::HeaderTooLarge => "Request Header Fields Too Large",
+            Status::Unavailable => "Service Unavailable",
+        }
+    }
+}
+
+/// Reads the request line once the head is complete (a blank line ends
+/// it); the header fields are not needed and are skipped.
+pub fn read_request(buf: &[u8]) -> Request {
+    let end = find(buf, b"\r\n\r\n").or_else(|| find(buf, b"\n\n"));
+    if end.is_none() {
+        return if buf.len() > MAX_HEAD {
+            Request::Refused(Status::HeaderTooLarge)
+        } else {
+            Request::Incomplete
+        };
+    }
+    let line_end = find(buf, b"\n").unwrap_or(buf.len());
+    let Ok(line) = std::str::from_utf8(&buf[..line_end]) else {
+        return Request::Refused(Status::BadRequest);
+    };
+    let mut parts = line.trim_end_matches('\r').split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Request::Refused(Status::BadRequest);
+    };
+    if !version.starts_with("HTTP/1.") || !target.starts_with('/') {
+        return Request::Refused(Status::BadRequest);
+    }
+    let head_only = match method {
+        "GET" => false,
+        "HEAD" => true,
+        _ => return Request::Refused(Status::MethodNotAllowed),
+    };
+    let path = target.split(['?', '#']).next().unwrap_or(target);
+    Request::Get {
+        path: path.to_string(),
+        head_only,
+    }
+}
+
+/// A whole response; the server closes the connection after it.
+pub fn response(status: Status, content_type: &str, body: &[u8], head_only: bool) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        status.code(),
+        status.reason(),
+        body.len()
+    )
+    .into_bytes();
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(path: &str) -> Request {
+        Request::Get {
+            path: path.into(),
+            head_only: false,
+        }
+    }
+
+    #[test]
+    fn get_requests_are_read_once_the_head_ends() {
+        assert_eq!(
+            read_request(b"GET /metrics HTTP/1.1\r\nHost: x"),
+            Request::Incomplete
+        );
+        assert_eq!(
+            read_request(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            get("/metrics")
+        );
+        assert_eq!(
+            read_request(b"GET /healthz?x=1 HTTP/1.0\n\n"),
+            get("/healthz")
+        );
+        assert_eq!(
+            read_request(b"HEAD / HTTP/1.1\r\n\r\n"),
+            Request::Get {
+                path: "/".into(),
+                head_only: true
+            }
+        );
+    }
+
+    #[test]
+    fn anything_else_is_refused_with_a_status() {
+        let refused = |s: Status| Request::Refused(s);
+        assert_eq!(
+            read_request(b"POST /metrics HTTP/1.1\r\n\r\n"),
+            refused(Status::MethodNotAllowed)
+        );
+        assert_eq!(read_request(b"GET\r\n\r\n"), refused(Status::BadRequest));
+        assert_eq!(
+            read_request(b"GET metrics HTTP/1.1\r\n\r\n"),
+            refused(Status::BadRequest)
+        );
+        assert_eq!(
+            read_request(b"GET / SPDY/3\r\n\r\n"),
+            refused(Status::BadRequest)
+        );
+        assert_eq!(
+            read_request(&vec![b'a'; MAX_HEAD + 1]),
+            refused(Status::HeaderTooLarge)
+        );
+        assert_eq!(
+            read_request(b"\xff / HTTP/1.1\r\n\r\n"),
+            refused(Status::BadRequest)
+        );
+    }
+
+    #[test]
+    fn responses_say_their_length_and_close() {
+        let r = response(Status::Ok, "text/plain", b"ok\n", false);
+        assert_eq!(
+            r,
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
+        );
+        let head = response(Status::NotFound, "text/plain", b"no\n", true);
+        assert!(head.ends_with(b"Content-Length: 3\r\nConnection: close\r\n\r\n"));
+    }
+}

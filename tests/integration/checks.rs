@@ -1,0 +1,208 @@
+//! The start-up check: `--check-config` reports every finding as an error
+//! (exit 1) and start-up as a warning; config errors name their key and
+//! line; `--listen localhost:PORT`; and SIGHUP applies listener changes.
+
+use std::fs;
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::util::{wait_for, write_module, Daemon, Setup, TempDir, BIN};
+
+fn check(config: &str, modules: &std::path::Path, extra: &[&str]) -> (Option<i32>, String) {
+    let path = modules.parent().unwrap().join("check.config");
+    fs::write(&path, config).unwrap();
+    let o = Command::new(BIN)
+        .arg("--check-config")
+        .arg("-c")
+        .arg(&path)
+        .arg("-m")
+        .arg(modules)
+        .args(extra)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    (o.status.code(), text)
+}
+
+/// A modules folder with one of each problem the check finds.
+fn broken_modules(dir: &TempDir) -> std::path::PathBuf {
+    let modules = dir.path().join("modules");
+    fs::create_dir(&modules).unwrap();
+    write_module(&modules, "ok", "#!/bin/sh\ncat\n");
+    fs::write(modules.join("noexec"), "#!/bin/sh\necho hi\n").unwrap();
+    write_module(&modules, "py", "#!/usr/bin/python9\nprint(1)\n");
+    fs::write(
+        modules.join("page.js"),
+        "exports.TExecute = () => require('nosuchpkg9');\n",
+    )
+    .unwrap();
+    modules
+}
+
+#[test]
+fn check_config_reports_every_finding_and_start_up_warns_of_them() {
+    let dir = TempDir::new("findings");
+    let modules = broken_modules(&dir);
+    let state = dir.path().join("statefile");
+    fs::write(&state, "not a folder").unwrap();
+    let config = format!(
+        r#"{{"max_jobs": 100000, "state_dir": "{}", "listen": [{{"address": "127.0.0.1", "port": 0}}]}}"#,
+        state.display()
+    );
+    let (code, text) = check(&config, &modules, &[]);
+    assert_eq!(code, Some(1), "{text}");
+    for want in [
+        "max_jobs: 100000 is out of range, 4096 is used",
+        "module noexec is not executable (chmod +x ",
+        "module py: its #! interpreter /usr/bin/python9 is not found",
+        "module page.js needs the npm package nosuchpkg9, which is not installed (run `npm ci`",
+        "is not a folder",
+        "5 problems found",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    assert!(!text.contains("configuration ok"), "{text}");
+
+    // Start-up says the same at warning level, and serves what it can.
+    let d = Setup::new()
+        .default_log_level()
+        .module("ok", "#!/bin/sh\ncat\n")
+        .module("py", "#!/usr/bin/python9\nprint(1)\n")
+        .settings(r#""max_jobs": 100000, "state_dir": "none""#)
+        .start();
+    d.wait_log("started:");
+    let log = d.log();
+    assert!(
+        log.contains("WARN  bgjobd] max_jobs: 100000 is out of range"),
+        "{log}"
+    );
+    assert!(
+        log.contains("module py: its #! interpreter /usr/bin/python9 is not found"),
+        "{log}"
+    );
+    assert_eq!(d.ask_str("ok:fine"), "fine");
+}
+
+#[test]
+fn config_errors_name_the_key_and_line() {
+    let dir = TempDir::new("keypath");
+    let modules = dir.path().join("modules");
+    fs::create_dir(&modules).unwrap();
+    let (code, text) = check("{\n  \"max_jobs\": \"8\"\n}", &modules, &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        text.contains("max_jobs: invalid type: string \"8\", expected u64 at line 2 column"),
+        "{text}"
+    );
+    assert_eq!(text.matches("max_jobs").count(), 1, "printed once: {text}");
+    let (_, text) = check(
+        r#"{"listen": [{"port": 1, "allow": "10.0.0.0/8"}]}"#,
+        &modules,
+        &[],
+    );
+    assert!(text.contains("listen[0].allow: invalid type"), "{text}");
+}
+
+#[test]
+fn listen_takes_localhost_and_shows_in_the_summary() {
+    let dir = TempDir::new("localhost");
+    let modules = dir.path().join("modules");
+    fs::create_dir(&modules).unwrap();
+    write_module(&modules, "test", "#!/bin/sh\nprintf Test\n");
+    let (code, text) = check("[]", &modules, &["--listen", "localhost:12350"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("listeners 127.0.0.1:12350 (--listen), 1 modules"),
+        "{text}"
+    );
+    let d = Daemon::spawn(
+        dir,
+        modules,
+        vec![
+            "-1".into(),
+            "--listen".into(),
+            "localhost:0".into(),
+            "-m".into(),
+            "modules".into(),
+        ],
+    );
+    assert!(d.addr.ip().is_loopback());
+    assert_eq!(d.ask_str("test:"), "Test");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn sighup_applies_listener_changes() {
+    let dir = TempDir::new("relisten");
+    let modules = dir.path().join("modules");
+    fs::create_dir(&modules).unwrap();
+    write_module(&modules, "test", "#!/bin/sh\nprintf Test\n");
+    let config = dir.path().join("service.config");
+    let listeners = |ports: &[(u16, &str)]| {
+        let list: Vec<String> = ports
+            .iter()
+            .map(|(p, allow)| {
+                format!(r#"{{"name": "l{p}", "address": "127.0.0.1", "port": {p}, "allow": ["{allow}"]}}"#)
+            })
+            .collect();
+        format!(r#"{{"state_dir": "none", "listen": [{}]}}"#, list.join(","))
+    };
+    let (a, b) = (free_port(), free_port());
+    fs::write(&config, listeners(&[(a, "127.0.0.0/8")])).unwrap();
+    let args = vec![
+        "-v".into(),
+        "-1".into(),
+        "-c".into(),
+        "service.config".into(),
+        "-m".into(),
+        "modules".into(),
+    ];
+    let d = Daemon::spawn(dir, modules, args);
+    assert_eq!(d.addr.port(), a);
+    assert_eq!(d.ask_str("test:"), "Test");
+
+    // Port a's allow list changes; port b is added.
+    fs::write(&config, listeners(&[(a, "10.0.0.0/8"), (b, "127.0.0.0/8")])).unwrap();
+    d.signal("HUP");
+    d.wait_log(&format!("reload: listening on 127.0.0.1:{b}"));
+    d.wait_log(&format!(
+        "reload: listener 127.0.0.1:{a} now allow 10.0.0.0/8"
+    ));
+    assert_eq!(d.ask_str("test:"), "403: Forbidden", "a's new allow list");
+    let ask = |port: u16| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        std::io::Write::write_all(&mut s, b"test:").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        crate::util::read_to_end(&mut s)
+    };
+    assert_eq!(ask(b), b"Test");
+
+    // Port a is removed: closed.
+    fs::write(&config, listeners(&[(b, "127.0.0.0/8")])).unwrap();
+    d.signal("HUP");
+    d.wait_log(&format!("reload: closed listener 127.0.0.1:{a}"));
+    wait_for("port a closed", || {
+        TcpStream::connect(("127.0.0.1", a)).is_err()
+    });
+    assert_eq!(ask(b), b"Test");
+
+    // A setting read at start only is named.
+    fs::write(
+        &config,
+        listeners(&[(b, "127.0.0.0/8")]).replace("\"none\"", "\"state2\""),
+    )
+    .unwrap();
+    d.signal("HUP");
+    d.wait_log("reload: state_dir changed, and take effect at the next restart");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(ask(b), b"Test");
+}

@@ -1,0 +1,95 @@
+//! Classic clients (the seed's PHP examples: write, then wait without
+//! half-closing) are answered in about a millisecond, and their requests
+//! still arrive whole when written in pieces.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::util::{read_to_end, Daemon, Setup};
+
+const UPPER: &str = "#!/bin/sh\nexec tr a-z A-Z\n";
+const COUNT: &str = "#!/bin/sh\nexec wc -c\n";
+
+/// The median time a classic client waits for `request`'s answer, over 50.
+fn classic_median(d: &Daemon, request: &[u8], expected: &[u8]) -> Duration {
+    let mut took: Vec<Duration> = (0..50)
+        .map(|_| {
+            let start = Instant::now();
+            let answer = d.ask_classic(request);
+            let elapsed = start.elapsed();
+            assert_eq!(answer, expected, "{:?}", String::from_utf8_lossy(request));
+            elapsed
+        })
+        .collect();
+    took.sort();
+    took[took.len() / 2]
+}
+
+#[test]
+fn classic_clients_are_answered_in_milliseconds() {
+    let d = Setup::new().module("upper", UPPER).start();
+    std::fs::write(
+        d.modules.join("warm.js"),
+        "exports.TExecute = function (parts, client) { client.end('W:' + parts[1]); };\n",
+    )
+    .unwrap();
+    // Warm the worker up.
+    assert_eq!(d.ask_str("warm:x"), "W:x");
+    let cases: [(&[u8], &[u8]); 4] = [
+        (b"helo", b"oleh"),
+        (b"queue:check:id:1", b"404: Unknown job"),
+        (b"warm:abc", b"W:abc"),
+        (b"upper:abc", b"ABC"),
+    ];
+    let mut report = Vec::new();
+    for (request, expected) in cases {
+        let median = classic_median(&d, request, expected);
+        report.push(format!("{}: {median:?}", String::from_utf8_lossy(request)));
+    }
+    eprintln!("classic medians: {}", report.join(", "));
+    for (line, (request, expected)) in report.iter().zip(cases) {
+        // Generous for a loaded machine; about 1 ms when idle.
+        let median = classic_median(&d, request, expected);
+        assert!(
+            median < Duration::from_millis(10),
+            "{line}, then {median:?}"
+        );
+    }
+}
+
+#[test]
+fn a_megabyte_written_in_three_pieces_arrives_whole() {
+    let d = Setup::new()
+        .module("count", COUNT)
+        .settings(r#""max_request_bytes": 4000000"#)
+        .start();
+    for _ in 0..3 {
+        let mut stream = d.connect();
+        stream.set_nodelay(true).unwrap();
+        stream.write_all(b"count:").unwrap();
+        let piece = vec![b'x'; (1 << 20) / 3 + 1];
+        for i in 0..3 {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            stream.write_all(&piece).unwrap();
+        }
+        let answer = String::from_utf8(read_to_end(&mut stream)).unwrap();
+        assert_eq!(answer.trim(), (3 * piece.len()).to_string());
+    }
+}
+
+#[test]
+fn the_fixed_gap_overrides_the_derived_one() {
+    let d = Setup::new()
+        .module("upper", UPPER)
+        .settings(r#""request_gap_ms": 200"#)
+        .start();
+    let start = Instant::now();
+    assert_eq!(d.ask_classic(b"upper:abc"), b"ABC");
+    assert!(start.elapsed() >= Duration::from_millis(200));
+    // Control requests are still answered at once.
+    let start = Instant::now();
+    assert_eq!(d.ask_classic(b"helo"), b"oleh");
+    assert!(start.elapsed() < Duration::from_millis(150));
+}

@@ -1,0 +1,260 @@
+//! Every code block of the README and of `docs/` is run or checked, so none
+//! can rot. A block's info string says how:
+//! - `sh run`, `php run`, `python run`: run in order, per file, in one
+//!   folder, against one live daemon (whose modules folder is `./modules`);
+//!   `12341` stands for its port (and `bgjob`'s default server for its
+//!   address), `127.0.0.1:9464` for its metrics listener. A `text output` block right after is the exact stdout.
+//! - `sh ci`: each command is run by `.ci/run` or `bin/test` (its words
+//!   appear, in order, in one of their lines).
+//! - `json`: a configuration file `bgjobd --check-config` accepts.
+//! - `text synopsis=PROG`: every option and subcommand it names is in
+//!   `PROG --help` (or a subcommand's).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::{Daemon, Setup, TempDir, BIN};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A fenced code block: where it starts, its info string and its text.
+struct Block {
+    line: usize,
+    info: Vec<String>,
+    text: String,
+}
+
+fn blocks(path: &Path) -> Vec<Block> {
+    let text = fs::read_to_string(path).unwrap();
+    let mut out = Vec::new();
+    let mut open: Option<Block> = None;
+    for (i, line) in text.lines().enumerate() {
+        match (&mut open, line.strip_prefix("```")) {
+            (None, Some(info)) => {
+                open = Some(Block {
+                    line: i + 1,
+                    info: info.split_whitespace().map(str::to_string).collect(),
+                    text: String::new(),
+                })
+            }
+            (Some(_), Some("")) => out.push(open.take().unwrap()),
+            (Some(block), _) => {
+                block.text.push_str(line);
+                block.text.push('\n');
+            }
+            (None, None) => {}
+        }
+    }
+    assert!(
+        open.is_none(),
+        "{}: a code block is not closed",
+        path.display()
+    );
+    out
+}
+
+fn documents() -> Vec<PathBuf> {
+    let mut files = vec![Path::new(ROOT).join("README.md")];
+    let mut docs: Vec<PathBuf> = fs::read_dir(Path::new(ROOT).join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    files
+}
+
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_bgjob"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// The daemon `run` blocks talk to, with the repository's shell modules.
+fn live_daemon() -> (Daemon, String) {
+    let mut setup = Setup::new().settings(r#""state_dir": "none", "metrics": "127.0.0.1:0""#);
+    for name in ["test", "fail", "upper", "wc"] {
+        let script = fs::read_to_string(Path::new(ROOT).join("modules").join(name)).unwrap();
+        setup = setup.module(name, &script);
+    }
+    let d = setup.start();
+    d.wait_log("metrics on http://");
+    let log = d.log();
+    let metrics = log.split_once("metrics on http://").unwrap().1;
+    let metrics = metrics.split_once("/metrics").unwrap().0.to_string();
+    (d, metrics)
+}
+
+fn run_block(block: &Block, d: &Daemon, metrics: &str, where_: &str) -> String {
+    let program = match block.info[0].as_str() {
+        "sh" => vec!["sh", "-e"],
+        "php" => vec!["php"],
+        "python" => vec!["python3"],
+        other => panic!("{where_}: cannot run {other}"),
+    };
+    let text = block
+        .text
+        .replace("127.0.0.1:9464", metrics)
+        .replace("12341", &d.addr.port().to_string());
+    let script = d.dir.path().join(".snippet");
+    fs::write(&script, text).unwrap();
+    let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap());
+    let o = Command::new(program[0])
+        .args(&program[1..])
+        .arg(&script)
+        .current_dir(d.dir.path())
+        .env("PATH", path)
+        .env("BGJOB_SERVER", d.addr.to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("{where_}: {} (bin/test installs it): {e}", program[0]));
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{where_}: {:?}\n{}{stdout}{}",
+        o.status,
+        block.text,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    stdout
+}
+
+/// The CI scripts' lines, as words.
+fn ci_lines() -> Vec<Vec<String>> {
+    [".ci/run", "bin/test"]
+        .iter()
+        .flat_map(|f| {
+            let text = fs::read_to_string(Path::new(ROOT).join(f)).unwrap();
+            text.lines()
+                .map(|l| l.split_whitespace().map(str::to_string).collect())
+                .collect::<Vec<Vec<String>>>()
+        })
+        .collect()
+}
+
+fn in_order(words: &[&str], line: &[String]) -> bool {
+    let mut rest = line.iter();
+    words.iter().all(|w| rest.any(|l| l == w))
+}
+
+fn check_ci(block: &Block, where_: &str) {
+    let ci = ci_lines();
+    for line in block.text.lines() {
+        let command = line.split(" #").next().unwrap().trim();
+        if command.is_empty() {
+            continue;
+        }
+        let words: Vec<&str> = command.split_whitespace().collect();
+        assert!(
+            ci.iter().any(|l| in_order(&words, l)),
+            "{where_}: `{command}` is not run by .ci/run or bin/test"
+        );
+    }
+}
+
+fn check_json(block: &Block, where_: &str) {
+    let dir = TempDir::new("docjson");
+    fs::create_dir(dir.path().join("modules")).unwrap();
+    fs::write(dir.path().join("c.json"), &block.text).unwrap();
+    let o = Command::new(BIN)
+        .args(["--check-config", "-c", "c.json", "-m", "modules"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{where_}: {}{}",
+        block.text,
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn help(program: &str, args: &[&str]) -> Option<String> {
+    let exe = bin_dir().join(program);
+    let o = Command::new(exe).args(args).arg("--help").output().unwrap();
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn check_synopsis(block: &Block, program: &str, where_: &str) {
+    let mut known = help(program, &[]).unwrap();
+    let subcommands: Vec<&str> = block
+        .text
+        .lines()
+        .skip(1)
+        .filter(|l| l.starts_with("  ") && !l.trim_start().starts_with('['))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for sub in &subcommands {
+        let text = help(program, &[sub]).unwrap_or_else(|| panic!("{where_}: no subcommand {sub}"));
+        known.push_str(&text);
+    }
+    let flags = block
+        .text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| w.starts_with("--") && w.len() > 2);
+    for flag in flags {
+        assert!(
+            known.contains(flag),
+            "{where_}: {flag} is not in `{program} --help`"
+        );
+    }
+}
+
+#[test]
+fn every_code_block_of_the_documentation_runs_or_is_checked() {
+    let mut ran = 0;
+    for path in documents() {
+        let name = path.strip_prefix(ROOT).unwrap().display().to_string();
+        let blocks = blocks(&path);
+        let mut live: Option<(Daemon, String)> = None;
+        let mut last_output: Option<String> = None;
+        for block in &blocks {
+            let where_ = format!("{name}:{}", block.line);
+            let info: Vec<&str> = block.info.iter().map(String::as_str).collect();
+            match info.as_slice() {
+                [_, "run"] => {
+                    let (d, metrics) = live.get_or_insert_with(live_daemon);
+                    last_output = Some(run_block(block, d, metrics, &where_));
+                    ran += 1;
+                    continue;
+                }
+                ["text", "output"] => {
+                    let got = last_output
+                        .as_deref()
+                        .unwrap_or_else(|| panic!("{where_}: output without a run block"));
+                    assert_eq!(got, block.text, "{where_}: the output differs");
+                }
+                ["sh", "ci"] => check_ci(block, &where_),
+                ["json"] => check_json(block, &where_),
+                ["text", synopsis] if synopsis.starts_with("synopsis=") => {
+                    check_synopsis(block, &synopsis["synopsis=".len()..], &where_)
+                }
+                _ => panic!(
+                    "{where_}: a code block must say how it is tested: {:?}",
+                    block.info
+                ),
+            }
+            last_output = None;
+        }
+    }
+    assert!(ran >= 8, "only {ran} blocks ran");
+}
+
+#[test]
+fn links_between_the_documents_lead_somewhere() {
+    for path in documents() {
+        let text = fs::read_to_string(&path).unwrap();
+        for target in text.split("](").skip(1).filter_map(|t| t.split(')').next()) {
+            let file = target.split('#').next().unwrap();
+            if file.is_empty() || file.contains("://") {
+                continue;
+            }
+            let resolved = path.parent().unwrap().join(file);
+            assert!(resolved.exists(), "{}: link to {target}", path.display());
+        }
+    }
+}
