@@ -10,6 +10,8 @@ pub enum Error {
     Config(String),
     /// An operating-system call failed; the text says what was being done.
     Io(String, io::Error),
+    /// The state folder is another daemon's; the text names it and its pid.
+    StateInUse(String),
 }
 
 impl fmt::Display for Error {
@@ -17,6 +19,7 @@ impl fmt::Display for Error {
         match self {
             Error::Config(why) => write!(f, "invalid configuration: {why}"),
             Error::Io(what, e) => write!(f, "{what}: {e}"),
+            Error::StateInUse(what) => f.write_str(what),
         }
     }
 }
@@ -24,7 +27,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Config(_) => None,
+            Error::Config(_) | Error::StateInUse(_) => None,
             Error::Io(_, e) => Some(e),
         }
     }

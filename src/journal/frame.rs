@@ -21,7 +21,7 @@ pub const MAGIC_V1: &[u8; 8] = b"BGJOBJ1\n";
 pub const HEADER_LEN: usize = 8 + 16;
 
 /// The longest body a frame may claim; larger lengths are corruption.
-const MAX_BODY: usize = 1 << 31;
+pub(super) const MAX_BODY: usize = 1 << 31;
 
 /// A file's random salt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +35,7 @@ impl Salt {
         Ok(Salt(salt))
     }
 
-    fn marker(&self) -> &[u8] {
+    pub(super) fn marker(&self) -> &[u8] {
         &self.0[..8]
     }
 
@@ -47,11 +47,17 @@ impl Salt {
     }
 
     fn checksum(&self, len: u32, body: &[u8]) -> u32 {
+        let mut h = self.hasher(len);
+        h.update(body);
+        h.finalize()
+    }
+
+    /// A checksum of a frame of `len` bytes, to be fed its body.
+    pub(super) fn hasher(&self, len: u32) -> crc32fast::Hasher {
         let mut h = crc32fast::Hasher::new();
         h.update(&self.0);
         h.update(&len.to_le_bytes());
-        h.update(body);
-        h.finalize()
+        h
     }
 
     /// Appends `record` as one frame of a file with this salt.
@@ -156,7 +162,7 @@ fn salted_frame_at(bytes: &[u8], salt: &Salt) -> Option<(Record, usize)> {
 }
 
 /// The first place `needle` occurs in `hay`; linear.
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+pub(super) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let first = needle[0];
     let mut from = 0;
     while let Some(i) = hay[from..].iter().position(|&b| b == first) {

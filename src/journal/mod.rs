@@ -18,6 +18,8 @@ pub mod frame;
 pub mod live;
 /// The record format.
 pub mod record;
+/// Reading a journal at start, frame by frame.
+pub mod replay;
 /// The folder's lock and id key.
 mod state;
 /// When records reach the disk.
@@ -26,7 +28,7 @@ pub mod sync;
 mod writer;
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
@@ -36,12 +38,12 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::error::Error;
 use crate::queue::store::{Change, Completion, QueueStore, Recovered, Removal, Status, Ticket};
 use change::record_of;
-use frame::{decode_all, Salt};
+use frame::Salt;
 use live::Live;
 use record::Record;
 pub use sync::SyncPolicy;
 pub use writer::Progress;
-use writer::{write_snapshot, Command, Shared, Writer};
+use writer::{write_file, Command, Shared, Writer};
 
 /// A journal smaller than this is never compacted.
 const COMPACT_MIN_BYTES: u64 = 64 * 1024;
@@ -105,28 +107,20 @@ impl Journal {
         let lock = state::lock(dir)?;
         let id_key = state::id_key(dir)?;
         let path = dir.join("journal");
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(Error::Io(format!("cannot read {}", path.display()), e)),
-        };
-        let decoded = decode_all(&bytes);
-        drop(bytes);
-        if decoded.bad_spots > 0 {
+        let started = Instant::now();
+        let mut live = Live::default();
+        let damage = replay::replay(&path, |record| live.apply(&record))
+            .map_err(|e| Error::Io(format!("cannot read {}", path.display()), e))?;
+        if damage.bad_spots > 0 {
             log::warn!(
                 "journal: {} damaged places, {} bytes skipped; the records around them were kept",
-                decoded.bad_spots,
-                decoded.skipped_bytes
+                damage.bad_spots,
+                damage.skipped_bytes
             );
         }
-        if decoded.format == Some(record::Format::V1) {
+        if damage.format == Some(record::Format::V1) {
             log::info!("journal: first format (no salt) read; rewriting it with a salt");
         }
-        let mut live = Live::default();
-        for record in &decoded.records {
-            live.apply(record);
-        }
-        drop(decoded);
         let salt = Salt::random().map_err(|e| Error::Io("cannot make a journal salt".into(), e))?;
         let shared = Arc::new(Shared {
             progress: Mutex::new(Progress::default()),
@@ -154,10 +148,13 @@ impl Journal {
         };
         // The first rewrite happens here, not on the writer: the file must
         // carry this run's salt before anything is appended to it.
-        let snapshot = journal.snapshot();
-        let file = write_snapshot(&path, &snapshot)
+        let file = write_file(&path, |out| journal.write_live(out))
             .map_err(|e| Error::Io(format!("cannot rewrite {}", path.display()), e))?;
-        log::info!("journal rewritten: {} bytes", snapshot.len());
+        let len = journal.file_bytes;
+        log::info!(
+            "journal read and rewritten in {} ms: {len} bytes",
+            started.elapsed().as_millis()
+        );
         let writer = Writer {
             path,
             file,
@@ -165,8 +162,8 @@ impl Journal {
             shared,
             last_sync: Instant::now(),
             unsynced: false,
-            good_len: snapshot.len() as u64,
-            synced_len: snapshot.len() as u64,
+            good_len: len,
+            synced_len: len,
             written: 0,
             synced: 0,
             failures: 0,
@@ -262,6 +259,24 @@ impl Journal {
             self.track(&record, (snapshot.len() - before) as u64);
         }
         snapshot
+    }
+
+    /// Writes the live records as a whole file, one at a time; resets the
+    /// size accounting to it.
+    fn write_live(&mut self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let header = self.salt.header();
+        out.write_all(&header)?;
+        self.live_bytes_by_id.clear();
+        self.live_bytes = 0;
+        self.file_bytes = header.len() as u64;
+        let mut frame = Vec::new();
+        for record in self.live.records() {
+            frame.clear();
+            self.salt.encode(&record, &mut frame);
+            out.write_all(&frame)?;
+            self.track(&record, frame.len() as u64);
+        }
+        Ok(())
     }
 
     /// Replaces the file with the live records. Records appended before

@@ -54,7 +54,7 @@ pub fn lock(dir: &Path) -> Result<File, Error> {
         let holder = holder.trim();
         let holder = if holder.is_empty() { "unknown" } else { holder };
         return Err(match e {
-            fs::TryLockError::WouldBlock => Error::Config(format!(
+            fs::TryLockError::WouldBlock => Error::StateInUse(format!(
                 "the state folder {} is in use by another bgjobd (pid {holder})",
                 dir.display()
             )),

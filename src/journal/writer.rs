@@ -251,14 +251,27 @@ fn span(marks: &[(usize, u64)]) -> Option<(u64, u64)> {
 /// Writes `snapshot` to `path.tmp`, syncs it, renames it over `path`,
 /// syncs the folder, and opens the result for appending.
 pub(super) fn write_snapshot(path: &Path, snapshot: &[u8]) -> std::io::Result<File> {
+    write_file(path, |out| out.write_all(snapshot))
+}
+
+/// As [`write_snapshot`], with the content written by `fill` piece by
+/// piece (through a buffer), so it need not be held whole.
+pub(super) fn write_file(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<File> {
     let tmp = path.with_extension("tmp");
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
-    if let Err(e) = file.write_all(snapshot).and_then(|_| file.sync_data()) {
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+    let written = fill(&mut out)
+        .and_then(|_| out.flush())
+        .and_then(|_| out.get_ref().sync_data());
+    if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }

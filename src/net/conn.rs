@@ -1,6 +1,6 @@
-//! A TCP connection: one request, one answer. The connection owns its
-//! reading, its framing (where a request ends), its writing and its
-//! lingering; each event returns a [`Verdict`] that the loop carries out.
+//! A client connection (TCP, or Unix on the operator socket): one request,
+//! one answer. The connection owns its reading, its framing (where a
+//! request ends), its writing and its lingering; each event returns a [`Verdict`] that the loop carries out.
 //!
 //! A request ends when the client shuts down its write side; for clients
 //! that keep the socket open, a control request (`helo`, `queue:check:...`)
@@ -133,7 +133,8 @@ impl Conn {
         self.phase = Phase::QueueWait(id);
     }
 
-    /// Routed to `queue:add`: waits for the queue store.
+    /// Routed to `queue:add`, or `queue:get` of a result: waits for the
+    /// queue store.
     pub fn await_store(&mut self) {
         self.phase = Phase::Durable;
     }

@@ -2,7 +2,7 @@
 //! connection state machine and the wire protocol. Calls nothing of the
 //! daemon's: the loop drives it.
 
-/// A TCP connection: one request, one answer.
+/// A client connection (TCP or Unix): one request, one answer.
 pub mod conn;
 /// The Prometheus text format for `/metrics`.
 pub mod exposition;

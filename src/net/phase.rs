@@ -26,8 +26,8 @@ pub enum Phase {
     Job(JobKey),
     /// Waiting in `queue:get` for a queue job's answer.
     QueueWait(u64),
-    /// `queue:add` accepted: waiting for the queue store to complete it
-    /// before answering `id:<n>`.
+    /// Waiting for the queue store to keep a change before answering:
+    /// `queue:add` (then `id:<n>`) or `queue:get` (then the result).
     Durable,
     /// Writing the answer.
     Answer(OutBuf),

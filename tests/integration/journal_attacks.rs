@@ -127,3 +127,33 @@ fn a_second_daemon_on_the_same_state_folder_is_refused() {
     assert!(err.contains(&format!("pid {}", d.pid())), "{err}");
     assert_eq!(d.ask_str("test:"), "Test", "the first one runs on");
 }
+
+/// The daemon's peak resident memory, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_restart_holds_about_the_live_data_not_the_file_twice_over() {
+    let mut d = Setup::new()
+        .module("hold", "#!/bin/sh\nsleep 30\n")
+        .settings(r#""max_jobs": 1, "max_request_bytes": 8388608"#)
+        .start();
+    let mut request = b"queue:add:hold:".to_vec();
+    request.extend(std::iter::repeat_n(b'd', 4 << 20));
+    for _ in 0..16 {
+        assert!(String::from_utf8_lossy(&d.ask(&request)).starts_with("id:"));
+    }
+    d.kill9();
+    d.start_again();
+    d.wait_log("journal: recovered 15 waiting jobs, 1 interrupted");
+    let live_kib = 16 * 4 * 1024;
+    let peak = peak_rss_kib(d.pid());
+    // The live data, the running job's copy of its input, and the daemon.
+    assert!(
+        peak < live_kib * 3 / 2,
+        "peak RSS {peak} KiB for {live_kib} KiB of live jobs"
+    );
+}

@@ -63,7 +63,9 @@ fn exactly_the_adds_not_on_disk_are_refused_and_adds_work_again_after_the_error(
     d.add_module("block", "#!/bin/sh\nsleep 30\n");
     d.add("block:");
     // Room for a small record, not for a large one; both sent together, so
-    // that they usually share a batch.
+    // that they often share a batch. The small one is kept if it comes
+    // first in the batch (records reach the disk in order); either way,
+    // what was answered `id:` must be exactly what is on disk.
     limit_file_size(&d, Some(journal_len(&d) + 2000));
     let send = |request: Vec<u8>| {
         let mut s = TcpStream::connect(d.addr).unwrap();
@@ -78,8 +80,9 @@ fn exactly_the_adds_not_on_disk_are_refused_and_adds_work_again_after_the_error(
     large.shutdown(Shutdown::Write).unwrap();
     let small = String::from_utf8(read_to_end(&mut small)).unwrap();
     let large = String::from_utf8(read_to_end(&mut large)).unwrap();
-    assert!(small.starts_with("id:"), "its record is on disk: {small}");
     assert_eq!(large, "500: Journal write failed");
+    let small_kept = small.starts_with("id:");
+    assert!(small_kept || small == large, "{small}");
     limit_file_size(&d, Some(journal_len(&d)));
     assert_eq!(
         d.ask_str("queue:add:note:while failing"),
@@ -94,11 +97,15 @@ fn exactly_the_adds_not_on_disk_are_refused_and_adds_work_again_after_the_error(
     d.crash_and_restart();
     d.wait_log("journal: recovered");
     // The blocker ran again after the restart; the notes wait behind it:
-    // both kept adds are there, the refused ones are not.
+    // the acknowledged adds are there, the refused ones are not.
     let jobs = d.ask_operator("queue:list");
     let waiting: Vec<&str> = jobs.lines().filter(|l| l.contains(" note ")).collect();
-    assert_eq!(waiting.len(), 2, "{jobs}");
-    for id in [&small, &after] {
+    let kept: Vec<&String> = [&small, &after]
+        .into_iter()
+        .filter(|a| a.starts_with("id:"))
+        .collect();
+    assert_eq!(waiting.len(), kept.len(), "{jobs}");
+    for id in kept {
         assert!(
             jobs.contains(&format!("{} note", id.trim_start_matches("id:"))),
             "{id} in {jobs}"
