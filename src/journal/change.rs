@@ -1,7 +1,7 @@
 //! A queue store change as a journal record.
 
 use crate::journal::live::unix_ms;
-use crate::journal::record::{Record, Transport};
+use crate::journal::record::{Added, Finished, Record, Transport};
 use crate::queue::store::{Arrival, Change};
 
 /// A store change as a journal record.
@@ -24,7 +24,7 @@ pub(super) fn record_of(change: Change) -> Record {
                 ),
                 Arrival::Udp(peer) => (Transport::Udp, peer.to_string()),
             };
-            Record::Added {
+            Record::Added(Added {
                 id,
                 counter,
                 owner,
@@ -33,7 +33,7 @@ pub(super) fn record_of(change: Change) -> Record {
                 module,
                 data,
                 at_ms: unix_ms(added_at),
-            }
+            })
         }
         Change::Started { id, attempt } => Record::Started { id, attempt },
         Change::Finished {
@@ -44,7 +44,7 @@ pub(super) fn record_of(change: Change) -> Record {
             answer,
             receipt,
             finished_at,
-        } => Record::Finished {
+        } => Record::Finished(Finished {
             id,
             owner,
             peer: client.map(|c| c.to_string()).unwrap_or_default(),
@@ -52,7 +52,7 @@ pub(super) fn record_of(change: Change) -> Record {
             answer,
             receipt,
             at_ms: unix_ms(finished_at),
-        },
+        }),
         Change::Removed { id, why } => Record::Removed { id, why },
     }
 }

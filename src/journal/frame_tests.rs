@@ -1,7 +1,7 @@
 //! Frames: round trips, damage, forgery, the first format.
 
 use super::*;
-use crate::journal::record::MAX_COUNTER;
+use crate::journal::record::{Added, Finished, MAX_COUNTER};
 use crate::queue::store::Removal;
 use crate::run::outcome::{Outcome, Usage};
 use crate::run::receipt::Receipt;
@@ -15,7 +15,7 @@ fn frames_use_the_standard_crc32() {
 }
 
 fn finished(id: u64, answer: &[u8]) -> Record {
-    Record::Finished {
+    Record::Finished(Finished {
         id,
         owner: "main@127.0.0.1:0".into(),
         peer: "127.0.0.1".into(),
@@ -36,13 +36,13 @@ fn finished(id: u64, answer: &[u8]) -> Record {
             module_sha256: "ab".repeat(32),
         },
         at_ms: 1_700_000_000_100,
-    }
+    })
 }
 
 fn samples() -> Vec<Record> {
     vec![
         Record::NextId(7),
-        Record::Added {
+        Record::Added(Added {
             id: 7_000_123,
             counter: 7,
             owner: "main@127.0.0.1:0".into(),
@@ -51,7 +51,7 @@ fn samples() -> Vec<Record> {
             module: "upper".into(),
             data: (0..=255).collect::<Vec<u8>>().into(),
             at_ms: 1_700_000_000_000,
-        },
+        }),
         Record::Started {
             id: 7_000_123,
             attempt: 2,
@@ -133,7 +133,7 @@ fn a_frame_of_another_salt_inside_client_data_is_never_read() {
     Salt([9; 16]).encode(&finished(5, b"FORGED"), &mut forged);
     let mut data = forged.clone();
     data.extend_from_slice(&[0; 64]);
-    let add = Record::Added {
+    let add = Record::Added(Added {
         id: 6,
         counter: 6,
         owner: String::new(),
@@ -142,7 +142,7 @@ fn a_frame_of_another_salt_inside_client_data_is_never_read() {
         module: "test".into(),
         data: data.into(),
         at_ms: 0,
-    };
+    });
     let mut file = file_of(&[finished(5, b"REAL")]);
     let before = file.len();
     SALT.encode(&add, &mut file);
@@ -204,7 +204,7 @@ fn journals_of_the_first_format_are_read() {
         decoded.records,
         vec![
             Record::NextId(40),
-            Record::Added {
+            Record::Added(Added {
                 id: 41,
                 counter: 41,
                 owner: String::new(),
@@ -213,7 +213,7 @@ fn journals_of_the_first_format_are_read() {
                 module: "test".into(),
                 data: Rc::from(&b"hi"[..]),
                 at_ms: 5,
-            }
+            })
         ]
     );
 }

@@ -5,34 +5,17 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::journal::record::{Record, Transport};
+use crate::journal::record::{Added, Finished, Record, Transport};
 use crate::queue::store::{Arrival, Recovered, RecoveredJob, RecoveredResult};
-use crate::run::receipt::Receipt;
 
-/// What is kept of one id.
+/// What is kept of one id: the record that added it (and its last start),
+/// or its result.
 #[derive(Debug, Clone)]
 enum Entry {
-    Job {
-        counter: u64,
-        owner: String,
-        transport: Transport,
-        peer: String,
-        module: String,
-        data: Rc<[u8]>,
-        at_ms: u64,
-        attempts: u32,
-    },
-    Result {
-        owner: String,
-        peer: String,
-        module: String,
-        answer: Rc<[u8]>,
-        receipt: Receipt,
-        at_ms: u64,
-    },
+    Job { added: Added, attempts: u32 },
+    Result(Finished),
 }
 
 #[derive(Debug, Default)]
@@ -52,52 +35,22 @@ impl Live {
     pub fn apply(&mut self, record: &Record) {
         match record {
             Record::NextId(n) => self.next_counter = self.next_counter.max(*n),
-            Record::Added {
-                id,
-                counter,
-                owner,
-                transport,
-                peer,
-                module,
-                data,
-                at_ms,
-            } => {
-                self.next_counter = self.next_counter.max(counter.saturating_add(1));
+            Record::Added(added) => {
+                self.next_counter = self.next_counter.max(added.counter.saturating_add(1));
                 let entry = Entry::Job {
-                    counter: *counter,
-                    owner: owner.clone(),
-                    transport: *transport,
-                    peer: peer.clone(),
-                    module: module.clone(),
-                    data: data.clone(),
-                    at_ms: *at_ms,
+                    added: added.clone(),
                     attempts: 0,
                 };
-                self.entries.insert(*id, entry);
+                self.entries.insert(added.id, entry);
             }
             Record::Started { id, attempt } => {
                 if let Some(Entry::Job { attempts, .. }) = self.entries.get_mut(id) {
                     *attempts = (*attempts).max(*attempt);
                 }
             }
-            Record::Finished {
-                id,
-                owner,
-                peer,
-                module,
-                answer,
-                receipt,
-                at_ms,
-            } => {
-                let entry = Entry::Result {
-                    owner: owner.clone(),
-                    peer: peer.clone(),
-                    module: module.clone(),
-                    answer: answer.clone(),
-                    receipt: receipt.clone(),
-                    at_ms: *at_ms,
-                };
-                self.entries.insert(*id, entry);
+            Record::Finished(finished) => {
+                self.entries
+                    .insert(finished.id, Entry::Result(finished.clone()));
             }
             Record::Removed { id, .. } => {
                 self.entries.remove(id);
@@ -111,26 +64,8 @@ impl Live {
         let mut records = vec![Record::NextId(self.next_counter.max(1))];
         for (&id, entry) in &self.entries {
             match entry {
-                Entry::Job {
-                    counter,
-                    owner,
-                    transport,
-                    peer,
-                    module,
-                    data,
-                    at_ms,
-                    attempts,
-                } => {
-                    records.push(Record::Added {
-                        id,
-                        counter: *counter,
-                        owner: owner.clone(),
-                        transport: *transport,
-                        peer: peer.clone(),
-                        module: module.clone(),
-                        data: data.clone(),
-                        at_ms: *at_ms,
-                    });
+                Entry::Job { added, attempts } => {
+                    records.push(Record::Added(added.clone()));
                     if *attempts > 0 {
                         records.push(Record::Started {
                             id,
@@ -138,22 +73,7 @@ impl Live {
                         });
                     }
                 }
-                Entry::Result {
-                    owner,
-                    peer,
-                    module,
-                    answer,
-                    receipt,
-                    at_ms,
-                } => records.push(Record::Finished {
-                    id,
-                    owner: owner.clone(),
-                    peer: peer.clone(),
-                    module: module.clone(),
-                    answer: answer.clone(),
-                    receipt: receipt.clone(),
-                    at_ms: *at_ms,
-                }),
+                Entry::Result(finished) => records.push(Record::Finished(finished.clone())),
             }
         }
         records
@@ -167,45 +87,32 @@ impl Live {
         };
         for (&id, entry) in &self.entries {
             match entry {
-                Entry::Job {
-                    owner,
-                    transport,
-                    peer,
-                    module,
-                    data,
-                    at_ms,
-                    attempts,
-                    ..
-                } => recovered.jobs.push(RecoveredJob {
+                Entry::Job { added, attempts } => recovered.jobs.push(RecoveredJob {
                     id,
-                    owner: owner.clone(),
-                    client: client_of(peer),
-                    arrival: match transport {
+                    owner: added.owner.clone(),
+                    client: client_of(&added.peer),
+                    arrival: match added.transport {
                         Transport::Queue => Arrival::Queue,
                         Transport::Udp => Arrival::Udp(
-                            peer.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                            added
+                                .peer
+                                .parse()
+                                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
                         ),
                     },
-                    module: module.clone(),
-                    data: data.clone(),
-                    added_at: from_unix_ms(*at_ms),
+                    module: added.module.clone(),
+                    data: added.data.clone(),
+                    added_at: from_unix_ms(added.at_ms),
                     attempts: *attempts,
                 }),
-                Entry::Result {
-                    owner,
-                    peer,
-                    module,
-                    answer,
-                    receipt,
-                    at_ms,
-                } => recovered.results.push(RecoveredResult {
+                Entry::Result(finished) => recovered.results.push(RecoveredResult {
                     id,
-                    owner: owner.clone(),
-                    client: client_of(peer),
-                    module: module.clone(),
-                    answer: answer.clone(),
-                    receipt: receipt.clone(),
-                    finished_at: from_unix_ms(*at_ms),
+                    owner: finished.owner.clone(),
+                    client: client_of(&finished.peer),
+                    module: finished.module.clone(),
+                    answer: finished.answer.clone(),
+                    receipt: finished.receipt.clone(),
+                    finished_at: from_unix_ms(finished.at_ms),
                 }),
             }
         }
@@ -234,9 +141,11 @@ fn from_unix_ms(ms: u64) -> SystemTime {
 mod tests {
     use super::*;
     use crate::queue::store::Removal;
+    use crate::run::receipt::Receipt;
+    use std::rc::Rc;
 
     fn added(id: u64) -> Record {
-        Record::Added {
+        Record::Added(Added {
             id: id * 1000,
             counter: id,
             owner: "main".into(),
@@ -245,7 +154,7 @@ mod tests {
             module: "m".into(),
             data: Rc::from(&b"data"[..]),
             at_ms: 1000,
-        }
+        })
     }
 
     #[test]
@@ -259,7 +168,7 @@ mod tests {
                 attempt: 1,
             },
             added(3),
-            Record::Finished {
+            Record::Finished(Finished {
                 id: 3000,
                 owner: "main".into(),
                 peer: "127.0.0.1".into(),
@@ -267,7 +176,7 @@ mod tests {
                 answer: Rc::from(&b"out"[..]),
                 receipt: Receipt::default(),
                 at_ms: 2000,
-            },
+            }),
             added(4),
             Record::Removed {
                 id: 4000,

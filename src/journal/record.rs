@@ -32,38 +32,48 @@ pub enum Transport {
     Udp = 2,
 }
 
+/// A job accepted under `id`: what it takes to run it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    pub id: u64,
+    /// The counter the id was made from.
+    pub counter: u64,
+    /// The listener it was added on (empty: any, for old journals).
+    pub owner: String,
+    pub transport: Transport,
+    /// The client's address (for UDP, with its port), or empty.
+    pub peer: String,
+    pub module: String,
+    pub data: Rc<[u8]>,
+    /// Unix time in milliseconds.
+    pub at_ms: u64,
+}
+
+/// A finished job's result, until it is fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub id: u64,
+    pub owner: String,
+    /// The client's address, or empty.
+    pub peer: String,
+    pub module: String,
+    pub answer: Rc<[u8]>,
+    pub receipt: Receipt,
+    pub at_ms: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     /// Id counters below this were used (the start of a compacted journal).
     NextId(u64),
-    Added {
-        id: u64,
-        /// The counter the id was made from.
-        counter: u64,
-        /// The listener it was added on (empty: any, for old journals).
-        owner: String,
-        transport: Transport,
-        /// The client's address (for UDP, with its port), or empty.
-        peer: String,
-        module: String,
-        data: Rc<[u8]>,
-        /// Unix time in milliseconds.
-        at_ms: u64,
-    },
+    /// A job accepted.
+    Added(Added),
     Started {
         id: u64,
         attempt: u32,
     },
-    Finished {
-        id: u64,
-        owner: String,
-        /// The client's address, or empty.
-        peer: String,
-        module: String,
-        answer: Rc<[u8]>,
-        receipt: Receipt,
-        at_ms: u64,
-    },
+    /// A job's result, kept until fetched.
+    Finished(Finished),
     Removed {
         id: u64,
         why: Removal,
@@ -74,9 +84,9 @@ impl Record {
     pub fn id(&self) -> u64 {
         match self {
             Record::NextId(id) => *id,
-            Record::Added { id, .. }
+            Record::Added(Added { id, .. })
             | Record::Started { id, .. }
-            | Record::Finished { id, .. }
+            | Record::Finished(Finished { id, .. })
             | Record::Removed { id, .. } => *id,
         }
     }
@@ -89,7 +99,7 @@ impl Record {
                 w.u8(1);
                 w.u64(*next);
             }
-            Record::Added {
+            Record::Added(Added {
                 id,
                 counter,
                 owner,
@@ -98,7 +108,7 @@ impl Record {
                 module,
                 data,
                 at_ms,
-            } => {
+            }) => {
                 w.u8(2);
                 w.u64(*id);
                 w.u64(*counter);
@@ -114,7 +124,7 @@ impl Record {
                 w.u64(*id);
                 w.u32(*attempt);
             }
-            Record::Finished {
+            Record::Finished(Finished {
                 id,
                 owner,
                 peer,
@@ -122,7 +132,7 @@ impl Record {
                 answer,
                 receipt,
                 at_ms,
-            } => {
+            }) => {
                 w.u8(4);
                 w.u64(*id);
                 w.bytes(owner.as_bytes());
@@ -149,7 +159,7 @@ impl Record {
             1 => Record::NextId(r.u64()?).checked()?,
             2 => {
                 let id = r.u64()?;
-                Record::Added {
+                Record::Added(Added {
                     id,
                     counter: if v2 { r.u64()? } else { id },
                     owner: if v2 { r.text()? } else { String::new() },
@@ -162,14 +172,14 @@ impl Record {
                     module: r.text()?,
                     data: Rc::from(r.bytes()?),
                     at_ms: r.u64()?,
-                }
+                })
                 .checked()?
             }
             3 => Record::Started {
                 id: r.u64()?,
                 attempt: r.u32()?,
             },
-            4 => Record::Finished {
+            4 => Record::Finished(Finished {
                 id: r.u64()?,
                 owner: if v2 { r.text()? } else { String::new() },
                 peer: if v2 { r.text()? } else { String::new() },
@@ -177,7 +187,7 @@ impl Record {
                 answer: Rc::from(r.bytes()?),
                 at_ms: r.u64()?,
                 receipt: r.receipt()?,
-            },
+            }),
             5 => Record::Removed {
                 id: r.u64()?,
                 why: match r.u8()? {
@@ -198,7 +208,7 @@ impl Record {
     fn checked(self) -> Option<Record> {
         let ok = match &self {
             Record::NextId(next) => *next <= MAX_COUNTER,
-            Record::Added { counter, .. } => *counter < MAX_COUNTER,
+            Record::Added(Added { counter, .. }) => *counter < MAX_COUNTER,
             _ => true,
         };
         ok.then_some(self)

@@ -170,11 +170,11 @@ impl Cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::record::Transport;
+    use crate::journal::record::{Added, Transport};
     use std::rc::Rc;
 
     fn added(id: u64, len: usize) -> Record {
-        Record::Added {
+        Record::Added(Added {
             id,
             counter: id,
             owner: "o".into(),
@@ -183,7 +183,7 @@ mod tests {
             module: "m".into(),
             data: Rc::from(vec![7u8; len]),
             at_ms: 0,
-        }
+        })
     }
 
     /// Replays bytes through a file; the records and the damage.

@@ -37,8 +37,8 @@ fn forged_v1_finished(id: u64, answer: &[u8]) -> Vec<u8> {
 /// client made up (it cannot know the file's).
 fn forged_salted_finished(id: u64, answer: &[u8]) -> Vec<u8> {
     use bgjob::journal::frame::Salt;
-    use bgjob::journal::record::Record;
-    let record = Record::Finished {
+    use bgjob::journal::record::{Finished, Record};
+    let record = Record::Finished(Finished {
         id,
         owner: String::new(),
         peer: String::new(),
@@ -46,7 +46,7 @@ fn forged_salted_finished(id: u64, answer: &[u8]) -> Vec<u8> {
         answer: answer.into(),
         receipt: Default::default(),
         at_ms: 0,
-    };
+    });
     let mut frame = Vec::new();
     Salt([0; 16]).encode(&record, &mut frame);
     frame
