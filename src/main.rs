@@ -69,9 +69,18 @@ fn run(cli: Cli) -> Result<(), Error> {
         // the listeners known (see config/reach.rs).
         if let Some(who) = reach::module_user(&config.settings) {
             if let Err(blocked) = reach::modules(&cli.modules, &who) {
+                let mut fix = reach::FIXES.to_string();
+                let loopback = cli.listen.iter().all(|l| l.addr.ip().is_loopback())
+                    && (!cli.listen.is_empty()
+                        || config.listeners.iter().all(|l| l.addr.ip().is_loopback()));
+                if config.settings.module_user.is_none() && loopback {
+                    fix.push_str(
+                        "; started as it is, bgjobd would run the modules as root instead, with a warning, as it listens on loopback only",
+                    );
+                }
                 findings.push(check::Finding {
                     what: blocked.to_string(),
-                    fix: reach::FIXES.into(),
+                    fix,
                 });
             }
         }
@@ -83,7 +92,9 @@ fn run(cli: Cli) -> Result<(), Error> {
         for finding in &findings {
             eprintln!("bgjobd: {finding}");
         }
-        return Err(Error::Config(format!("{} problems found", findings.len())));
+        let n = findings.len();
+        let problems = if n == 1 { "problem" } else { "problems" };
+        return Err(Error::Config(format!("{n} {problems} found")));
     }
     for finding in &findings {
         log::warn!(target: "bgjobd", "{finding}");

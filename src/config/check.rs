@@ -45,7 +45,7 @@ pub fn some_listener(listeners: &[crate::config::ListenerSpec]) -> Result<(), Er
 }
 
 fn clamped_values(s: &Subject) -> Vec<Finding> {
-    let fix = "give a value within the range in the README's Configuration table";
+    let fix = "give a value within the range in docs/configuration.md's table";
     s.config.clamped.iter().map(|c| finding(c, fix)).collect()
 }
 
@@ -55,7 +55,22 @@ fn state_folder(s: &Subject) -> Vec<Finding> {
     };
     let shown = dir.display();
     let problem = match fs::metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(), // created at start
+        // Created at start: in the nearest folder that exists.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = dir.ancestors().skip(1).find(|a| a.is_dir());
+            match parent {
+                Some(p)
+                    if !writable(if p.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        p
+                    }) =>
+                {
+                    format!("state folder {shown} cannot be created in {}", p.display())
+                }
+                _ => return Vec::new(),
+            }
+        }
         Err(e) => format!("state folder {shown} cannot be reached: {e}"),
         Ok(meta) if !meta.is_dir() => format!("state folder {shown} is not a folder"),
         Ok(_) if fs::read_dir(dir).is_err() => format!("state folder {shown} cannot be read"),

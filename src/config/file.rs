@@ -38,12 +38,21 @@ pub struct ListenerSpec {
 }
 
 impl ListenerSpec {
-    /// The name its queue jobs belong to: the same across restarts with
-    /// the same configuration (a port of 0 stays 0).
+    /// The name its queue jobs belong to, the same across restarts and
+    /// reloads: a listener's name from the config (so that moving it to
+    /// another port keeps its jobs), or an unnamed one's address (a port of
+    /// 0 stays 0).
     pub fn owner(&self) -> String {
-        format!("{}@{}", self.label, self.addr)
+        if self.label == UNNAMED || self.label == "--listen" {
+            format!("{}@{}", self.label, self.addr)
+        } else {
+            self.label.clone()
+        }
     }
 }
+
+/// The label of a listener the config gives no name.
+const UNNAMED: &str = "listener";
 
 /// What a configuration file holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -372,7 +381,7 @@ fn from_text<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error> {
 }
 
 fn listener(raw: RawListener) -> Result<ListenerSpec, Error> {
-    let label = raw.name.or(raw.server).unwrap_or_else(|| "listener".into());
+    let label = raw.name.or(raw.server).unwrap_or_else(|| UNNAMED.into());
     let port = match &raw.port {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.trim().parse().ok(),

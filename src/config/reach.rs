@@ -147,6 +147,16 @@ pub fn modules(dir: &Path, who: &Who) -> Result<(), Blocked> {
     Ok(())
 }
 
+/// The daemon's own user, as a warning names it.
+pub fn daemon_user() -> &'static str {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        "root (bgjobd's own user)"
+    } else {
+        "bgjobd's own user"
+    }
+}
+
 /// Who modules run as under these settings, if not the daemon itself.
 pub fn module_user(settings: &Settings) -> Option<Who> {
     let (mut uid, gid) = settings.module_limits.identity?;
@@ -176,8 +186,9 @@ pub fn settle(settings: &mut Settings, modules_dir: &Path, exposed: bool) -> Res
     };
     if settings.module_user.is_none() && settings.module_uids.is_none() && !exposed {
         log::warn!(
-            "{blocked}: running modules as bgjobd's own user instead, as every listener is on \
-             loopback; before listening elsewhere, {FIXES}"
+            "{blocked}: running modules as {} instead, as every listener is on \
+             loopback; before listening elsewhere, {FIXES}",
+            daemon_user()
         );
         settings.module_limits.identity = None;
         return Ok(());

@@ -89,7 +89,7 @@ impl Daemon {
             .collect();
         let runs_as = match self.settings.module_limits.identity {
             Some((uid, gid)) => format!("uid {uid} gid {gid}"),
-            None => "bgjobd's own user".into(),
+            None => crate::config::reach::daemon_user().into(),
         };
         let state = match &self.settings.state_dir {
             Some(dir) => format!(

@@ -20,13 +20,10 @@ impl Daemon {
             l.addr == spec.addr
                 || (spec.addr.port() == 0 && l.addr.ip() == spec.addr.ip() && l.label == spec.label)
         };
-        for i in 0..self.listeners.len() {
-            let l = &self.listeners[i];
-            if open(l) && !specs.iter().any(|spec| keeps(spec, l)) {
-                log::info!(target: "bgjobd", "reload: closed listener {} ({})", l.addr, l.label);
-                self.close_listener(i);
-            }
-        }
+        // New addresses are bound first: if one cannot be, nothing is
+        // closed, so a failed reload never leaves the daemon serving less.
+        let mut bound = Vec::new();
+        let mut failed = false;
         for spec in specs {
             let kept = self
                 .listeners
@@ -41,9 +38,31 @@ impl Daemon {
                 continue;
             }
             match listeners::bind(spec) {
-                Ok(listener) => self.add_listener(listener),
-                Err(e) => log::warn!("reload: {e}; the other listeners are kept"),
+                Ok(listener) => bound.push(listener),
+                Err(e) => {
+                    log::warn!("reload: {e}");
+                    failed = true;
+                }
             }
+        }
+        for listener in bound {
+            self.add_listener(listener);
+        }
+        for i in 0..self.listeners.len() {
+            let l = &self.listeners[i];
+            if !open(l) || specs.iter().any(|spec| keeps(spec, l)) {
+                continue;
+            }
+            if failed {
+                log::warn!(
+                    "reload: {} ({}) kept, as a new listener could not be bound; it closes at the next reload that binds them all",
+                    l.addr,
+                    l.label
+                );
+                continue;
+            }
+            log::info!(target: "bgjobd", "reload: closed listener {} ({})", l.addr, l.label);
+            self.close_listener(i);
         }
     }
 

@@ -69,7 +69,7 @@ fn a_first_run_from_a_closed_folder_answers_on_loopback_with_a_warning() {
     assert!(
         log.contains("modules run as nobody, who cannot enter")
             && log.contains("(mode 0700)")
-            && log.contains("running modules as bgjobd's own user"),
+            && log.contains("running modules as root (bgjobd's own user)"),
         "{log}"
     );
 }

@@ -178,12 +178,13 @@ fn sighup_applies_listener_changes() {
         "reload: listener 127.0.0.1:{a} now allow 10.0.0.0/8"
     ));
     assert_eq!(d.ask_str("test:"), "403: Forbidden", "a's new allow list");
-    let ask = |port: u16| {
+    let ask_for = |port: u16, request: &str| {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        std::io::Write::write_all(&mut s, b"test:").unwrap();
+        std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();
         s.shutdown(std::net::Shutdown::Write).unwrap();
         crate::util::read_to_end(&mut s)
     };
+    let ask = |port: u16| ask_for(port, "test:");
     assert_eq!(ask(b), b"Test");
 
     // Port a is removed: closed.
@@ -195,14 +196,59 @@ fn sighup_applies_listener_changes() {
     });
     assert_eq!(ask(b), b"Test");
 
+    // Moving to a port that is taken: nothing is closed.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = taken.local_addr().unwrap().port();
+    fs::write(&config, listeners(&[(c, "127.0.0.0/8")])).unwrap();
+    d.signal("HUP");
+    d.wait_log(&format!("127.0.0.1:{b} (l{b}) kept"));
+    assert_eq!(ask(b), b"Test", "still served");
+    drop(taken);
+
+    // A named listener moved to another port keeps its queue jobs.
+    let e = free_port();
+    let named = |port: u16| {
+        listeners(&[(port, "127.0.0.0/8")]).replace(&format!("\"l{port}\""), "\"main\"")
+    };
+    let f = free_port();
+    fs::write(&config, named(f)).unwrap();
+    d.signal("HUP");
+    d.wait_log(&format!("reload: listening on 127.0.0.1:{f}"));
+    let id = String::from_utf8(ask_for(f, "queue:add:test:")).unwrap();
+    fs::write(&config, named(e)).unwrap();
+    d.signal("HUP");
+    d.wait_log(&format!("reload: listening on 127.0.0.1:{e}"));
+    wait_for("the job done", || {
+        ask_for(e, &format!("queue:check:{id}")) == b"2"
+    });
+    assert_eq!(ask_for(e, &format!("queue:get:{id}")), b"Test");
+    let b = e;
+
     // A setting read at start only is named.
-    fs::write(
-        &config,
-        listeners(&[(b, "127.0.0.0/8")]).replace("\"none\"", "\"state2\""),
-    )
-    .unwrap();
+    fs::write(&config, named(b).replace("\"none\"", "\"state2\"")).unwrap();
     d.signal("HUP");
     d.wait_log("reload: state_dir changed, and take effect at the next restart");
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(ask(b), b"Test");
+}
+
+#[test]
+fn check_config_finds_a_state_folder_that_cannot_be_created() {
+    // /proc/sys takes no new folders, whoever asks.
+    let out = std::process::Command::new(BIN)
+        .args([
+            "--check-config",
+            "--listen",
+            "127.0.0.1:0",
+            "--state",
+            "/proc/sys/bgjob/state",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("state folder /proc/sys/bgjob/state cannot be created in /proc/sys"),
+        "{stderr}"
+    );
 }
