@@ -2,23 +2,15 @@
 //! (see `net/conn.rs`), routing requests, and the two paths every
 //! connection ends through: [`Daemon::answer`] and [`Daemon::close`].
 
-use std::io::Write;
-use std::net::Shutdown;
 use std::time::Instant;
 
-use crate::daemon::tokens;
 use crate::daemon::Daemon;
 use crate::keys::ConnKey;
 use crate::net::conn::{Conn, Limits, Phase, Verdict};
 use crate::net::pace::Pacing;
 use crate::net::protocol::{Control, Head, Refusal};
-use crate::net::stream::Stream;
 use crate::run::job::{Job, Origin};
 use crate::sanitize::loggable;
-
-/// A connection younger than this is never closed to make room: its rate
-/// says little yet.
-const MIN_AGE_TO_EVICT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Daemon {
     /// The limits connections apply, from the current settings.
@@ -32,117 +24,6 @@ impl Daemon {
                 min_rate: self.settings.request_min_rate,
                 min_rate_after: self.settings.request_min_rate_after,
             },
-        }
-    }
-
-    pub(super) fn accept(&mut self, listener: usize) {
-        loop {
-            let Some(l) = self.listeners.get(listener) else {
-                return;
-            };
-            let Some(tcp) = &l.tcp else { return };
-            let (stream, peer) = match tcp.accept() {
-                // An IPv4 client on an IPv6 socket is the same client as
-                // over IPv4: one address for every per-client count.
-                Ok((stream, peer)) => (stream, canonical(peer)),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log::warn!("accept on {} failed: {e}", l.addr);
-                    return;
-                }
-            };
-            self.stats.connections += 1;
-            let forbidden = !l.access.permits(peer.ip());
-            let admin = l.admin;
-            let max = self.settings.max_connections;
-            if self.open_conns() >= max - max / 8 {
-                self.make_room();
-            }
-            if self.open_conns() >= self.settings.max_connections {
-                // Best effort: the answer fits the socket buffer of a new connection.
-                let _ = (&stream).write(Refusal::TooManyConnections.answer().as_bytes());
-                let _ = stream.shutdown(Shutdown::Both);
-                self.stats.refusal(Refusal::TooManyConnections);
-                let open = self.conns.len();
-                self.warn_limited(
-                    Refusal::TooManyConnections.answer(),
-                    format_args!(
-                        "tcp {peer}: refused with 503: Too many connections ({open} open)"
-                    ),
-                );
-                continue;
-            }
-            let key = self.conns.next_key();
-            let registry = self.poll.registry();
-            let rights = (listener, admin);
-            let stream = Stream::Tcp(stream);
-            let conn = match Conn::new(stream, peer, rights, registry, tokens::conn(key)) {
-                Ok(conn) => conn,
-                Err(e) => {
-                    log::warn!("tcp {peer}: cannot watch the connection: {e}");
-                    continue;
-                }
-            };
-            self.conns.insert(conn);
-            let held = self.per_client.entry(peer.ip()).or_default();
-            *held += 1;
-            // Refused through the connection's own answer path, so the
-            // answer arrives whole before the close.
-            let refusal = if forbidden {
-                Some(Refusal::Forbidden)
-            } else if *held > self.settings.max_connections_per_client {
-                Some(Refusal::TooManyConnections)
-            } else {
-                None
-            };
-            if let Some(refusal) = refusal {
-                self.refuse(key, refusal);
-                continue;
-            }
-            let limits = self.conn_limits();
-            if let Some(conn) = self.conns.get_mut(key) {
-                conn.await_request(&limits);
-            }
-            self.schedule_conn(key);
-        }
-    }
-
-    /// Connections open, not counting those closed this turn.
-    fn open_conns(&self) -> usize {
-        self.conns.len() - self.closed.len()
-    }
-
-    /// The table is nearly full: closes the connection still sending its
-    /// request (or silent) at the lowest average rate since accept, the
-    /// oldest first among equals, if it has been open for at least a
-    /// second. Connections whose request is complete are never closed here.
-    fn make_room(&mut self) {
-        let now = Instant::now();
-        let slowest = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.reading_request() && c.pace().age(now) >= MIN_AGE_TO_EVICT)
-            .map(|(key, c)| (key, c.pace().rate(now), c.pace().age(now)))
-            .min_by(|a, b| a.1.total_cmp(&b.1).then(b.2.cmp(&a.2)));
-        let Some((key, rate, age)) = slowest else {
-            return;
-        };
-        // As with any refusal, a job fed part of the request must not act on it.
-        if let Some(job) = self.conns.get(key).and_then(Conn::job) {
-            self.abandon_job(job);
-        }
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        log::warn!(
-            "tcp {}: closed to make room, {rate:.0} bytes/s for {age:?}",
-            conn.peer
-        );
-        if let Some(left) = conn.evict(Refusal::TooSlow) {
-            self.stats.refusal(Refusal::TooSlow);
-            self.left_phase(key, left);
-            self.closed.push(key);
         }
     }
 
@@ -372,7 +253,7 @@ impl Daemon {
     /// Undoes what a connection's phase stood for elsewhere: a job it fed
     /// goes on without it, a `queue:get` stops watching, a held `id:<n>`
     /// has nobody to go to.
-    fn left_phase(&mut self, key: ConnKey, left: Phase) {
+    pub(super) fn left_phase(&mut self, key: ConnKey, left: Phase) {
         match left {
             Phase::Job(job) => self.detach_job(job),
             Phase::QueueWait(id) => self.queue.unwatch(id, key),
@@ -396,9 +277,4 @@ impl Daemon {
             }
         }
     }
-}
-
-/// `::ffff:a.b.c.d` as `a.b.c.d`.
-pub(super) fn canonical(peer: std::net::SocketAddr) -> std::net::SocketAddr {
-    std::net::SocketAddr::new(peer.ip().to_canonical(), peer.port())
 }

@@ -4,6 +4,8 @@
 //! or data (`run/`, `node/`, `queue/`, `journal/`); the loop applies them.
 //! Only this folder holds `impl Daemon`, one file per kind of event.
 
+/// Accepting TCP clients, within the connection and descriptor limits.
+mod accept;
 /// `queue:` requests answered by the daemon.
 mod admin;
 /// Module processes: pipes, spawn reports, reaping, time limits.
@@ -108,6 +110,9 @@ pub struct Daemon {
     workers: Workers,
     /// Processes being started and running, by serial and pid.
     spawns: Spawns,
+    /// A descriptor kept in reserve: out of descriptors, closing it lets
+    /// one waiting client be accepted and refused with `503`.
+    spare_fd: Option<std::fs::File>,
     /// Module uids free for new processes, when each job gets its own.
     uids: Option<UidPool>,
     /// The Node.js binary, found on `PATH` at start and on SIGHUP.
@@ -201,6 +206,15 @@ impl Daemon {
             }
             None => None,
         };
+        // A connection takes a descriptor, a running job three.
+        let needed = settings.max_connections + 3 * settings.max_jobs + 64;
+        if let Some(limit) = crate::run::limits::open_files_limit() {
+            if (limit as usize) < needed {
+                log::warn!(
+                    "open-files limit {limit} is below the {needed} that max_connections and max_jobs may need: raise it (ulimit -n, LimitNOFILE=) or lower max_connections; clients beyond it get 503"
+                );
+            }
+        }
         if let Err(e) = crate::run::process::become_subreaper() {
             log::warn!("cannot reap what modules leave behind: {e}");
         }
@@ -247,6 +261,7 @@ impl Daemon {
             held: HeldAnswers::default(),
             spawner,
             spawns: Spawns::default(),
+            spare_fd: spare_descriptor(),
             uids,
             workers: Workers::default(),
             per_client: HashMap::new(),
@@ -348,4 +363,9 @@ impl Daemon {
 /// True if a listener can be reached from other hosts.
 fn exposed(listeners: &[Listener]) -> bool {
     listeners.iter().any(|l| !l.addr.ip().is_loopback())
+}
+
+/// A descriptor to hold in reserve (on `/dev/null`).
+fn spare_descriptor() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
 }

@@ -39,7 +39,7 @@ impl Daemon {
     }
 
     fn datagram(&mut self, listener: usize, peer: SocketAddr, datagram: &[u8]) {
-        let peer = super::clients::canonical(peer);
+        let peer = super::accept::canonical(peer);
         self.stats.datagrams += 1;
         if !self
             .listeners

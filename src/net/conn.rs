@@ -20,7 +20,7 @@ use crate::io::{read_once, OutBuf, ReadResult};
 use crate::keys::JobKey;
 use crate::net::pace::{Due, Pace, Pacing};
 pub use crate::net::phase::{Limits, Phase, Verdict};
-use crate::net::protocol::{classify, is_whole_control, Head, Refusal};
+use crate::net::protocol::{classify, head_overlong, is_whole_control, Head, Refusal};
 use crate::net::quiet::Link;
 use crate::net::stream::Stream;
 
@@ -258,6 +258,13 @@ impl Conn {
         match &mut self.phase {
             Phase::Head(buf) => {
                 buf.extend_from_slice(&scratch[..n]);
+                if head_overlong(buf) {
+                    // Routed now (to its 400 or 500), not scanned again
+                    // at every read of a dripping client.
+                    self.request_done = true;
+                    self.deadline = None;
+                    return self.route(true);
+                }
                 self.route(false)
             }
             Phase::Job(job) => Some(Verdict::Input { job: *job, len: n }),

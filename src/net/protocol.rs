@@ -103,6 +103,29 @@ pub fn is_whole_control(buf: &[u8]) -> bool {
     )
 }
 
+/// Past this many bytes, a request head that has not said where it goes
+/// never will: module names are short, and so are control requests, but
+/// for `queue:add`'s data.
+pub const HEAD_LIMIT: usize = 4096;
+
+/// True if the head can no longer become a valid request: over
+/// [`HEAD_LIMIT`] bytes with no `:` after the module name (or the queue
+/// request's name). It is routed as it is (an unknown module, or an
+/// unknown queue request) rather than scanned again at every read.
+pub fn head_overlong(buf: &[u8]) -> bool {
+    if buf.len() <= HEAD_LIMIT {
+        return false;
+    }
+    let head = &buf[..HEAD_LIMIT];
+    match head.strip_prefix(QUEUE_PREFIX) {
+        Some(rest) => match rest.strip_prefix(b"add:") {
+            Some(add) => !add.contains(&b':'),
+            None => true,
+        },
+        None => !head.contains(&b':'),
+    }
+}
+
 /// Splits a UDP datagram into a cleaned module name and its data.
 pub fn split_datagram(datagram: &[u8]) -> (String, &[u8]) {
     match datagram.iter().position(|&b| b == b':') {
@@ -247,6 +270,33 @@ mod tests {
         assert_eq!(classify(b"test:a:b", true), module("test", 5));
         assert_eq!(classify(b"test", true), module("test", 4));
         assert_eq!(classify(b"test\n", true), module("test", 5));
+    }
+
+    #[test]
+    fn heads_too_long_to_route_are_told_apart() {
+        let long = |prefix: &[u8], fill: u8| {
+            let mut v = prefix.to_vec();
+            v.resize(HEAD_LIMIT + 1, fill);
+            v
+        };
+        assert!(!head_overlong(&[b'a'; HEAD_LIMIT]), "not yet");
+        assert!(head_overlong(&long(b"", b'a')), "a name without end");
+        assert!(
+            !head_overlong(&long(b"upper:", b'a')),
+            "data of a module call"
+        );
+        assert!(
+            !head_overlong(&long(b"queue:add:upper:", b'a')),
+            "an add's data"
+        );
+        assert!(
+            head_overlong(&long(b"queue:add:", b'a')),
+            "an add's name without end"
+        );
+        assert!(
+            head_overlong(&long(b"queue:check:", b'1')),
+            "no queue request is this long"
+        );
     }
 
     #[test]

@@ -60,6 +60,15 @@ pub fn raise_open_files_limit() -> io::Result<(u64, u64)> {
     }
 }
 
+/// The daemon's soft open-files limit now.
+pub fn open_files_limit() -> Option<u64> {
+    // SAFETY: getrlimit on a struct we own.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        (libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0).then_some(limit.rlim_cur as u64)
+    }
+}
+
 impl ModuleLimits {
     pub(super) fn as_rlimits(&self) -> Vec<(libc::__rlimit_resource_t, libc::rlim_t)> {
         let open_files = self.open_files.or(MODULE_OPEN_FILES.get().copied());

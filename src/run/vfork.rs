@@ -120,6 +120,11 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         if plan.kill_uid {
             kill_every_process_of_this_user();
         }
+        // After the user switch, which clears it: the module dies with the
+        // spawn thread, so a daemon killed with SIGKILL leaves no module
+        // running on without its time limit (and running twice once the
+        // restarted daemon runs its job again).
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         for (target, &fd) in plan.fds.iter().enumerate() {
             let target = target as RawFd;
             if fd == target {

@@ -459,3 +459,29 @@ fn a_large_module_is_hashed_without_stalling_the_daemon() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+#[test]
+fn a_module_does_not_outlive_a_daemon_killed_with_sigkill() {
+    // Without systemd's cgroup to clean up, a running module whose daemon
+    // died would run on without its time limit, and again after the restart.
+    let mut d = Setup::new()
+        .module(
+            "stay",
+            "#!/bin/sh\nread f\necho $$ > \"$f\"\nexec sleep 100\n",
+        )
+        .start();
+    let pid_file = d.dir.path().join("stay.pid");
+    let id = d.ask_str(&format!("queue:add:stay:{}\n", pid_file.display()));
+    assert!(id.starts_with("id:"), "{id}");
+    wait_for("the module's pid", || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(process_alive(pid));
+    d.kill9();
+    wait_for("the module to die with its daemon", || !process_alive(pid));
+}

@@ -87,3 +87,22 @@ fn large_payloads_stream_through() {
     request.extend_from_slice(&data);
     assert!(d.ask(&request) == data, "8 MB did not come back intact");
 }
+
+#[test]
+fn an_overlong_head_is_answered_without_waiting_for_its_end() {
+    // A head that can name no module is answered as soon as it is too long,
+    // while the client is still sending, instead of being scanned again at
+    // every read until it stops.
+    let d = Setup::new()
+        .module("test", "#!/bin/sh\nprintf Test\n")
+        .settings(r#""request_gap_ms": 10000"#)
+        .start();
+    let mut s = d.connect();
+    s.set_nodelay(true).unwrap();
+    std::io::Write::write_all(&mut s, &[b'a'; 16 * 1024]).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut answer = [0u8; 64];
+    let n = std::io::Read::read(&mut s, &mut answer).unwrap();
+    assert_eq!(&answer[..n], b"400: Unknown request");
+    assert_eq!(d.ask_str("test:"), "Test");
+}

@@ -147,3 +147,47 @@ fn the_data_of_waiting_jobs_is_bounded_in_all_and_per_client() {
     d.send_udp(format!("hold:{}", "x".repeat(600)).as_bytes());
     d.wait_log("job of 600 bytes refused");
 }
+
+#[test]
+fn out_of_descriptors_a_waiting_client_is_refused_not_left_hanging() {
+    // Started with a hard limit of 64 open files, far below the 1024
+    // connections it would take: the clients beyond what the descriptors
+    // allow get 503 instead of hanging in the listen backlog.
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpStream;
+    use std::os::unix::process::CommandExt;
+    let dir = crate::util::TempDir::new("emfile");
+    let mut command = std::process::Command::new(crate::util::BIN);
+    command
+        .args(["-1", "--listen", "127.0.0.1:0", "--state", "none"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: std::net::SocketAddr = line.trim().parse().unwrap();
+    let held: Vec<TcpStream> = (0..80).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let mut late = TcpStream::connect(addr).unwrap();
+    late.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = String::new();
+    let read = late.read_to_string(&mut answer);
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(held);
+    read.unwrap();
+    assert_eq!(answer, "503: Too many connections");
+}
