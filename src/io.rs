@@ -3,6 +3,7 @@
 //! bytes is the peer closing.
 
 use std::io::{self, ErrorKind, Read, Write};
+use std::rc::Rc;
 
 /// Bytes waiting to be written, with how far the writing got. Serves TCP
 /// answers and child stdin alike, so a partial write is never lost.
@@ -47,19 +48,46 @@ impl OutBuf {
     }
 
     /// Writes until done (`Ok(true)`) or the writer would block (`Ok(false)`).
-    pub fn write_to<W: Write>(&mut self, mut w: W) -> io::Result<bool> {
-        while self.pos < self.bytes.len() {
-            match w.write(&self.bytes[self.pos..]) {
-                Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(n) => self.pos += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+    pub fn write_to<W: Write>(&mut self, w: W) -> io::Result<bool> {
+        let done = write_from(&self.bytes, &mut self.pos, w)?;
+        if done {
+            self.discard();
         }
-        self.discard();
-        Ok(true)
+        Ok(done)
     }
+}
+
+/// An answer being written to a client. Its bytes are shared, so that one
+/// result sent to many clients waiting in `queue:get` is held once.
+#[derive(Debug)]
+pub struct SharedOut {
+    bytes: Rc<[u8]>,
+    pos: usize,
+}
+
+impl SharedOut {
+    pub fn new(bytes: Rc<[u8]>) -> Self {
+        SharedOut { bytes, pos: 0 }
+    }
+
+    /// Writes until done (`Ok(true)`) or the writer would block (`Ok(false)`).
+    pub fn write_to<W: Write>(&mut self, w: W) -> io::Result<bool> {
+        write_from(&self.bytes, &mut self.pos, w)
+    }
+}
+
+/// Writes `bytes[*pos..]` until done or the writer would block, moving `pos`.
+fn write_from<W: Write>(bytes: &[u8], pos: &mut usize, mut w: W) -> io::Result<bool> {
+    while *pos < bytes.len() {
+        match w.write(&bytes[*pos..]) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => *pos += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// Whether a reader can still produce bytes after draining it.

@@ -215,7 +215,7 @@ impl Daemon {
 
     /// The one path that answers a client: the connection starts writing,
     /// and what its previous phase stood for is undone.
-    pub(super) fn answer(&mut self, key: ConnKey, answer: Vec<u8>) {
+    pub(super) fn answer(&mut self, key: ConnKey, answer: impl Into<std::rc::Rc<[u8]>>) {
         let limits = self.conn_limits();
         if let Some(conn) = self.conns.get(key) {
             self.stats
@@ -225,7 +225,7 @@ impl Daemon {
         let Some(left) = self
             .conns
             .get_mut(key)
-            .and_then(|c| c.answer(answer, &limits))
+            .and_then(|c| c.answer(answer.into(), &limits))
         else {
             return;
         };

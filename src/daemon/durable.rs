@@ -192,7 +192,8 @@ impl Daemon {
             }
             return;
         }
-        let answer = done.answer.to_vec();
+        // Shared by every waiting client, not copied for each.
+        let answer = done.answer.clone();
         self.queue.fetched(id, *done);
         for conn in conns {
             self.answer(conn, answer.clone());
@@ -270,8 +271,9 @@ impl Daemon {
             Origin::Udp { .. } => self.journal_removed(id, Removal::Done),
             Origin::Queue { .. } if receipt.outcome == Some(Outcome::Cancelled) => {
                 self.journal_removed(id, Removal::Cancelled);
+                let answer: Rc<[u8]> = answer.into();
                 for conn in self.queue.remove(id) {
-                    self.answer(conn, answer.to_vec());
+                    self.answer(conn, answer.clone());
                 }
             }
             Origin::Queue { .. } => {

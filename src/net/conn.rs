@@ -12,11 +12,12 @@
 
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use mio::{Interest, Registry, Token};
 
-use crate::io::{read_once, OutBuf, ReadResult};
+use crate::io::{read_once, ReadResult, SharedOut};
 use crate::keys::JobKey;
 use crate::net::pace::{Due, Pace, Pacing};
 pub use crate::net::phase::{Limits, Phase, Verdict};
@@ -148,11 +149,11 @@ impl Conn {
     /// Starts writing `answer`; the request is over, whatever still comes.
     /// Returns the phase left (the loop undoes what it stood for), or
     /// `None` if the connection is closed.
-    pub fn answer(&mut self, answer: Vec<u8>, limits: &Limits) -> Option<Phase> {
+    pub fn answer(&mut self, answer: Rc<[u8]>, limits: &Limits) -> Option<Phase> {
         if matches!(self.phase, Phase::Closed) {
             return None;
         }
-        let left = std::mem::replace(&mut self.phase, Phase::Answer(OutBuf::new(answer)));
+        let left = std::mem::replace(&mut self.phase, Phase::Answer(SharedOut::new(answer)));
         self.request_done = true;
         self.set_deadline(Some(Instant::now() + limits.pacing.idle_timeout));
         Some(left)

@@ -1,7 +1,7 @@
 //! What a connection is doing and what it asks of the loop: the states of
 //! the connection machine (`net/conn.rs`) and its verdicts.
 
-use crate::io::OutBuf;
+use crate::io::SharedOut;
 use crate::keys::JobKey;
 use crate::net::pace::Pacing;
 use crate::net::protocol::{Head, Refusal};
@@ -30,7 +30,7 @@ pub enum Phase {
     /// `queue:add` (then `id:<n>`) or `queue:get` (then the result).
     Durable,
     /// Writing the answer.
-    Answer(OutBuf),
+    Answer(SharedOut),
     /// Answer sent and the write side shut down: reading until the client
     /// closes, so request bytes it is still sending do not turn our close
     /// into a reset that destroys the answer before it is read.

@@ -129,3 +129,38 @@ fn unfetched_results_expire_after_the_retention_time() {
     });
     d.wait_log("unfetched queue results expired");
 }
+
+#[test]
+fn one_result_for_many_waiting_clients_is_held_once() {
+    let d = Setup::new()
+        .module("big", "#!/bin/sh\nsleep 1\nhead -c 4000000 /dev/zero\n")
+        .start();
+    let id = d.ask_str("queue:add:big:");
+    assert!(id.starts_with("id:"), "{id}");
+    // A hundred clients wait for it and never read their answer.
+    let waiting: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| {
+            let mut s = d.connect();
+            std::io::Write::write_all(&mut s, format!("queue:get:{id}").as_bytes()).unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            s
+        })
+        .collect();
+    wait_for("the job done and fetched", || {
+        d.log().contains("big #") && d.ask_str(&format!("queue:check:{id}")) == "404: Unknown job"
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    let rss_kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        rss_kib < 150 * 1024,
+        "RSS {rss_kib} KiB for 100 copies of 4 MB?"
+    );
+    drop(waiting);
+}
