@@ -107,6 +107,14 @@ impl Daemon {
             }
             Head::Module { name, body_start } => {
                 let Some(module) = self.modules.lookup(&name) else {
+                    if request.is_empty() {
+                        // A port probe (a load balancer's health check):
+                        // answered, but not worth a warning.
+                        log::debug!("tcp {peer}: an empty request");
+                        self.stats.refusal(Refusal::UnknownModule);
+                        return self
+                            .answer(key, Refusal::UnknownModule.answer().as_bytes().to_vec());
+                    }
                     let why = format!("no module {:?}", loggable(&request, 64));
                     return self.refuse_for(key, Refusal::UnknownModule, &why);
                 };

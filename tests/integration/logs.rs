@@ -122,3 +122,18 @@ fn an_empty_listener_list_is_a_start_up_error_printed_once() {
         assert_eq!(stderr.matches("\"listen\" is empty").count(), 1, "{stderr}");
     }
 }
+
+#[test]
+fn a_port_probe_is_answered_but_not_warned_about() {
+    // A load balancer's TCP check connects and closes: that is no refusal
+    // worth a line at the default level.
+    let d = Setup::new().default_log_level().start();
+    assert_eq!(d.ask_str(""), "400: Unknown request");
+    assert_eq!(d.ask_str("nosuch:"), "400: Unknown request");
+    d.wait_log("nosuch");
+    assert!(
+        !d.log().contains("no module \"\""),
+        "an empty request was warned about:\n{}",
+        d.log()
+    );
+}

@@ -76,18 +76,28 @@ fn run(cli: &Cli) -> io::Result<Exit> {
         Command::Get { id } => answer(ask(format!("queue:get:id:{id}").into_bytes())?),
         Command::Cancel { id } => line(ask(format!("queue:cancel:id:{id}").into_bytes())?),
         Command::Info { id } => answer(ask(format!("queue:info:id:{id}").into_bytes())?),
-        Command::List => answer(ask(b"queue:list".to_vec())?),
+        Command::List => {
+            let reply = ask(b"queue:list".to_vec())?;
+            let forbidden = reply.starts_with(b"403:");
+            let exit = answer(reply)?;
+            if forbidden {
+                eprintln!(
+                    "bgjob: listing needs operator rights: the daemon's {} (--socket PATH), or an admin listener",
+                    cli.socket.display()
+                );
+            }
+            Ok(exit)
+        }
         Command::Stats { watch: false, .. } => answer(ask(b"queue:stats".to_vec())?),
         Command::Stats { watch: true, count } => watch(cli, *count),
         Command::Ping => {
             let started = Instant::now();
-            let reply = ask(b"helo".to_vec())?;
+            let (reply, via) = ask_via(cli, b"helo")?;
             if reply != b"oleh" {
                 return answer(reply);
             }
             println!(
-                "oleh from {} in {:.2} ms",
-                cli.server(),
+                "oleh from {via} in {:.2} ms",
                 started.elapsed().as_secs_f64() * 1e3
             );
             Ok(Exit::Ok)
@@ -124,11 +134,19 @@ fn address(cli: &Cli) -> io::Result<SocketAddr> {
 /// One request: connect, send, half-close, read to EOF. Over the operator
 /// socket when it can be opened and no server was named.
 fn ask(cli: &Cli, request: &[u8]) -> io::Result<Vec<u8>> {
+    ask_via(cli, request).map(|(reply, _)| reply)
+}
+
+/// As [`ask`], also saying where the request went.
+fn ask_via(cli: &Cli, request: &[u8]) -> io::Result<(Vec<u8>, String)> {
     let limit = (cli.timeout > 0.0).then(|| Duration::from_secs_f64(cli.timeout));
     let explicit = cli.server.is_some() && !is_explicit_socket();
     if !explicit {
         match UnixStream::connect(&cli.socket) {
-            Ok(stream) => return exchange(stream, request, limit),
+            Ok(stream) => {
+                let via = cli.socket.display().to_string();
+                return exchange(stream, request, limit).map(|reply| (reply, via));
+            }
             Err(e) if is_explicit_socket() => {
                 return Err(io::Error::new(
                     e.kind(),
@@ -143,7 +161,7 @@ fn ask(cli: &Cli, request: &[u8]) -> io::Result<Vec<u8>> {
         Some(limit) => TcpStream::connect_timeout(&addr, limit)?,
         None => TcpStream::connect(addr)?,
     };
-    exchange(stream, request, limit)
+    exchange(stream, request, limit).map(|reply| (reply, addr.to_string()))
 }
 
 /// A stream the client talks over: TCP, or the operator's Unix socket.
