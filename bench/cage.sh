@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-3}
 requests=${2:-3000}
 [ "$(id -u)" = 0 ] || { echo "bench/cage.sh: run as root (modules switch users)" >&2; exit 1; }
-cargo build --release -q --bin bgjobd --bin bgjob-bench
+cargo build --release -q --features bench --bin bgjobd --bin bgjob-bench
 bench=$PWD/target/release/bgjob-bench
 work=$(mktemp -d)
 chmod 755 "$work"

@@ -13,7 +13,7 @@ requests=${2:-2000}
 rounds=${3:-5}
 shift 3 || shift $#
 concurrencies=("${@:-8 32}")
-cargo build --release -q --bin bgjobd --bin bgjob-bench
+cargo build --release -q --features bench --bin bgjobd --bin bgjob-bench
 bench=target/release/bgjob-bench
 work=$(mktemp -d)
 chmod 755 "$work"   # modules of a root daemon run as nobody
