@@ -12,12 +12,7 @@ use std::process::{Command, Stdio};
 use crate::util::{process_alive, wait_for, write_module, Daemon, Setup, TempDir, BIN};
 
 fn root() -> bool {
-    // SAFETY: geteuid has no arguments and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("skipped: switching module users needs root");
-    }
-    root
+    crate::util::root_or_skip("switching module users needs root")
 }
 
 fn chmod(path: &Path, mode: u32) {

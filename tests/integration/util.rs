@@ -407,6 +407,22 @@ pub fn process_alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// True when the tests run as root. Elsewhere a test that needs root says
+/// why it did not run; under CI (which runs as root) that is a failure, so
+/// no such test can pass there without running.
+pub fn root_or_skip(why: &str) -> bool {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the suite as root: {why}"
+        );
+        eprintln!("skipped: {why}");
+    }
+    root
+}
+
 /// Polls `check` for up to 10 seconds.
 pub fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
