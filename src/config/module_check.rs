@@ -205,13 +205,28 @@ fn required_packages(text: &str) -> Vec<String> {
     out
 }
 
+/// How much of a `.js` module is searched for `require` calls: this check
+/// runs at start and on every reload, on the loop, and a module's requires
+/// stand near its top; a large bundled module is not read whole.
+const REQUIRE_SCAN: u64 = 256 * 1024;
+
+/// The first [`REQUIRE_SCAN`] bytes of a file, as text.
+fn leading_text(path: &Path) -> String {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    if let Ok(file) = fs::File::open(path) {
+        let _ = file.take(REQUIRE_SCAN).read_to_end(&mut bytes);
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 pub fn node_packages(s: &Subject) -> Vec<Finding> {
     let Ok(files) = candidates(s.modules_dir) else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for c in files.iter().filter(|c| c.name.ends_with(".js")) {
-        let text = fs::read_to_string(&c.path).unwrap_or_default();
+        let text = leading_text(&c.path);
         // Node.js looks in node_modules next to the file's real path, then
         // in every folder above it.
         let real = fs::canonicalize(&c.path).unwrap_or_else(|_| c.path.clone());
