@@ -123,6 +123,25 @@ final class ClientTest extends TestCase
         $this->assertStringContainsString($address, $e->getMessage());
     }
 
+    public function testAConnectionNotAcceptedWithinTheConnectTimeoutIsConnectionFailed(): void
+    {
+        // A listener whose accept queue is full: the kernel drops further
+        // connection attempts, so connecting waits for the connect timeout.
+        $context = stream_context_create(['socket' => ['backlog' => 0]]);
+        $server = stream_socket_server('tcp://127.0.0.1:0', $errno, $errstr, STREAM_SERVER_BIND | STREAM_SERVER_LISTEN, $context);
+        $address = stream_socket_get_name($server, false);
+        $queued = [];
+        for ($i = 0; $i < 4; $i++) {
+            $queued[] = stream_socket_client("tcp://$address", $errno, $errstr, 1, STREAM_CLIENT_CONNECT | STREAM_CLIENT_ASYNC_CONNECT);
+        }
+        usleep(100000);
+        $start = microtime(true);
+        $e = self::thrown(ConnectionFailed::class, fn () => (new Client($address, 0.3, 30.0))->run('test'));
+        $this->assertLessThan(10.0, microtime(true) - $start, 'the connect timeout bounds the wait');
+        $this->assertSame(0, $e->getCode());
+        $this->assertStringContainsString('timed out', $e->getMessage());
+    }
+
     public function testAJobAddedIsFetchedWithTheSameBytes(): void
     {
         $client = self::client();

@@ -111,6 +111,30 @@ def test_an_unreachable_daemon_is_connection_failed():
     assert address in str(e.value)
 
 
+def test_a_connection_not_accepted_within_the_connect_timeout_is_connection_failed():
+    # A listener whose accept queue is full: the kernel drops further
+    # connection attempts, so connecting waits for the connect timeout.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        address = "127.0.0.1:%d" % server.getsockname()[1]
+        queued = []
+        for _ in range(4):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(server.getsockname())
+            queued.append(s)
+        time.sleep(0.1)
+        start = time.monotonic()
+        with pytest.raises(ConnectionFailed) as e:
+            Client(address, 0.3, 30.0).run("test")
+        assert time.monotonic() - start < 10.0, "the connect timeout bounds the wait"
+        assert e.value.code == 0
+        assert "timed out" in str(e.value)
+        for s in queued:
+            s.close()
+
+
 def test_a_job_added_is_fetched_with_the_same_bytes():
     c = client()
     data = b"queued\0\xff\n" + b"x" * 100000
