@@ -83,6 +83,7 @@ final class ClientTest extends TestCase
         $bytes = implode('', array_map('chr', range(0, 255)));
         $this->assertSame($bytes, self::client()->run('echo', $bytes));
         $this->assertSame('Test', self::client()->run('test'));
+        $this->assertSame('', self::client()->run('echo'), 'an empty answer is an answer');
     }
 
     public function testAnUnknownModuleIsUnknownModule(): void

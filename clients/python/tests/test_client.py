@@ -70,6 +70,7 @@ def test_run_answers_the_modules_output_byte_for_byte():
     assert client().run("echo", data) == data
     assert client().run("echo", "text é") == "text é".encode()
     assert client().run("test") == b"Test"
+    assert client().run("echo") == b"", "an empty answer is an answer"
 
 
 def test_an_unknown_module_is_unknown_module():
