@@ -57,7 +57,7 @@ fn start() -> Daemons {
     fs::write(
         &config,
         r#"{"listen": [{"name": "limited", "address": "127.0.0.1", "port": 0, "modules": ["test", "sleep"]}],
-            "max_jobs": 1, "max_waiting": 1, "max_request_bytes": 1024}"#,
+            "max_jobs": 1, "max_waiting": 1, "max_request_bytes": 1024, "request_gap_ms": 0, "idle_timeout_secs": 10}"#,
     )
     .unwrap();
     let args = [

@@ -26,7 +26,8 @@ use PHPUnit\Framework\TestCase;
  *   its first into BGJOB_TEST_NOTES/<first line>); job time limit 2 s.
  * - BGJOB_TEST_LIMITED_SERVER: the same modules, a listener serving only
  *   test and sleep, one job at a time, one waiting, requests of at most
- *   1024 bytes.
+ *   1024 bytes, and only a half-close ends a request (request_gap_ms 0;
+ *   idle_timeout_secs 10).
  */
 final class ClientTest extends TestCase
 {
@@ -47,7 +48,9 @@ final class ClientTest extends TestCase
     /** The limited daemon, once the jobs of earlier tests have ended. */
     private static function limited(): Client
     {
-        $client = new Client(self::env('BGJOB_TEST_LIMITED_SERVER'), 5.0, 20.0);
+        // Answers within 5 s, before the daemon's idle timeout (10 s) would
+        // end a request that was not half-closed.
+        $client = new Client(self::env('BGJOB_TEST_LIMITED_SERVER'), 5.0, 5.0);
         self::until('the limited daemon is idle', function () use ($client): bool {
             $stats = $client->stats();
             return $stats['jobs_running'] === '0' && $stats['jobs_waiting'] === '0';
@@ -84,6 +87,13 @@ final class ClientTest extends TestCase
         $this->assertSame($bytes, self::client()->run('echo', $bytes));
         $this->assertSame('Test', self::client()->run('test'));
         $this->assertSame('', self::client()->run('echo'), 'an empty answer is an answer');
+    }
+
+    public function testTheRequestEndsWhenTheClientHalfCloses(): void
+    {
+        // sleep reads its data to the end, which only the half-close marks
+        // on the limited daemon: without it the call would time out.
+        $this->assertSame('slept', self::limited()->run('sleep', '0'));
     }
 
     public function testAnUnknownModuleIsUnknownModule(): void

@@ -5,7 +5,9 @@ suite's tests/integration/client_libraries.rs starts them):
   data's seconds, then answers "slept") and note (writes the lines after its
   first into BGJOB_TEST_NOTES/<first line>); job time limit 2 s.
 - BGJOB_TEST_LIMITED_SERVER: the same modules, a listener serving only test
-  and sleep, one job at a time, one waiting, requests of at most 1024 bytes.
+  and sleep, one job at a time, one waiting, requests of at most 1024 bytes,
+  and only a half-close ends a request (request_gap_ms 0; idle_timeout_secs
+  10).
 """
 
 import os
@@ -55,7 +57,9 @@ def until(what, check):
 
 def limited():
     """The limited daemon, once the jobs of earlier tests have ended."""
-    c = Client(env("BGJOB_TEST_LIMITED_SERVER"), 5.0, 20.0)
+    # Answers within 5 s, before the daemon's idle timeout (10 s) would end
+    # a request that was not half-closed.
+    c = Client(env("BGJOB_TEST_LIMITED_SERVER"), 5.0, 5.0)
 
     def idle():
         stats = c.stats()
@@ -71,6 +75,12 @@ def test_run_answers_the_modules_output_byte_for_byte():
     assert client().run("echo", "text é") == "text é".encode()
     assert client().run("test") == b"Test"
     assert client().run("echo") == b"", "an empty answer is an answer"
+
+
+def test_the_request_ends_when_the_client_half_closes():
+    # sleep reads its data to the end, which only the half-close marks on
+    # the limited daemon: without it the call would time out.
+    assert limited().run("sleep", b"0") == b"slept"
 
 
 def test_an_unknown_module_is_unknown_module():
