@@ -96,7 +96,7 @@ final class Client
     public function check(int $id): JobState
     {
         $answer = $this->ask("queue:check:id:$id", $this->timeout);
-        return JobState::tryFrom(ctype_digit($answer) ? (int) $answer : -1)
+        return JobState::tryFrom(preg_match('/^[0-9]+\z/', $answer) ? (int) $answer : -1)
             ?? throw new BgjobException(0, "unexpected answer to queue:check: $answer");
     }
 
