@@ -4,6 +4,9 @@
 //!   folder, against one live daemon (whose modules folder is `./modules`);
 //!   `12341` stands for its port (and `bgjob`'s default server for its
 //!   address), `127.0.0.1:9464` for its metrics listener. A `text output` block right after is the exact stdout.
+//!   The folder also holds a copy of the checkout's `clients/` (the client
+//!   libraries, installed from there as the docs show), and `python` blocks
+//!   find the Python library on `PYTHONPATH`.
 //! - `sh ci`: each command is run by `.ci/run` or `bin/test` (its words
 //!   appear, in order, in one of their lines).
 //! - `json`: a configuration file `bgjobd --check-config` accepts.
@@ -81,11 +84,25 @@ fn live_daemon() -> (Daemon, String) {
         setup = setup.module(name, &script);
     }
     let d = setup.start();
+    copy_client_libraries(d.dir.path());
     d.wait_log("metrics on http://");
     let log = d.log();
     let metrics = log.split_once("metrics on http://").unwrap().1;
     let metrics = metrics.split_once("/metrics").unwrap().0.to_string();
     (d, metrics)
+}
+
+/// The checkout's `clients/` into the blocks' folder, so that installing
+/// the libraries from there (which writes build files) leaves the checkout
+/// as it was.
+fn copy_client_libraries(dir: &Path) {
+    let ok = Command::new("cp")
+        .arg("-r")
+        .arg(Path::new(ROOT).join("clients"))
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "cp -r clients {}", dir.display());
 }
 
 fn run_block(block: &Block, d: &Daemon, metrics: &str, where_: &str) -> String {
@@ -108,6 +125,7 @@ fn run_block(block: &Block, d: &Daemon, metrics: &str, where_: &str) -> String {
         .current_dir(d.dir.path())
         .env("PATH", path)
         .env("BGJOB_SERVER", d.addr.to_string())
+        .env("PYTHONPATH", d.dir.path().join("clients/python/src"))
         .output()
         .unwrap_or_else(|e| panic!("{where_}: {} (bin/test installs it): {e}", program[0]));
     let stdout = String::from_utf8_lossy(&o.stdout).into_owned();

@@ -8,6 +8,8 @@ mod bgjob_cli;
 mod cage;
 mod checks;
 mod classic;
+/// The PHP and Python libraries in clients/, by their own test suites.
+mod client_libraries;
 mod docs;
 mod durable;
 mod edges;
