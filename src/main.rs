@@ -87,11 +87,22 @@ fn run(cli: Cli) -> Result<(), Error> {
             })
             .collect()
     };
+    state_folder_free(&config.settings)?;
     let bound = specs
         .iter()
         .map(listeners::bind)
         .collect::<Result<Vec<_>, _>>()?;
     serve(cli, source, config.settings, bound)
+}
+
+/// A second daemon started in the same folder would fail to bind the
+/// first one's ports and say so; the state folder's lock is the truer
+/// reason, so it is tried first (and let go: the journal takes it again).
+fn state_folder_free(settings: &Settings) -> Result<(), Error> {
+    match &settings.state_dir {
+        Some(dir) if dir.is_dir() => bgjob::journal::state::lock(dir).map(drop),
+        _ => Ok(()),
+    }
 }
 
 /// Where the settings come from: the config file, the command line over it.

@@ -128,6 +128,28 @@ fn a_second_daemon_on_the_same_state_folder_is_refused() {
     assert_eq!(d.ask_str("test:"), "Test", "the first one runs on");
 }
 
+#[test]
+fn a_second_daemon_in_the_same_folder_names_the_state_lock_not_the_port() {
+    let d = Setup::new()
+        .module("test", "#!/bin/sh\nprintf Test\n")
+        .start();
+    // The same listener too, as the same command in the same folder has.
+    let second = std::process::Command::new(crate::util::BIN)
+        .args(["--listen", &d.addr.to_string(), "--modules"])
+        .arg(&d.modules)
+        .current_dir(d.dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("is in use by another bgjobd (pid {})", d.pid())),
+        "{err}"
+    );
+    assert!(!err.contains("in use (os error"), "{err}");
+    assert_eq!(d.ask_str("test:"), "Test", "the first one runs on");
+}
+
 /// The daemon's peak resident memory, in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
