@@ -323,3 +323,41 @@ fn links_between_the_documents_lead_somewhere() {
         }
     }
 }
+
+/// The words in backticks of the paragraph that starts with `start`.
+fn paragraph_names(text: &str, start: &str) -> Vec<String> {
+    let from = text.find(start).unwrap_or_else(|| panic!("no {start:?}"));
+    let paragraph = text[from + start.len()..].split("\n\n").next().unwrap();
+    paragraph
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_queue_stats_key_is_in_the_protocol_document() {
+    let text = fs::read_to_string(Path::new(ROOT).join("docs/protocol.md")).unwrap();
+    let documented = paragraph_names(&text, "`queue:stats` keys:");
+    for settings in [r#""state_dir": "none""#, r#""max_jobs": 2"#] {
+        let d = Setup::new()
+            .module("test", "#!/bin/sh\nprintf Test\n")
+            .settings(settings)
+            .start();
+        assert_eq!(d.ask_str("test:"), "Test");
+        let stats = d.ask_str("queue:stats");
+        for line in stats.lines() {
+            let key = line.split(": ").next().unwrap();
+            let key = if key.starts_with("module.") {
+                "module.<name>"
+            } else {
+                key
+            };
+            assert!(
+                documented.iter().any(|d| d == key || d == line),
+                "queue:stats key {key:?} is not in docs/protocol.md: {documented:?}"
+            );
+        }
+    }
+}
