@@ -12,8 +12,9 @@ error (the message says which), 2 bad command line. With --check-config: 0
 clean, 1 errors, 3 warnings only (0 with --warnings-ok).
 
 Signals: SIGHUP reads the config again and rescans the modules; SIGTERM and
-SIGINT stop accepting, let running jobs finish within shutdown_grace_secs,
-then exit.";
+SIGINT stop accepting, keep waiting jobs that are in the journal for the
+next start, drop the other waiting ones, let running jobs finish within
+shutdown_grace_secs, then exit.";
 
 /// bgjobd runs modules as child processes on request over TCP and UDP.
 ///
