@@ -9,8 +9,9 @@
 //!   `target/release/bgjobd` and `bgjob`), against the daemon that command
 //!   starts there, with a plain `PATH`. The blocks of `docs/` find `bgjob`
 //!   on the `PATH`, as the package installs it.
-//! - `sh ci`: each command is run by `.ci/run` or `bin/test` (its words
-//!   appear, in order, in one of their lines, quotes aside).
+//! - `sh ci`: each command is run by `.ci/run`, `bin/test` or
+//!   `.ci/package-lifecycle` (its words appear, in order, in one of their
+//!   lines, quotes aside).
 //! - `json`: a configuration file `bgjobd --check-config` accepts.
 //! - `text synopsis=PROG`: every option and subcommand it names is in
 //!   `PROG --help` (or a subcommand's).
@@ -176,7 +177,7 @@ fn run_block(block: &Block, d: &Daemon, metrics: &str, path: &str, where_: &str)
 
 /// The CI scripts' lines, as words.
 fn ci_lines() -> Vec<Vec<String>> {
-    [".ci/run", "bin/test"]
+    [".ci/run", "bin/test", ".ci/package-lifecycle"]
         .iter()
         .flat_map(|f| {
             let text = fs::read_to_string(Path::new(ROOT).join(f)).unwrap();
@@ -206,7 +207,7 @@ fn check_ci(block: &Block, where_: &str) {
         let words: Vec<&str> = command.split_whitespace().collect();
         assert!(
             ci.iter().any(|l| in_order(&words, l)),
-            "{where_}: `{command}` is not run by .ci/run or bin/test"
+            "{where_}: `{command}` is not run by .ci/run, bin/test or .ci/package-lifecycle"
         );
     }
 }
