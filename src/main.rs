@@ -22,6 +22,10 @@ fn main() -> ExitCode {
     bgjob::run::fds::ensure_standard_fds();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.log_format);
+    if cli.check_config {
+        // Its output is the findings alone (the unit's log shows them).
+        return check_config(&cli);
+    }
     match bgjob::run::limits::raise_open_files_limit() {
         Ok((old, new)) => {
             log::info!("open files: {new} for the daemon, {old} for modules")
@@ -29,9 +33,6 @@ fn main() -> ExitCode {
         Err(e) => log::warn!("cannot raise the open-files limit: {e}"),
     }
     install_panic_hook(cli.panic_policy());
-    if cli.check_config {
-        return check_config(&cli);
-    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

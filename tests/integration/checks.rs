@@ -103,6 +103,14 @@ fn warnings_alone_do_not_fail_the_units_check_and_errors_do() {
         "{text}"
     );
     assert!(!text.contains("error:"), "{text}");
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("bgjobd: warning: "))
+            .count()
+            + 2,
+        text.lines().count(),
+        "the findings, the summary and the count alone: {text}"
+    );
     // The unit's own check lines, as systemd runs them before a start and
     // a reload.
     let unit =
