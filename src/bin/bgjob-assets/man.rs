@@ -191,3 +191,31 @@ pub fn bold_code(text: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_becomes_roff_without_backticks() {
+        assert_eq!(
+            inline("see [modules](modules.md): `a\\b` is **it**"),
+            "see modules: \\fBa\\eb\\fR is \\fBit\\fR"
+        );
+        assert_eq!(
+            bold_code("it's `x`\none ` alone\n"),
+            "it's \\fBx\\fR\none ' alone\n"
+        );
+        assert_eq!(line(".js files"), "\\&.js files\n");
+    }
+
+    #[test]
+    fn table_rows_are_read_with_their_empty_cells() {
+        let doc = "x\n| a | b | c |\n|---|---|---|\n| `k` | | v |\n\nafter\n";
+        assert_eq!(table(doc, "| a | b | c |"), vec![vec!["`k`", "", "v"]]);
+        assert_eq!(
+            paragraph_from("one\n\nExit: 0 ok,\n1 not\n\nnext", "Exit: "),
+            "Exit: 0 ok, 1 not"
+        );
+    }
+}
