@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use bgjob::config::access::Access;
+use bgjob::config::check::{Finding, Severity};
 use bgjob::config::cli::{Cli, LogFormat, PanicPolicy};
 use bgjob::config::source::SettingsSource;
 use bgjob::config::{check, reach};
@@ -21,6 +22,10 @@ fn main() -> ExitCode {
     bgjob::run::fds::ensure_standard_fds();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.log_format);
+    if cli.check_config {
+        // Its output is the findings alone (the unit's log shows them).
+        return check_config(&cli);
+    }
     match bgjob::run::limits::raise_open_files_limit() {
         Ok((old, new)) => {
             log::info!("open files: {new} for the daemon, {old} for modules")
@@ -44,17 +49,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
-    // Sockets handed over by systemd replace the config's listeners, as
-    // --listen does; then a missing config file is not an error either.
-    let activated = !cli.check_config && systemd::activated();
-    let source = SettingsSource {
-        config_path: cli.config.clone(),
-        config_optional: !cli.listen.is_empty() || activated,
-        listeners_from_config: cli.listen.is_empty() && !activated,
-        timeout: cli.timeout,
-        max_jobs: cli.max_jobs,
-        state: cli.state.clone(),
-    };
+    let activated = systemd::activated();
+    let source = settings_source(&cli, activated);
     let config = source.load()?;
     if cli.listen.is_empty() && !activated {
         check::some_listener(&config.listeners)?;
@@ -63,41 +59,11 @@ fn run(cli: Cli) -> Result<(), Error> {
         config: &config,
         modules_dir: &cli.modules,
     });
-    if cli.check_config {
-        let mut findings = findings;
-        // Checked here too; at start, who modules run as is settled with
-        // the listeners known (see config/reach.rs).
-        if let Some(who) = reach::module_user(&config.settings) {
-            if let Err(blocked) = reach::modules(&cli.modules, &who) {
-                let mut fix = reach::FIXES.to_string();
-                let loopback = cli.listen.iter().all(|l| l.addr.ip().is_loopback())
-                    && (!cli.listen.is_empty()
-                        || config.listeners.iter().all(|l| l.addr.ip().is_loopback()));
-                if config.settings.module_user.is_none() && loopback {
-                    fix.push_str(
-                        "; started as it is, bgjobd would run the modules as root instead, with a warning, as it listens on loopback only",
-                    );
-                }
-                findings.push(check::Finding {
-                    what: blocked.to_string(),
-                    fix,
-                });
-            }
-        }
-        if findings.is_empty() {
-            let listen: Vec<_> = cli.listen.iter().map(|l| l.addr).collect();
-            println!("{}", check::summary(&config, &listen, &cli.modules));
-            return Ok(());
-        }
-        for finding in &findings {
-            eprintln!("bgjobd: {finding}");
-        }
-        let n = findings.len();
-        let problems = if n == 1 { "problem" } else { "problems" };
-        return Err(Error::Config(format!("{n} {problems} found")));
-    }
     for finding in &findings {
-        log::warn!(target: "bgjobd", "{finding}");
+        match finding.severity {
+            Severity::Warning => log::warn!(target: "bgjobd", "{finding}"),
+            Severity::Error => log::error!(target: "bgjobd", "{finding}"),
+        }
     }
     let default_access = Access {
         allow: config.settings.allow.clone(),
@@ -122,11 +88,36 @@ fn run(cli: Cli) -> Result<(), Error> {
             })
             .collect()
     };
+    state_folder_free(&config.settings)?;
     let bound = specs
         .iter()
         .map(listeners::bind)
         .collect::<Result<Vec<_>, _>>()?;
     serve(cli, source, config.settings, bound)
+}
+
+/// A second daemon started in the same folder would fail to bind the
+/// first one's ports and say so; the state folder's lock is the truer
+/// reason, so it is tried first (and let go: the journal takes it again).
+fn state_folder_free(settings: &Settings) -> Result<(), Error> {
+    match &settings.state_dir {
+        Some(dir) if dir.is_dir() => bgjob::journal::state::lock(dir).map(drop),
+        _ => Ok(()),
+    }
+}
+
+/// Where the settings come from: the config file, the command line over it.
+/// Sockets handed over by systemd (`activated`) replace the config's
+/// listeners, as --listen does; then a missing config file is fine too.
+fn settings_source(cli: &Cli, activated: bool) -> SettingsSource {
+    SettingsSource {
+        config_path: cli.config.clone(),
+        config_optional: !cli.listen.is_empty() || activated,
+        listeners_from_config: cli.listen.is_empty() && !activated,
+        timeout: cli.timeout,
+        max_jobs: cli.max_jobs,
+        state: cli.state.clone(),
+    }
 }
 
 fn serve(
@@ -153,6 +144,98 @@ fn serve(
     }
     systemd::notify("READY=1");
     daemon.run()
+}
+
+/// Exit statuses of `--check-config`: clean, errors (the daemon would not
+/// start), warnings only (it would start and warn). 2 is clap's.
+const CHECK_CLEAN: u8 = 0;
+const CHECK_ERRORS: u8 = 1;
+const CHECK_WARNINGS: u8 = 3;
+
+/// `--check-config`: every finding, each marked with its severity, then
+/// the summary, and an exit status that says the worst found.
+fn check_config(cli: &Cli) -> ExitCode {
+    let findings = check_findings(cli);
+    for finding in &findings {
+        eprintln!("bgjobd: {}: {finding}", finding.severity.word());
+    }
+    let count = |severity| findings.iter().filter(|f| f.severity == severity).count();
+    let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    if errors > 0 {
+        eprintln!(
+            "bgjobd: {} and {} found: bgjobd would not start",
+            plural(errors, "error"),
+            plural(warnings, "warning")
+        );
+        return ExitCode::from(CHECK_ERRORS);
+    }
+    // Without errors the config loaded: the summary says what would run.
+    let source = settings_source(cli, false);
+    if let Ok(config) = source.load() {
+        let listen: Vec<_> = cli.listen.iter().map(|l| l.addr).collect();
+        let summary = check::summary(&config, &listen, &cli.modules);
+        match warnings {
+            0 => println!("{summary}"),
+            _ => println!("{}", summary.replacen(" ok:", " usable:", 1)),
+        }
+    }
+    if warnings == 0 {
+        return ExitCode::from(CHECK_CLEAN);
+    }
+    eprintln!(
+        "bgjobd: {} found: bgjobd would start and warn of {}",
+        plural(warnings, "warning"),
+        if warnings == 1 { "it" } else { "them" }
+    );
+    ExitCode::from(if cli.warnings_ok {
+        CHECK_CLEAN
+    } else {
+        CHECK_WARNINGS
+    })
+}
+
+/// Every finding of the check, as the daemon would meet them at start. A
+/// config that cannot be read is an error, and the modules are checked
+/// all the same (with the default settings) so that one run shows all.
+fn check_findings(cli: &Cli) -> Vec<Finding> {
+    let source = settings_source(cli, false);
+    let (config, mut findings) = match source.load() {
+        Ok(config) => (config, Vec::new()),
+        Err(e) => {
+            let mut fallback = bgjob::config::Config::default();
+            fallback.listeners.clear();
+            let fix = "the settings and their types are in man bgjobd";
+            (fallback, vec![check::error(e.to_string(), fix)])
+        }
+    };
+    if findings.is_empty() && cli.listen.is_empty() {
+        findings.extend(check::no_listener(&config.listeners));
+    }
+    findings.extend(check::run(&check::Subject {
+        config: &config,
+        modules_dir: &cli.modules,
+    }));
+    // At start, who modules run as is settled with the listeners known
+    // (see config/reach.rs): the same rule here.
+    if let Some(who) = reach::module_user(&config.settings) {
+        if let Err(blocked) = reach::modules(&cli.modules, &who) {
+            let loopback = cli.listen.iter().all(|l| l.addr.ip().is_loopback())
+                && (!cli.listen.is_empty()
+                    || config.listeners.iter().all(|l| l.addr.ip().is_loopback()));
+            let chosen =
+                config.settings.module_user.is_some() || config.settings.module_uids.is_some();
+            findings.push(if !chosen && loopback {
+                check::finding(
+                    blocked.to_string(),
+                    format!("{}; started as it is, bgjobd runs the modules as root instead, as it listens on loopback only", reach::FIXES),
+                )
+            } else {
+                check::error(blocked.to_string(), reach::FIXES)
+            });
+        }
+    }
+    findings
 }
 
 /// -v info, -vv debug, -vvv trace; by default warnings, and the start,

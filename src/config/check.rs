@@ -1,15 +1,14 @@
-//! The one check of what start-up needs, run by `--check-config` (each
-//! finding an error, exit 1) and at every start and reload (each finding a
-//! warning): clamped values, the modules folder, module interpreters, the
-//! npm packages of `.js` modules, and the state folder. Each finding says
-//! what is wrong and how to fix it.
+//! The one check of what start-up needs, run by `--check-config` and at
+//! every start and reload: clamped values, the modules folder, module
+//! interpreters, the npm packages of `.js` modules, and the state folder.
+//! Each finding says what is wrong, how to fix it, and whether it would
+//! stop the daemon (an error) or not (a warning).
 
 use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use crate::config::finding::finding;
-pub use crate::config::finding::{Finding, Subject};
+pub use crate::config::finding::{error, finding, Finding, Severity, Subject};
 pub use crate::config::module_check::find_program;
 use crate::config::module_check::{candidates, module_interpreters, modules_folder, node_packages};
 use crate::config::Config;
@@ -35,17 +34,24 @@ pub fn run(subject: &Subject) -> Vec<Finding> {
 
 /// A daemon that listens nowhere is a mistake, not a configuration.
 pub fn some_listener(listeners: &[crate::config::ListenerSpec]) -> Result<(), Error> {
-    if listeners.is_empty() {
-        return Err(Error::Config(
-            "\"listen\" is empty: bgjobd would serve nothing (add a listener, or give --listen ADDR:PORT)"
-                .into(),
-        ));
+    match no_listener(listeners) {
+        Some(finding) => Err(Error::Config(finding.to_string())),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The finding of an empty listener list, if it is empty.
+pub fn no_listener(listeners: &[crate::config::ListenerSpec]) -> Option<Finding> {
+    listeners.is_empty().then(|| {
+        error(
+            "\"listen\" is empty: bgjobd would serve nothing",
+            "add a listener, or give --listen ADDR:PORT",
+        )
+    })
 }
 
 fn clamped_values(s: &Subject) -> Vec<Finding> {
-    let fix = "give a value within the range in docs/configuration.md's table";
+    let fix = "give a value within the range of the settings table in man bgjobd";
     s.config.clamped.iter().map(|c| finding(c, fix)).collect()
 }
 
@@ -77,7 +83,8 @@ fn state_folder(s: &Subject) -> Vec<Finding> {
         Ok(_) if !writable(dir) => format!("state folder {shown} is not writable"),
         Ok(_) => return Vec::new(),
     };
-    vec![finding(
+    // The journal cannot be opened there: the daemon would not start.
+    vec![error(
         problem,
         "give bgjobd's user a folder of its own (state_dir, --state), or \"none\"",
     )]

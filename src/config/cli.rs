@@ -8,11 +8,13 @@ use clap::{ArgAction, Parser};
 /// Exit statuses and signals, shown at the end of `--help` and in the man page.
 const AFTER_HELP: &str = "\
 Exit status: 0 stopped by SIGTERM or SIGINT, 1 configuration or start-up
-error (the message says which), 2 bad command line.
+error (the message says which), 2 bad command line. With --check-config: 0
+clean, 1 errors, 3 warnings only (0 with --warnings-ok).
 
 Signals: SIGHUP reads the config again and rescans the modules; SIGTERM and
-SIGINT stop accepting, let running jobs finish within shutdown_grace_secs,
-then exit.";
+SIGINT stop accepting, keep waiting jobs that are in the journal for the
+next start, drop the other waiting ones, let running jobs finish within
+shutdown_grace_secs, then exit.";
 
 /// bgjobd runs modules as child processes on request over TCP and UDP.
 ///
@@ -53,10 +55,16 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub state: Option<String>,
 
-    /// Check the config file and the modules folder, print a summary, and
-    /// exit: 0 when fine, 1 with the first problem named.
+    /// Check the config file and the modules folder, print every finding
+    /// (each marked `error:`, would stop the daemon, or `warning:`, it
+    /// starts and says so) and exit: 0 clean, 1 errors, 3 warnings only.
     #[arg(long)]
     pub check_config: bool,
+
+    /// With --check-config: exit 0 when only warnings are found, as the
+    /// systemd unit's check before a start or reload does.
+    #[arg(long, requires = "check_config")]
+    pub warnings_ok: bool,
 
     /// Print each bound ADDR:PORT on stdout, one per line, once listening.
     #[arg(short = '1', long)]

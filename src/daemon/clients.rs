@@ -115,7 +115,10 @@ impl Daemon {
                         return self
                             .answer(key, Refusal::UnknownModule.answer().as_bytes().to_vec());
                     }
-                    let why = format!("no module {:?}", loggable(&request, 64));
+                    // The name as sent, not the data after it (a session
+                    // id, a password...), which the log must not keep.
+                    let head = request.split(|&b| b == b':').next().unwrap_or_default();
+                    let why = format!("no module {:?}", loggable(head, 64));
                     return self.refuse_for(key, Refusal::UnknownModule, &why);
                 };
                 // A warm worker takes the whole request in one frame.

@@ -47,7 +47,7 @@ impl Daemon {
         let env = JobEnv {
             module: &job.module.name,
             transport: job.origin.transport(),
-            remote: job.origin.peer().map(|p| p.to_string()),
+            remote: job.origin.remote(),
             job_id: match job.origin {
                 Origin::Queue { id } => Some(id),
                 _ => None,

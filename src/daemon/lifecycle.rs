@@ -133,12 +133,21 @@ impl Daemon {
             return;
         }
         let until = Instant::now() + self.settings.shutdown_grace;
+        // What stop_waiting_job does with each: journaled ones stay.
+        let durable = self.store.durable();
+        let kept = self
+            .jobs
+            .waiting_keys()
+            .into_iter()
+            .filter(|&k| durable && self.jobs.get(k).is_some_and(|j| j.id.is_some()))
+            .count();
         log::info!(
             target: "bgjobd",
-            "signal {signal}: stopping; {} running jobs get {} s, {} waiting are dropped",
+            "signal {signal}: stopping; {} running jobs get {} s; of {} waiting, {kept} kept in the journal for the next start, {} dropped",
             self.jobs.running(),
             self.settings.shutdown_grace.as_secs_f64(),
-            self.jobs.waiting()
+            self.jobs.waiting(),
+            self.jobs.waiting().saturating_sub(kept)
         );
         self.stopping = Some(until);
         self.timers.schedule(until, Timer::Stop);

@@ -4,7 +4,6 @@
 //! does not exist.
 
 use std::fs;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -109,7 +108,7 @@ impl Daemon {
                 continue;
             }
             let key = self.conns.next_key();
-            let peer = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+            let peer = crate::run::job::OPERATOR_PEER;
             let registry = self.poll.registry();
             let stream = Stream::Unix(stream);
             let conn = match Conn::new(stream, peer, (OPERATOR, true), registry, tokens::conn(key))

@@ -76,7 +76,9 @@ impl Daemon {
         }
         let Some(module) = self.modules.lookup(&name) else {
             self.stats.refusal(Refusal::UnknownModule);
-            let request = loggable(datagram, 64);
+            // The name as sent, never the data after it.
+            let head = datagram.split(|&b| b == b':').next().unwrap_or_default();
+            let request = loggable(head, 64);
             self.warn_limited(
                 Refusal::UnknownModule.answer(),
                 format_args!("udp {peer}: dropped, no module {request:?}"),

@@ -161,7 +161,7 @@ impl Daemon {
             Some(data) => data.to_vec(),
             None => job.input.pending().to_vec(),
         };
-        let remote = job.origin.peer().map(|p| p.to_string()).unwrap_or_default();
+        let remote = job.origin.remote().unwrap_or_default();
         let frame = job_frame(job.origin.transport(), &remote, &data);
         if let JobState::Warm(run) = &mut job.state {
             run.worker = Some(worker);

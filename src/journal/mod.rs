@@ -20,8 +20,8 @@ pub mod live;
 pub mod record;
 /// Reading a journal at start, frame by frame.
 pub mod replay;
-/// The folder's lock and id key.
-mod state;
+/// The folder's lock and id key (the lock is also tried before binding).
+pub mod state;
 /// When records reach the disk.
 pub mod sync;
 /// The writer thread.

@@ -1,6 +1,6 @@
 //! A job: one run of a module, from request to answer.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
@@ -9,6 +9,11 @@ use crate::keys::ConnKey;
 use crate::run::modules::Module;
 use crate::run::outcome::{decode_status, Outcome};
 use crate::run::process::Process;
+
+/// The peer address a connection over the operator's Unix socket stands
+/// under (it has none of its own): loopback for the per-client counts, port
+/// 0, which no TCP client has.
+pub const OPERATOR_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 
 /// Where a job came from, which is also where its answer goes.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +37,15 @@ impl Origin {
             Origin::Tcp { .. } => "tcp",
             Origin::Udp { .. } => "udp",
             Origin::Queue { .. } => "queue",
+        }
+    }
+
+    /// The value of `BGJOB_REMOTE`: the client's `ip:port`, `unix` for the
+    /// operator socket, none for a queue job.
+    pub fn remote(&self) -> Option<String> {
+        match self.peer()? {
+            OPERATOR_PEER => Some("unix".into()),
+            peer => Some(peer.to_string()),
         }
     }
 

@@ -238,3 +238,38 @@ fn stats_watch_redraws_in_a_terminal() {
     assert!(screen.contains("module.test"), "{screen}");
     assert!(screen.contains("per s"), "{screen}");
 }
+
+#[test]
+fn an_empty_list_says_so() {
+    let d = Setup::new().start();
+    let socket = d.operator_socket().display().to_string();
+    let o = bgjob(&d, &["--socket", &socket, "list"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o), "", "stdout stays one line per job");
+    assert!(err(&o).contains("no jobs held"), "{}", err(&o));
+}
+
+#[test]
+fn stats_watch_into_a_reader_that_stops_ends_quietly() {
+    let d = Setup::new().start();
+    let mut child = Command::new(BGJOB)
+        .args(["--server", &d.addr.to_string(), "stats", "--watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // As `| head -n1` does: read a line, then close the pipe.
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("bgjobd up "), "{first}");
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        (o.status.code(), err(&o).as_str()),
+        (Some(0), ""),
+        "no Broken pipe"
+    );
+}

@@ -1,5 +1,6 @@
-//! The start-up check: `--check-config` reports every finding as an error
-//! (exit 1) and start-up as a warning; config errors name their key and
+//! The start-up check: `--check-config` reports every finding, marked as
+//! an error (the daemon would not start: exit 1) or a warning (exit 3, or
+//! 0 with --warnings-ok), and start-up warns of the warnings; config errors name their key and
 //! line; `--listen localhost:PORT`; and SIGHUP applies listener changes.
 
 use std::fs;
@@ -54,12 +55,13 @@ fn check_config_reports_every_finding_and_start_up_warns_of_them() {
     let (code, text) = check(&config, &modules, &[]);
     assert_eq!(code, Some(1), "{text}");
     for want in [
-        "max_jobs: 100000 is out of range, 4096 is used",
-        "module noexec is not executable (chmod +x ",
-        "module py: its #! interpreter /usr/bin/python9 is not found",
-        "module page.js needs the npm package nosuchpkg9, which is not installed (run `npm ci`",
+        "warning: max_jobs: 100000 is out of range, 4096 is used",
+        "warning: module noexec is not executable (chmod +x ",
+        "warning: module py: its #! interpreter /usr/bin/python9 is not found",
+        "warning: module page.js needs the npm package nosuchpkg9, which is not installed",
+        "error: state folder ",
         "is not a folder",
-        "5 problems found",
+        "1 error and 4 warnings found: bgjobd would not start",
     ] {
         assert!(text.contains(want), "{want:?} not in:\n{text}");
     }
@@ -83,6 +85,84 @@ fn check_config_reports_every_finding_and_start_up_warns_of_them() {
         "{log}"
     );
     assert_eq!(d.ask_str("ok:fine"), "fine");
+}
+
+#[test]
+fn warnings_alone_do_not_fail_the_units_check_and_errors_do() {
+    let dir = TempDir::new("severity");
+    let modules = broken_modules(&dir);
+    let listen = r#"[{"address": "127.0.0.1", "port": 1}]"#;
+    let (code, text) = check(listen, &modules, &[]);
+    assert_eq!(code, Some(3), "warnings only: {text}");
+    assert!(
+        text.contains("3 warnings found: bgjobd would start"),
+        "{text}"
+    );
+    assert!(
+        text.contains("configuration usable: listeners 127.0.0.1:1"),
+        "{text}"
+    );
+    assert!(!text.contains("error:"), "{text}");
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("bgjobd: warning: "))
+            .count()
+            + 2,
+        text.lines().count(),
+        "the findings, the summary and the count alone: {text}"
+    );
+    // The unit's own check lines, as systemd runs them before a start and
+    // a reload.
+    let unit =
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bin/bgjobd.service")).unwrap();
+    let checks: Vec<Vec<&str>> = unit
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("ExecStartPre=")
+                .or(l.strip_prefix("ExecReload="))
+        })
+        .filter(|l| l.contains("--check-config"))
+        .map(|l| l.split_whitespace().skip(1).collect())
+        .collect();
+    assert_eq!(checks.len(), 2, "{unit}");
+    let config = dir.path().join("unit.config");
+    let state = dir.path().join("state");
+    for (text, ok) in [(listen, true), (r#"{"listen": []}"#, false)] {
+        fs::write(&config, text).unwrap();
+        for args in &checks {
+            let args: Vec<String> = args
+                .iter()
+                .map(|a| {
+                    a.replace("/etc/bgjob/service.config", config.to_str().unwrap())
+                        .replace("/etc/bgjob/modules", modules.to_str().unwrap())
+                        .replace("/var/lib/bgjob", state.to_str().unwrap())
+                })
+                .collect();
+            let o = Command::new(BIN).args(&args).output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.success(), ok, "{args:?} on {text}: {err}");
+        }
+    }
+}
+
+#[test]
+fn one_run_shows_every_finding_behind_a_type_error_or_no_listener() {
+    let dir = TempDir::new("behind");
+    let modules = broken_modules(&dir);
+    for config in [r#"{"max_jobs": "8", "listen": []}"#, r#"{"listen": []}"#] {
+        let (code, text) = check(config, &modules, &[]);
+        assert_eq!(code, Some(1), "{text}");
+        assert_eq!(text.matches("error: ").count(), 1, "{text}");
+        for want in [
+            "warning: module noexec is not executable",
+            "warning: module py: its #! interpreter /usr/bin/python9 is not found",
+            "1 error and 3 warnings found",
+        ] {
+            assert!(text.contains(want), "{want:?} not in:\n{text}");
+        }
+    }
+    let (_, text) = check(r#"{"listen": []}"#, &modules, &[]);
+    assert!(text.contains("error: \"listen\" is empty"), "{text}");
 }
 
 #[test]

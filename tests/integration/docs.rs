@@ -7,8 +7,14 @@
 //!   The folder also holds a copy of the checkout's `clients/` (the client
 //!   libraries, installed from there as the docs show), and `python` blocks
 //!   find the Python library on `PYTHONPATH`.
-//! - `sh ci`: each command is run by `.ci/run` or `bin/test` (its words
-//!   appear, in order, in one of their lines).
+//!   The README's blocks run as a newcomer runs them: in a folder laid out
+//!   as the clone after its first command (`service.config`, `modules/`,
+//!   `target/release/bgjobd` and `bgjob`), against the daemon that command
+//!   starts there, with a plain `PATH`. The blocks of `docs/` find `bgjob`
+//!   on the `PATH`, as the package installs it.
+//! - `sh ci`: each command is run by `.ci/run`, `bin/test` or
+//!   `.ci/package-lifecycle` (its words appear, in order, in one of their
+//!   lines, quotes aside).
 //! - `json`: a configuration file `bgjobd --check-config` accepts.
 //! - `text synopsis=PROG`: every option and subcommand it names is in
 //!   `PROG --help` (or a subcommand's).
@@ -76,6 +82,55 @@ fn bin_dir() -> PathBuf {
         .to_owned()
 }
 
+/// The `PATH` of a fresh login: nothing of this repository on it.
+const PLAIN_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The README's first command, as a newcomer runs it in the clone: it
+/// builds `target/release/`, then runs the daemon there without arguments,
+/// on `./service.config`, `./modules` and `./state`. Here the folder is a
+/// copy of the clone's files (the port made free: `-1` prints it) whose
+/// `target/release/` holds the programs this test was built with.
+fn first_command_daemon(readme: &[Block]) -> (Daemon, String) {
+    let first = readme
+        .iter()
+        .find(|b| b.info[0] == "sh")
+        .expect("README: no first command");
+    let command = first
+        .text
+        .lines()
+        .next()
+        .unwrap()
+        .split(" #")
+        .next()
+        .unwrap();
+    let daemon = command.rsplit("&& ").next().unwrap().trim();
+    assert_eq!(
+        daemon, "target/release/bgjobd",
+        "README:{}: the first command should run the daemon it built, without arguments",
+        first.line
+    );
+    let dir = TempDir::new("clone");
+    let config = fs::read_to_string(Path::new(ROOT).join("service.config")).unwrap();
+    fs::write(
+        dir.path().join("service.config"),
+        config.replace("12341", "0"),
+    )
+    .unwrap();
+    let modules = dir.path().join("modules");
+    fs::create_dir(&modules).unwrap();
+    for name in ["test", "fail", "upper", "wc"] {
+        let script = fs::read_to_string(Path::new(ROOT).join("modules").join(name)).unwrap();
+        crate::util::write_module(&modules, name, &script);
+    }
+    let release = dir.path().join("target/release");
+    fs::create_dir_all(&release).unwrap();
+    for program in ["bgjobd", "bgjob"] {
+        std::os::unix::fs::symlink(bin_dir().join(program), release.join(program)).unwrap();
+    }
+    let d = Daemon::spawn(dir, modules, vec!["-1".into()]);
+    (d, "127.0.0.1:9464".into())
+}
+
 /// The daemon `run` blocks talk to, with the repository's shell modules.
 fn live_daemon() -> (Daemon, String) {
     let mut setup = Setup::new().settings(r#""state_dir": "none", "metrics": "127.0.0.1:0""#);
@@ -105,7 +160,7 @@ fn copy_client_libraries(dir: &Path) {
     assert!(ok.success(), "cp -r clients {}", dir.display());
 }
 
-fn run_block(block: &Block, d: &Daemon, metrics: &str, where_: &str) -> String {
+fn run_block(block: &Block, d: &Daemon, metrics: &str, path: &str, where_: &str) -> String {
     let program = match block.info[0].as_str() {
         "sh" => vec!["sh", "-e"],
         "php" => vec!["php"],
@@ -118,7 +173,6 @@ fn run_block(block: &Block, d: &Daemon, metrics: &str, where_: &str) -> String {
         .replace("12341", &d.addr.port().to_string());
     let script = d.dir.path().join(".snippet");
     fs::write(&script, text).unwrap();
-    let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap());
     let o = Command::new(program[0])
         .args(&program[1..])
         .arg(&script)
@@ -141,12 +195,16 @@ fn run_block(block: &Block, d: &Daemon, metrics: &str, where_: &str) -> String {
 
 /// The CI scripts' lines, as words.
 fn ci_lines() -> Vec<Vec<String>> {
-    [".ci/run", "bin/test"]
+    [".ci/run", "bin/test", ".ci/package-lifecycle"]
         .iter()
         .flat_map(|f| {
             let text = fs::read_to_string(Path::new(ROOT).join(f)).unwrap();
             text.lines()
-                .map(|l| l.split_whitespace().map(str::to_string).collect())
+                .map(|l| {
+                    l.split_whitespace()
+                        .map(|w| w.trim_matches(|c| c == '\'' || c == '"').to_string())
+                        .collect()
+                })
                 .collect::<Vec<Vec<String>>>()
         })
         .collect()
@@ -167,7 +225,7 @@ fn check_ci(block: &Block, where_: &str) {
         let words: Vec<&str> = command.split_whitespace().collect();
         assert!(
             ci.iter().any(|l| in_order(&words, l)),
-            "{where_}: `{command}` is not run by .ci/run or bin/test"
+            "{where_}: `{command}` is not run by .ci/run, bin/test or .ci/package-lifecycle"
         );
     }
 }
@@ -228,6 +286,11 @@ fn every_code_block_of_the_documentation_runs_or_is_checked() {
     for path in documents() {
         let name = path.strip_prefix(ROOT).unwrap().display().to_string();
         let blocks = blocks(&path);
+        let readme = name == "README.md";
+        let search = match readme {
+            true => PLAIN_PATH.to_string(),
+            false => format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap()),
+        };
         let mut live: Option<(Daemon, String)> = None;
         let mut last_output: Option<String> = None;
         for block in &blocks {
@@ -235,8 +298,11 @@ fn every_code_block_of_the_documentation_runs_or_is_checked() {
             let info: Vec<&str> = block.info.iter().map(String::as_str).collect();
             match info.as_slice() {
                 [_, "run"] => {
-                    let (d, metrics) = live.get_or_insert_with(live_daemon);
-                    last_output = Some(run_block(block, d, metrics, &where_));
+                    let (d, metrics) = live.get_or_insert_with(|| match readme {
+                        true => first_command_daemon(&blocks),
+                        false => live_daemon(),
+                    });
+                    last_output = Some(run_block(block, d, metrics, &search, &where_));
                     ran += 1;
                     continue;
                 }
@@ -273,6 +339,44 @@ fn links_between_the_documents_lead_somewhere() {
             }
             let resolved = path.parent().unwrap().join(file);
             assert!(resolved.exists(), "{}: link to {target}", path.display());
+        }
+    }
+}
+
+/// The words in backticks of the paragraph that starts with `start`.
+fn paragraph_names(text: &str, start: &str) -> Vec<String> {
+    let from = text.find(start).unwrap_or_else(|| panic!("no {start:?}"));
+    let paragraph = text[from + start.len()..].split("\n\n").next().unwrap();
+    paragraph
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_queue_stats_key_is_in_the_protocol_document() {
+    let text = fs::read_to_string(Path::new(ROOT).join("docs/protocol.md")).unwrap();
+    let documented = paragraph_names(&text, "`queue:stats` keys:");
+    for settings in [r#""state_dir": "none""#, r#""max_jobs": 2"#] {
+        let d = Setup::new()
+            .module("test", "#!/bin/sh\nprintf Test\n")
+            .settings(settings)
+            .start();
+        assert_eq!(d.ask_str("test:"), "Test");
+        let stats = d.ask_str("queue:stats");
+        for line in stats.lines() {
+            let key = line.split(": ").next().unwrap();
+            let key = if key.starts_with("module.") {
+                "module.<name>"
+            } else {
+                key
+            };
+            assert!(
+                documented.iter().any(|d| d == key || d == line),
+                "queue:stats key {key:?} is not in docs/protocol.md: {documented:?}"
+            );
         }
     }
 }

@@ -115,16 +115,23 @@ fn a_second_daemon_on_the_same_state_folder_is_refused() {
     let d = Setup::new()
         .module("test", "#!/bin/sh\nprintf Test\n")
         .start();
-    let second = std::process::Command::new(crate::util::BIN)
-        .args(["--listen", "127.0.0.1:0", "--modules"])
-        .arg(&d.modules)
-        .current_dir(d.dir.path())
-        .output()
-        .unwrap();
-    assert!(!second.status.success());
-    let err = String::from_utf8_lossy(&second.stderr);
-    assert!(err.contains("state"), "{err}");
-    assert!(err.contains(&format!("pid {}", d.pid())), "{err}");
+    // On a port of its own, and on the first one's (as the same command in
+    // the same folder would): the state folder's lock is named either way.
+    for listen in ["127.0.0.1:0".to_string(), d.addr.to_string()] {
+        let second = std::process::Command::new(crate::util::BIN)
+            .args(["--listen", &listen, "--modules"])
+            .arg(&d.modules)
+            .current_dir(d.dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&second.stderr);
+        assert_eq!(second.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!("is in use by another bgjobd (pid {})", d.pid())),
+            "{listen}: {err}"
+        );
+        assert!(!err.contains("in use (os error"), "{err}");
+    }
     assert_eq!(d.ask_str("test:"), "Test", "the first one runs on");
 }
 

@@ -112,9 +112,19 @@ fn sigint_stops_too_and_waiting_clients_are_told() {
     wait_for("one running", || {
         d.ask_str(&format!("queue:check:{first}")) == "1"
     });
+    let kept = d.ask_str("queue:add:slow:");
     d.signal("INT");
     assert_eq!(read_to_end(&mut waiting), b"503: Shutting down");
     assert!(d.wait_exit(Duration::from_secs(5)).success());
+    // The stop line says what happened to each waiting job: the queued one
+    // is in the journal, the direct call was refused.
+    let log = d.log();
+    assert!(
+        log.contains("of 2 waiting, 1 kept in the journal for the next start, 1 dropped"),
+        "{log}"
+    );
+    d.start_again();
+    assert_eq!(d.ask_str(&format!("queue:get:{kept}")), "finished");
 }
 
 #[test]

@@ -27,7 +27,7 @@ fn the_default_level_tells_start_refusals_and_failures() {
     }
     assert_eq!(d.ask_str("ok:fine"), "fine");
     assert_eq!(d.ask_str("nosuch:x"), "400: Unknown request");
-    d.wait_log("refused with 400: Unknown request: no module \"nosuch:x\"");
+    d.wait_log("refused with 400: Unknown request: no module \"nosuch\"");
     assert!(d.ask_str("fails:x").contains("exit status 3"));
     d.wait_log("fails: in 1 bytes");
     let log = d.log();
@@ -136,4 +136,18 @@ fn a_port_probe_is_answered_but_not_warned_about() {
         "an empty request was warned about:\n{}",
         d.log()
     );
+}
+
+#[test]
+fn a_refusal_logs_the_module_name_and_not_the_data() {
+    // One daemon per transport: refusals of a kind share a rate limit.
+    let d = Setup::new().default_log_level().start();
+    assert_eq!(d.ask_str("registersession:sess42"), "400: Unknown request");
+    d.wait_log("refused with 400: Unknown request: no module \"registersession\"");
+    let u = Setup::new().default_log_level().start();
+    u.send_udp(b"registersession:sess43");
+    u.wait_log("dropped, no module \"registersession\"");
+    for log in [d.log(), u.log()] {
+        assert!(!log.contains("sess4"), "the data was logged:\n{log}");
+    }
 }

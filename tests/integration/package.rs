@@ -7,6 +7,10 @@ use std::process::Command;
 
 use crate::util::{TempDir, BIN};
 
+fn read_doc(name: &str) -> String {
+    fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/").to_string() + name).unwrap()
+}
+
 /// The highest exposure `systemd-analyze security` may give the service.
 const MAX_EXPOSURE: f64 = 2.0;
 
@@ -79,13 +83,45 @@ fn man_pages_and_completions_come_from_the_command_lines() {
     );
     for flag in [
         "check\\-config",
+        "warnings\\-ok",
         "log\\-format",
         "print\\-addr",
-        "Exit status",
     ] {
         assert!(daemon.contains(flag), "{flag} not in bgjobd.8");
     }
+    // More than the options: what the documents say of the settings, the
+    // check, signals, exit status and the installed files.
+    for section in ["SETTINGS", "CHECKS", "SIGNALS", "EXIT STATUS", "FILES"] {
+        assert!(
+            daemon.contains(&format!(".SH \"{section}\"")),
+            "no {section}"
+        );
+    }
+    let configuration = read_doc("configuration.md");
+    let settings = configuration
+        .split("| setting | default | range | meaning |")
+        .nth(1)
+        .unwrap();
+    for row in settings.lines().skip(2).take_while(|l| l.starts_with('|')) {
+        let name = row.split('`').nth(1).unwrap();
+        assert!(
+            daemon.contains(&format!("\\fB{name}")),
+            "{name} not in bgjobd.8"
+        );
+    }
+    for text in [
+        "SIGHUP",
+        "3 warnings only",
+        "/etc/bgjob/service.config",
+        "/var/lib/bgjob",
+        "admin.sock",
+    ] {
+        assert!(daemon.contains(text), "{text} not in bgjobd.8");
+    }
     let client = read("man/bgjob.1");
+    for (page, text) in [("bgjobd.8", &daemon), ("bgjob.1", &client)] {
+        assert!(!text.contains('`'), "a literal backtick in {page}");
+    }
     assert!(
         client.contains(".TH bgjob 1") && client.contains("timed out"),
         "{client}"

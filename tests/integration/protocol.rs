@@ -143,6 +143,8 @@ printf '%s|%s|%s|%s|%s' "$BGJOB_MODULE" "$BGJOB_TRANSPORT" "$BGJOB_REMOTE" "${BG
     stream.shutdown(std::net::Shutdown::Write).unwrap();
     let answer = String::from_utf8(crate::util::read_to_end(&mut stream)).unwrap();
     assert_eq!(answer, format!("env|tcp|{local}|unset|leader"));
+    // The operator socket has no address: it says so.
+    assert_eq!(d.ask_operator("env:"), "env|tcp|unix|unset|leader");
     let id = d.ask_str("queue:add:env:");
     let answer = d.ask_str(&format!("queue:get:{id}"));
     assert_eq!(

@@ -5,6 +5,8 @@
 
 #[path = "../bgjob/cli.rs"]
 mod client_cli;
+/// bgjobd(8)'s sections from the documents, and Markdown to roff.
+mod man;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// A program's man page: clap's sections; for the daemon, without the
+/// help's short "EXTRA" note, and with the settings, checks, signals, exit
+/// status and files instead. Code spans are bold, never backticks.
+fn man_page(command: &clap::Command, section: &str) -> std::io::Result<String> {
+    let page = clap_mangen::Man::new(command.clone()).section(section);
+    let mut out = Vec::new();
+    if section == "8" {
+        page.render_title(&mut out)?;
+        page.render_name_section(&mut out)?;
+        page.render_synopsis_section(&mut out)?;
+        page.render_description_section(&mut out)?;
+        page.render_options_section(&mut out)?;
+        out.extend(man::daemon_sections().into_bytes());
+        page.render_version_section(&mut out)?;
+    } else {
+        page.render(&mut out)?;
+    }
+    Ok(man::bold_code(&String::from_utf8_lossy(&out)))
+}
+
 fn write_all(dir: &Path) -> std::io::Result<()> {
     let (man, completions) = (dir.join("man"), dir.join("completions"));
     fs::create_dir_all(&man)?;
@@ -37,10 +59,7 @@ fn write_all(dir: &Path) -> std::io::Result<()> {
     ];
     for (command, section) in programs {
         let name = command.get_name().to_string();
-        let mut page = Vec::new();
-        clap_mangen::Man::new(command.clone())
-            .section(section)
-            .render(&mut page)?;
+        let page = man_page(&command, section)?;
         fs::write(man.join(format!("{name}.{section}")), page)?;
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
             let mut command = command.clone();

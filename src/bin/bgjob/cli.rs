@@ -29,7 +29,8 @@ pub struct Cli {
     pub server: Option<String>,
     /// The daemon's operator socket (in its state folder), which may list
     /// and act on every job; used when it can be opened and --server is
-    /// not given.
+    /// not given. Without it, state/admin.sock, then the package's
+    /// /var/lib/bgjob/admin.sock.
     #[arg(
         long,
         env = "BGJOB_SOCKET",

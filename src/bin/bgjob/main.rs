@@ -11,6 +11,7 @@ mod client;
 use std::io::{self, IsTerminal, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match run(&cli) {
         Ok(code) => code,
+        // Whoever read the output stopped (`bgjob stats --watch | head`):
+        // nothing is wrong, and there is nobody left to tell.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe && e.to_string() == STDOUT_CLOSED => {
+            Exit::Ok
+        }
         // A socket timeout reads as `WouldBlock` ("Resource temporarily
         // unavailable"): say what it means.
         Err(e) if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock => {
@@ -57,7 +63,7 @@ fn run(cli: &Cli) -> io::Result<Exit> {
             let reply = ask(request)?;
             match reply.strip_prefix(b"id:") {
                 Some(id) => {
-                    println!("{}", String::from_utf8_lossy(id));
+                    print_line(&String::from_utf8_lossy(id))?;
                     Ok(Exit::Ok)
                 }
                 None => answer(reply),
@@ -67,7 +73,7 @@ fn run(cli: &Cli) -> io::Result<Exit> {
             let reply = ask(format!("queue:check:id:{id}").into_bytes())?;
             match status_word(&String::from_utf8_lossy(&reply)) {
                 Some(word) => {
-                    println!("{word}");
+                    print_line(word)?;
                     Ok(Exit::Ok)
                 }
                 None => answer(reply),
@@ -79,12 +85,16 @@ fn run(cli: &Cli) -> io::Result<Exit> {
         Command::List => {
             let reply = ask(b"queue:list".to_vec())?;
             let forbidden = reply.starts_with(b"403:");
+            let empty = reply.is_empty();
             let exit = answer(reply)?;
             if forbidden {
                 eprintln!(
-                    "bgjob: listing needs operator rights: the daemon's {} (--socket PATH), or an admin listener",
+                    "bgjob: listing needs operator rights: the daemon's {} or {PACKAGE_SOCKET} (--socket PATH), or an admin listener",
                     cli.socket.display()
                 );
+            } else if empty {
+                // Said on stderr: stdout stays one line per job for scripts.
+                eprintln!("bgjob: no jobs held (none waiting, running or done and not fetched)");
             }
             Ok(exit)
         }
@@ -96,10 +106,8 @@ fn run(cli: &Cli) -> io::Result<Exit> {
             if reply != b"oleh" {
                 return answer(reply);
             }
-            println!(
-                "oleh from {via} in {:.2} ms",
-                started.elapsed().as_secs_f64() * 1e3
-            );
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            print_line(&format!("oleh from {via} in {ms:.2} ms"))?;
             Ok(Exit::Ok)
         }
     }
@@ -131,6 +139,10 @@ fn address(cli: &Cli) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))
 }
 
+/// The operator socket of the Debian package's service (its state folder,
+/// `--state /var/lib/bgjob`), tried after `--socket`'s default.
+const PACKAGE_SOCKET: &str = "/var/lib/bgjob/admin.sock";
+
 /// One request: connect, send, half-close, read to EOF. Over the operator
 /// socket when it can be opened and no server was named.
 fn ask(cli: &Cli, request: &[u8]) -> io::Result<Vec<u8>> {
@@ -142,18 +154,25 @@ fn ask_via(cli: &Cli, request: &[u8]) -> io::Result<(Vec<u8>, String)> {
     let limit = (cli.timeout > 0.0).then(|| Duration::from_secs_f64(cli.timeout));
     let explicit = cli.server.is_some() && !is_explicit_socket();
     if !explicit {
-        match UnixStream::connect(&cli.socket) {
-            Ok(stream) => {
-                let via = cli.socket.display().to_string();
-                return exchange(stream, request, limit).map(|reply| (reply, via));
+        // A named socket alone; else the default, then the package's.
+        let sockets = match is_explicit_socket() {
+            true => vec![cli.socket.as_path()],
+            false => vec![cli.socket.as_path(), Path::new(PACKAGE_SOCKET)],
+        };
+        for socket in sockets {
+            match UnixStream::connect(socket) {
+                Ok(stream) => {
+                    let via = socket.display().to_string();
+                    return exchange(stream, request, limit).map(|reply| (reply, via));
+                }
+                Err(e) if is_explicit_socket() => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("{}: {e}", socket.display()),
+                    ))
+                }
+                Err(_) => {}
             }
-            Err(e) if is_explicit_socket() => {
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("{}: {e}", cli.socket.display()),
-                ))
-            }
-            Err(_) => {}
         }
     }
     let addr = address(cli)?;
@@ -211,17 +230,36 @@ fn is_explicit_socket() -> bool {
         || std::env::args().any(|a| a == "--socket" || a.starts_with("--socket="))
 }
 
+/// What a write to a closed stdout becomes, told apart from a broken
+/// connection to the daemon (which is an error).
+const STDOUT_CLOSED: &str = "stdout closed";
+
+/// Writes to stdout; a reader that went away is [`STDOUT_CLOSED`].
+fn to_stdout(write: impl FnOnce(&mut io::StdoutLock) -> io::Result<()>) -> io::Result<()> {
+    write(&mut io::stdout().lock()).map_err(|e| match e.kind() {
+        io::ErrorKind::BrokenPipe => io::Error::new(e.kind(), STDOUT_CLOSED),
+        _ => e,
+    })
+}
+
+/// One line on stdout.
+fn print_line(text: &str) -> io::Result<()> {
+    to_stdout(|out| writeln!(out, "{text}"))
+}
+
 /// Prints an answer: `NNN:` errors to stderr with their exit code. On a
 /// terminal the answer ends with a newline, so the prompt starts on its
 /// own line; into a pipe or a file it is written byte for byte.
 fn answer(reply: Vec<u8>) -> io::Result<Exit> {
     let exit = classify_answer(&reply);
     if exit == Exit::Ok {
-        let mut out = io::stdout().lock();
-        out.write_all(&reply)?;
-        if out.is_terminal() && !reply.is_empty() && !reply.ends_with(b"\n") {
-            out.write_all(b"\n")?;
-        }
+        to_stdout(|out| {
+            out.write_all(&reply)?;
+            if out.is_terminal() && !reply.is_empty() && !reply.ends_with(b"\n") {
+                out.write_all(b"\n")?;
+            }
+            Ok(())
+        })?;
     } else {
         io::stderr().write_all(&reply)?;
         if !reply.ends_with(b"\n") {
@@ -253,15 +291,16 @@ fn watch(cli: &Cli, count: Option<u64>) -> io::Result<Exit> {
         let now = parse_stats(&String::from_utf8_lossy(&reply));
         let screen = draw_stats(&now, before.as_ref(), last.elapsed().as_secs_f64());
         last = Instant::now();
-        let mut out = io::stdout().lock();
-        if tty {
-            out.write_all(b"\x1b[H\x1b[2J")?; // home, clear
-        }
-        out.write_all(screen.as_bytes())?;
-        if !tty {
-            out.write_all(b"\n")?;
-        }
-        out.flush()?;
+        to_stdout(|out| {
+            if tty {
+                out.write_all(b"\x1b[H\x1b[2J")?; // home, clear
+            }
+            out.write_all(screen.as_bytes())?;
+            if !tty {
+                out.write_all(b"\n")?;
+            }
+            out.flush()
+        })?;
         before = Some(now);
         screens += 1;
         if count.is_some_and(|c| screens >= c) {
