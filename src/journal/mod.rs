@@ -14,6 +14,8 @@ mod change;
 mod codec;
 /// Frames, salt and damage.
 pub mod frame;
+/// A damaged header read again: the salt found from the frames.
+pub mod header;
 /// The journal's own view of live jobs and results.
 pub mod live;
 /// The record format.
