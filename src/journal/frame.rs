@@ -14,15 +14,7 @@
 use crate::journal::header::{judge, FirstFrame, HeaderState, Reading};
 use crate::journal::record::{Format, Record};
 
-/// The first bytes of a current journal.
-pub const MAGIC: &[u8; 8] = b"BGJOBJ2\n";
-/// The first bytes of a journal of the first format.
-pub const MAGIC_V1: &[u8; 8] = b"BGJOBJ1\n";
-/// Bytes before the first frame: magic and salt.
-pub const HEADER_LEN: usize = 8 + 16;
-
-/// The longest body a frame may claim; larger lengths are corruption.
-pub const MAX_BODY: usize = 1 << 31;
+pub use crate::journal::header::{HEADER_LEN, MAGIC, MAGIC_V1, MAX_BODY};
 
 /// A file's random salt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +118,7 @@ pub fn decode_all(file: &[u8]) -> Decoded {
         Reading::Salted(salt, state) => {
             decoded.format = Some(Format::V2);
             decoded.header = state;
-            decode_salted(file, &salt, &mut decoded);
+            decode_salted(file, &Salt(salt), &mut decoded);
         }
         Reading::V1 => {
             decoded.format = Some(Format::V1);

@@ -10,7 +10,17 @@
 //! Journals written so far keep being read as they are: the header format
 //! does not change, only how a damaged one is read.
 
-use crate::journal::frame::{Salt, HEADER_LEN, MAGIC, MAGIC_V1, MAX_BODY};
+/// The first bytes of a current journal.
+pub const MAGIC: &[u8; 8] = b"BGJOBJ2\n";
+/// The first bytes of a journal of the first format.
+pub const MAGIC_V1: &[u8; 8] = b"BGJOBJ1\n";
+/// Bytes before the first frame: magic and salt.
+pub const HEADER_LEN: usize = 8 + 16;
+/// The longest body a frame may claim; larger lengths are corruption.
+pub const MAX_BODY: usize = 1 << 31;
+
+/// A salt, as bytes (`frame.rs` wraps it).
+type SaltBytes = [u8; 16];
 
 /// What a journal's header turned out to be.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,7 +44,7 @@ pub enum Reading {
     /// The first format: no salt.
     V1,
     /// Salted frames under this salt, from [`HEADER_LEN`] on.
-    Salted(Salt, HeaderState),
+    Salted(SaltBytes, HeaderState),
     /// Nothing can be read.
     Unreadable,
 }
@@ -81,12 +91,12 @@ impl FirstFrame {
     }
 
     /// True when `salt` makes this frame check out.
-    fn verifies(&self, salt: &Salt) -> bool {
-        if salt.marker() != self.marker {
+    fn verifies(&self, salt: &SaltBytes) -> bool {
+        if salt[..8] != self.marker {
             return false;
         }
         let mut h = crc32fast::Hasher::new();
-        h.update(&salt.0);
+        h.update(salt);
         h.combine(&self.rest);
         h.finalize() == self.crc
     }
@@ -105,7 +115,7 @@ pub fn judge(head: &[u8], first: Option<&FirstFrame>) -> Reading {
     let Some(written) = head.get(8..HEADER_LEN) else {
         return Reading::Unreadable;
     };
-    let written = Salt(written.try_into().expect("16 bytes"));
+    let written: SaltBytes = written.try_into().expect("16 bytes");
     if let Some(first) = first {
         if first.verifies(&written) {
             let state = if magic_ok {
@@ -132,17 +142,20 @@ pub fn judge(head: &[u8], first: Option<&FirstFrame>) -> Reading {
 /// Salts one damaged byte away from `written`, given the marker the first
 /// frame carries: the marker as the first half (damage there), then each
 /// byte of the second half replaced by every other value.
-fn candidates<'a>(written: &'a Salt, marker: &'a [u8; 8]) -> impl Iterator<Item = Salt> + 'a {
-    let mut base = written.0;
+fn candidates<'a>(
+    written: &'a SaltBytes,
+    marker: &'a [u8; 8],
+) -> impl Iterator<Item = SaltBytes> + 'a {
+    let mut base = *written;
     base[..8].copy_from_slice(marker);
     let second_half = (8..16).flat_map(move |at| {
         (0..=255u8).filter(move |&v| v != base[at]).map(move |v| {
             let mut salt = base;
             salt[at] = v;
-            Salt(salt)
+            salt
         })
     });
-    std::iter::once(Salt(base)).chain(second_half)
+    std::iter::once(base).chain(second_half)
 }
 
 fn one_byte_off(a: &[u8], b: &[u8]) -> bool {

@@ -1,7 +1,7 @@
 //! Headers: every byte of a header damaged, old formats, what cannot be read.
 
 use super::*;
-use crate::journal::frame::decode_all;
+use crate::journal::frame::{decode_all, Salt};
 use crate::journal::record::{Format, Record};
 
 const SALT: Salt = Salt([

@@ -80,7 +80,7 @@ pub fn replay_from<R: Read + Seek>(
         Reading::Nothing => return Ok(damage),
         Reading::Salted(salt, state) => {
             damage.header = state;
-            salt
+            Salt(salt)
         }
         Reading::V1 | Reading::Unreadable => {
             // The first format, or not a journal at all: read whole, once.
