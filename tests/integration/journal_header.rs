@@ -139,3 +139,32 @@ fn a_header_that_cannot_be_read_is_kept_aside_byte_for_byte_and_ids_go_on() {
         "{new}: below the journal's own counter"
     );
 }
+
+#[test]
+fn no_id_is_handed_out_before_its_floor_is_on_disk() {
+    let (mut d, ids, _) = daemon_with_results(2);
+    // The floor's file cannot be replaced while its temporary name is a
+    // folder: the start cannot reserve ids above the old floor.
+    let blocker = d.dir.path().join("state/id-floor.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    d.start_again();
+    d.wait_log("cannot write the id floor");
+    for _ in 0..3 {
+        assert_eq!(d.ask_str("queue:add:echo:x"), "500: Journal write failed");
+    }
+    assert_eq!(
+        d.ask_str("echo:direct"),
+        "direct",
+        "direct calls are served"
+    );
+    assert_eq!(d.ask_str(&format!("queue:get:{}", ids[0])), "secret-0");
+    // Once the floor can be written, the writer thread reserves ids again.
+    std::fs::remove_dir(&blocker).unwrap();
+    let mut new = String::new();
+    wait_for("an add accepted", || {
+        new = d.ask_str("queue:add:echo:y");
+        new.starts_with("id:")
+    });
+    assert!(!ids.contains(&new), "{new} handed out twice");
+    assert_eq!(d.ask_str(&format!("queue:get:{new}")), "y");
+}
