@@ -8,7 +8,10 @@
 //! second half). One damaged byte in the header so costs no record.
 //!
 //! Journals written so far keep being read as they are: the header format
-//! does not change, only how a damaged one is read.
+//! does not change, only how a damaged one is read. The one risk: when the
+//! header is whole but the first frame is damaged, one of the 2,040 salts
+//! tried could verify that frame by chance (about 1 in 2 million), and the
+//! file would be read under a wrong salt: nothing read, and kept aside.
 
 /// The first bytes of a current journal.
 pub const MAGIC: &[u8; 8] = b"BGJOBJ2\n";
@@ -108,15 +111,9 @@ pub fn judge(head: &[u8], first: Option<&FirstFrame>) -> Reading {
     if head.is_empty() {
         return Reading::Nothing;
     }
-    if head.starts_with(MAGIC_V1) {
-        return Reading::V1;
-    }
     let magic_ok = head.starts_with(MAGIC);
-    let Some(written) = head.get(8..HEADER_LEN) else {
-        return Reading::Unreadable;
-    };
-    let written: SaltBytes = written.try_into().expect("16 bytes");
-    if let Some(first) = first {
+    let written: Option<SaltBytes> = head.get(8..HEADER_LEN).and_then(|s| s.try_into().ok());
+    if let (Some(written), Some(first)) = (written, first) {
         if first.verifies(&written) {
             let state = if magic_ok {
                 HeaderState::Intact
@@ -125,18 +122,21 @@ pub fn judge(head: &[u8], first: Option<&FirstFrame>) -> Reading {
             };
             return Reading::Salted(written, state);
         }
+        // Checked before the first format's magic: a salted file whose
+        // magic was damaged into it is still read as salted.
         if let Some(salt) = candidates(&written, &first.marker).find(|s| first.verifies(s)) {
             return Reading::Salted(salt, HeaderState::Rebuilt);
         }
     }
-    if magic_ok {
-        // The first frame is damaged (or there is none): trust the header.
-        return Reading::Salted(written, HeaderState::Intact);
-    }
-    if one_byte_off(&head[..8], MAGIC_V1) {
+    if head.starts_with(MAGIC_V1) {
         return Reading::V1;
     }
-    Reading::Unreadable
+    match written {
+        // The first frame is damaged (or there is none): trust the header.
+        Some(written) if magic_ok => Reading::Salted(written, HeaderState::Intact),
+        _ if one_byte_off(&head[..head.len().min(8)], MAGIC_V1) => Reading::V1,
+        _ => Reading::Unreadable,
+    }
 }
 
 /// Salts one damaged byte away from `written`, given the marker the first

@@ -92,3 +92,13 @@ fn a_damaged_magic_of_the_first_format_is_read_as_it() {
     assert_eq!(decoded.format, Some(Format::V1));
     assert_eq!(decoded.records, vec![Record::NextId(40)]);
 }
+
+#[test]
+fn a_magic_damaged_into_the_first_formats_is_still_read_as_salted() {
+    let mut bad = file();
+    bad[6] = b'1';
+    assert!(bad.starts_with(MAGIC_V1));
+    let decoded = decode_all(&bad);
+    assert_eq!(decoded.format, Some(Format::V2));
+    assert_eq!(decoded.records, records());
+}

@@ -82,8 +82,14 @@ pub fn replay_from<R: Read + Seek>(
             damage.header = state;
             Salt(salt)
         }
-        Reading::V1 | Reading::Unreadable => {
-            // The first format, or not a journal at all: read whole, once.
+        Reading::Unreadable => {
+            // Nothing to read: the file is not held, only reported.
+            damage.header = HeaderState::Unreadable;
+            damage.bad(0, size);
+            return Ok(damage);
+        }
+        Reading::V1 => {
+            // The first format: small by now, read whole, once.
             let mut bytes = Vec::new();
             r.goto(0)?;
             r.r.read_to_end(&mut bytes)?;
