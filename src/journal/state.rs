@@ -89,20 +89,7 @@ pub fn id_key(dir: &Path) -> Result<IdKey, Error> {
     }
     let mut key = [0u8; 32];
     fill_random(&mut key).map_err(|e| io("make", e))?;
-    let tmp = dir.join("id.key.tmp");
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| io("write", e))?;
-    file.write_all(&key).map_err(|e| io("write", e))?;
-    file.sync_all().map_err(|e| io("write", e))?;
-    fs::rename(&tmp, &path).map_err(|e| io("write", e))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io("write", e))?;
+    write_private(dir, "id.key", &key).map_err(|e| io("write", e))?;
     Ok(IdKey(key))
 }
 
@@ -162,19 +149,24 @@ pub fn read_floor(dir: &Path) -> u64 {
     0
 }
 
-/// Writes `floor` to `dir/id-floor` (mode 0600) durably: a synced file
-/// renamed over the old one, then the folder synced.
+/// Writes `floor` to `dir/id-floor` durably.
 pub fn write_floor(dir: &Path, floor: u64) -> std::io::Result<()> {
-    let tmp = dir.join("id-floor.tmp");
+    write_private(dir, FLOOR_FILE, &encode_floor(floor))
+}
+
+/// Replaces `dir/name` with `bytes` (mode 0600) durably: a synced
+/// `name.tmp` renamed over it, then the folder synced.
+fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
-    file.write_all(&encode_floor(floor))?;
-    file.sync_data()?;
-    fs::rename(&tmp, dir.join(FLOOR_FILE))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, dir.join(name))?;
     File::open(dir)?.sync_all()
 }
 
