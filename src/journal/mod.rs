@@ -26,7 +26,7 @@ pub mod record;
 mod recover;
 /// Reading a journal at start, frame by frame.
 pub mod replay;
-/// The folder's lock and id key.
+/// The folder's lock, id key and id floor file.
 mod state;
 /// When records reach the disk.
 pub mod sync;

@@ -197,9 +197,9 @@ impl Writer {
     /// Writes the id floor (synced) beside the journal.
     fn reserve(&mut self, floor: u64, seq: u64) -> Result<(), Failure> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        write_floor(dir, floor).map_err(|error| Failure {
+        write_floor(dir, floor).map_err(|e| Failure {
             lost: (seq, seq),
-            error,
+            error: std::io::Error::new(e.kind(), format!("cannot write the id floor: {e}")),
         })?;
         self.written = seq;
         Ok(())
