@@ -35,7 +35,7 @@ pub fn read(dir: &Path, path: &Path) -> Result<(Live, IdFloor), Error> {
 /// Logs what replaying `path` found and keeps aside a file nothing could
 /// be read from. An error only when such a file cannot be moved aside:
 /// the start must not then rewrite it.
-pub fn report(path: &Path, damage: &Damage) -> Result<(), Error> {
+fn report(path: &Path, damage: &Damage) -> Result<(), Error> {
     if damage.lost_everything() {
         let aside = keep_aside(path)
             .map_err(|e| Error::Io(format!("cannot keep {} aside", path.display()), e))?;
