@@ -3,6 +3,7 @@
 //! so that what a fuzzing run found stays fixed without a fuzzer.
 
 use crate::journal::frame::{decode_all, Salt};
+use crate::journal::replay::replay_bytes;
 use crate::net::protocol::{classify, split_datagram, Control, Head};
 
 /// Any bytes as a TCP request (complete or not) or a datagram: no panic,
@@ -48,6 +49,22 @@ pub fn journal(data: &[u8]) {
     assert_eq!(redecoded.bad_spots, 0);
 }
 
+/// Any bytes as a journal read by the streaming reader that recovery uses
+/// (`journal/replay.rs`): no panic and no error, and the same records,
+/// damage and header verdict as the whole-file decoder.
+pub fn journal_replay(data: &[u8]) {
+    let mut records = Vec::new();
+    let damage = replay_bytes(data, |r| records.push(r)).expect("reading memory cannot fail");
+    let whole = decode_all(data);
+    assert_eq!(records, whole.records);
+    assert_eq!(damage.records as usize, records.len());
+    assert_eq!(damage.skipped_bytes, whole.skipped_bytes as u64);
+    assert_eq!(damage.bad_spots, whole.bad_spots);
+    assert_eq!(damage.format, whole.format);
+    assert_eq!(damage.header, whole.header);
+    assert!(damage.skipped_bytes <= data.len() as u64);
+}
+
 /// Any bytes from a warm worker: no panic, and every reply consumes input.
 pub fn worker_replies(data: &[u8]) {
     let mut buf = data.to_vec();
@@ -70,6 +87,7 @@ mod tests {
         for (target, check) in [
             ("protocol", super::protocol as fn(&[u8])),
             ("journal", super::journal),
+            ("journal_replay", super::journal_replay),
             ("worker_replies", super::worker_replies),
         ] {
             for folder in ["corpus", "regressions"] {

@@ -11,17 +11,10 @@
 //! in the file's size. Files of the first format ([`MAGIC_V1`], no salt)
 //! are still read, once, by the start that rewrites them.
 
+use crate::journal::header::{judge, FirstFrame, HeaderState, Reading};
 use crate::journal::record::{Format, Record};
 
-/// The first bytes of a current journal.
-pub const MAGIC: &[u8; 8] = b"BGJOBJ2\n";
-/// The first bytes of a journal of the first format.
-pub const MAGIC_V1: &[u8; 8] = b"BGJOBJ1\n";
-/// Bytes before the first frame: magic and salt.
-pub const HEADER_LEN: usize = 8 + 16;
-
-/// The longest body a frame may claim; larger lengths are corruption.
-pub(super) const MAX_BODY: usize = 1 << 31;
+pub use crate::journal::header::{HEADER_LEN, MAGIC, MAGIC_V1, MAX_BODY};
 
 /// A file's random salt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +28,7 @@ impl Salt {
         Ok(Salt(salt))
     }
 
-    pub(super) fn marker(&self) -> &[u8] {
+    pub fn marker(&self) -> &[u8] {
         &self.0[..8]
     }
 
@@ -102,6 +95,8 @@ pub struct Decoded {
     pub bad_spots: usize,
     /// The file's format, if its header said.
     pub format: Option<Format>,
+    /// What its header turned out to be.
+    pub header: HeaderState,
 }
 
 impl Decoded {
@@ -113,18 +108,27 @@ impl Decoded {
     }
 }
 
-/// Decodes a whole journal file, skipping what does not check out.
+/// Decodes a whole journal file, skipping what does not check out; a
+/// damaged header is read as `header.rs` says.
 pub fn decode_all(file: &[u8]) -> Decoded {
     let mut decoded = Decoded::default();
-    if file.starts_with(MAGIC) && file.len() >= HEADER_LEN {
-        decoded.format = Some(Format::V2);
-        let salt = Salt(file[8..HEADER_LEN].try_into().expect("16 bytes"));
-        decode_salted(file, &salt, &mut decoded);
-    } else if file.starts_with(MAGIC_V1) {
-        decoded.format = Some(Format::V1);
-        decode_v1(file, &mut decoded);
-    } else {
-        decoded.bad(0, file.len());
+    let head = &file[..file.len().min(HEADER_LEN)];
+    match judge(head, FirstFrame::of(file).as_ref()) {
+        Reading::Nothing => {}
+        Reading::Salted(salt, state) => {
+            decoded.format = Some(Format::V2);
+            decoded.header = state;
+            decode_salted(file, &Salt(salt), &mut decoded);
+        }
+        Reading::V1 => {
+            decoded.format = Some(Format::V1);
+            decoded.header = HeaderState::Intact;
+            decode_v1(file, &mut decoded);
+        }
+        Reading::Unreadable => {
+            decoded.header = HeaderState::Unreadable;
+            decoded.bad(0, file.len());
+        }
     }
     decoded
 }
@@ -215,4 +219,4 @@ fn v1_frame_at(bytes: &[u8]) -> Option<(Record, usize)> {
 
 #[cfg(test)]
 #[path = "frame_tests.rs"]
-mod tests;
+pub(super) mod tests;

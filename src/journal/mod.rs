@@ -12,15 +12,21 @@
 mod change;
 /// Field encoding of records.
 mod codec;
+/// The id floor beside the id key: ids never go below one handed out.
+mod floor;
 /// Frames, salt and damage.
 pub mod frame;
+/// A damaged header read again: the salt found from the frames.
+pub mod header;
 /// The journal's own view of live jobs and results.
 pub mod live;
 /// The record format.
 pub mod record;
+/// What a start reads: the journal, its damage (or the file kept aside), the id floor.
+mod recover;
 /// Reading a journal at start, frame by frame.
 pub mod replay;
-/// The folder's lock and id key (the lock is also tried before binding).
+/// The folder's lock (also tried before binding), id key and id floor file.
 pub mod state;
 /// When records reach the disk.
 pub mod sync;
@@ -89,6 +95,8 @@ pub struct Journal {
     salt: Salt,
     /// While writes fail: when to probe again, and the wait after that.
     probe: Option<(Instant, Duration)>,
+    /// Which id counters are reserved outside the journal.
+    floor: floor::IdFloor,
     /// Held open: the folder's lock.
     _lock: File,
 }
@@ -108,19 +116,7 @@ impl Journal {
         let id_key = state::id_key(dir)?;
         let path = dir.join("journal");
         let started = Instant::now();
-        let mut live = Live::default();
-        let damage = replay::replay(&path, |record| live.apply(&record))
-            .map_err(|e| Error::Io(format!("cannot read {}", path.display()), e))?;
-        if damage.bad_spots > 0 {
-            log::warn!(
-                "journal: {} damaged places, {} bytes skipped; the records around them were kept",
-                damage.bad_spots,
-                damage.skipped_bytes
-            );
-        }
-        if damage.format == Some(record::Format::V1) {
-            log::info!("journal: first format (no salt) read; rewriting it with a salt");
-        }
+        let (live, floor) = recover::read(dir, &path)?;
         let salt = Salt::random().map_err(|e| Error::Io("cannot make a journal salt".into(), e))?;
         let shared = Arc::new(Shared {
             progress: Mutex::new(Progress::default()),
@@ -144,6 +140,7 @@ impl Journal {
             lost: Vec::new(),
             salt,
             probe: None,
+            floor,
             _lock: lock,
         };
         // The first rewrite happens here, not on the writer: the file must
@@ -320,6 +317,9 @@ impl Journal {
 
 impl QueueStore for Journal {
     fn submit(&mut self, change: Change, ticket: Option<Ticket>) {
+        if !self.floor.admit(&change, ticket) {
+            return; // refused: its id could be handed out again
+        }
         let added = match &change {
             Change::Added { id, .. } => Some(*id),
             _ => None,
@@ -344,7 +344,7 @@ impl QueueStore for Journal {
         self.lost.extend(&progress.lost);
         let durable = self.durable_seq(&progress);
         let why = progress.error.unwrap_or_else(|| "write failed".into());
-        let mut done = Vec::new();
+        let mut done = self.floor.settle(durable, &progress.lost);
         let mut undo = Vec::new();
         let lost_seqs: Vec<bool> = self.tickets.iter().map(|w| self.is_lost(w.seq)).collect();
         let mut lost_iter = lost_seqs.into_iter();
@@ -381,6 +381,7 @@ impl QueueStore for Journal {
         } else {
             self.flush();
         }
+        self.seq = self.floor.ask(self.seq, &self.tx);
     }
 
     fn failing(&self) -> Option<String> {

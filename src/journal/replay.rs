@@ -5,10 +5,11 @@
 //! holding it); a file of the first format is small by then and read whole.
 
 use std::fs::File;
-use std::io::{self, BufReader, ErrorKind, Read};
+use std::io::{self, BufReader, ErrorKind, Read, Seek};
 use std::path::Path;
 
-use crate::journal::frame::{decode_all, find, Salt, HEADER_LEN, MAGIC, MAX_BODY};
+use crate::journal::frame::{decode_all, find, Salt, HEADER_LEN, MAX_BODY};
+use crate::journal::header::{judge, FirstFrame, HeaderState, Reading};
 use crate::journal::record::{Format, Record};
 
 /// A body longer than this has its checksum computed before it is held.
@@ -22,6 +23,10 @@ pub struct Damage {
     pub skipped_bytes: u64,
     pub bad_spots: usize,
     pub format: Option<Format>,
+    /// What the header turned out to be.
+    pub header: HeaderState,
+    /// Records read.
+    pub records: u64,
 }
 
 impl Damage {
@@ -31,47 +36,82 @@ impl Damage {
             self.bad_spots += 1;
         }
     }
+
+    /// True when nothing of the file could be read though it held
+    /// something: its header is unreadable, or not one record verified.
+    /// Such a file must not be overwritten.
+    pub fn lost_everything(&self) -> bool {
+        self.header == HeaderState::Unreadable || (self.records == 0 && self.skipped_bytes > 0)
+    }
 }
 
 /// Reads the journal at `path` (missing: empty), handing each valid
 /// record to `apply` in order.
-pub fn replay(path: &Path, mut apply: impl FnMut(Record)) -> io::Result<Damage> {
+pub fn replay(path: &Path, apply: impl FnMut(Record)) -> io::Result<Damage> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Damage::default()),
         Err(e) => return Err(e),
     };
     let size = file.metadata()?.len();
+    replay_from(file, size, apply)
+}
+
+/// As [`replay`], for a journal held in memory (the fuzz target's entry).
+pub fn replay_bytes(bytes: &[u8], apply: impl FnMut(Record)) -> io::Result<Damage> {
+    replay_from(io::Cursor::new(bytes), bytes.len() as u64, apply)
+}
+
+/// Reads a journal of `size` bytes from `source`, frame by frame.
+pub fn replay_from<R: Read + Seek>(
+    source: R,
+    size: u64,
+    mut apply: impl FnMut(Record),
+) -> io::Result<Damage> {
     let mut r = Cursor {
-        r: BufReader::with_capacity(256 * 1024, file),
+        r: BufReader::with_capacity(256 * 1024, source),
         pos: 0,
     };
-    let mut head = [0u8; HEADER_LEN];
-    let whole_header = size >= HEADER_LEN as u64 && r.read_at(0, &mut head).is_ok();
-    if !(whole_header && head.starts_with(MAGIC)) {
-        // The first format, or not a journal at all: read whole, once.
-        let mut bytes = Vec::new();
-        r.goto(0)?;
-        r.r.read_to_end(&mut bytes)?;
-        let decoded = decode_all(&bytes);
-        drop(bytes);
-        let damage = Damage {
-            skipped_bytes: decoded.skipped_bytes as u64,
-            bad_spots: decoded.bad_spots,
-            format: decoded.format,
-        };
-        decoded.records.into_iter().for_each(apply);
-        return Ok(damage);
-    }
-    let salt = Salt(head[8..].try_into().expect("16 bytes"));
-    let mut damage = Damage {
-        format: Some(Format::V2),
-        ..Damage::default()
+    let mut head = vec![0u8; size.min(HEADER_LEN as u64) as usize];
+    r.read_at(0, &mut head)?;
+    let first = r.first_frame(size)?;
+    let mut damage = Damage::default();
+    let salt = match judge(&head, first.as_ref()) {
+        Reading::Nothing => return Ok(damage),
+        Reading::Salted(salt, state) => {
+            damage.header = state;
+            Salt(salt)
+        }
+        Reading::Unreadable => {
+            // Nothing to read: the file is not held, only reported.
+            damage.header = HeaderState::Unreadable;
+            damage.bad(0, size);
+            return Ok(damage);
+        }
+        Reading::V1 => {
+            // The first format: small by now, read whole, once.
+            let mut bytes = Vec::new();
+            r.goto(0)?;
+            r.r.read_to_end(&mut bytes)?;
+            let decoded = decode_all(&bytes);
+            drop(bytes);
+            let damage = Damage {
+                skipped_bytes: decoded.skipped_bytes as u64,
+                bad_spots: decoded.bad_spots,
+                format: decoded.format,
+                header: decoded.header,
+                records: decoded.records.len() as u64,
+            };
+            decoded.records.into_iter().for_each(apply);
+            return Ok(damage);
+        }
     };
+    damage.format = Some(Format::V2);
     let mut pos = HEADER_LEN as u64;
     while pos < size {
         if let Some((record, len)) = r.frame_at(pos, size, &salt)? {
             apply(record);
+            damage.records += 1;
             pos += len;
             continue;
         }
@@ -83,12 +123,12 @@ pub fn replay(path: &Path, mut apply: impl FnMut(Record)) -> io::Result<Damage> 
 }
 
 /// A buffered reader that knows where it is.
-struct Cursor {
-    r: BufReader<File>,
+struct Cursor<R> {
+    r: BufReader<R>,
     pos: u64,
 }
 
-impl Cursor {
+impl<R: Read + Seek> Cursor<R> {
     fn goto(&mut self, pos: u64) -> io::Result<()> {
         if pos != self.pos {
             self.r.seek_relative(pos as i64 - self.pos as i64)?;
@@ -102,6 +142,30 @@ impl Cursor {
         self.r.read_exact(buf)?;
         self.pos += buf.len() as u64;
         Ok(())
+    }
+
+    /// The frame after the header, its body's checksum computed in
+    /// chunks (it is not held), for `header.rs` to try salts on.
+    fn first_frame(&mut self, size: u64) -> io::Result<Option<FirstFrame>> {
+        if size < HEADER_LEN as u64 + 16 {
+            return Ok(None);
+        }
+        let mut head = [0u8; 16];
+        self.read_at(HEADER_LEN as u64, &mut head)?;
+        let Some(len) = FirstFrame::claimed_len(&head, size) else {
+            return Ok(None);
+        };
+        let mut first = FirstFrame::start(&head);
+        let mut chunk = vec![0u8; CHUNK.min(len as usize)];
+        let mut left = len as usize;
+        while left > 0 {
+            let n = left.min(CHUNK);
+            self.r.read_exact(&mut chunk[..n])?;
+            self.pos += n as u64;
+            first.rest.update(&chunk[..n]);
+            left -= n;
+        }
+        Ok(Some(first))
     }
 
     /// The valid frame at `pos`, and its length.

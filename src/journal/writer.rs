@@ -17,6 +17,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
+use crate::journal::state::write_floor;
 use crate::journal::sync::SyncPolicy;
 
 pub(super) enum Command {
@@ -24,6 +25,9 @@ pub(super) enum Command {
     Append(Vec<u8>, Vec<(usize, u64)>),
     /// Replace the file with this snapshot (header included), atomically.
     Replace(Vec<u8>, u64),
+    /// Reserve id counters below this in the state folder's id floor, as
+    /// record `seq` (`floor.rs`).
+    Reserve(u64, u64),
     Stop,
 }
 
@@ -103,12 +107,13 @@ impl Writer {
                         lost.extend(span(&marks));
                         continue;
                     }
-                    Command::Replace(_, seq) if error.is_some() => {
+                    Command::Replace(_, seq) | Command::Reserve(_, seq) if error.is_some() => {
                         lost.push((seq, seq));
                         continue;
                     }
                     Command::Append(bytes, marks) => self.append(&bytes, &marks),
                     Command::Replace(snapshot, seq) => self.replace(&snapshot, seq),
+                    Command::Reserve(floor, seq) => self.reserve(floor, seq),
                 };
                 wrote = true;
                 if let Err(failure) = step {
@@ -186,6 +191,17 @@ impl Writer {
         self.written = seq;
         self.synced = seq;
         self.unsynced = false;
+        Ok(())
+    }
+
+    /// Writes the id floor (synced) beside the journal.
+    fn reserve(&mut self, floor: u64, seq: u64) -> Result<(), Failure> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        write_floor(dir, floor).map_err(|e| Failure {
+            lost: (seq, seq),
+            error: std::io::Error::new(e.kind(), format!("cannot write the id floor: {e}")),
+        })?;
+        self.written = seq;
         Ok(())
     }
 

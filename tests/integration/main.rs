@@ -16,6 +16,7 @@ mod edges;
 mod failures;
 mod framing;
 mod journal_attacks;
+mod journal_header;
 mod layout;
 mod lifecycle;
 mod limits;
