@@ -80,6 +80,10 @@ use crate::run::uids::UidPool;
 pub struct Daemon {
     poll: Poll,
     settings: Settings,
+    /// The settings as the config file gave them at the last start or
+    /// reload, those read at start only included: a change waiting for a
+    /// restart is named at the reload that reads it, not at every reload.
+    last_read: Settings,
     source: SettingsSource,
     listeners: Vec<Listener>,
     signals: Signals,
@@ -241,6 +245,7 @@ impl Daemon {
         timers.schedule(Instant::now() + timers::HOUSEKEEPING, Timer::Housekeeping);
         let mut daemon = Daemon {
             poll,
+            last_read: settings.clone(),
             settings,
             source,
             listeners,

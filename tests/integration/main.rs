@@ -24,6 +24,7 @@ mod ownership;
 mod package;
 mod protocol;
 mod queue;
+mod reload;
 mod seed_clients;
 mod service;
 mod slow_clients;
