@@ -117,6 +117,9 @@ pub struct Daemon {
     /// A descriptor kept in reserve: out of descriptors, closing it lets
     /// one waiting client be accepted and refused with `503`.
     spare_fd: Option<std::fs::File>,
+    /// Descriptors left at start (the open-files limit less those open
+    /// then), for connections, pipes and files (see `accept.rs`).
+    descriptors: usize,
     /// Module uids free for new processes, when each job gets its own.
     uids: Option<UidPool>,
     /// The Node.js binary, found on `PATH` at start and on SIGHUP.
@@ -267,6 +270,7 @@ impl Daemon {
             spawner,
             spawns: Spawns::default(),
             spare_fd: spare_descriptor(),
+            descriptors: accept::descriptors_left(),
             uids,
             workers: Workers::default(),
             per_client: HashMap::new(),

@@ -63,6 +63,8 @@ pub struct Setup {
     pub listen: String,
     /// Log at `-vv` (the default here), or at bgjobd's own default level.
     pub verbose: bool,
+    /// The daemon's open-files limit (soft and hard), as `ulimit -n` sets it.
+    pub open_files: Option<u64>,
 }
 
 impl Setup {
@@ -74,7 +76,14 @@ impl Setup {
             args: Vec::new(),
             listen: "127.0.0.1:0".into(),
             verbose: true,
+            open_files: None,
         }
+    }
+
+    /// Starts the daemon with this open-files limit (soft and hard).
+    pub fn open_files(mut self, limit: u64) -> Setup {
+        self.open_files = Some(limit);
+        self
     }
 
     pub fn listen(mut self, addr: &str) -> Setup {
@@ -128,7 +137,7 @@ impl Setup {
             args.push(config.display().to_string());
         }
         args.extend(self.args);
-        Daemon::spawn_with_env(dir, modules, args, &self.env)
+        Daemon::spawn_limited(dir, modules, args, &self.env, self.open_files)
     }
 }
 
@@ -153,8 +162,36 @@ impl Daemon {
         args: Vec<String>,
         env: &[(String, String)],
     ) -> Daemon {
+        Daemon::spawn_limited(dir, modules, args, env, None)
+    }
+
+    /// As [`Daemon::spawn_with_env`], with an open-files limit if given.
+    pub fn spawn_limited(
+        dir: TempDir,
+        modules: PathBuf,
+        args: Vec<String>,
+        env: &[(String, String)],
+        open_files: Option<u64>,
+    ) -> Daemon {
         let log = dir.path().join("bgjobd.log");
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        if let Some(limit) = open_files {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
             .args(&args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(dir.path())
