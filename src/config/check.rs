@@ -25,6 +25,7 @@ const CHECKS: &[Check] = &[
     modules_folder,
     module_interpreters,
     node_packages,
+    crate::config::writable::writable_modules,
     state_folder,
 ];
 

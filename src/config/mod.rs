@@ -24,6 +24,8 @@ pub mod settings;
 pub mod source;
 /// Addresses, networks, the sync policy, and numbers clamped with a note.
 pub mod values;
+/// Whether others than their owner and root can change the modules.
+pub mod writable;
 
 pub use file::{Config, ListenerSpec};
 pub use settings::Settings;

@@ -30,9 +30,11 @@ impl Daemon {
     /// and the old settings stay.
     pub(super) fn reload(&mut self) {
         let applied = self.source.load().and_then(|mut config| {
-            let exposed = super::exposed(&self.listeners);
+            let from_config = self.source.listeners_from_config;
+            let exposed = super::exposed(&self.listeners)
+                || (from_config && config.listeners.iter().any(|l| !l.addr.ip().is_loopback()));
             crate::config::reach::settle(&mut config.settings, self.modules.dir(), exposed)?;
-            if self.source.listeners_from_config {
+            if from_config {
                 self.apply_listeners(&config.listeners)?;
             }
             Ok(config)

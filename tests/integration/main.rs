@@ -32,4 +32,5 @@ mod slow_link;
 mod soak;
 mod udp;
 mod util;
+mod writable;
 mod write_errors;

@@ -24,8 +24,10 @@ impl TempDir {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         // Modules of a daemon started as root run as `nobody`: let them
-        // write their traces here.
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        // write their traces here. Sticky, as /tmp, so that they cannot
+        // move the modules folder aside (bgjobd warns of modules others
+        // can change, see config/writable.rs).
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).unwrap();
         TempDir(dir)
     }
 
