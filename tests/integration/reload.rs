@@ -72,6 +72,20 @@ fn a_reload_that_would_serve_nothing_is_refused_and_the_old_settings_stay() {
         d.log()
     );
     drop(taken);
+    // --check-config says the same of an empty list, in either format.
+    for text in [r#"{"listen": []}"#, "[]"] {
+        fs::write(&config, text).unwrap();
+        let out = std::process::Command::new(crate::util::BIN)
+            .args(["--check-config", "-c"])
+            .arg(&config)
+            .arg("-m")
+            .arg(&d.modules)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("\"listen\" is empty"), "{text}: {said}");
+        assert_ne!(out.status.code(), Some(0), "{text}: {said}");
+    }
 }
 
 #[test]
