@@ -15,17 +15,7 @@ fn on_config(config: &str) -> (Daemon, PathBuf) {
     write_module(&modules, "nap", "#!/bin/sh\nsleep 0.5\nprintf awake\n");
     let path = dir.path().join("service.config");
     fs::write(&path, config).unwrap();
-    let args = [
-        "-1",
-        "-c",
-        "service.config",
-        "-m",
-        "modules",
-        "--state",
-        "none",
-    ];
-    let args = args.iter().map(|a| a.to_string()).collect();
-    (Daemon::spawn(dir, modules, args), path)
+    (Daemon::spawn_on_config(dir), path)
 }
 
 /// Sends SIGHUP and waits for the reload's `n`-th outcome line.

@@ -143,6 +143,18 @@ impl Setup {
     }
 }
 
+/// The arguments of [`Daemon::spawn_on_config`]: the folder's own config
+/// and modules, the queue in memory.
+pub const ON_CONFIG: [&str; 7] = [
+    "-1",
+    "-c",
+    "service.config",
+    "-m",
+    "modules",
+    "--state",
+    "none",
+];
+
 /// A running `bgjobd`.
 pub struct Daemon {
     pub child: Option<Child>,
@@ -165,6 +177,14 @@ impl Daemon {
         env: &[(String, String)],
     ) -> Daemon {
         Daemon::spawn_limited(dir, modules, args, env, None)
+    }
+
+    /// Starts bgjobd on the folder's own `service.config` and `modules`
+    /// (its listeners, not `--listen`), with the queue in memory.
+    pub fn spawn_on_config(dir: TempDir) -> Daemon {
+        let modules = dir.path().join("modules");
+        let args = ON_CONFIG.iter().map(|a| a.to_string()).collect();
+        Daemon::spawn(dir, modules, args)
     }
 
     /// As [`Daemon::spawn_with_env`], with an open-files limit if given.

@@ -24,21 +24,24 @@ fn layout(config: &str) -> (TempDir, PathBuf) {
     (dir, modules)
 }
 
+/// Runs bgjobd on the folder's config and modules, with `extra`: it must
+/// exit within 10 s (one that serves instead is killed, and the caller's
+/// check of its status fails).
 fn bgjobd(dir: &TempDir, extra: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args([
-            "-1",
-            "-c",
-            "service.config",
-            "-m",
-            "modules",
-            "--state",
-            "none",
-        ])
+    let mut child = Command::new(BIN)
+        .args(crate::util::ON_CONFIG)
         .args(extra)
         .current_dir(dir.path())
-        .output()
-        .unwrap()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && start.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    child.wait_with_output().unwrap()
 }
 
 const LOOPBACK: &str = r#"[{"address": "127.0.0.1", "port": 0}]"#;
@@ -78,16 +81,7 @@ fn check_config_names_modules_others_can_change() {
 fn on_loopback_writable_modules_are_warned_of_and_served() {
     let (dir, modules) = layout(LOOPBACK);
     chmod(&modules.join("test"), 0o777);
-    let args = [
-        "-1",
-        "-c",
-        "service.config",
-        "-m",
-        "modules",
-        "--state",
-        "none",
-    ];
-    let d = Daemon::spawn(dir, modules, args.iter().map(|a| a.to_string()).collect());
+    let d = Daemon::spawn_on_config(dir);
     assert_eq!(d.ask_str("test:"), "Test");
     assert!(
         d.log().contains("test is writable by anyone"),
@@ -100,28 +94,7 @@ fn on_loopback_writable_modules_are_warned_of_and_served() {
 fn other_hosts_are_not_served_from_writable_modules_unless_allowed() {
     let (dir, modules) = layout(&format!("{EXPOSED}}}"));
     chmod(&modules, 0o777);
-    // Started, it must exit at once; one that serves is killed, and fails.
-    let mut child = Command::new(BIN)
-        .args([
-            "-1",
-            "-c",
-            "service.config",
-            "-m",
-            "modules",
-            "--state",
-            "none",
-        ])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() && start.elapsed().as_secs() < 10 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
+    let out = bgjobd(&dir, &[]);
     let text = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("is writable by anyone"), "{text}");
@@ -129,17 +102,7 @@ fn other_hosts_are_not_served_from_writable_modules_unless_allowed() {
 
     let allowed = format!(r#"{EXPOSED}, "allow_writable_modules": true}}"#);
     fs::write(dir.path().join("service.config"), &allowed).unwrap();
-    let args = [
-        "-1",
-        "-c",
-        "service.config",
-        "-m",
-        "modules",
-        "--state",
-        "none",
-    ];
-    let args = args.iter().map(|a| a.to_string()).collect();
-    let d = Daemon::spawn(dir, modules.clone(), args);
+    let d = Daemon::spawn_on_config(dir);
     let local = std::net::SocketAddr::from(([127, 0, 0, 1], d.addr.port()));
     let mut s = std::net::TcpStream::connect(local).unwrap();
     std::io::Write::write_all(&mut s, b"test:").unwrap();
