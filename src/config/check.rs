@@ -22,6 +22,7 @@ type Check = fn(&Subject) -> Vec<Finding>;
 /// a function of this type added here.
 const CHECKS: &[Check] = &[
     clamped_values,
+    crate::config::bindable::listeners_bindable,
     modules_folder,
     module_interpreters,
     node_packages,

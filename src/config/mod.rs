@@ -4,6 +4,8 @@
 
 /// Access lists: allowed client networks and served modules.
 pub mod access;
+/// Whether the config's listeners can be bound.
+pub mod bindable;
 /// The start-up check, for `--check-config` and every start and reload.
 pub mod check;
 /// The command line.

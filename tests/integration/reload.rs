@@ -62,8 +62,17 @@ fn a_reload_that_would_serve_nothing_is_refused_and_the_old_settings_stay() {
         d.log()
     );
     drop(taken);
-    // --check-config says the same of an empty list, in either format.
-    for text in [r#"{"listen": []}"#, "[]"] {
+    // --check-config says the same of an empty list, in either format, and
+    // of an address this host does not have (TEST-NET-1, RFC 5737).
+    let elsewhere = r#"[{"address": "192.0.2.1", "port": 12341}]"#;
+    for (text, said) in [
+        (r#"{"listen": []}"#, "\"listen\" is empty"),
+        ("[]", "\"listen\" is empty"),
+        (
+            elsewhere,
+            "listener 192.0.2.1:12341 (listener) cannot be bound",
+        ),
+    ] {
         fs::write(&config, text).unwrap();
         let out = std::process::Command::new(crate::util::BIN)
             .args(["--check-config", "-c"])
@@ -72,9 +81,9 @@ fn a_reload_that_would_serve_nothing_is_refused_and_the_old_settings_stay() {
             .arg(&d.modules)
             .output()
             .unwrap();
-        let said = String::from_utf8_lossy(&out.stderr);
-        assert!(said.contains("\"listen\" is empty"), "{text}: {said}");
-        assert_ne!(out.status.code(), Some(0), "{text}: {said}");
+        let told = String::from_utf8_lossy(&out.stderr);
+        assert!(told.contains(said), "{text}: {told}");
+        assert_ne!(out.status.code(), Some(0), "{text}: {told}");
     }
 }
 
