@@ -21,9 +21,11 @@ type Check = fn(&Subject) -> Vec<Finding>;
 /// a function of this type added here.
 const CHECKS: &[Check] = &[
     clamped_values,
+    crate::config::bindable::listeners_bindable,
     modules_folder,
     module_interpreters,
     node_packages,
+    crate::config::writable::writable_modules,
     state_folder,
 ];
 

@@ -136,6 +136,7 @@ struct RawConfig {
     module_user: Option<String>,
     module_group: Option<String>,
     allow_root_modules: Option<bool>,
+    allow_writable_modules: Option<bool>,
     module_uids: Option<String>,
     node_workers: Option<u64>,
     node_worker_idle_secs: Option<f64>,
@@ -306,6 +307,7 @@ impl Config {
             module_user: raw.module_user,
             module_group: raw.module_group,
             allow_root_modules: raw.allow_root_modules.unwrap_or(false),
+            allow_writable_modules: raw.allow_writable_modules.unwrap_or(false),
             module_uids: raw
                 .module_uids
                 .map(|text| {

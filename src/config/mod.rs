@@ -4,6 +4,8 @@
 
 /// Access lists: allowed client networks and served modules.
 pub mod access;
+/// Whether the config's listeners can be bound.
+pub mod bindable;
 /// The start-up check, for `--check-config` and every start and reload.
 pub mod check;
 /// The command line.
@@ -24,6 +26,8 @@ pub mod settings;
 pub mod source;
 /// Addresses, networks, the sync policy, and numbers clamped with a note.
 pub mod values;
+/// Whether others than their owner and root can change the modules.
+pub mod writable;
 
 pub use file::{Config, ListenerSpec};
 pub use settings::Settings;

@@ -176,8 +176,10 @@ pub fn module_user(settings: &Settings) -> Option<Who> {
 /// daemon whose module user cannot reach the modules runs them as itself
 /// when the user did not choose the module user and every listener is on
 /// loopback (safe enough for trying it out), and refuses to start
-/// otherwise.
+/// otherwise. Modules others can change are refused there too, with a
+/// listener other hosts can reach (`writable.rs`).
 pub fn settle(settings: &mut Settings, modules_dir: &Path, exposed: bool) -> Result<(), Error> {
+    crate::config::writable::settle(settings, modules_dir, exposed)?;
     let Some(who) = module_user(settings) else {
         return Ok(());
     };

@@ -65,6 +65,9 @@ pub struct Settings {
     pub module_group: Option<String>,
     /// Let modules run as root.
     pub allow_root_modules: bool,
+    /// Serve other hosts from modules others than their owner and root can
+    /// change (see `writable.rs`).
+    pub allow_writable_modules: bool,
     /// A range of uids, one for each running job or worker (needs root).
     pub module_uids: Option<(u32, u32)>,
     /// Bytes of queue and UDP job data held (accepted, not yet finished).
@@ -115,6 +118,7 @@ impl Default for Settings {
             module_user: None,
             module_group: None,
             allow_root_modules: false,
+            allow_writable_modules: false,
             module_uids: None,
             max_waiting_bytes: 256 << 20,
             max_waiting_bytes_per_client: 64 << 20,

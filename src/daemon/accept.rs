@@ -55,11 +55,11 @@ impl Daemon {
             self.stats.connections += 1;
             let forbidden = !l.access.permits(peer.ip());
             let admin = l.admin;
-            let max = self.settings.max_connections;
-            if self.open_conns() >= max - max / 8 {
+            let room = self.conn_room();
+            if self.open_conns() >= room - room / 8 {
                 self.make_room();
             }
-            if self.open_conns() >= self.settings.max_connections {
+            if self.open_conns() >= room {
                 // Best effort: the answer fits the socket buffer of a new connection.
                 let _ = (&stream).write(Refusal::TooManyConnections.answer().as_bytes());
                 let _ = stream.shutdown(Shutdown::Both);
@@ -106,6 +106,21 @@ impl Daemon {
             }
             self.schedule_conn(key);
         }
+    }
+
+    /// How many connections may be open: `max_connections`, or fewer when
+    /// the descriptors left would run out first. The daemon keeps for
+    /// itself 24 descriptors (metrics scrapes, the journal's files, files
+    /// read on the loop), three per warm worker, and six per running slot
+    /// (a job's three pipes, and the child's ends while it starts), at most
+    /// half of what is left. Making room starts at 7/8 of this, so a table
+    /// full of idle clients closes the slowest for a new one, rather than
+    /// refusing everyone until the idle timeout once `accept` fails.
+    fn conn_room(&self) -> usize {
+        let workers = 3 * self.workers.slab.len();
+        let left = self.descriptors.saturating_sub(24 + workers);
+        let jobs = (6 * self.settings.max_jobs).min(left / 2);
+        self.settings.max_connections.min(left - jobs).max(1)
     }
 
     /// Connections open, not counting those closed this turn.
@@ -171,6 +186,15 @@ impl Daemon {
         self.spare_fd = spare_descriptor();
         refused
     }
+}
+
+/// The open-files limit less the descriptors open now (read at start,
+/// once the listeners, journal and spare descriptor are open).
+pub(super) fn descriptors_left() -> usize {
+    let limit = crate::run::limits::open_files_limit().unwrap_or(1024) as usize;
+    // Less the one read_dir itself holds.
+    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |fds| fds.count().saturating_sub(1));
+    limit.saturating_sub(open)
 }
 
 /// `::ffff:a.b.c.d` as `a.b.c.d`.

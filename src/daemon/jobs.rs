@@ -113,6 +113,7 @@ impl Daemon {
             }
             JobState::Warm(run) => {
                 receipt.wall = run.started.elapsed();
+                receipt.usage = run.usage;
                 killed_at_stop = run.killed_at_stop;
                 let (outcome, output) = given.unwrap_or((Outcome::Exited(-1), Vec::new()));
                 receipt.bytes_out = output.len() as u64;

@@ -26,22 +26,37 @@ impl Daemon {
     }
 
     /// SIGHUP: reads the config's limits again and rescans the modules. A
-    /// broken config is reported and the old settings stay.
+    /// broken config, or one that would leave nothing served, is reported
+    /// and the old settings stay.
     pub(super) fn reload(&mut self) {
-        let loaded = self.source.load().and_then(|mut config| {
-            let exposed = super::exposed(&self.listeners);
+        let applied = self.source.load().and_then(|mut config| {
+            let from_config = self.source.listeners_from_config;
+            let exposed = super::exposed(&self.listeners)
+                || (from_config && config.listeners.iter().any(|l| !l.addr.ip().is_loopback()));
             crate::config::reach::settle(&mut config.settings, self.modules.dir(), exposed)?;
+            if from_config {
+                self.apply_listeners(&config.listeners)?;
+            }
             Ok(config)
         });
-        match loaded {
+        match applied {
             Ok(mut config) => {
+                let read = config.settings.clone();
                 let waiting = super::relisten::restart_keys(&self.settings, &config.settings);
-                if !waiting.is_empty() {
+                // Named once, when the file changes them, not at every reload.
+                let new = super::relisten::restart_keys(&self.last_read, &config.settings);
+                let told: Vec<&str> = waiting
+                    .iter()
+                    .filter(|k| new.contains(k))
+                    .copied()
+                    .collect();
+                if !told.is_empty() {
                     log::warn!(
                         "reload: {} changed, and take effect at the next restart",
-                        waiting.join(", ")
+                        told.join(", ")
                     );
-                    // Kept as they are, so that the next reload says it again.
+                }
+                if !waiting.is_empty() {
                     config.settings.state_dir = self.settings.state_dir.clone();
                     config.settings.journal_sync = self.settings.journal_sync;
                     config.settings.metrics = self.settings.metrics;
@@ -55,10 +70,8 @@ impl Daemon {
                 for finding in findings {
                     log::warn!(target: "bgjobd", "{finding}");
                 }
-                if self.source.listeners_from_config {
-                    self.apply_listeners(&config.listeners);
-                }
                 self.settings = config.settings;
+                self.last_read = read;
                 self.find_node();
                 self.modules.rescan();
                 log::info!(target: "bgjobd", "reloaded {}: {}", self.source.config_path.display(), self.describe());

@@ -80,6 +80,10 @@ use crate::run::uids::UidPool;
 pub struct Daemon {
     poll: Poll,
     settings: Settings,
+    /// The settings as the config file gave them at the last start or
+    /// reload, those read at start only included: a change waiting for a
+    /// restart is named at the reload that reads it, not at every reload.
+    last_read: Settings,
     source: SettingsSource,
     listeners: Vec<Listener>,
     signals: Signals,
@@ -113,6 +117,9 @@ pub struct Daemon {
     /// A descriptor kept in reserve: out of descriptors, closing it lets
     /// one waiting client be accepted and refused with `503`.
     spare_fd: Option<std::fs::File>,
+    /// Descriptors left at start (the open-files limit less those open
+    /// then), for connections, pipes and files (see `accept.rs`).
+    descriptors: usize,
     /// Module uids free for new processes, when each job gets its own.
     uids: Option<UidPool>,
     /// The Node.js binary, found on `PATH` at start and on SIGHUP.
@@ -241,6 +248,7 @@ impl Daemon {
         timers.schedule(Instant::now() + timers::HOUSEKEEPING, Timer::Housekeeping);
         let mut daemon = Daemon {
             poll,
+            last_read: settings.clone(),
             settings,
             source,
             listeners,
@@ -262,6 +270,7 @@ impl Daemon {
             spawner,
             spawns: Spawns::default(),
             spare_fd: spare_descriptor(),
+            descriptors: accept::descriptors_left(),
             uids,
             workers: Workers::default(),
             per_client: HashMap::new(),

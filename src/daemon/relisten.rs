@@ -7,53 +7,60 @@ use mio::Interest;
 use crate::config::{ListenerSpec, Settings};
 use crate::daemon::tokens;
 use crate::daemon::Daemon;
+use crate::error::Error;
 use crate::net::listeners::{self, Listener};
 
 impl Daemon {
     /// Applies the config's listeners. A listener's slot is never reused,
-    /// so a connection accepted on a closed listener keeps its rules.
-    pub(super) fn apply_listeners(&mut self, specs: &[ListenerSpec]) {
-        let open = |l: &Listener| l.tcp.is_some() || l.udp.is_some();
-        // A spec keeps the open listener on its address; port 0 keeps the
-        // listener of the same address and name, whatever port it got.
-        let keeps = |spec: &ListenerSpec, l: &Listener| {
-            l.addr == spec.addr
-                || (spec.addr.port() == 0 && l.addr.ip() == spec.addr.ip() && l.label == spec.label)
-        };
+    /// so a connection accepted on a closed listener keeps its rules. A
+    /// list that would leave nothing served (empty, or every new address
+    /// failing to bind with none kept) is an error and changes nothing, so
+    /// the reload is refused as a broken config is.
+    pub(super) fn apply_listeners(&mut self, specs: &[ListenerSpec]) -> Result<(), Error> {
+        crate::config::check::some_listener(specs)?;
+        let kept = pair(specs, &self.listeners);
         // New addresses are bound first: if one cannot be, nothing is
         // closed, so a failed reload never leaves the daemon serving less.
         let mut bound = Vec::new();
-        let mut failed = false;
-        for spec in specs {
-            let kept = self
-                .listeners
-                .iter_mut()
-                .find(|l| (l.tcp.is_some() || l.udp.is_some()) && keeps(spec, l));
-            if let Some(l) = kept {
-                if l.access != spec.access || l.label != spec.label {
-                    l.access = spec.access.clone();
-                    l.label = spec.label.clone();
-                    log::info!(target: "bgjobd", "reload: listener {} now {}", l.addr, l.access);
-                }
-                continue;
-            }
-            match listeners::bind(spec) {
-                Ok(listener) => bound.push(listener),
-                Err(e) => {
-                    log::warn!("reload: {e}");
-                    failed = true;
+        let mut failures = Vec::new();
+        for (spec, kept) in specs.iter().zip(&kept) {
+            if kept.is_none() {
+                match listeners::bind(spec) {
+                    Ok(listener) => bound.push(listener),
+                    Err(e) => failures.push(e.to_string()),
                 }
             }
         }
+        if bound.is_empty() && kept.iter().all(Option::is_none) {
+            return Err(Error::Config(format!(
+                "no listener could be bound, so bgjobd would serve nothing: {}",
+                failures.join("; ")
+            )));
+        }
+        for e in &failures {
+            log::warn!("reload: {e}");
+        }
+        for (spec, kept) in specs.iter().zip(&kept) {
+            let Some(l) = kept.and_then(|i| self.listeners.get_mut(i)) else {
+                continue;
+            };
+            if l.access != spec.access || l.label != spec.label {
+                l.access = spec.access.clone();
+                l.label = spec.label.clone();
+                log::info!(target: "bgjobd", "reload: listener {} now {}", l.addr, l.access);
+            }
+        }
+        let open = |l: &Listener| l.tcp.is_some() || l.udp.is_some();
+        let before = self.listeners.len();
         for listener in bound {
             self.add_listener(listener);
         }
-        for i in 0..self.listeners.len() {
+        for i in 0..before {
             let l = &self.listeners[i];
-            if !open(l) || specs.iter().any(|spec| keeps(spec, l)) {
+            if !open(l) || kept.contains(&Some(i)) {
                 continue;
             }
-            if failed {
+            if !failures.is_empty() {
                 log::warn!(
                     "reload: {} ({}) kept, as a new listener could not be bound; it closes at the next reload that binds them all",
                     l.addr,
@@ -64,6 +71,7 @@ impl Daemon {
             log::info!(target: "bgjobd", "reload: closed listener {} ({})", l.addr, l.label);
             self.close_listener(i);
         }
+        Ok(())
     }
 
     /// Watches a newly bound listener under the next free slot's tokens.
@@ -102,6 +110,35 @@ impl Daemon {
             let _ = self.poll.registry().deregister(&mut udp);
         }
     }
+}
+
+/// Which open listener each spec keeps, if any, one spec per listener:
+/// first the listener on the spec's own address, then, for a spec on port
+/// 0, a listener of the same address and name whatever port it got (in
+/// order, so two such specs keep two listeners, not one listener twice).
+fn pair(specs: &[ListenerSpec], listeners: &[Listener]) -> Vec<Option<usize>> {
+    let open = |l: &Listener| l.tcp.is_some() || l.udp.is_some();
+    let mut kept: Vec<Option<usize>> = specs
+        .iter()
+        .map(|spec| {
+            listeners
+                .iter()
+                .position(|l| open(l) && l.addr == spec.addr)
+        })
+        .collect();
+    for (s, spec) in specs.iter().enumerate() {
+        if kept[s].is_some() || spec.addr.port() != 0 {
+            continue;
+        }
+        kept[s] = (0..listeners.len()).find(|&i| {
+            let l = &listeners[i];
+            open(l)
+                && l.addr.ip() == spec.addr.ip()
+                && l.label == spec.label
+                && !kept.contains(&Some(i))
+        });
+    }
+    kept
 }
 
 /// Settings read at start only that a reload changed: they wait for a restart.

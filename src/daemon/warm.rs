@@ -19,7 +19,7 @@ use crate::node::pool::{Worker, WorkerState};
 use crate::run::command::{JobEnv, Mode};
 use crate::run::job::{JobState, WarmRun};
 use crate::run::modules::{Kind, Module};
-use crate::run::outcome::{decode_status, Outcome};
+use crate::run::outcome::{decode_status, Outcome, Usage};
 use crate::run::process::Stream;
 use crate::run::spawns::Owner;
 use crate::sanitize::loggable;
@@ -50,6 +50,7 @@ impl Daemon {
                 started: now,
                 deadline,
                 killed_at_stop: false,
+                usage: Default::default(),
             },
         );
         if let Some(id) = id {
@@ -147,6 +148,7 @@ impl Daemon {
             process,
             inbuf: Vec::new(),
             state: WorkerState::Starting,
+            job_start: None,
         });
         log::info!("module {}: starting a warm worker", module.name);
         true
@@ -168,6 +170,7 @@ impl Daemon {
         }
         if let Some(w) = self.workers.slab.get_mut(worker) {
             w.state = WorkerState::Busy(key);
+            w.job_started();
             w.process.input.push(&frame);
         }
         self.feed_worker(worker);
@@ -257,6 +260,7 @@ impl Daemon {
             }
             (Reply::Done { ok, answer }, WorkerState::Busy(job)) => {
                 w.state = WorkerState::Idle(Instant::now());
+                let usage = w.job_usage();
                 // Each job gets its own share of the log.
                 w.process.finish_stderr_log(&name);
                 let outcome = if ok {
@@ -264,6 +268,7 @@ impl Daemon {
                 } else {
                     Outcome::Exited(1)
                 };
+                self.warm_usage(job, usage);
                 self.finish_job_with(job, outcome, answer);
                 self.dispatch_warm(&name);
             }
@@ -317,9 +322,13 @@ impl Daemon {
         };
         match worker {
             Some(worker) => {
-                if let Some(w) = self.workers.slab.get_mut(worker) {
+                let usage = self.workers.slab.get_mut(worker).and_then(|w| {
+                    // Read before the kill, while the worker is there to read.
+                    let usage = w.job_usage();
                     w.signal_kill();
-                }
+                    usage
+                });
+                self.warm_usage(key, usage);
             }
             None => {
                 let name = self
@@ -333,6 +342,14 @@ impl Daemon {
             }
         }
         self.finish_job_with(key, outcome, Vec::new());
+    }
+
+    /// Puts a worker's use over a job into the job, for its receipt.
+    fn warm_usage(&mut self, key: JobKey, usage: Option<Usage>) {
+        let run = self.jobs.get_mut(key).map(|j| &mut j.state);
+        if let (Some(JobState::Warm(run)), Some(usage)) = (run, usage) {
+            run.usage = usage;
+        }
     }
 
     /// Stops workers idle for longer than the setting (closing their

@@ -53,15 +53,18 @@ impl Status {
 }
 
 /// Reads the request line once the head is complete (a blank line ends
-/// it); the header fields are not needed and are skipped.
+/// it); the header fields are not needed and are skipped. The limit holds
+/// for the head however it arrived: one read may bring a whole 12 KiB head
+/// with its blank line, which is refused as one that has not ended yet.
 pub fn read_request(buf: &[u8]) -> Request {
-    let end = find(buf, b"\r\n\r\n").or_else(|| find(buf, b"\n\n"));
-    if end.is_none() {
-        return if buf.len() > MAX_HEAD {
-            Request::Refused(Status::HeaderTooLarge)
-        } else {
-            Request::Incomplete
-        };
+    let end = [&b"\r\n\r\n"[..], b"\n\n"]
+        .iter()
+        .filter_map(|blank| find(buf, blank).map(|at| at + blank.len()))
+        .min();
+    match end {
+        Some(len) if len <= MAX_HEAD => {}
+        None if buf.len() <= MAX_HEAD => return Request::Incomplete,
+        _ => return Request::Refused(Status::HeaderTooLarge),
     }
     let line_end = find(buf, b"\n").unwrap_or(buf.len());
     let Ok(line) = std::str::from_utf8(&buf[..line_end]) else {
@@ -161,6 +164,18 @@ mod tests {
             read_request(&vec![b'a'; MAX_HEAD + 1]),
             refused(Status::HeaderTooLarge)
         );
+        let mut long_line = b"GET /".to_vec();
+        long_line.resize(9 * 1024, b'a');
+        long_line.extend_from_slice(b" HTTP/1.1\r\n\r\n");
+        assert_eq!(read_request(&long_line), refused(Status::HeaderTooLarge));
+        let mut long_head = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
+        long_head.resize(12 * 1024, b'a');
+        long_head.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(read_request(&long_head), refused(Status::HeaderTooLarge));
+        let mut at_limit = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
+        at_limit.resize(MAX_HEAD - 4, b'a');
+        at_limit.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(read_request(&at_limit), get("/metrics"));
         assert_eq!(
             read_request(b"\xff / HTTP/1.1\r\n\r\n"),
             refused(Status::BadRequest)

@@ -37,9 +37,25 @@ pub struct Worker {
     /// Bytes read from its stdout, not yet a whole reply.
     pub inbuf: Vec<u8>,
     pub state: WorkerState,
+    /// Its CPU times when its current job was sent, for the job's receipt.
+    pub job_start: Option<crate::node::usage::Sample>,
 }
 
 impl Worker {
+    /// Marks the start of a job: its CPU times now and a fresh peak.
+    pub fn job_started(&mut self) {
+        if let Some(pid) = self.process.pid {
+            crate::node::usage::reset_peak(pid);
+            self.job_start = crate::node::usage::sample(pid);
+        }
+    }
+
+    /// What it used since [`Worker::job_started`], if that was read.
+    pub fn job_usage(&mut self) -> Option<crate::run::outcome::Usage> {
+        let before = self.job_start.take()?;
+        Some(crate::node::usage::since(before, self.process.pid?))
+    }
+
     pub fn signal_kill(&mut self) {
         if self.state != WorkerState::Dead {
             self.process.kill();

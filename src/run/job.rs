@@ -83,6 +83,8 @@ pub struct WarmRun {
     /// Killed because the daemon stopped: a journaled job runs again after
     /// the restart instead of being recorded as failed.
     pub killed_at_stop: bool,
+    /// Its worker's CPU and memory over the job, once it ended there.
+    pub usage: crate::run::outcome::Usage,
 }
 
 /// One run of a module.

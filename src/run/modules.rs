@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::SystemTime;
 
+use crate::ratelimit::RateLimit;
 use crate::run::hasher::{FileKey, Hasher};
 use crate::run::name::clean_module_name;
 
@@ -65,6 +66,9 @@ pub struct ModuleIndex {
     hasher: Hasher,
     /// Modules whose hash is being computed, by file.
     hashing: HashMap<FileKey, Vec<Rc<Module>>>,
+    /// Vanished modules are warned of (clients calling them now get
+    /// `400`), at most one line a second, as other warnings.
+    vanished: RateLimit,
 }
 
 impl ModuleIndex {
@@ -74,6 +78,7 @@ impl ModuleIndex {
             modules: HashMap::new(),
             hasher,
             hashing: HashMap::new(),
+            vanished: RateLimit::new(std::time::Duration::from_secs(1)),
         };
         index.rescan();
         index
@@ -136,8 +141,16 @@ impl ModuleIndex {
                 Some(_) => {}
             }
         }
-        for name in self.modules.keys().filter(|n| !found.contains_key(*n)) {
-            log::info!("module {name} removed");
+        let mut gone: Vec<&str> = (self.modules.keys())
+            .filter(|n| !found.contains_key(*n))
+            .map(String::as_str)
+            .collect();
+        gone.sort_unstable();
+        // One line per scan (every 10 s at most, and each SIGHUP), whatever
+        // the number, so it needs no rate limit.
+        if !gone.is_empty() {
+            let kind = if gone.len() == 1 { "module" } else { "modules" };
+            log::warn!("{kind} {} removed", gone.join(", "));
         }
         self.modules = found;
     }
@@ -151,7 +164,9 @@ impl ModuleIndex {
             if still_there(module) {
                 return Some(module.clone());
             }
-            log::info!("module {name} removed or no longer executable");
+            self.tell_vanished(format_args!(
+                "module {name} removed or no longer executable"
+            ));
             self.modules.remove(name);
         }
         if name.is_empty() || name.len() > crate::run::name::MAX_MODULE_NAME {
@@ -161,6 +176,19 @@ impl ModuleIndex {
         log::info!("module {name} found: {}", module.path.display());
         self.modules.insert(name.to_string(), module.clone());
         Some(module)
+    }
+
+    /// A warning that a module vanished, found by a request's lookup:
+    /// rate-limited, as requests come as fast as clients send them.
+    fn tell_vanished(&mut self, line: std::fmt::Arguments) {
+        match self
+            .vanished
+            .admit("module removed", std::time::Instant::now())
+        {
+            Some(0) => log::warn!("{line}"),
+            Some(held) => log::warn!("{line} (and {held} more removals not logged)"),
+            None => log::debug!("{line}"),
+        }
     }
 
     /// Drops a name whose file turned out to be gone.

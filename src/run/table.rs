@@ -245,6 +245,7 @@ mod tests {
             started: now,
             deadline: now,
             killed_at_stop: false,
+            usage: Default::default(),
         }
     }
 

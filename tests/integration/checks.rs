@@ -276,13 +276,19 @@ fn sighup_applies_listener_changes() {
     });
     assert_eq!(ask(b), b"Test");
 
-    // Moving to a port that is taken: nothing is closed.
+    // Moving to a port that is taken, beside a free one: nothing is closed.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let c = taken.local_addr().unwrap().port();
-    fs::write(&config, listeners(&[(c, "127.0.0.0/8")])).unwrap();
+    let g = free_port();
+    fs::write(
+        &config,
+        listeners(&[(c, "127.0.0.0/8"), (g, "127.0.0.0/8")]),
+    )
+    .unwrap();
     d.signal("HUP");
     d.wait_log(&format!("127.0.0.1:{b} (l{b}) kept"));
     assert_eq!(ask(b), b"Test", "still served");
+    assert_eq!(ask(g), b"Test", "the free one served");
     drop(taken);
 
     // A named listener moved to another port keeps its queue jobs.

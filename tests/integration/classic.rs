@@ -1,6 +1,6 @@
 //! Classic clients (the seed's PHP examples: write, then wait without
-//! half-closing) are answered in about a millisecond, and their requests
-//! still arrive whole when written in pieces.
+//! half-closing) are answered without waiting for a long quiet gap, and
+//! their requests still arrive whole when written in pieces.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -25,6 +25,13 @@ fn classic_median(d: &Daemon, request: &[u8], expected: &[u8]) -> Duration {
     took[took.len() / 2]
 }
 
+/// How fast classic clients are answered is a benchmark figure (`bench/run.sh`
+/// and `bench/node.sh`, the p50 of classic clients; about 1 ms on an idle
+/// machine). The test keeps only what a broken promise would exceed: a
+/// request written in one write ends after a 1 ms quiet gap, so its median
+/// stays far below 200 ms however loaded the machine, while one mistaken for
+/// a request ending on a full segment waits at least 250 ms, and one whose
+/// end is never found waits for the 1 s ceiling or the idle timeout.
 #[test]
 fn classic_clients_are_answered_in_milliseconds() {
     let d = Setup::new().module("upper", UPPER).start();
@@ -41,18 +48,12 @@ fn classic_clients_are_answered_in_milliseconds() {
         (b"warm:abc", b"W:abc"),
         (b"upper:abc", b"ABC"),
     ];
-    let mut report = Vec::new();
     for (request, expected) in cases {
         let median = classic_median(&d, request, expected);
-        report.push(format!("{}: {median:?}", String::from_utf8_lossy(request)));
-    }
-    eprintln!("classic medians: {}", report.join(", "));
-    for (line, (request, expected)) in report.iter().zip(cases) {
-        // Generous for a loaded machine; about 1 ms when idle.
-        let median = classic_median(&d, request, expected);
         assert!(
-            median < Duration::from_millis(10),
-            "{line}, then {median:?}"
+            median < Duration::from_millis(200),
+            "{}: median {median:?}, as if it waited for a quiet gap meant for another request",
+            String::from_utf8_lossy(request)
         );
     }
 }

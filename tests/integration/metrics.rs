@@ -106,6 +106,14 @@ fn healthz_and_refusals_over_http() {
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 431 "), "{answer:?}");
+    // So is a head that ends past it, however it arrives: a 12 KiB head
+    // field, a 9 KiB request line.
+    let long_field = format!("X-Long: {}", "a".repeat(12 * 1024));
+    assert_eq!(curl(&addr, "/metrics", &["-H", &long_field]).0, 431);
+    assert_eq!(
+        curl(&addr, &format!("/{}", "a".repeat(9 * 1024)), &[]).0,
+        431
+    );
     // Idle connections cannot lock a scraper out.
     let idle: Vec<TcpStream> = (0..40)
         .map(|_| TcpStream::connect(&addr).unwrap())

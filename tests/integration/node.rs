@@ -370,3 +370,38 @@ fn a_warm_worker_takes_a_request_larger_than_a_pipe() {
     assert_eq!(d.ask(&request), b"2097152");
     assert_eq!(d.ask_str("size:abc"), "3", "the same worker goes on");
 }
+
+#[test]
+fn a_warm_job_receipt_carries_its_workers_cpu_and_memory() {
+    let busy = "exports.TExecute = function (parts, client) {
+  let x = 0;
+  for (let i = 0; i < 1e8; i++) x = (x + i) % 1000003;
+  const big = Buffer.alloc(64 << 20).fill(1);
+  client.end(String(x + big[7]));
+};
+";
+    let d = with_js(&[("busy.js", busy)], Some(r#""node_workers": 1"#));
+    assert!(
+        d.ask_str("busy:").parse::<u64>().is_ok(),
+        "a warm worker answers"
+    );
+    let id = d.ask_str("queue:add:busy:");
+    wait_for("the job done", || {
+        d.ask_str(&format!("queue:check:{id}")) == "2"
+    });
+    d.wait_log("module busy: starting a warm worker");
+    let info = d.ask_str(&format!("queue:info:{id}"));
+    let number = |key: &str| -> f64 {
+        let line = info
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}: ")));
+        line.unwrap_or_else(|| panic!("no {key} in:\n{info}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(number("cpu_user_ms") > 0.0, "{info}");
+    assert!(
+        number("max_rss_kib") >= 65536.0,
+        "the 64 MiB buffer:\n{info}"
+    );
+}

@@ -24,8 +24,10 @@ impl TempDir {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         // Modules of a daemon started as root run as `nobody`: let them
-        // write their traces here.
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        // write their traces here. Sticky, as /tmp, so that they cannot
+        // move the modules folder aside (bgjobd warns of modules others
+        // can change, see config/writable.rs).
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).unwrap();
         TempDir(dir)
     }
 
@@ -63,6 +65,8 @@ pub struct Setup {
     pub listen: String,
     /// Log at `-vv` (the default here), or at bgjobd's own default level.
     pub verbose: bool,
+    /// The daemon's open-files limit (soft and hard), as `ulimit -n` sets it.
+    pub open_files: Option<u64>,
 }
 
 impl Setup {
@@ -74,7 +78,14 @@ impl Setup {
             args: Vec::new(),
             listen: "127.0.0.1:0".into(),
             verbose: true,
+            open_files: None,
         }
+    }
+
+    /// Starts the daemon with this open-files limit (soft and hard).
+    pub fn open_files(mut self, limit: u64) -> Setup {
+        self.open_files = Some(limit);
+        self
     }
 
     pub fn listen(mut self, addr: &str) -> Setup {
@@ -128,9 +139,21 @@ impl Setup {
             args.push(config.display().to_string());
         }
         args.extend(self.args);
-        Daemon::spawn_with_env(dir, modules, args, &self.env)
+        Daemon::spawn_limited(dir, modules, args, &self.env, self.open_files)
     }
 }
+
+/// The arguments of [`Daemon::spawn_on_config`]: the folder's own config
+/// and modules, the queue in memory.
+pub const ON_CONFIG: [&str; 7] = [
+    "-1",
+    "-c",
+    "service.config",
+    "-m",
+    "modules",
+    "--state",
+    "none",
+];
 
 /// A running `bgjobd`.
 pub struct Daemon {
@@ -153,8 +176,44 @@ impl Daemon {
         args: Vec<String>,
         env: &[(String, String)],
     ) -> Daemon {
+        Daemon::spawn_limited(dir, modules, args, env, None)
+    }
+
+    /// Starts bgjobd on the folder's own `service.config` and `modules`
+    /// (its listeners, not `--listen`), with the queue in memory.
+    pub fn spawn_on_config(dir: TempDir) -> Daemon {
+        let modules = dir.path().join("modules");
+        let args = ON_CONFIG.iter().map(|a| a.to_string()).collect();
+        Daemon::spawn(dir, modules, args)
+    }
+
+    /// As [`Daemon::spawn_with_env`], with an open-files limit if given.
+    pub fn spawn_limited(
+        dir: TempDir,
+        modules: PathBuf,
+        args: Vec<String>,
+        env: &[(String, String)],
+        open_files: Option<u64>,
+    ) -> Daemon {
         let log = dir.path().join("bgjobd.log");
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        if let Some(limit) = open_files {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
             .args(&args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(dir.path())
