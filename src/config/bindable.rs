@@ -8,7 +8,7 @@
 use std::io::ErrorKind;
 use std::net::{TcpListener, UdpSocket};
 
-use crate::config::finding::{finding, Finding, Subject};
+use crate::config::finding::{error, Finding, Subject};
 
 /// The check of `check.rs`: one finding per listener that cannot be bound.
 pub fn listeners_bindable(s: &Subject) -> Vec<Finding> {
@@ -22,7 +22,7 @@ pub fn listeners_bindable(s: &Subject) -> Vec<Finding> {
                 false => Ok(()),
             });
             match bound {
-                Err(e) if e.kind() != ErrorKind::AddrInUse => Some(finding(
+                Err(e) if e.kind() != ErrorKind::AddrInUse => Some(error(
                     format!("listener {} ({}) cannot be bound: {e}", l.addr, l.label),
                     "give an address of this host (ip addr), and a port from 1024 up unless bgjobd runs as root",
                 )),

@@ -18,7 +18,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::config::finding::{finding, Finding, Subject};
+use crate::config::finding::{error, finding, Finding, Subject};
 use crate::config::module_check::candidates;
 use crate::config::Settings;
 use crate::error::Error;
@@ -123,7 +123,10 @@ pub fn writable_modules(s: &Subject) -> Vec<Finding> {
                     "; with a listener other hosts can reach, bgjobd refuses to start until then, or until \"allow_writable_modules\": true says so",
                 );
             }
-            finding(o.to_string(), fix)
+            match refused {
+                true => error(o.to_string(), fix),
+                false => finding(o.to_string(), fix),
+            }
         })
         .collect()
 }
