@@ -1,24 +1,28 @@
 // bgjobd's Node.js host: runs one request of a module written against the
 // seed's BackgroundService API, unchanged. bgjobd embeds this file and runs
-// `node -e <this file> <module.js>` with the request's data on stdin and the
-// job in BGJOB_MODULE / BGJOB_TRANSPORT / BGJOB_REMOTE.
+// `node -e <this file> <module.js> <working folder>` with the request's data
+// on stdin and the job in BGJOB_MODULE / BGJOB_TRANSPORT / BGJOB_REMOTE.
 //
 // - A module exporting TExecute(parts, client) answers TCP and queue jobs:
-//   client.write() takes strings and Buffers, client.end() finishes.
+//   client.write() takes strings, Buffers and Uint8Arrays (anything else is
+//   answered 500, as Node's own socket throws on it), client.end() finishes.
 // - A module exporting UExecute(parts) handles UDP datagrams; what it
 //   returns is ignored.
 // - parts[0] is the module name, parts[1] the data as a string.
 // - A file with no exports runs as a plain script that reads stdin.
+// - The module runs in the working folder it is given, as the seed's modules
+//   ran in the old service's folder (`./modules/tmp/` beside its config).
 // Failures answer in the seed's `NNN: text` form and exit non-zero, so the
 // daemon passes the text on: a throw, a module that never calls end(), a
 // module that exports nothing and writes nothing.
 //
-// With `--worker` after the module it stays resident instead and serves
-// framed jobs one at a time (see src/workers.rs for the framing).
+// With `--worker` after the folder it stays resident instead and serves
+// framed jobs one at a time (see src/node/framing.rs for the framing).
 'use strict';
 
 const file = process.argv[1];
-if (process.argv[2] === '--worker') {
+const workdir = process.argv[2];
+if (process.argv[3] === '--worker') {
   serveWarm();
 } else {
   runOnce();
@@ -50,6 +54,11 @@ function runOnce() {
 
   let mod;
   let loaded = false;
+  const refused = enterWorkdir();
+  if (refused) {
+    fail(refused);
+    return;
+  }
   try {
     mod = require(file);
     loaded = true;
@@ -63,7 +72,6 @@ function runOnce() {
   if (!loaded) {
     // fail() has answered
   } else if (typeof entry === 'function') {
-    const chunks = [];
     readStdin((data) => {
       const parts = [name, data.toString()];
       if (transport === 'udp') {
@@ -71,25 +79,15 @@ function runOnce() {
         Promise.resolve(result).then(() => {}, (e) => fail(`failed: ${e && e.message || e}`, e));
         return;
       }
-      const [host, port] = splitRemote(process.env.BGJOB_REMOTE || '');
-      const client = {
-        remoteAddress: host,
-        remotePort: port,
-        write(chunk, encoding) {
-          if (answered) return false;
-          chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk), encoding));
-          return true;
-        },
-        end(chunk, encoding) {
-          if (answered) return;
-          if (chunk !== undefined && chunk !== null) client.write(chunk, encoding);
+      const client = makeClient(
+        process.env.BGJOB_REMOTE || '',
+        () => !answered,
+        (body) => {
           answered = true;
-          stdoutWrite(Buffer.concat(chunks), () => process.exit(0));
+          stdoutWrite(body, () => process.exit(0));
         },
-        destroy() {
-          client.end();
-        },
-      };
+        (text) => fail(text),
+      );
       process.on('beforeExit', () => fail('did not call client.end()'));
       entry(parts, client);
     });
@@ -102,6 +100,76 @@ function runOnce() {
       if (!wrote) fail('exports nothing and wrote nothing');
     });
   }
+}
+
+// Enters the module's working folder; the reason it cannot, if it cannot.
+function enterWorkdir() {
+  if (!workdir) return null;
+  try {
+    process.chdir(workdir);
+    return null;
+  } catch (e) {
+    return `cannot enter its working folder ${workdir} (${e.code || e.message})`;
+  }
+}
+
+// A value a module wrote that is neither a string nor bytes, as its
+// answer names it: `undefined`, `null`, `an object`, `a number` ...
+function described(value) {
+  if (value === undefined || value === null) return String(value);
+  if (Array.isArray(value)) return 'an array';
+  const type = typeof value;
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+// The `client` a module's TExecute writes to, shaped like the socket the
+// old service passed: write() takes what a socket takes (a string, with an
+// optional encoding, a Buffer or a Uint8Array, and an optional callback);
+// anything else, on which the socket threw, is refused with a message that
+// says what was written, instead of becoming text like `[object Object]`.
+// `finish(body)` takes the answer at end(); `refuse(text)` a bad write;
+// `open()` says whether the job still takes writes.
+function makeClient(remote, open, finish, refuse) {
+  const chunks = [];
+  const [host, port] = splitRemote(remote);
+  const later = (callback) => {
+    if (typeof callback === 'function') process.nextTick(callback);
+  };
+  const client = {
+    remoteAddress: host,
+    remotePort: port,
+    write(chunk, encoding, callback) {
+      if (typeof encoding === 'function') [encoding, callback] = [undefined, encoding];
+      if (!open()) return false;
+      if (typeof chunk === 'string') {
+        if (encoding != null && !Buffer.isEncoding(encoding)) {
+          refuse(`wrote with an unknown encoding ${String(encoding)}`);
+          return false;
+        }
+        chunks.push(Buffer.from(chunk, encoding || 'utf8'));
+      } else if (chunk instanceof Uint8Array) {
+        chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+      } else {
+        refuse(`wrote ${described(chunk)}, not a string or Buffer`);
+        return false;
+      }
+      later(callback);
+      return true;
+    },
+    end(chunk, encoding, callback) {
+      if (typeof chunk === 'function') [chunk, callback] = [undefined, chunk];
+      if (typeof encoding === 'function') [encoding, callback] = [undefined, encoding];
+      if (!open()) return client;
+      if (chunk !== undefined && chunk !== null && !client.write(chunk, encoding)) return client;
+      finish(Buffer.concat(chunks));
+      later(callback);
+      return client;
+    },
+    destroy() {
+      client.end();
+    },
+  };
+  return client;
 }
 
 function readStdin(done) {
@@ -121,9 +189,10 @@ function serveWarm() {
   const send = (bytes) => process.stdout.write(bytes);
   let mod;
   try {
+    if (enterWorkdir()) throw new Error('no working folder');
     mod = require(file);
   } catch (e) {
-    // Served cold instead, where the load error becomes the answer.
+    // Served cold instead, where the error becomes the answer.
     send('cold\n');
     return;
   }
@@ -193,25 +262,12 @@ function serveWarm() {
         return;
       }
       if (typeof mod.TExecute !== 'function') return reply(job, false, `500: Module ${name} exports no TExecute`);
-      const chunks = [];
-      const [host, port] = splitRemote(remote);
-      const client = {
-        remoteAddress: host,
-        remotePort: port,
-        write(chunk, encoding) {
-          if (current !== job) return false;
-          chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk), encoding));
-          return true;
-        },
-        end(chunk, encoding) {
-          if (current !== job) return;
-          if (chunk !== undefined && chunk !== null) client.write(chunk, encoding);
-          reply(job, true, Buffer.concat(chunks));
-        },
-        destroy() {
-          client.end();
-        },
-      };
+      const client = makeClient(
+        remote,
+        () => current === job,
+        (body) => reply(job, true, body),
+        (text) => reply(job, false, `500: Module ${name} ${text}`),
+      );
       const result = mod.TExecute(parts, client);
       if (result && typeof result.then === 'function') result.then(null, (e) => failed(job, e));
     } catch (e) {

@@ -1,7 +1,10 @@
 //! Warm Node.js workers: resident `node` processes per `.js` module and the
-//! framing spoken with them. Pure state: the daemon drives them.
+//! framing spoken with them, and where `.js` modules run. Pure state: the
+//! daemon drives them.
 
 /// The framing of jobs and replies on a worker's stdin and stdout.
 pub mod framing;
 /// The workers and the jobs waiting for them.
 pub mod pool;
+/// Where `.js` modules run: the folder holding the modules, or a setting.
+pub mod workdir;

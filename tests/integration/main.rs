@@ -20,6 +20,7 @@ mod limits;
 mod logs;
 mod metrics;
 mod node;
+mod node_host;
 mod ownership;
 mod package;
 mod protocol;
