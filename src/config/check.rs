@@ -11,7 +11,8 @@ use std::path::Path;
 use crate::config::finding::finding;
 pub use crate::config::finding::{Finding, Subject};
 pub use crate::config::module_check::find_program;
-use crate::config::module_check::{candidates, module_interpreters, modules_folder, node_packages};
+use crate::config::module_check::{candidates, module_interpreters, modules_folder};
+use crate::config::npm_check::node_packages;
 use crate::config::Config;
 use crate::error::Error;
 

@@ -16,6 +16,8 @@ pub mod finding;
 pub mod identity;
 /// The start-up checks of the modules folder.
 pub mod module_check;
+/// The start-up check of the npm packages `.js` modules require.
+pub mod npm_check;
 /// Whether the module user can reach the modules.
 pub mod reach;
 /// Limits and timings after defaults and clamping.

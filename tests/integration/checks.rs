@@ -57,7 +57,7 @@ fn check_config_reports_every_finding_and_start_up_warns_of_them() {
         "max_jobs: 100000 is out of range, 4096 is used",
         "module noexec is not executable (chmod +x ",
         "module py: its #! interpreter /usr/bin/python9 is not found",
-        "module page.js needs the npm package nosuchpkg9, which is not installed (run `npm ci`",
+        "module page.js needs the npm package nosuchpkg9, which is not installed (run `npm install nosuchpkg9` in ",
         "is not a folder",
         "5 problems found",
     ] {
