@@ -5,7 +5,9 @@
 //
 // - A module exporting TExecute(parts, client) answers TCP and queue jobs:
 //   client.write() takes strings, Buffers and Uint8Arrays (anything else is
-//   answered 500, as Node's own socket throws on it), client.end() finishes.
+//   answered 500, as Node's own socket throws on it), client.end() finishes;
+//   a module that wrote and has nothing left to do without calling end()
+//   (the seed's page never asks for it) is answered with what it wrote.
 // - A module exporting UExecute(parts) handles UDP datagrams; what it
 //   returns is ignored.
 // - parts[0] is the module name, parts[1] the data as a string.
@@ -13,8 +15,8 @@
 // - The module runs in the working folder it is given, as the seed's modules
 //   ran in the old service's folder (`./modules/tmp/` beside its config).
 // Failures answer in the seed's `NNN: text` form and exit non-zero, so the
-// daemon passes the text on: a throw, a module that never calls end(), a
-// module that exports nothing and writes nothing.
+// daemon passes the text on: a throw, a module that writes nothing and
+// never calls end(), a module that exports nothing and writes nothing.
 //
 // With `--worker` after the folder it stays resident instead and serves
 // framed jobs one at a time (see src/node/framing.rs for the framing).
@@ -79,7 +81,7 @@ function runOnce() {
         Promise.resolve(result).then(() => {}, (e) => fail(`failed: ${e && e.message || e}`, e));
         return;
       }
-      const client = makeClient(
+      const { client, settle } = makeClient(
         process.env.BGJOB_REMOTE || '',
         () => !answered,
         (body) => {
@@ -88,7 +90,8 @@ function runOnce() {
         },
         (text) => fail(text),
       );
-      process.on('beforeExit', () => fail('did not call client.end()'));
+      // Nothing left to do: what it wrote is the answer.
+      process.on('beforeExit', settle);
       entry(parts, client);
     });
   } else if (exportsSomething) {
@@ -128,7 +131,11 @@ function described(value) {
 // anything else, on which the socket threw, is refused with a message that
 // says what was written, instead of becoming text like `[object Object]`.
 // `finish(body)` takes the answer at end(); `refuse(text)` a bad write;
-// `open()` says whether the job still takes writes.
+// `open()` says whether the job still takes writes. `settle()` is for when
+// the module has nothing left to do without having called end(): the
+// seed's page never asks for end() (its service left the socket open and
+// its PHP clients read what came), so what it wrote is the answer, and a
+// module that wrote nothing did not answer.
 function makeClient(remote, open, finish, refuse) {
   const chunks = [];
   const [host, port] = splitRemote(remote);
@@ -169,7 +176,39 @@ function makeClient(remote, open, finish, refuse) {
       client.end();
     },
   };
-  return client;
+  const settle = () => {
+    if (!open()) return;
+    if (chunks.length > 0) finish(Buffer.concat(chunks));
+    else refuse('did not call client.end()');
+  };
+  return { client, settle };
+}
+
+// What keeps this process's event loop busy: timers, file system requests,
+// child processes, sockets (unref'd timers, as the quiet check's own, do
+// not count). `withImmediates` false leaves out setImmediate callbacks, as
+// the worker's own next read may be one when a job starts.
+function pendingWork(withImmediates) {
+  const kinds = process.getActiveResourcesInfo();
+  return withImmediates ? kinds.length : kinds.filter((k) => k !== 'Immediate').length;
+}
+
+// A warm worker never runs out of things to do (it waits for the next job),
+// so "nothing left to do" is: no more pending work than when the job
+// started. Checked from an unref'd timer, first after the job's immediate
+// callbacks have run, then less and less often; `stillOpen()` false stops it.
+function whenQuiet(stillOpen, before, settle) {
+  let delay = 0;
+  const check = () => {
+    if (!stillOpen()) return;
+    if (pendingWork(true) <= before) {
+      settle();
+      return;
+    }
+    delay = Math.min(delay * 2 + 1, 50);
+    setTimeout(check, delay).unref();
+  };
+  setTimeout(check, 0).unref();
 }
 
 function readStdin(done) {
@@ -200,6 +239,9 @@ function serveWarm() {
     send('cold\n');
     return;
   }
+  // Node.js opens stderr on its first use: open it now, so that a job's
+  // first console.error() is not pending work of the job (see whenQuiet).
+  void process.stderr;
   let buffer = Buffer.alloc(0);
   let current = null;
   const reply = (job, ok, body) => {
@@ -262,14 +304,16 @@ function serveWarm() {
         return;
       }
       if (typeof mod.TExecute !== 'function') return reply(job, false, `500: Module ${name} exports no TExecute`);
-      const client = makeClient(
+      const { client, settle } = makeClient(
         remote,
         () => current === job,
         (body) => reply(job, true, body),
         (text) => reply(job, false, `500: Module ${name} ${text}`),
       );
+      const before = pendingWork(false);
       const result = mod.TExecute(parts, client);
       if (result && typeof result.then === 'function') result.then(null, (e) => failed(job, e));
+      whenQuiet(() => current === job, before, settle);
     } catch (e) {
       failed(job, e);
     }

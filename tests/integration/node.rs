@@ -74,10 +74,7 @@ fn module_errors_are_clear_answers_never_hangs() {
                 "rejects.js",
                 "exports.TExecute = async function () { throw new Error('async boom'); };",
             ),
-            (
-                "noend.js",
-                "exports.TExecute = function (parts, client) { client.write('half'); };",
-            ),
+            ("noend.js", "exports.TExecute = function (parts, client) {};"),
             (
                 "fail.js",
                 "// the seed's fail.js: a module without exports\n",
@@ -200,7 +197,7 @@ fn a_compiler_module_without_its_package_answers_404() {
 const COUNTER: &str = r#"let calls = 0;
 exports.TExecute = function (parts, client) {
   calls += 1;
-  if (parts[1] === 'hang') return;
+  if (parts[1] === 'hang') return setInterval(() => {}, 1000);
   if (parts[1] === 'crash') process.exit(3);
   client.end(`${calls}:${process.pid}`);
 };
@@ -318,9 +315,10 @@ fn warm_jobs_keep_their_error_answers() {
                 "throws.js",
                 "exports.TExecute = function () { throw new Error('boom'); };",
             ),
+            ("noend.js", "exports.TExecute = function (parts, client) {};"),
             (
-                "noend.js",
-                "exports.TExecute = function (parts, client) { client.write('half'); };",
+                "spins.js",
+                "exports.TExecute = function () { setInterval(() => {}, 1000); };",
             ),
             ("fail.js", "// no exports: served cold\n"),
         ],
@@ -332,7 +330,12 @@ fn warm_jobs_keep_their_error_answers() {
         "500: Module throws failed: boom",
         "the worker survives a throw"
     );
-    assert_eq!(d.ask_str("noend:"), "504: Module noend timed out");
+    assert_eq!(
+        d.ask_str("noend:"),
+        "500: Module noend did not call client.end()",
+        "as soon as it has nothing left to do, as in cold mode"
+    );
+    assert_eq!(d.ask_str("spins:"), "504: Module spins timed out");
     assert_eq!(
         d.ask_str("fail:"),
         "500: Module fail exports nothing and wrote nothing"

@@ -120,3 +120,46 @@ fn js_working_dir_moves_them_and_a_missing_one_is_a_clear_answer() {
         );
     }
 }
+
+/// The seed's page never asks for `client.end()`: modules that write and
+/// then have nothing left to do have answered, however long their work
+/// took; one that wrote nothing has not.
+const UNENDED: &[(&str, &str)] = &[
+    (
+        "writes.js",
+        "exports.TExecute = (parts, client) => client.write('Test');",
+    ),
+    (
+        "later.js",
+        "exports.TExecute = (parts, client) => { client.write('a'); setTimeout(() => require('fs').readFile(__filename, () => client.write('b')), 300); };",
+    ),
+    (
+        "child.js",
+        "exports.TExecute = (parts, client) => require('child_process').exec('sleep 0.3; echo -n c', (e, out) => client.write(out));",
+    ),
+    ("silent.js", "exports.TExecute = () => {};"),
+];
+
+#[test]
+fn a_module_that_writes_without_end_is_answered_once_it_is_done_warm_and_cold() {
+    for workers in [1, 0] {
+        let d = daemon(UNENDED, workers, r#", "job_timeout_secs": 20"#);
+        for _ in 0..2 {
+            let start = std::time::Instant::now();
+            assert_eq!(d.ask_str("writes:"), "Test", "{workers} workers");
+            assert_eq!(d.ask_str("later:"), "ab", "{workers} workers");
+            assert_eq!(d.ask_str("child:"), "c", "{workers} workers");
+            assert_eq!(
+                d.ask_str("silent:"),
+                "500: Module silent did not call client.end()",
+                "{workers} workers"
+            );
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(15),
+                "answered when done, not at the time limit"
+            );
+        }
+        let id = d.ask_str("queue:add:later:");
+        assert_eq!(d.ask_str(&format!("queue:get:{id}")), "ab");
+    }
+}
