@@ -42,8 +42,8 @@ function runOnce() {
     process.stdout.write(`500: Module ${name} ${text}`, () => process.exit(1));
   }
 
-  process.on('uncaughtException', (e) => fail(`failed: ${e && e.message || e}`, e));
-  process.on('unhandledRejection', (e) => fail(`failed: ${e && e.message || e}`, e));
+  process.on('uncaughtException', (e) => fail(failure('failed', e), e));
+  process.on('unhandledRejection', (e) => fail(failure('failed', e), e));
 
   // Track whether a plain script wrote anything, to tell it from a module
   // that exports nothing and does nothing (the seed's fail.js).
@@ -65,7 +65,7 @@ function runOnce() {
     mod = require(file);
     loaded = true;
   } catch (e) {
-    fail(`failed to load: ${e && e.message || e}`, e);
+    fail(failure('failed to load', e), e);
   }
 
   const entry = transport === 'udp' ? mod && mod.UExecute : mod && mod.TExecute;
@@ -78,7 +78,7 @@ function runOnce() {
       const parts = [name, data.toString()];
       if (transport === 'udp') {
         const result = entry(parts);
-        Promise.resolve(result).then(() => {}, (e) => fail(`failed: ${e && e.message || e}`, e));
+        Promise.resolve(result).then(() => {}, (e) => fail(failure('failed', e), e));
         return;
       }
       const { client, settle } = makeClient(
@@ -103,6 +103,21 @@ function runOnce() {
       if (!wrote) fail('exports nothing and wrote nothing');
     });
   }
+}
+
+// What an error a module threw says in its answer, after `Module <name>`:
+// a package it requires and that is not installed is named as such (Node's
+// own message goes on with the whole require stack), anything else is
+// `<what>: <message>`.
+function failure(what, e) {
+  const message = String((e && e.message) || e);
+  const missing = e && e.code === 'MODULE_NOT_FOUND' && /^Cannot find module '([^']+)'/.exec(message);
+  if (missing && !/^[./]/.test(missing[1])) {
+    const spec = missing[1].split('/');
+    const pkg = spec[0].startsWith('@') ? spec.slice(0, 2).join('/') : spec[0];
+    return `needs the npm package ${pkg}, which is not installed`;
+  }
+  return `${what}: ${message}`;
 }
 
 // Enters the module's working folder; the reason it cannot, if it cannot.
@@ -253,7 +268,7 @@ function serveWarm() {
   };
   const failed = (job, e) => {
     process.stderr.write(`${e && e.stack || e}\n`);
-    reply(job, false, `500: Module ${name} failed: ${e && e.message || e}`);
+    reply(job, false, `500: Module ${name} ${failure('failed', e)}`);
   };
   process.on('uncaughtException', (e) => {
     if (current) failed(current, e);

@@ -26,6 +26,7 @@ mod package;
 mod protocol;
 mod queue;
 mod seed_clients;
+mod seed_modules;
 mod service;
 mod slow_clients;
 mod slow_link;

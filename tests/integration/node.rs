@@ -74,7 +74,10 @@ fn module_errors_are_clear_answers_never_hangs() {
                 "rejects.js",
                 "exports.TExecute = async function () { throw new Error('async boom'); };",
             ),
-            ("noend.js", "exports.TExecute = function (parts, client) {};"),
+            (
+                "noend.js",
+                "exports.TExecute = function (parts, client) {};",
+            ),
             (
                 "fail.js",
                 "// the seed's fail.js: a module without exports\n",
@@ -315,7 +318,10 @@ fn warm_jobs_keep_their_error_answers() {
                 "throws.js",
                 "exports.TExecute = function () { throw new Error('boom'); };",
             ),
-            ("noend.js", "exports.TExecute = function (parts, client) {};"),
+            (
+                "noend.js",
+                "exports.TExecute = function (parts, client) {};",
+            ),
             (
                 "spins.js",
                 "exports.TExecute = function () { setInterval(() => {}, 1000); };",
