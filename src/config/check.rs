@@ -1,7 +1,8 @@
 //! The one check of what start-up needs, run by `--check-config` (each
 //! finding an error, exit 1) and at every start and reload (each finding a
 //! warning): clamped values, the modules folder, module interpreters, the
-//! npm packages of `.js` modules, and the state folder. Each finding says
+//! npm packages and the working folder of `.js` modules, and the state
+//! folder. Each finding says
 //! what is wrong and how to fix it.
 
 use std::fs;
@@ -10,9 +11,9 @@ use std::path::Path;
 
 use crate::config::finding::finding;
 pub use crate::config::finding::{Finding, Subject};
+use crate::config::js_check::{js_working_folder, node_packages};
 pub use crate::config::module_check::find_program;
 use crate::config::module_check::{candidates, module_interpreters, modules_folder};
-use crate::config::npm_check::node_packages;
 use crate::config::Config;
 use crate::error::Error;
 
@@ -26,6 +27,7 @@ const CHECKS: &[Check] = &[
     modules_folder,
     module_interpreters,
     node_packages,
+    js_working_folder,
     state_folder,
 ];
 

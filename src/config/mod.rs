@@ -14,10 +14,10 @@ pub mod file;
 pub mod finding;
 /// Who modules run as: user and group lookups.
 pub mod identity;
+/// The start-up checks of `.js` modules: npm packages, working folder.
+pub mod js_check;
 /// The start-up checks of the modules folder.
 pub mod module_check;
-/// The start-up check of the npm packages `.js` modules require.
-pub mod npm_check;
 /// Whether the module user can reach the modules.
 pub mod reach;
 /// Limits and timings after defaults and clamping.

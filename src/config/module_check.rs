@@ -1,6 +1,6 @@
 //! The start-up checks of the modules folder (see `check.rs`): names and
 //! modes, and `#!` interpreters (the npm packages of `.js` modules are
-//! `npm_check.rs`'s).
+//! `js_check.rs`'s).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -118,6 +118,8 @@ fn js_working_dir_moves_them_and_a_missing_one_is_a_clear_answer() {
             d.ask_str("where:"),
             "500: Module where cannot enter its working folder /nonexistent/bgjob (ENOENT)"
         );
+        d.signal("HUP"); // the start-up check again, now with a .js module
+        d.wait_log("the .js modules' working folder /nonexistent/bgjob is not a folder");
     }
 }
 

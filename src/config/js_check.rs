@@ -1,14 +1,45 @@
-//! The start-up check of the npm packages `.js` modules `require` (see
-//! `check.rs`), and the npm command that installs a missing one for the
-//! layout found: the seed kept its `package.json` beside its `modules/`
+//! The start-up checks of `.js` modules (see `check.rs`): the npm packages
+//! they `require`, with the npm command that installs a missing one for the
+//! layout found (the seed kept its `package.json` beside its `modules/`
 //! folder, without a lock file; the shipped modules keep theirs, with a
-//! lock file, in the modules folder.
+//! lock file, in the modules folder), and the working folder they run in.
 
 use std::fs;
 use std::path::Path;
 
 use crate::config::finding::{finding, Finding, Subject};
 use crate::config::module_check::candidates;
+use crate::config::reach;
+use crate::node::workdir::js_working_dir;
+
+/// The folder `.js` modules run in must be one the module user can enter.
+pub fn js_working_folder(s: &Subject) -> Vec<Finding> {
+    let Ok(files) = candidates(s.modules_dir) else {
+        return Vec::new();
+    };
+    if !files.iter().any(|c| c.name.ends_with(".js")) {
+        return Vec::new();
+    }
+    let dir = js_working_dir(s.config.settings.js_working_dir.as_deref(), s.modules_dir);
+    if !dir.is_dir() {
+        return vec![finding(
+            format!(
+                "the .js modules' working folder {} is not a folder",
+                dir.display()
+            ),
+            "create it, or set js_working_dir to a folder the module user can enter",
+        )];
+    }
+    let blocked =
+        reach::module_user(&s.config.settings).and_then(|who| reach::folder(&dir, &who).err());
+    match blocked {
+        Some(blocked) => vec![finding(
+            format!("{blocked}, on the way to the .js modules' working folder"),
+            reach::FIXES,
+        )],
+        None => Vec::new(),
+    }
+}
 
 /// Node.js's own modules, which need no package.
 const NODE_BUILTINS: &[&str] = &[
@@ -187,6 +218,55 @@ mod tests {
             found[0].starts_with(
                 "module page.js needs the npm package absent, which is not installed (run `npm install absent` in "
             ),
+            "{found:?}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_working_folder_must_exist_when_there_are_js_modules() {
+        let dir = std::env::temp_dir().join(format!("bgjob-js-folder-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("modules")).unwrap();
+        let mut config = crate::config::Config::default();
+        config.settings.js_working_dir = Some(dir.join("gone"));
+        let modules = dir.join("modules");
+        let subject = Subject {
+            config: &config,
+            modules_dir: &modules,
+        };
+        assert_eq!(js_working_folder(&subject), Vec::new(), "no .js module");
+        fs::write(modules.join("m.js"), "").unwrap();
+        let found = js_working_folder(&subject);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].what.ends_with("gone is not a folder"), "{found:?}");
+        config.settings.js_working_dir = None;
+        let subject = Subject {
+            config: &config,
+            modules_dir: &modules,
+        };
+        assert_eq!(
+            js_working_folder(&subject),
+            Vec::new(),
+            "the default exists"
+        );
+        // A module user who cannot enter it is told, with the fixes.
+        use std::os::unix::fs::PermissionsExt;
+        fs::create_dir(dir.join("closed")).unwrap();
+        fs::set_permissions(dir.join("closed"), fs::Permissions::from_mode(0o700)).unwrap();
+        config.settings.js_working_dir = Some(dir.join("closed"));
+        config.settings.module_limits.identity = Some((4_000_000, 4_000_000));
+        let subject = Subject {
+            config: &config,
+            modules_dir: &modules,
+        };
+        let found = js_working_folder(&subject);
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0]
+                .what
+                .starts_with("modules run as nobody, who cannot enter ")
+                && found[0].what.contains("closed (mode 0700), on the way to"),
             "{found:?}"
         );
         fs::remove_dir_all(&dir).unwrap();
