@@ -210,9 +210,11 @@ function pendingWork(withImmediates) {
 
 // A warm worker never runs out of things to do (it waits for the next job),
 // so "nothing left to do" is: no more pending work than when the job
-// started. Checked from an unref'd timer, first after the job's immediate
-// callbacks have run, then less and less often; `stillOpen()` false stops it.
+// started. Checked first once the immediate callbacks the job scheduled
+// have run (an immediate that is running does not count), then from an
+// unref'd timer, less and less often; `stillOpen()` false stops it.
 function whenQuiet(stillOpen, before, settle) {
+  if (!stillOpen()) return; // answered already: the usual case costs nothing
   let delay = 0;
   const check = () => {
     if (!stillOpen()) return;
@@ -223,7 +225,7 @@ function whenQuiet(stillOpen, before, settle) {
     delay = Math.min(delay * 2 + 1, 50);
     setTimeout(check, delay).unref();
   };
-  setTimeout(check, 0).unref();
+  setImmediate(check);
 }
 
 function readStdin(done) {
