@@ -127,23 +127,10 @@ fn shipped() -> Daemon {
             .exists(),
         "npm packages missing: run `npm ci --prefix modules` (bin/test does)"
     );
-    Daemon::spawn(
+    Daemon::on_folder(
         TempDir::new("shipped-js"),
-        modules.into(),
-        [
-            "-v",
-            "-1",
-            "--listen",
-            "127.0.0.1:0",
-            "--state",
-            "none",
-            "--modules",
-            modules,
-            "-c",
-            &crate::protocol::as_owner_config(),
-        ]
-        .map(String::from)
-        .to_vec(),
+        std::path::Path::new(modules),
+        &crate::protocol::as_owner_config(),
     )
 }
 

@@ -39,21 +39,7 @@ fn seed_folder(dir: &TempDir) -> PathBuf {
 
 /// bgjobd on the seed's folder, started from another working folder.
 fn start(dir: TempDir, top: &Path, config: &Path) -> Daemon {
-    let args = [
-        "-v",
-        "-1",
-        "--listen",
-        "127.0.0.1:0",
-        "--state",
-        "none",
-        "-c",
-        &config.display().to_string(),
-        "-m",
-        &top.join("modules").display().to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
-    Daemon::spawn(dir, top.join("modules"), args)
+    Daemon::on_folder(dir, &top.join("modules"), &config.display().to_string())
 }
 
 /// What a module answers: `works` if its package is installed, else `missing`.
