@@ -1,24 +1,30 @@
 // bgjobd's Node.js host: runs one request of a module written against the
 // seed's BackgroundService API, unchanged. bgjobd embeds this file and runs
-// `node -e <this file> <module.js>` with the request's data on stdin and the
-// job in BGJOB_MODULE / BGJOB_TRANSPORT / BGJOB_REMOTE.
+// `node -e <this file> <module.js> <working folder>` with the request's data
+// on stdin and the job in BGJOB_MODULE / BGJOB_TRANSPORT / BGJOB_REMOTE.
 //
 // - A module exporting TExecute(parts, client) answers TCP and queue jobs:
-//   client.write() takes strings and Buffers, client.end() finishes.
+//   client.write() takes strings, Buffers and Uint8Arrays (anything else is
+//   answered 500, as Node's own socket throws on it), client.end() finishes;
+//   a module that wrote and has nothing left to do without calling end()
+//   (the seed's page never asks for it) is answered with what it wrote.
 // - A module exporting UExecute(parts) handles UDP datagrams; what it
 //   returns is ignored.
 // - parts[0] is the module name, parts[1] the data as a string.
 // - A file with no exports runs as a plain script that reads stdin.
+// - The module runs in the working folder it is given, as the seed's modules
+//   ran in the old service's folder (`./modules/tmp/` beside its config).
 // Failures answer in the seed's `NNN: text` form and exit non-zero, so the
-// daemon passes the text on: a throw, a module that never calls end(), a
-// module that exports nothing and writes nothing.
+// daemon passes the text on: a throw, a module that writes nothing and
+// never calls end(), a module that exports nothing and writes nothing.
 //
-// With `--worker` after the module it stays resident instead and serves
-// framed jobs one at a time (see src/workers.rs for the framing).
+// With `--worker` after the folder it stays resident instead and serves
+// framed jobs one at a time (see src/node/framing.rs for the framing).
 'use strict';
 
 const file = process.argv[1];
-if (process.argv[2] === '--worker') {
+const workdir = process.argv[2];
+if (process.argv[3] === '--worker') {
   serveWarm();
 } else {
   runOnce();
@@ -36,8 +42,8 @@ function runOnce() {
     process.stdout.write(`500: Module ${name} ${text}`, () => process.exit(1));
   }
 
-  process.on('uncaughtException', (e) => fail(`failed: ${e && e.message || e}`, e));
-  process.on('unhandledRejection', (e) => fail(`failed: ${e && e.message || e}`, e));
+  process.on('uncaughtException', (e) => fail(failure('failed', e), e));
+  process.on('unhandledRejection', (e) => fail(failure('failed', e), e));
 
   // Track whether a plain script wrote anything, to tell it from a module
   // that exports nothing and does nothing (the seed's fail.js).
@@ -50,11 +56,16 @@ function runOnce() {
 
   let mod;
   let loaded = false;
+  const refused = enterWorkdir();
+  if (refused) {
+    fail(refused);
+    return;
+  }
   try {
     mod = require(file);
     loaded = true;
   } catch (e) {
-    fail(`failed to load: ${e && e.message || e}`, e);
+    fail(failure('failed to load', e), e);
   }
 
   const entry = transport === 'udp' ? mod && mod.UExecute : mod && mod.TExecute;
@@ -63,34 +74,24 @@ function runOnce() {
   if (!loaded) {
     // fail() has answered
   } else if (typeof entry === 'function') {
-    const chunks = [];
     readStdin((data) => {
       const parts = [name, data.toString()];
       if (transport === 'udp') {
         const result = entry(parts);
-        Promise.resolve(result).then(() => {}, (e) => fail(`failed: ${e && e.message || e}`, e));
+        Promise.resolve(result).then(() => {}, (e) => fail(failure('failed', e), e));
         return;
       }
-      const [host, port] = splitRemote(process.env.BGJOB_REMOTE || '');
-      const client = {
-        remoteAddress: host,
-        remotePort: port,
-        write(chunk, encoding) {
-          if (answered) return false;
-          chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk), encoding));
-          return true;
-        },
-        end(chunk, encoding) {
-          if (answered) return;
-          if (chunk !== undefined && chunk !== null) client.write(chunk, encoding);
+      const { client, settle } = makeClient(
+        process.env.BGJOB_REMOTE || '',
+        () => !answered,
+        (body) => {
           answered = true;
-          stdoutWrite(Buffer.concat(chunks), () => process.exit(0));
+          stdoutWrite(body, () => process.exit(0));
         },
-        destroy() {
-          client.end();
-        },
-      };
-      process.on('beforeExit', () => fail('did not call client.end()'));
+        (text) => fail(text),
+      );
+      // Nothing left to do: what it wrote is the answer.
+      process.on('beforeExit', settle);
       entry(parts, client);
     });
   } else if (exportsSomething) {
@@ -102,6 +103,129 @@ function runOnce() {
       if (!wrote) fail('exports nothing and wrote nothing');
     });
   }
+}
+
+// What an error a module threw says in its answer, after `Module <name>`:
+// a package it requires and that is not installed is named as such (Node's
+// own message goes on with the whole require stack), anything else is
+// `<what>: <message>`.
+function failure(what, e) {
+  const message = String((e && e.message) || e);
+  const missing = e && e.code === 'MODULE_NOT_FOUND' && /^Cannot find module '([^']+)'/.exec(message);
+  if (missing && !/^[./]/.test(missing[1])) {
+    const spec = missing[1].split('/');
+    const pkg = spec[0].startsWith('@') ? spec.slice(0, 2).join('/') : spec[0];
+    return `needs the npm package ${pkg}, which is not installed`;
+  }
+  return `${what}: ${message}`;
+}
+
+// Enters the module's working folder; the reason it cannot, if it cannot.
+function enterWorkdir() {
+  if (!workdir) return null;
+  try {
+    process.chdir(workdir);
+    return null;
+  } catch (e) {
+    return `cannot enter its working folder ${workdir} (${e.code || e.message})`;
+  }
+}
+
+// A value a module wrote that is neither a string nor bytes, as its
+// answer names it: `undefined`, `null`, `an object`, `a number` ...
+function described(value) {
+  if (value === undefined || value === null) return String(value);
+  if (Array.isArray(value)) return 'an array';
+  const type = typeof value;
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+// The `client` a module's TExecute writes to, shaped like the socket the
+// old service passed: write() takes what a socket takes (a string, with an
+// optional encoding, a Buffer or a Uint8Array, and an optional callback);
+// anything else, on which the socket threw, is refused with a message that
+// says what was written, instead of becoming text like `[object Object]`.
+// `finish(body)` takes the answer at end(); `refuse(text)` a bad write;
+// `open()` says whether the job still takes writes. `settle()` is for when
+// the module has nothing left to do without having called end(): the
+// seed's page never asks for end() (its service left the socket open and
+// its PHP clients read what came), so what it wrote is the answer, and a
+// module that wrote nothing did not answer.
+function makeClient(remote, open, finish, refuse) {
+  const chunks = [];
+  const [host, port] = splitRemote(remote);
+  const later = (callback) => {
+    if (typeof callback === 'function') process.nextTick(callback);
+  };
+  const client = {
+    remoteAddress: host,
+    remotePort: port,
+    write(chunk, encoding, callback) {
+      if (typeof encoding === 'function') [encoding, callback] = [undefined, encoding];
+      if (!open()) return false;
+      if (typeof chunk === 'string') {
+        if (encoding != null && !Buffer.isEncoding(encoding)) {
+          refuse(`wrote with an unknown encoding ${String(encoding)}`);
+          return false;
+        }
+        chunks.push(Buffer.from(chunk, encoding || 'utf8'));
+      } else if (chunk instanceof Uint8Array) {
+        chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+      } else {
+        refuse(`wrote ${described(chunk)}, not a string or Buffer`);
+        return false;
+      }
+      later(callback);
+      return true;
+    },
+    end(chunk, encoding, callback) {
+      if (typeof chunk === 'function') [chunk, callback] = [undefined, chunk];
+      if (typeof encoding === 'function') [encoding, callback] = [undefined, encoding];
+      if (!open()) return client;
+      if (chunk !== undefined && chunk !== null && !client.write(chunk, encoding)) return client;
+      finish(Buffer.concat(chunks));
+      later(callback);
+      return client;
+    },
+    destroy() {
+      client.end();
+    },
+  };
+  const settle = () => {
+    if (!open()) return;
+    if (chunks.length > 0) finish(Buffer.concat(chunks));
+    else refuse('did not call client.end()');
+  };
+  return { client, settle };
+}
+
+// What keeps this process's event loop busy: timers, file system requests,
+// child processes, sockets (unref'd timers, as the quiet check's own, do
+// not count). `withImmediates` false leaves out setImmediate callbacks, as
+// the worker's own next read may be one when a job starts.
+function pendingWork(withImmediates) {
+  const kinds = process.getActiveResourcesInfo();
+  return withImmediates ? kinds.length : kinds.filter((k) => k !== 'Immediate').length;
+}
+
+// A warm worker never runs out of things to do (it waits for the next job),
+// so "nothing left to do" is: no more pending work than when the job
+// started. Checked first once the immediate callbacks the job scheduled
+// have run (an immediate that is running does not count), then from an
+// unref'd timer, less and less often; `stillOpen()` false stops it.
+function whenQuiet(stillOpen, before, settle) {
+  if (!stillOpen()) return; // answered already: the usual case costs nothing
+  let delay = 0;
+  const check = () => {
+    if (!stillOpen()) return;
+    if (pendingWork(true) <= before) {
+      settle();
+      return;
+    }
+    delay = Math.min(delay * 2 + 1, 50);
+    setTimeout(check, delay).unref();
+  };
+  setImmediate(check);
 }
 
 function readStdin(done) {
@@ -121,9 +245,10 @@ function serveWarm() {
   const send = (bytes) => process.stdout.write(bytes);
   let mod;
   try {
+    if (enterWorkdir()) throw new Error('no working folder');
     mod = require(file);
   } catch (e) {
-    // Served cold instead, where the load error becomes the answer.
+    // Served cold instead, where the error becomes the answer.
     send('cold\n');
     return;
   }
@@ -131,6 +256,9 @@ function serveWarm() {
     send('cold\n');
     return;
   }
+  // Node.js opens stderr on its first use: open it now, so that a job's
+  // first console.error() is not pending work of the job (see whenQuiet).
+  void process.stderr;
   let buffer = Buffer.alloc(0);
   let current = null;
   const reply = (job, ok, body) => {
@@ -142,7 +270,7 @@ function serveWarm() {
   };
   const failed = (job, e) => {
     process.stderr.write(`${e && e.stack || e}\n`);
-    reply(job, false, `500: Module ${name} failed: ${e && e.message || e}`);
+    reply(job, false, `500: Module ${name} ${failure('failed', e)}`);
   };
   process.on('uncaughtException', (e) => {
     if (current) failed(current, e);
@@ -193,27 +321,16 @@ function serveWarm() {
         return;
       }
       if (typeof mod.TExecute !== 'function') return reply(job, false, `500: Module ${name} exports no TExecute`);
-      const chunks = [];
-      const [host, port] = splitRemote(remote);
-      const client = {
-        remoteAddress: host,
-        remotePort: port,
-        write(chunk, encoding) {
-          if (current !== job) return false;
-          chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk), encoding));
-          return true;
-        },
-        end(chunk, encoding) {
-          if (current !== job) return;
-          if (chunk !== undefined && chunk !== null) client.write(chunk, encoding);
-          reply(job, true, Buffer.concat(chunks));
-        },
-        destroy() {
-          client.end();
-        },
-      };
+      const { client, settle } = makeClient(
+        remote,
+        () => current === job,
+        (body) => reply(job, true, body),
+        (text) => reply(job, false, `500: Module ${name} ${text}`),
+      );
+      const before = pendingWork(false);
       const result = mod.TExecute(parts, client);
       if (result && typeof result.then === 'function') result.then(null, (e) => failed(job, e));
+      whenQuiet(() => current === job, before, settle);
     } catch (e) {
       failed(job, e);
     }

@@ -1,16 +1,18 @@
 //! The one check of what start-up needs, run by `--check-config` and at
 //! every start and reload: clamped values, the modules folder, module
-//! interpreters, the npm packages of `.js` modules, and the state folder.
-//! Each finding says what is wrong, how to fix it, and whether it would
-//! stop the daemon (an error) or not (a warning).
+//! interpreters, the npm packages and the working folder of `.js` modules,
+//! modules others can change, and the state folder. Each finding says what
+//! is wrong, how to fix it, and whether it would stop the daemon (an error)
+//! or not (a warning).
 
 use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
 
 pub use crate::config::finding::{error, finding, Finding, Severity, Subject};
+use crate::config::js_check::{js_working_folder, node_packages};
 pub use crate::config::module_check::find_program;
-use crate::config::module_check::{candidates, module_interpreters, modules_folder, node_packages};
+use crate::config::module_check::{candidates, module_interpreters, modules_folder};
 use crate::config::Config;
 use crate::error::Error;
 
@@ -26,6 +28,7 @@ const CHECKS: &[Check] = &[
     module_interpreters,
     node_packages,
     crate::config::writable::writable_modules,
+    js_working_folder,
     state_folder,
 ];
 

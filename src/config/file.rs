@@ -124,6 +124,7 @@ struct RawConfig {
     result_retention_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
     node: Option<PathBuf>,
+    js_working_dir: Option<PathBuf>,
     result_retention_bytes: Option<u64>,
     result_retention_bytes_per_client: Option<u64>,
     max_waiting_bytes: Option<u64>,
@@ -260,6 +261,7 @@ impl Config {
                 3600,
             ),
             node: raw.node.unwrap_or(d.node),
+            js_working_dir: raw.js_working_dir,
             result_retention_bytes: r.int(
                 "result_retention_bytes",
                 raw.result_retention_bytes,

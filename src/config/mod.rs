@@ -16,6 +16,8 @@ pub mod file;
 pub mod finding;
 /// Who modules run as: user and group lookups.
 pub mod identity;
+/// The start-up checks of `.js` modules: npm packages, working folder.
+pub mod js_check;
 /// The start-up checks of the modules folder.
 pub mod module_check;
 /// Whether the module user can reach the modules.

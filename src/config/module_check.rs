@@ -1,5 +1,6 @@
 //! The start-up checks of the modules folder (see `check.rs`): names and
-//! modes, `#!` interpreters, and the npm packages `.js` modules require.
+//! modes, and `#!` interpreters (the npm packages of `.js` modules are
+//! `js_check.rs`'s).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -148,112 +149,6 @@ pub fn module_interpreters(s: &Subject) -> Vec<Finding> {
     out
 }
 
-/// Node.js's own modules, which need no package.
-const NODE_BUILTINS: &[&str] = &[
-    "assert",
-    "buffer",
-    "child_process",
-    "crypto",
-    "dgram",
-    "dns",
-    "events",
-    "fs",
-    "http",
-    "https",
-    "net",
-    "os",
-    "path",
-    "process",
-    "querystring",
-    "readline",
-    "stream",
-    "string_decoder",
-    "timers",
-    "tty",
-    "url",
-    "util",
-    "vm",
-    "worker_threads",
-    "zlib",
-];
-
-/// The npm packages a `.js` file `require`s (relative paths and Node.js's
-/// own modules left out): `require('less')`, `require("@scope/pkg/sub")`.
-fn required_packages(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for piece in text.split("require(").skip(1) {
-        let piece = piece.trim_start();
-        let Some(quote) = piece.chars().next().filter(|q| *q == '\'' || *q == '"') else {
-            continue;
-        };
-        let Some(spec) = piece[1..].split(quote).next() else {
-            continue;
-        };
-        if spec.starts_with('.') || spec.starts_with('/') || spec.starts_with("node:") {
-            continue;
-        }
-        let parts: Vec<&str> = spec.split('/').collect();
-        let package = match parts.as_slice() {
-            [scope, name, ..] if scope.starts_with('@') => format!("{scope}/{name}"),
-            [name, ..] => name.to_string(),
-            [] => continue,
-        };
-        if !NODE_BUILTINS.contains(&package.as_str()) && !out.contains(&package) {
-            out.push(package);
-        }
-    }
-    out
-}
-
-/// How much of a `.js` module is searched for `require` calls: this check
-/// runs at start and on every reload, on the loop, and a module's requires
-/// stand near its top; a large bundled module is not read whole.
-const REQUIRE_SCAN: u64 = 256 * 1024;
-
-/// The first [`REQUIRE_SCAN`] bytes of a file, as text.
-fn leading_text(path: &Path) -> String {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    if let Ok(file) = fs::File::open(path) {
-        let _ = file.take(REQUIRE_SCAN).read_to_end(&mut bytes);
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-pub fn node_packages(s: &Subject) -> Vec<Finding> {
-    let Ok(files) = candidates(s.modules_dir) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for c in files.iter().filter(|c| c.name.ends_with(".js")) {
-        let text = leading_text(&c.path);
-        // Node.js looks in node_modules next to the file's real path, then
-        // in every folder above it.
-        let real = fs::canonicalize(&c.path).unwrap_or_else(|_| c.path.clone());
-        for package in required_packages(&text) {
-            let found = real
-                .ancestors()
-                .skip(1)
-                .any(|dir| dir.join("node_modules").join(&package).is_dir());
-            if !found {
-                let dir = real
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .display()
-                    .to_string();
-                out.push(finding(
-                    format!(
-                        "module {} needs the npm package {package}, which is not installed",
-                        c.name
-                    ),
-                    format!("run `npm ci` (or `npm install {package}`) in {dir}"),
-                ));
-            }
-        }
-    }
-    out
-}
-
 /// A program as `Command` would find it: a path, or a name on `PATH`.
 pub fn find_program(program: &Path) -> Option<PathBuf> {
     let is_exe = |p: &Path| {
@@ -289,7 +184,7 @@ mod tests {
             config: &config,
             modules_dir: dir,
         };
-        let out = [modules_folder, module_interpreters, node_packages]
+        let out = [modules_folder, module_interpreters]
             .iter()
             .flat_map(|check| check(&subject))
             .map(|f| f.to_string())
@@ -306,11 +201,6 @@ mod tests {
                 ("test", "#!/bin/sh\n", 0o755),
                 ("envy", "#!/usr/bin/env sh\n", 0o755),
                 ("package.json", "{}", 0o644),
-                (
-                    "page.js",
-                    "require('present'); require('./x'); require('fs')",
-                    0o644,
-                ),
             ],
         );
         assert_eq!(findings(&dir), Vec::<String>::new());
@@ -326,7 +216,6 @@ mod tests {
                 ("bare", "echo hi\n", 0o755),
                 ("py", "#!/usr/bin/python9 -u\n", 0o755),
                 ("envy", "#!/usr/bin/env -S nosuchinterp9\n", 0o755),
-                ("page.js", "const l = require(\"absent/sub\");", 0o644),
             ],
         );
         let found = findings(&dir).join("\n");
@@ -336,17 +225,8 @@ mod tests {
             "module bare is neither a script",
             "module py: its #! interpreter /usr/bin/python9 is not found",
             "module envy: its #! interpreter nosuchinterp9 is not found",
-            "module page.js needs the npm package absent, which is not installed (run `npm ci`",
         ] {
             assert!(found.contains(want), "{want:?} not in:\n{found}");
         }
-    }
-
-    #[test]
-    fn required_packages_are_read_from_the_source() {
-        assert_eq!(
-            required_packages("require('less'); require( \"@s/p/x\"); require('os'); require(x)"),
-            ["less", "@s/p"]
-        );
     }
 }

@@ -47,6 +47,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// The Node.js binary for `.js` modules (looked up on `PATH`).
     pub node: PathBuf,
+    /// Where `.js` modules run; `None`: the folder holding the modules.
+    pub js_working_dir: Option<PathBuf>,
     /// Allowed client networks of listeners that have no list of their own
     /// (`--listen` and systemd's included); `None`: anyone.
     pub allow: Option<Vec<Cidr>>,
@@ -110,6 +112,7 @@ impl Default for Settings {
             result_retention: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(10),
             node: PathBuf::from("node"),
+            js_working_dir: None,
             allow: None,
             max_connections_per_client: 256,
             max_waiting_per_client: 256,

@@ -2,11 +2,13 @@
 //! job gets its own (`module_uids`, see `run/uids.rs`).
 
 use std::io;
+use std::path::PathBuf;
 
 use crate::daemon::tokens;
 use crate::daemon::Daemon;
+use crate::node::workdir::js_working_dir;
 use crate::run::command::{command, Mode};
-use crate::run::modules::Module;
+use crate::run::modules::{Kind, Module};
 use crate::run::process::Process;
 use crate::run::spawns::Owner;
 
@@ -21,7 +23,14 @@ impl Daemon {
         vars: &[String],
         owner: Owner,
     ) -> io::Result<Process> {
-        let (program, args) = command(module, self.node.as_deref(), mode)?;
+        // Only `.js` modules need it (a Node.js start dwarfs its cost).
+        let js_dir = match module.kind {
+            Kind::Node => {
+                js_working_dir(self.settings.js_working_dir.as_deref(), self.modules.dir())
+            }
+            Kind::Executable => PathBuf::new(),
+        };
+        let (program, args) = command(module, self.node.as_deref(), &js_dir, mode)?;
         let mut limits = self.settings.module_limits;
         if let Some(pool) = &mut self.uids {
             let uid = pool

@@ -23,9 +23,11 @@ pub enum Mode {
 
 /// The program and arguments (after the program name) that run `module`.
 /// `node` is the Node.js binary, resolved; `None` if it is not installed.
+/// The host enters `js_dir` before it loads a `.js` module.
 pub fn command<'a>(
     module: &'a Module,
     node: Option<&'a Path>,
+    js_dir: &'a Path,
     mode: Mode,
 ) -> io::Result<(&'a Path, Vec<&'a OsStr>)> {
     match module.kind {
@@ -37,6 +39,7 @@ pub fn command<'a>(
                 OsStr::new("-e"),
                 OsStr::new(NODE_HOST),
                 module.path.as_os_str(),
+                js_dir.as_os_str(),
             ];
             if mode == Mode::Worker {
                 args.push(OsStr::new("--worker"));

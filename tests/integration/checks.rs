@@ -58,7 +58,7 @@ fn check_config_reports_every_finding_and_start_up_warns_of_them() {
         "warning: max_jobs: 100000 is out of range, 4096 is used",
         "warning: module noexec is not executable (chmod +x ",
         "warning: module py: its #! interpreter /usr/bin/python9 is not found",
-        "warning: module page.js needs the npm package nosuchpkg9, which is not installed",
+        "warning: module page.js needs the npm package nosuchpkg9, which is not installed (run `npm install nosuchpkg9` in ",
         "error: state folder ",
         "is not a folder",
         "1 error and 4 warnings found: bgjobd would not start",

@@ -76,7 +76,7 @@ fn module_errors_are_clear_answers_never_hangs() {
             ),
             (
                 "noend.js",
-                "exports.TExecute = function (parts, client) { client.write('half'); };",
+                "exports.TExecute = function (parts, client) {};",
             ),
             (
                 "fail.js",
@@ -127,23 +127,10 @@ fn shipped() -> Daemon {
             .exists(),
         "npm packages missing: run `npm ci --prefix modules` (bin/test does)"
     );
-    Daemon::spawn(
+    Daemon::on_folder(
         TempDir::new("shipped-js"),
-        modules.into(),
-        [
-            "-v",
-            "-1",
-            "--listen",
-            "127.0.0.1:0",
-            "--state",
-            "none",
-            "--modules",
-            modules,
-            "-c",
-            &crate::protocol::as_owner_config(),
-        ]
-        .map(String::from)
-        .to_vec(),
+        std::path::Path::new(modules),
+        &crate::protocol::as_owner_config(),
     )
 }
 
@@ -200,7 +187,7 @@ fn a_compiler_module_without_its_package_answers_404() {
 const COUNTER: &str = r#"let calls = 0;
 exports.TExecute = function (parts, client) {
   calls += 1;
-  if (parts[1] === 'hang') return;
+  if (parts[1] === 'hang') return setInterval(() => {}, 1000);
   if (parts[1] === 'crash') process.exit(3);
   client.end(`${calls}:${process.pid}`);
 };
@@ -320,7 +307,11 @@ fn warm_jobs_keep_their_error_answers() {
             ),
             (
                 "noend.js",
-                "exports.TExecute = function (parts, client) { client.write('half'); };",
+                "exports.TExecute = function (parts, client) {};",
+            ),
+            (
+                "spins.js",
+                "exports.TExecute = function () { setInterval(() => {}, 1000); };",
             ),
             ("fail.js", "// no exports: served cold\n"),
         ],
@@ -332,7 +323,12 @@ fn warm_jobs_keep_their_error_answers() {
         "500: Module throws failed: boom",
         "the worker survives a throw"
     );
-    assert_eq!(d.ask_str("noend:"), "504: Module noend timed out");
+    assert_eq!(
+        d.ask_str("noend:"),
+        "500: Module noend did not call client.end()",
+        "as soon as it has nothing left to do, as in cold mode"
+    );
+    assert_eq!(d.ask_str("spins:"), "504: Module spins timed out");
     assert_eq!(
         d.ask_str("fail:"),
         "500: Module fail exports nothing and wrote nothing"

@@ -243,6 +243,25 @@ impl Daemon {
         }
     }
 
+    /// A daemon (at `-v`, without a journal) on an existing modules folder
+    /// and configuration file, started in `dir` as its working folder.
+    pub fn on_folder(dir: TempDir, modules: &Path, config: &str) -> Daemon {
+        let modules_arg = modules.display().to_string();
+        let args = [
+            "-v",
+            "-1",
+            "--listen",
+            "127.0.0.1:0",
+            "--state",
+            "none",
+            "--modules",
+            &modules_arg,
+            "-c",
+            config,
+        ];
+        Daemon::spawn(dir, modules.into(), args.map(String::from).to_vec())
+    }
+
     /// Wraps a daemon started some other way.
     pub fn attach(child: Child, addr: SocketAddr, dir: TempDir, modules: PathBuf) -> Daemon {
         let log = dir.path().join("bgjobd.log");
