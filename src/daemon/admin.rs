@@ -95,8 +95,10 @@ impl Daemon {
         let what = match self.queue.get(id) {
             None => return Err(Refusal::UnknownJob),
             Some(Entry::Done(_)) => {
-                self.queue.remove(id);
-                "cancelled: result dropped"
+                // Answered once the removal is kept, as a fetch is.
+                let done = self.queue.take_done(id).expect("entry is done");
+                self.cancel_when_kept(id, done, key);
+                return Ok(None);
             }
             Some(Entry::Active(key)) => {
                 let key = *key;

@@ -135,6 +135,9 @@ impl Daemon {
                 Held::Fetched { id, done, conns } => {
                     self.fetch_completed(id, done, conns, completion)
                 }
+                Held::Cancelled { id, done, conn } => {
+                    self.cancel_completed(id, done, conn, completion)
+                }
             }
         }
     }
@@ -197,6 +200,36 @@ impl Daemon {
         self.queue.fetched(id, *done);
         for conn in conns {
             self.answer(conn, answer.clone());
+        }
+    }
+
+    /// Drops an unfetched result once its "cancelled" record is kept.
+    pub(super) fn cancel_when_kept(&mut self, id: u64, done: Box<Done>, conn: ConnKey) {
+        let ticket = self.held.hold(Held::Cancelled {
+            id,
+            done,
+            conn: Some(conn),
+        });
+        let why = Removal::Cancelled;
+        self.store.submit(Change::Removed { id, why }, Some(ticket));
+        if let Some(conn) = self.conns.get_mut(conn) {
+            conn.await_store();
+        }
+    }
+
+    fn cancel_completed(&mut self, id: u64, done: Box<Done>, conn: Option<ConnKey>, c: Completion) {
+        if let Completion::Refused(why) | Completion::Unknown(why) = &c {
+            log::warn!("queue result {id} not cancelled: the queue store failed: {why}");
+            self.queue.restore(id, Entry::Done(done));
+            if let Some(conn) = conn {
+                self.refuse(conn, Refusal::JournalFailed);
+            }
+            return;
+        }
+        log::info!("queue job {id}: cancelled: result dropped");
+        drop(done);
+        if let Some(conn) = conn {
+            self.answer(conn, b"cancelled: result dropped".to_vec());
         }
     }
 

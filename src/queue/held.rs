@@ -25,6 +25,13 @@ pub enum Held {
         /// The clients waiting for it (some may have left).
         conns: Vec<ConnKey>,
     },
+    /// A result cancelled: its client gets `cancelled: result dropped`
+    /// once the record is kept, so a crash never brings it back.
+    Cancelled {
+        id: u64,
+        done: Box<Done>,
+        conn: Option<ConnKey>,
+    },
 }
 
 /// Tickets handed to the store and what waits for each.
@@ -51,7 +58,7 @@ impl HeldAnswers {
     pub fn forget_conn(&mut self, conn: ConnKey) {
         for held in self.held.values_mut() {
             match held {
-                Held::Added { conn: waiting, .. } => {
+                Held::Added { conn: waiting, .. } | Held::Cancelled { conn: waiting, .. } => {
                     if *waiting == Some(conn) {
                         *waiting = None;
                     }

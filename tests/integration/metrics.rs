@@ -175,7 +175,7 @@ fn healthz_says_503_while_the_journal_cannot_be_written() {
     let _ = std::fs::write(state.join("filler"), vec![0u8; 512 * 1024]);
     let big = "x".repeat(64 * 1024);
     crate::util::wait_for("a failed journal write", || {
-        d.ask_str(&format!("queue:add:ok:{big}")) == "500: Journal write failed"
+        d.ask_str(&format!("queue:add:ok:{big}")) == "503: Journal write failed"
     });
     let (code, body) = curl(&addr, "/healthz", &[]);
     assert_eq!(code, 503, "{body}");

@@ -33,7 +33,7 @@ fn a_fetch_is_answered_only_once_its_record_is_kept() {
     limit_file_size(&d, Some(journal_len(&d)));
     assert_eq!(
         d.ask_str(&format!("queue:get:{id}")),
-        "500: Journal write failed",
+        "503: Journal write failed",
         "the fetch could not be recorded: not delivered"
     );
     assert_eq!(d.ask_str(&format!("queue:check:{id}")), "2", "still there");
@@ -80,13 +80,13 @@ fn exactly_the_adds_not_on_disk_are_refused_and_adds_work_again_after_the_error(
     large.shutdown(Shutdown::Write).unwrap();
     let small = String::from_utf8(read_to_end(&mut small)).unwrap();
     let large = String::from_utf8(read_to_end(&mut large)).unwrap();
-    assert_eq!(large, "500: Journal write failed");
+    assert_eq!(large, "503: Journal write failed");
     let small_kept = small.starts_with("id:");
     assert!(small_kept || small == large, "{small}");
     limit_file_size(&d, Some(journal_len(&d)));
     assert_eq!(
         d.ask_str("queue:add:note:while failing"),
-        "500: Journal write failed"
+        "503: Journal write failed"
     );
     limit_file_size(&d, None);
     let mut after = String::new();
