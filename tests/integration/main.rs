@@ -13,6 +13,7 @@ mod durable;
 mod edges;
 mod failures;
 mod framing;
+mod full_disk;
 mod journal_attacks;
 mod layout;
 mod lifecycle;
