@@ -135,10 +135,18 @@ impl Footprints {
                     }
                 }
             }
-            Event::Lost { first, last, .. } => {
+            Event::Lost {
+                first,
+                last,
+                cut_off,
+                ..
+            } => {
                 let gone: Vec<u64> = self.unplaced.range(first..=last).map(|(&s, _)| s).collect();
                 for seq in gone {
                     self.unplaced.remove(&seq);
+                }
+                if !cut_off {
+                    return;
                 }
                 // Placed, then cut off by a failed sync.
                 for frame in self.by_id.values_mut().filter_map(|f| f.frame.as_mut()) {

@@ -51,7 +51,7 @@ use live::{Entry, Live};
 use record::Record;
 pub use sync::SyncPolicy;
 use writer::{Command, Shared, Writer};
-pub use writer::{Event, Progress};
+pub use writer::Progress;
 
 /// A change a client waits for.
 #[derive(Debug)]
@@ -157,7 +157,7 @@ impl Journal {
             lost_why: String::new(),
             salt,
             health: Health::new(path.display().to_string()),
-            free_bytes: None,
+            free_bytes: rewrite::free_bytes(dir),
             _lock: lock,
         };
         let (file, broken) = journal.first_rewrite();

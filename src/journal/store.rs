@@ -26,7 +26,9 @@ impl Journal {
             self.footprints.apply(event);
             match event {
                 Event::Placed { .. } => {}
-                Event::Lost { first, last, why } => {
+                Event::Lost {
+                    first, last, why, ..
+                } => {
                     self.lost.push((*first, *last));
                     self.lost_why = why.clone();
                     self.health.fail(why, now);
@@ -132,8 +134,13 @@ impl QueueStore for Journal {
         self.health.failing()
     }
 
+    /// A retry's time; none while a rewrite is under way (its report
+    /// wakes the loop).
     fn deadline(&self) -> Option<Instant> {
-        self.health.deadline()
+        match self.footprints.is_moving() {
+            true => None,
+            false => self.health.deadline(),
+        }
     }
 
     fn durable(&self) -> bool {

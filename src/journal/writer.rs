@@ -42,8 +42,14 @@ pub(super) enum Command {
 pub enum Event {
     /// The record of this sequence number starts at this offset.
     Placed { seq: u64, at: u64 },
-    /// These records did not reach the disk and never will.
-    Lost { first: u64, last: u64, why: String },
+    /// These records did not reach the disk and never will. `cut_off`:
+    /// they had been placed, and a failed sync cut them off again.
+    Lost {
+        first: u64,
+        last: u64,
+        why: String,
+        cut_off: bool,
+    },
     /// The file was replaced by rewrite `seq`; it is this long.
     Rewritten { seq: u64, bytes: u64 },
     /// Rewrite `seq` was not done. `broken`: it failed after the new file
@@ -99,6 +105,7 @@ pub(super) struct Writer {
 struct Failure {
     lost: (u64, u64),
     error: std::io::Error,
+    cut_off: bool,
 }
 
 /// Wakes the loop when the thread ends, also by a panic, so that a dead
@@ -143,17 +150,24 @@ impl Writer {
                     // After a failure, the rest of the batch is lost too:
                     // records must reach the disk in order.
                     Command::Append(_, marks) if failed => {
-                        if let Some((first, last)) = span(&marks) {
-                            self.note_lost(first, last);
-                            events.push(lost(first, last, "an earlier record failed"));
+                        if let Some(lost) = span(&marks) {
+                            let error = std::io::Error::other("an earlier record failed");
+                            let cut_off = false;
+                            self.failed(
+                                Failure {
+                                    lost,
+                                    error,
+                                    cut_off,
+                                },
+                                &mut events,
+                            );
                         }
                     }
                     Command::Append(bytes, marks) => {
                         wrote = true;
                         if let Err(f) = self.append(&bytes, &marks, &mut events) {
                             failed = true;
-                            self.note_lost(f.lost.0, f.lost.1);
-                            events.push(lost(f.lost.0, f.lost.1, &f.error.to_string()));
+                            self.failed(f, &mut events);
                         }
                     }
                     // Unsynced records are copied into the new file, which
@@ -171,8 +185,7 @@ impl Writer {
             };
             if !failed && (due || (stop && self.unsynced && self.policy != SyncPolicy::Never)) {
                 if let Err(f) = self.sync() {
-                    self.note_lost(f.lost.0, f.lost.1);
-                    events.push(lost(f.lost.0, f.lost.1, &f.error.to_string()));
+                    self.failed(f, &mut events);
                 }
             }
             self.report(events);
@@ -182,11 +195,19 @@ impl Writer {
         }
     }
 
-    fn note_lost(&mut self, first: u64, last: u64) {
+    /// Notes and reports records lost.
+    fn failed(&mut self, f: Failure, events: &mut Vec<Event>) {
+        let (first, last) = f.lost;
         match self.lost.last_mut() {
             Some((_, end)) if *end + 1 >= first => *end = (*end).max(last),
             _ => self.lost.push((first, last)),
         }
+        events.push(Event::Lost {
+            first,
+            last,
+            why: f.error.to_string(),
+            cut_off: f.cut_off,
+        });
     }
 
     /// Writes the frames; on failure undoes the partial record, so the
@@ -200,6 +221,7 @@ impl Writer {
         let lost_all = |why: &str| Failure {
             lost: span(marks).unwrap_or((0, 0)),
             error: std::io::Error::other(why.to_string()),
+            cut_off: false,
         };
         let Some(file) = self.file.as_mut() else {
             return Err(lost_all(&self.broken));
@@ -238,7 +260,12 @@ impl Writer {
             // Best effort: a torn frame left behind is skipped when read.
             let _ = file.set_len(self.good_len);
             let lost = span(&marks[whole..]).unwrap_or((self.written, self.written));
-            return Err(Failure { lost, error });
+            let cut_off = false;
+            return Err(Failure {
+                lost,
+                error,
+                cut_off,
+            });
         }
         if self.policy == SyncPolicy::EachRecord {
             self.sync()?;
@@ -289,7 +316,12 @@ impl Writer {
             self.good_len = self.synced_len;
             self.written = self.synced;
             self.unsynced = false;
-            return Err(Failure { lost, error });
+            let cut_off = true;
+            return Err(Failure {
+                lost,
+                error,
+                cut_off,
+            });
         }
         self.unsynced = false;
         self.synced = self.written;
@@ -302,11 +334,12 @@ impl Writer {
     }
 
     fn report(&mut self, events: Vec<Event>) {
-        let file_bytes = self
-            .file
-            .as_ref()
-            .and_then(|f| f.metadata().ok())
-            .map_or(0, |m| m.len());
+        // Without a file of its own, the old journal is still the one on disk.
+        let file_bytes = match &self.file {
+            Some(file) => file.metadata(),
+            None => std::fs::metadata(&self.path),
+        }
+        .map_or(0, |m| m.len());
         let free_bytes = self.path.parent().and_then(rewrite::free_bytes);
         if let Ok(mut p) = self.shared.progress.lock() {
             p.events.extend(events);
@@ -316,14 +349,6 @@ impl Writer {
             p.free_bytes = free_bytes;
         }
         let _ = self.shared.waker.wake();
-    }
-}
-
-fn lost(first: u64, last: u64, why: &str) -> Event {
-    Event::Lost {
-        first,
-        last,
-        why: why.to_string(),
     }
 }
 
