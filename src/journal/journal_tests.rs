@@ -170,3 +170,37 @@ fn a_poisoned_progress_lock_makes_the_journal_failing() {
     assert!(why.contains("poisoned"), "{why}");
     let _ = j.status();
 }
+
+#[test]
+fn a_rewrite_that_fails_after_its_rename_makes_the_journal_failing_until_one_works() {
+    let dir = folder("reopen");
+    let (mut j, _, _poll) = open(&dir.0);
+    j.submit(added(1, b"before"), Some(1));
+    assert_eq!(complete(&mut j, 1), Completion::Done);
+    let path = dir.0.join("journal");
+    *rewrite::tests::FAIL_AFTER_RENAME.lock().unwrap() = Some(path.clone());
+    j.rewrite();
+    settle(&mut j);
+    let why = j.failing().expect("failing");
+    assert!(why.contains("a fault for a test"), "{why}");
+    // Nothing goes to the old, unlinked file: the add is refused.
+    j.submit(added(2, b"lost"), Some(2));
+    assert!(matches!(complete(&mut j, 2), Completion::Refused(_)));
+    *rewrite::tests::FAIL_AFTER_RENAME.lock().unwrap() = None;
+    for _ in 0..1000 {
+        j.end_turn();
+        j.completions();
+        if j.failing().is_none() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(j.failing(), None, "a later rewrite works");
+    j.submit(added(3, b"after"), Some(3));
+    assert_eq!(complete(&mut j, 3), Completion::Done);
+    j.close();
+    drop(j);
+    let (_j, recovered, _poll) = open(&dir.0);
+    let jobs: Vec<u64> = recovered.jobs.iter().map(|j| j.id).collect();
+    assert_eq!(jobs, vec![1, 3]);
+}

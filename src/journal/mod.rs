@@ -50,8 +50,8 @@ use health::Health;
 use live::{Entry, Live};
 use record::Record;
 pub use sync::SyncPolicy;
-use writer::{Command, Shared, Writer};
 pub use writer::Progress;
+use writer::{Command, Shared, Writer};
 
 /// A change a client waits for.
 #[derive(Debug)]
@@ -311,6 +311,7 @@ impl Journal {
     /// the file holds are copied by the writer, the loop encodes only those
     /// it lacks. Records appended after it go to the new file.
     fn rewrite(&mut self) {
+        let started = Instant::now();
         self.flush();
         self.seq += 1;
         let pending: Vec<footprint::Pending> = self
@@ -329,6 +330,12 @@ impl Journal {
         let plan = self
             .footprints
             .plan(self.seq, self.salt, next, &self.live, &pending);
+        let (copied, encoded) = plan.sizes();
+        log::debug!(
+            "journal: rewrite {} planned in {} us: {copied} bytes for the writer to copy, {encoded} encoded here",
+            self.seq,
+            started.elapsed().as_micros()
+        );
         self.send(Command::Rewrite(plan, self.seq));
     }
 

@@ -58,6 +58,20 @@ pub(super) struct Plan {
     pub(super) pieces: Vec<Piece>,
 }
 
+impl Plan {
+    /// Bytes to copy from the file, and bytes the loop encoded.
+    pub(super) fn sizes(&self) -> (u64, u64) {
+        let mut sizes = (0, 0);
+        for piece in &self.pieces {
+            match piece.source {
+                Source::Copy { len, .. } => sizes.0 += len,
+                Source::Fresh(_) => sizes.1 += piece.len(),
+            }
+        }
+        sizes
+    }
+}
+
 /// Why a rewrite was not done.
 pub(super) struct Failed {
     pub(super) error: io::Error,
@@ -158,6 +172,10 @@ pub(super) fn write_file(
         error,
         after_rename: true,
     };
+    #[cfg(test)]
+    if tests::fails_after_rename(path) {
+        return Err(after(io::Error::other("a fault for a test")));
+    }
     File::open(dir).and_then(|d| d.sync_all()).map_err(after)?;
     let file = open_for_append(path).map_err(after)?;
     let bytes = file.metadata().map_err(after)?.len();
@@ -206,4 +224,20 @@ fn copy_frame(
         return Err(bad());
     }
     Ok(())
+}
+
+/// Faults for the tests of a rewrite that fails after its rename.
+#[cfg(test)]
+pub(super) mod tests {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    /// The journal whose next rewrites fail after the rename.
+    pub(in crate::journal) static FAIL_AFTER_RENAME: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+    pub(super) fn fails_after_rename(path: &Path) -> bool {
+        FAIL_AFTER_RENAME
+            .lock()
+            .is_ok_and(|p| p.as_deref() == Some(path))
+    }
 }
