@@ -81,7 +81,7 @@ impl Daemon {
             }
             Some(Entry::Done(_)) => {
                 let done = self.queue.take_done(id).expect("entry is done");
-                self.deliver_when_kept(id, done, vec![key]);
+                self.remove_when_kept(id, done, vec![key], Removal::Fetched);
                 Ok(None)
             }
             None => Err(Refusal::UnknownJob),
@@ -97,7 +97,7 @@ impl Daemon {
             Some(Entry::Done(_)) => {
                 // Answered once the removal is kept, as a fetch is.
                 let done = self.queue.take_done(id).expect("entry is done");
-                self.cancel_when_kept(id, done, key);
+                self.remove_when_kept(id, done, vec![key], Removal::Cancelled);
                 return Ok(None);
             }
             Some(Entry::Active(key)) => {
