@@ -178,7 +178,7 @@ fn a_rewrite_that_fails_after_its_rename_makes_the_journal_failing_until_one_wor
     j.submit(added(1, b"before"), Some(1));
     assert_eq!(complete(&mut j, 1), Completion::Done);
     let path = dir.0.join("journal");
-    *rewrite::tests::FAIL_AFTER_RENAME.lock().unwrap() = Some(path.clone());
+    rewrite::tests::fail_after_rename(&path, true);
     j.rewrite();
     settle(&mut j);
     let why = j.failing().expect("failing");
@@ -186,7 +186,7 @@ fn a_rewrite_that_fails_after_its_rename_makes_the_journal_failing_until_one_wor
     // Nothing goes to the old, unlinked file: the add is refused.
     j.submit(added(2, b"lost"), Some(2));
     assert!(matches!(complete(&mut j, 2), Completion::Refused(_)));
-    *rewrite::tests::FAIL_AFTER_RENAME.lock().unwrap() = None;
+    rewrite::tests::fail_after_rename(&path, false);
     for _ in 0..1000 {
         j.end_turn();
         j.completions();
@@ -203,4 +203,32 @@ fn a_rewrite_that_fails_after_its_rename_makes_the_journal_failing_until_one_wor
     let (_j, recovered, _poll) = open(&dir.0);
     let jobs: Vec<u64> = recovered.jobs.iter().map(|j| j.id).collect();
     assert_eq!(jobs, vec![1, 3]);
+}
+
+#[test]
+fn a_failing_journal_tries_one_last_rewrite_when_it_closes() {
+    let dir = folder("lastrewrite");
+    let (mut j, _, _poll) = open(&dir.0);
+    j.submit(added(1, b"job"), Some(1));
+    assert_eq!(complete(&mut j, 1), Completion::Done);
+    let path = dir.0.join("journal");
+    rewrite::tests::fail_after_rename(&path, true);
+    j.rewrite();
+    settle(&mut j);
+    assert!(j.failing().is_some());
+    // Its result is kept in memory only: there is no file to append to.
+    j.submit(finished(1, b"result"), None);
+    j.submit(added(2, b"refused"), Some(2));
+    assert!(matches!(complete(&mut j, 2), Completion::Refused(_)));
+    rewrite::tests::fail_after_rename(&path, false);
+    j.close();
+    drop(j);
+    let (_j, recovered, _poll) = open(&dir.0);
+    assert!(recovered.jobs.is_empty(), "{:?}", recovered.jobs);
+    let results: Vec<(u64, &[u8])> = recovered
+        .results
+        .iter()
+        .map(|r| (r.id, &*r.answer))
+        .collect();
+    assert_eq!(results, vec![(1, &b"result"[..])]);
 }

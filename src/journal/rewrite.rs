@@ -232,12 +232,22 @@ pub(super) mod tests {
     use std::path::{Path, PathBuf};
     use std::sync::Mutex;
 
-    /// The journal whose next rewrites fail after the rename.
-    pub(in crate::journal) static FAIL_AFTER_RENAME: Mutex<Option<PathBuf>> = Mutex::new(None);
+    /// The journals whose rewrites fail after the rename.
+    static FAIL_AFTER_RENAME: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    /// Makes the rewrites of the journal at `path` fail after their rename,
+    /// or work again.
+    pub(in crate::journal) fn fail_after_rename(path: &Path, fail: bool) {
+        let mut paths = FAIL_AFTER_RENAME.lock().unwrap();
+        paths.retain(|p| p != path);
+        if fail {
+            paths.push(path.to_path_buf());
+        }
+    }
 
     pub(super) fn fails_after_rename(path: &Path) -> bool {
         FAIL_AFTER_RENAME
             .lock()
-            .is_ok_and(|p| p.as_deref() == Some(path))
+            .is_ok_and(|paths| paths.iter().any(|p| p == path))
     }
 }

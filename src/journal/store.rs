@@ -158,8 +158,14 @@ impl QueueStore for Journal {
         }
     }
 
-    /// Writes what is pending, syncs, and stops the writer.
+    /// Writes what is pending, syncs, and stops the writer; a failing
+    /// journal tries one last rewrite first, so that what it kept in
+    /// memory is not lost with the process if there is room now.
     fn close(&mut self) {
+        let failing = self.health.failing().is_some() && !self.health.is_broken();
+        if failing && self.thread.is_some() && !self.footprints.is_moving() {
+            self.rewrite();
+        }
         self.flush();
         let _ = self.tx.send(crate::journal::writer::Command::Stop);
         if let Some(thread) = self.thread.take() {
