@@ -136,7 +136,8 @@ impl Writer {
             batch.extend(rx.try_iter());
             let mut stop = false;
             let mut wrote = false;
-            let mut failed = false;
+            // Why a record of this batch failed, if one did.
+            let mut failed: Option<String> = None;
             let mut events = Vec::new();
             for cmd in batch {
                 match cmd {
@@ -149,9 +150,9 @@ impl Writer {
                     }
                     // After a failure, the rest of the batch is lost too:
                     // records must reach the disk in order.
-                    Command::Append(_, marks) if failed => {
+                    Command::Append(_, marks) if failed.is_some() => {
                         if let Some(lost) = span(&marks) {
-                            let error = std::io::Error::other("an earlier record failed");
+                            let error = std::io::Error::other(failed.clone().unwrap_or_default());
                             let cut_off = false;
                             self.failed(
                                 Failure {
@@ -166,7 +167,7 @@ impl Writer {
                     Command::Append(bytes, marks) => {
                         wrote = true;
                         if let Err(f) = self.append(&bytes, &marks, &mut events) {
-                            failed = true;
+                            failed = Some(f.error.to_string());
                             self.failed(f, &mut events);
                         }
                     }
@@ -183,7 +184,9 @@ impl Writer {
                 }
                 SyncPolicy::Never => false,
             };
-            if !failed && (due || (stop && self.unsynced && self.policy != SyncPolicy::Never)) {
+            if failed.is_none()
+                && (due || (stop && self.unsynced && self.policy != SyncPolicy::Never))
+            {
                 if let Err(f) = self.sync() {
                     self.failed(f, &mut events);
                 }
