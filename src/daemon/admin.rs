@@ -81,7 +81,7 @@ impl Daemon {
             }
             Some(Entry::Done(_)) => {
                 let done = self.queue.take_done(id).expect("entry is done");
-                self.deliver_when_kept(id, done, vec![key]);
+                self.remove_when_kept(id, done, vec![key], Removal::Fetched);
                 Ok(None)
             }
             None => Err(Refusal::UnknownJob),
@@ -95,8 +95,10 @@ impl Daemon {
         let what = match self.queue.get(id) {
             None => return Err(Refusal::UnknownJob),
             Some(Entry::Done(_)) => {
-                self.queue.remove(id);
-                "cancelled: result dropped"
+                // Answered once the removal is kept, as a fetch is.
+                let done = self.queue.take_done(id).expect("entry is done");
+                self.remove_when_kept(id, done, vec![key], Removal::Cancelled);
+                return Ok(None);
             }
             Some(Entry::Active(key)) => {
                 let key = *key;

@@ -132,9 +132,12 @@ impl Daemon {
             };
             match held {
                 Held::Added { job, id, conn } => self.added_completed(job, id, conn, completion),
-                Held::Fetched { id, done, conns } => {
-                    self.fetch_completed(id, done, conns, completion)
-                }
+                Held::Removed {
+                    id,
+                    done,
+                    conns,
+                    why,
+                } => self.removal_completed((id, done, conns, why), completion),
             }
         }
     }
@@ -160,21 +163,26 @@ impl Daemon {
         }
     }
 
-    /// Hands a fetched result to its clients once the "fetched" record is
-    /// kept; until then they wait, as `queue:add` waits for its record.
-    pub(super) fn deliver_when_kept(&mut self, id: u64, done: Box<Done>, conns: Vec<ConnKey>) {
-        let ticket = self.held.hold(Held::Fetched {
+    /// Takes a result out once its removal is kept: a fetched one goes to
+    /// its clients once the "fetched" record is on disk, a cancelled one is
+    /// answered `cancelled: result dropped` once the "cancelled" record is;
+    /// until then they wait, as `queue:add` waits for its record, so a
+    /// crash never brings back a result that was delivered or dropped.
+    pub(super) fn remove_when_kept(
+        &mut self,
+        id: u64,
+        done: Box<Done>,
+        conns: Vec<ConnKey>,
+        why: Removal,
+    ) {
+        let held = Held::Removed {
             id,
             done,
             conns: conns.clone(),
-        });
-        self.store.submit(
-            Change::Removed {
-                id,
-                why: Removal::Fetched,
-            },
-            Some(ticket),
-        );
+            why,
+        };
+        let ticket = self.held.hold(held);
+        self.store.submit(Change::Removed { id, why }, Some(ticket));
         for conn in conns {
             if let Some(conn) = self.conns.get_mut(conn) {
                 conn.await_store();
@@ -182,10 +190,16 @@ impl Daemon {
         }
     }
 
-    fn fetch_completed(&mut self, id: u64, done: Box<Done>, conns: Vec<ConnKey>, c: Completion) {
-        if let Completion::Refused(why) | Completion::Unknown(why) = &c {
-            // Not delivered: the result stays, to be fetched again.
-            log::warn!("queue result {id} not fetched: the queue store failed: {why}");
+    fn removal_completed(&mut self, held: (u64, Box<Done>, Vec<ConnKey>, Removal), c: Completion) {
+        let (id, done, conns, why) = held;
+        if let Completion::Refused(failed) | Completion::Unknown(failed) = &c {
+            // Not done: the result stays, to be fetched or cancelled again.
+            let what = if why == Removal::Fetched {
+                "fetched"
+            } else {
+                "cancelled"
+            };
+            log::warn!("queue result {id} not {what}: the queue store failed: {failed}");
             self.queue.restore(id, Entry::Done(done));
             for conn in conns {
                 self.refuse(conn, Refusal::JournalFailed);
@@ -193,8 +207,17 @@ impl Daemon {
             return;
         }
         // Shared by every waiting client, not copied for each.
-        let answer = done.answer.clone();
-        self.queue.fetched(id, *done);
+        let answer: Rc<[u8]> = match why {
+            Removal::Fetched => {
+                let answer = done.answer.clone();
+                self.queue.fetched(id, *done);
+                answer
+            }
+            _ => {
+                log::info!("queue job {id}: cancelled: result dropped");
+                Rc::from(&b"cancelled: result dropped"[..])
+            }
+        };
         for conn in conns {
             self.answer(conn, answer.clone());
         }
@@ -288,7 +311,7 @@ impl Daemon {
                 };
                 let evicted = match self.queue.finish(id, done, self.result_limits()) {
                     Finished::Watched(done, watchers) => {
-                        return self.deliver_when_kept(id, done, watchers);
+                        return self.remove_when_kept(id, done, watchers, Removal::Fetched);
                     }
                     Finished::Kept { evicted } => evicted,
                 };

@@ -13,9 +13,30 @@ use crate::queue::store::{Arrival, Recovered, RecoveredJob, RecoveredResult};
 /// What is kept of one id: the record that added it (and its last start),
 /// or its result.
 #[derive(Debug, Clone)]
-enum Entry {
+pub enum Entry {
     Job { added: Added, attempts: u32 },
     Result(Finished),
+}
+
+impl Entry {
+    /// The record that defines it: the add of a job, or its result.
+    pub fn defining(&self) -> Record {
+        match self {
+            Entry::Job { added, .. } => Record::Added(added.clone()),
+            Entry::Result(finished) => Record::Finished(finished.clone()),
+        }
+    }
+
+    /// The record of its last start, if it was started.
+    pub fn started(&self, id: u64) -> Option<Record> {
+        match self {
+            Entry::Job { attempts, .. } if *attempts > 0 => Some(Record::Started {
+                id,
+                attempt: *attempts,
+            }),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -63,20 +84,24 @@ impl Live {
     pub fn records(&self) -> Vec<Record> {
         let mut records = vec![Record::NextId(self.next_counter.max(1))];
         for (&id, entry) in &self.entries {
-            match entry {
-                Entry::Job { added, attempts } => {
-                    records.push(Record::Added(added.clone()));
-                    if *attempts > 0 {
-                        records.push(Record::Started {
-                            id,
-                            attempt: *attempts,
-                        });
-                    }
-                }
-                Entry::Result(finished) => records.push(Record::Finished(finished.clone())),
-            }
+            records.push(entry.defining());
+            records.extend(entry.started(id));
         }
         records
+    }
+
+    /// Each live id and what is kept of it, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &Entry)> {
+        self.entries.iter().map(|(&id, entry)| (id, entry))
+    }
+
+    pub fn get(&self, id: u64) -> Option<&Entry> {
+        self.entries.get(&id)
+    }
+
+    /// Puts back what a removal that was not kept took away.
+    pub fn put_back(&mut self, id: u64, entry: Entry) {
+        self.entries.insert(id, entry);
     }
 
     /// What the daemon takes over at start.

@@ -14,10 +14,14 @@ mod change;
 mod codec;
 /// The id floor beside the id key: ids never go below one handed out.
 mod floor;
+/// Where each live job's frame is in the file, and its size.
+mod footprint;
 /// Frames, salt and damage.
 pub mod frame;
 /// A damaged header read again: the salt found from the frames.
 pub mod header;
+/// Whether the journal can be written: failing, retries, backoff.
+mod health;
 /// The journal's own view of live jobs and results.
 pub mod live;
 /// The record format.
@@ -26,45 +30,51 @@ pub mod record;
 mod recover;
 /// Reading a journal at start, frame by frame.
 pub mod replay;
+/// Rewriting the file on the writer thread, from a plan.
+mod rewrite;
 /// The folder's lock (also tried before binding), id key and id floor file.
 pub mod state;
+/// The queue store over the journal: submit, completions, turns.
+mod store;
 /// When records reach the disk.
 pub mod sync;
 /// The writer thread.
 mod writer;
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
 use crate::error::Error;
-use crate::queue::store::{Change, Completion, QueueStore, Recovered, Removal, Status, Ticket};
-use change::record_of;
+use crate::queue::store::{Recovered, Ticket};
+use footprint::{Footprint, Footprints};
 use frame::Salt;
-use live::Live;
+use health::Health;
+use live::{Entry, Live};
 use record::Record;
 pub use sync::SyncPolicy;
 pub use writer::Progress;
-use writer::{write_file, Command, Shared, Writer};
-
-/// A journal smaller than this is never compacted.
-const COMPACT_MIN_BYTES: u64 = 64 * 1024;
-/// While writes fail, a probe record is written at most this often at
-/// first, then twice as rarely each time, up to [`PROBE_MAX`].
-const PROBE_FIRST: Duration = Duration::from_millis(100);
-const PROBE_MAX: Duration = Duration::from_secs(5);
+use writer::{Command, Shared, Writer};
 
 /// A change a client waits for.
 #[derive(Debug)]
 struct Waiting {
     seq: u64,
     ticket: Ticket,
-    /// The job it adds, undone from the live view if it is lost.
-    added: Option<u64>,
+    undo: Undo,
+}
+
+/// What to undo in the live view if a change a client waits for is lost.
+#[derive(Debug)]
+enum Undo {
+    Nothing,
+    /// The job it adds.
+    Add(u64),
+    /// The result it removes (a fetch or a cancel), put back as it was.
+    Remove(u64, Box<Entry>, Footprint),
 }
 
 /// The loop's side of the journal.
@@ -80,23 +90,24 @@ pub struct Journal {
     marks: Vec<(usize, u64)>,
     /// Sequence number of the last record appended.
     seq: u64,
-    /// Bytes in the file once everything handed over is written.
-    file_bytes: u64,
-    /// Bytes of records still live, by job id: the size a compaction leaves.
-    live_bytes_by_id: HashMap<u64, u64>,
-    live_bytes: u64,
+    /// Sizes and places of the live records in the file.
+    footprints: Footprints,
     /// What a compaction writes and what recovery hands over.
     live: Live,
     /// Changes clients wait for, in sequence order.
     tickets: Vec<Waiting>,
     /// Records that never reached the disk, as (first, last) sequence numbers.
     lost: Vec<(u64, u64)>,
+    /// Why the last records were lost.
+    lost_why: String,
     /// The file's salt, for this run.
     salt: Salt,
-    /// While writes fail: when to probe again, and the wait after that.
-    probe: Option<(Instant, Duration)>,
     /// Which id counters are reserved outside the journal.
     floor: floor::IdFloor,
+    /// Failing or not, and when to try a rewrite again.
+    health: Health,
+    /// Free bytes in the state folder, as the writer last saw them.
+    free_bytes: Option<u64>,
     /// Held open: the folder's lock.
     _lock: File,
 }
@@ -105,7 +116,10 @@ impl Journal {
     /// Takes the state folder's lock, opens (creating) `dir/journal`,
     /// replays what it holds, rewrites it with just the live records under
     /// a new salt, and starts the writer thread. A damaged file never stops
-    /// the start: what does not check out is skipped and reported.
+    /// the start: what does not check out is skipped and reported; nor
+    /// does a rewrite that fails (a full disk): the journal then starts
+    /// failing, with the old file left as it was, and is rewritten once it
+    /// can be.
     pub fn open(
         dir: &Path,
         policy: SyncPolicy,
@@ -132,48 +146,87 @@ impl Journal {
             batch: Vec::new(),
             marks: Vec::new(),
             seq: 0,
-            file_bytes: 0,
-            live_bytes_by_id: HashMap::new(),
-            live_bytes: 0,
+            footprints: Footprints::default(),
             live,
             tickets: Vec::new(),
             lost: Vec::new(),
+            lost_why: String::new(),
             salt,
-            probe: None,
             floor,
+            health: Health::new(path.display().to_string()),
+            free_bytes: rewrite::free_bytes(dir),
             _lock: lock,
         };
-        // The first rewrite happens here, not on the writer: the file must
-        // carry this run's salt before anything is appended to it.
-        let file = write_file(&path, |out| journal.write_live(out))
-            .map_err(|e| Error::Io(format!("cannot rewrite {}", path.display()), e))?;
-        let len = journal.file_bytes;
-        log::info!(
-            "journal read and rewritten in {} ms: {len} bytes",
-            started.elapsed().as_millis()
-        );
+        let (file, broken) = journal.first_rewrite();
+        let len = journal.footprints.file_bytes;
+        if file.is_some() {
+            log::info!(
+                "journal read and rewritten in {} ms: {len} bytes",
+                started.elapsed().as_millis()
+            );
+        }
+        journal.start_writer(rx, file, broken)?;
+        let mut recovered = journal.live.recovered();
+        recovered.id_key = Some(id_key);
+        Ok((journal, recovered))
+    }
+
+    /// The first rewrite happens here, not on the writer: the file must
+    /// carry this run's salt before anything is appended to it. If it
+    /// fails, the old file stays as it was, nothing can be appended, and
+    /// the journal is failing until a rewrite works; the file to append
+    /// to, or why there is none.
+    fn first_rewrite(&mut self) -> (Option<File>, String) {
+        let path = self.path.clone();
+        match rewrite::write_file(&path, None, |out| self.write_live(out, true)) {
+            Ok((file, _)) => (Some(file), String::new()),
+            Err(failed) => {
+                let why = format!("cannot rewrite {}: {}", path.display(), failed.error);
+                // The sizes, for the room a later rewrite needs.
+                let _ = self.write_live(&mut std::io::sink(), false);
+                self.footprints.file_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+                self.health.fail(&why, Instant::now());
+                (None, why)
+            }
+        }
+    }
+
+    /// Starts the writer thread on `file` (none: appends fail with `broken`).
+    fn start_writer(
+        &mut self,
+        rx: mpsc::Receiver<Command>,
+        file: Option<File>,
+        broken: String,
+    ) -> Result<(), Error> {
+        let len = if file.is_some() {
+            self.footprints.file_bytes
+        } else {
+            0
+        };
+        if let Ok(mut p) = self.shared.progress.lock() {
+            p.file_bytes = self.footprints.file_bytes;
+        }
         let writer = Writer {
-            path,
+            path: self.path.clone(),
             file,
-            policy,
-            shared,
+            broken,
+            policy: self.policy,
+            shared: self.shared.clone(),
             last_sync: Instant::now(),
             unsynced: false,
             good_len: len,
             synced_len: len,
             written: 0,
             synced: 0,
-            failures: 0,
+            lost: Vec::new(),
         };
-        journal.thread = Some(
+        self.thread = Some(
             std::thread::Builder::new()
                 .name("journal".into())
                 .spawn(move || writer.run(rx))
                 .map_err(|e| Error::Io("cannot start the journal writer".into(), e))?,
         );
-        let mut recovered = journal.live.recovered();
-        recovered.id_key = Some(id_key);
-        Ok((journal, recovered))
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -189,9 +242,9 @@ impl Journal {
         let before = self.batch.len();
         self.salt.encode(record, &mut self.batch);
         let len = (self.batch.len() - before) as u64;
-        self.track(record, len);
-        self.live.apply(record);
         self.seq += 1;
+        self.footprints.track(record, len, self.seq, None);
+        self.live.apply(record);
         self.marks.push((self.batch.len(), self.seq));
         if self.policy == SyncPolicy::EachRecord {
             self.flush();
@@ -199,26 +252,20 @@ impl Journal {
         self.seq
     }
 
-    fn track(&mut self, record: &Record, len: u64) {
-        self.file_bytes += len;
-        match record {
-            Record::NextId(_) => {}
-            Record::Removed { id, .. } => {
-                self.live_bytes -= self.live_bytes_by_id.remove(id).unwrap_or(0)
-            }
-            other => {
-                *self.live_bytes_by_id.entry(other.id()).or_default() += len;
-                self.live_bytes += len;
-            }
-        }
-    }
-
     /// Hands this turn's records to the writer.
     fn flush(&mut self) {
         if !self.batch.is_empty() {
             let batch = std::mem::take(&mut self.batch);
             let marks = std::mem::take(&mut self.marks);
-            let _ = self.tx.send(Command::Append(batch, marks));
+            self.send(Command::Append(batch, marks));
+        }
+    }
+
+    /// Hands a command to the writer; a writer that is gone makes the
+    /// journal broken, never silently dropping what it was handed.
+    fn send(&mut self, command: Command) {
+        if self.tx.send(command).is_err() {
+            self.health.broken("the journal writer thread is gone");
         }
     }
 
@@ -231,190 +278,96 @@ impl Journal {
         }
     }
 
+    /// What the writer reported last; a poisoned lock still holds it.
     pub fn progress(&self) -> Progress {
-        self.shared
-            .progress
-            .lock()
-            .map(|p| p.clone())
-            .unwrap_or_default()
-    }
-
-    /// True when dead records dominate the file.
-    fn wants_compaction(&self) -> bool {
-        self.file_bytes > COMPACT_MIN_BYTES && self.file_bytes > 4 * self.live_bytes
-    }
-
-    /// The live records as a whole file; resets the size accounting to it.
-    fn snapshot(&mut self) -> Vec<u8> {
-        let mut snapshot = self.salt.header();
-        self.live_bytes_by_id.clear();
-        self.live_bytes = 0;
-        self.file_bytes = snapshot.len() as u64;
-        for record in self.live.records() {
-            let before = snapshot.len();
-            self.salt.encode(&record, &mut snapshot);
-            self.track(&record, (snapshot.len() - before) as u64);
+        match self.shared.progress.lock() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
-        snapshot
     }
 
-    /// Writes the live records as a whole file, one at a time; resets the
-    /// size accounting to it.
-    fn write_live(&mut self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    /// Writes the live records as a whole file, one at a time, and resets
+    /// the size accounting to it (`placed`: the file is the journal now).
+    fn write_live(&mut self, out: &mut dyn std::io::Write, placed: bool) -> std::io::Result<()> {
         let header = self.salt.header();
         out.write_all(&header)?;
-        self.live_bytes_by_id.clear();
-        self.live_bytes = 0;
-        self.file_bytes = header.len() as u64;
+        self.footprints.clear();
+        self.footprints.file_bytes = header.len() as u64;
         let mut frame = Vec::new();
         for record in self.live.records() {
             frame.clear();
             self.salt.encode(&record, &mut frame);
             out.write_all(&frame)?;
-            self.track(&record, frame.len() as u64);
+            let at = placed.then_some(self.footprints.file_bytes);
+            self.footprints.track(&record, frame.len() as u64, 0, at);
         }
         Ok(())
     }
 
-    /// Replaces the file with the live records. Records appended before
-    /// are in the snapshot; records appended after go to the new file.
-    fn compact(&mut self) {
+    /// Hands the writer a plan of the file as the live view has it: frames
+    /// the file holds are copied by the writer, the loop encodes only those
+    /// it lacks. Records appended after it go to the new file.
+    fn rewrite(&mut self) {
+        let started = Instant::now();
         self.flush();
-        let snapshot = self.snapshot();
         self.seq += 1;
-        log::info!("journal compacted to {} bytes", snapshot.len());
-        let _ = self.tx.send(Command::Replace(snapshot, self.seq));
+        let pending: Vec<footprint::Pending> = self
+            .tickets
+            .iter()
+            .filter_map(|w| match &w.undo {
+                Undo::Remove(_, entry, footprint) => Some(footprint::Pending {
+                    removal: w.seq,
+                    entry,
+                    footprint: *footprint,
+                }),
+                _ => None,
+            })
+            .collect();
+        let next = self.live.next_counter();
+        let plan = self
+            .footprints
+            .plan(self.seq, self.salt, next, &self.live, &pending);
+        let (copied, encoded) = plan.sizes();
+        log::debug!(
+            "journal: rewrite {} planned in {} us: {copied} bytes for the writer to copy, {encoded} encoded here",
+            self.seq,
+            started.elapsed().as_micros()
+        );
+        self.send(Command::Rewrite(plan, self.seq));
     }
 
-    fn is_lost(&self, seq: u64) -> bool {
-        self.lost.iter().any(|&(a, b)| a <= seq && seq <= b)
-    }
-
-    /// While writes fail: a harmless record now and then, to learn when
-    /// they work again. Once they do, the file is rewritten from the live
-    /// view, which holds every change, also those that were lost.
-    fn probe(&mut self, failing: bool) {
-        let now = Instant::now();
-        match (failing, self.probe) {
-            (true, None) => self.probe = Some((now + PROBE_FIRST, PROBE_FIRST)),
-            (true, Some((at, wait))) if now >= at => {
-                let next = (wait * 2).min(PROBE_MAX);
-                log::info!(
-                    "journal: trying a write again ({} ms until the next try)",
-                    next.as_millis()
-                );
-                self.append(&Record::NextId(self.live.next_counter()));
-                self.probe = Some((now + next, next));
+    /// While failing: a rewrite once it is due, if the folder has room for
+    /// what the loop would have to encode; else only a look at the room.
+    fn repair(&mut self, now: Instant) {
+        let encode = self.footprints.unplaced_bytes();
+        match self.free_bytes {
+            Some(free) if free < encode + rewrite::MARGIN => {
+                let why = format!("no room: {encode} bytes to write, {free} free");
+                self.health.rewrite_failed(&why, now);
+                self.send(Command::Stat);
             }
-            (false, Some(_)) => {
-                self.probe = None;
-                self.compact();
-            }
-            _ => {}
-        }
-    }
-}
-
-impl QueueStore for Journal {
-    fn submit(&mut self, change: Change, ticket: Option<Ticket>) {
-        if !self.floor.admit(&change, ticket) {
-            return; // refused: its id could be handed out again
-        }
-        let added = match &change {
-            Change::Added { id, .. } => Some(*id),
-            _ => None,
-        };
-        let seq = self.append(&record_of(change));
-        if let Some(ticket) = ticket {
-            self.tickets.push(Waiting { seq, ticket, added });
+            _ => self.rewrite(),
         }
     }
 
-    /// Each ticket completes on its own record: done once it is durable,
-    /// refused if it was lost, whatever happened to the records beside it.
-    fn completions(&mut self) -> Vec<(Ticket, Completion)> {
-        let progress = match self.shared.progress.lock() {
-            Ok(mut p) => {
-                let taken = p.clone();
-                p.lost.clear();
-                taken
-            }
-            Err(_) => return Vec::new(),
-        };
-        self.lost.extend(&progress.lost);
-        let durable = self.durable_seq(&progress);
-        let why = progress.error.unwrap_or_else(|| "write failed".into());
-        let mut done = self.floor.settle(durable, &progress.lost);
-        let mut undo = Vec::new();
-        let lost_seqs: Vec<bool> = self.tickets.iter().map(|w| self.is_lost(w.seq)).collect();
-        let mut lost_iter = lost_seqs.into_iter();
-        self.tickets.retain(|w| {
-            if lost_iter.next().unwrap_or(false) {
-                done.push((w.ticket, Completion::Refused(why.clone())));
-                undo.extend(w.added);
-                false
-            } else if w.seq <= durable {
-                done.push((w.ticket, Completion::Done));
-                false
-            } else {
-                true
-            }
-        });
-        for id in undo {
-            let removed = Record::Removed {
-                id,
-                why: Removal::Dropped,
-            };
-            self.live.apply(&removed);
-            self.track(&removed, 0);
-        }
-        let oldest = self.tickets.first().map_or(self.seq + 1, |w| w.seq);
-        self.lost.retain(|&(_, last)| last >= oldest);
-        done
-    }
-
-    fn end_turn(&mut self) {
-        let failing = self.progress().error.is_some();
-        self.probe(failing);
-        if self.wants_compaction() && !failing {
-            self.compact();
-        } else {
-            self.flush();
-        }
-        self.seq = self.floor.ask(self.seq, &self.tx);
-    }
-
-    fn failing(&self) -> Option<String> {
-        self.progress().error
-    }
-
-    fn durable(&self) -> bool {
-        true
-    }
-
-    fn status(&self) -> Status {
-        let p = self.progress();
-        Status::Journal {
-            bytes: p.file_bytes,
-            last_sync_ms_ago: p
-                .last_sync
-                .and_then(|t| SystemTime::now().duration_since(t).ok())
-                .map(|ago| ago.as_millis()),
-        }
-    }
-
-    /// Writes what is pending, syncs, and stops the writer.
-    fn close(&mut self) {
-        self.flush();
-        let _ = self.tx.send(Command::Stop);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+    /// Notices a writer thread that died (its lock poisoned, or ended).
+    fn check_writer(&mut self) {
+        if self.shared.progress.is_poisoned() {
+            self.health
+                .broken("the journal writer failed while reporting (its lock is poisoned)");
+        } else if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
+            self.health.broken("the journal writer thread stopped");
         }
     }
 }
 
 impl Drop for Journal {
     fn drop(&mut self) {
+        use crate::queue::store::QueueStore;
         self.close();
     }
 }
+
+#[cfg(test)]
+#[path = "journal_tests.rs"]
+mod tests;

@@ -2,33 +2,64 @@
 //! `fdatasync` once per batch (group commit) and wakes the loop with what
 //! is now written and synced. `fdatasync` can take milliseconds; doing it
 //! on the loop would stall every connection, hence the one helper thread.
+//! It also rewrites the file (compaction, and the repair after a failure)
+//! as the loop's plan says (`rewrite.rs`), copying the live frames from the
+//! current file, so the loop never holds the live data twice.
 //!
 //! A write that fails (disk full, an immutable file) is undone to the last
 //! whole record: the records before it are on disk, the rest of its batch
 //! is reported lost record by record, so exactly the changes that are not
-//! on disk are refused. The error stays reported until a later write
-//! succeeds.
+//! on disk are refused. Whether the journal is failing is the loop's to
+//! decide (`health.rs`); the writer reports what happened, in order.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
+use crate::journal::rewrite::{self, Plan};
 use crate::journal::state::write_floor;
 use crate::journal::sync::SyncPolicy;
 
 pub(super) enum Command {
     /// Frames, and where each record ends in them with its sequence number.
     Append(Vec<u8>, Vec<(usize, u64)>),
-    /// Replace the file with this snapshot (header included), atomically.
-    Replace(Vec<u8>, u64),
+    /// Replace the file as the plan says, as this sequence number.
+    Rewrite(Plan, u64),
     /// Reserve id counters below this in the state folder's id floor, as
     /// record `seq` (`floor.rs`).
     Reserve(u64, u64),
+    /// Only report the free space of the state folder.
+    Stat,
     Stop,
+    /// A fault, for the tests of a writer that dies.
+    #[cfg(test)]
+    Panic {
+        holding_lock: bool,
+    },
+}
+
+/// What the writer did, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The record of this sequence number starts at this offset.
+    Placed { seq: u64, at: u64 },
+    /// These records did not reach the disk and never will. `cut_off`:
+    /// they had been placed, and a failed sync cut them off again.
+    Lost {
+        first: u64,
+        last: u64,
+        why: String,
+        cut_off: bool,
+    },
+    /// The file was replaced by rewrite `seq`; it is this long.
+    Rewritten { seq: u64, bytes: u64 },
+    /// Rewrite `seq` was not done. `broken`: it failed after the new file
+    /// took the journal's name, so there is no file to append to until a
+    /// rewrite works.
+    NotRewritten { seq: u64, why: String, broken: bool },
 }
 
 /// What the writer thread has done, read by the loop.
@@ -40,11 +71,10 @@ pub struct Progress {
     pub synced: u64,
     pub file_bytes: u64,
     pub last_sync: Option<SystemTime>,
-    /// Set while writes fail; cleared by the next one that succeeds.
-    pub error: Option<String>,
-    /// Sequence numbers (first, last) of records that did not reach the
-    /// disk and never will; taken by the loop.
-    pub lost: Vec<(u64, u64)>,
+    /// Bytes free for the daemon in the state folder, when last looked.
+    pub free_bytes: Option<u64>,
+    /// Events since the loop last took them.
+    pub events: Vec<Event>,
 }
 
 pub(super) struct Shared {
@@ -55,7 +85,11 @@ pub(super) struct Shared {
 /// The writer thread: owns the file.
 pub(super) struct Writer {
     pub(super) path: PathBuf,
-    pub(super) file: File,
+    /// `None` while there is no file to append to (the first rewrite
+    /// failed, or a rewrite failed after its rename); appends then fail
+    /// with `broken` until a rewrite works.
+    pub(super) file: Option<File>,
+    pub(super) broken: String,
     pub(super) policy: SyncPolicy,
     pub(super) shared: Arc<Shared>,
     pub(super) last_sync: Instant,
@@ -66,18 +100,31 @@ pub(super) struct Writer {
     /// Sequence numbers written, and synced.
     pub(super) written: u64,
     pub(super) synced: u64,
-    /// Failed writes in a row.
-    pub(super) failures: u64,
+    /// Records lost since the file was last rewritten: a rewrite may not
+    /// copy them, and includes what waits on one of them being lost.
+    pub(super) lost: Vec<(u64, u64)>,
 }
 
 /// A failed step: the records it lost, and why.
 struct Failure {
     lost: (u64, u64),
     error: std::io::Error,
+    cut_off: bool,
+}
+
+/// Wakes the loop when the thread ends, also by a panic, so that a dead
+/// writer is noticed at once.
+struct WakeOnExit(Arc<Shared>);
+
+impl Drop for WakeOnExit {
+    fn drop(&mut self) {
+        let _ = self.0.waker.wake();
+    }
 }
 
 impl Writer {
     pub(super) fn run(mut self, rx: Receiver<Command>) {
+        let _wake = WakeOnExit(self.shared.clone());
         loop {
             let first = match self.policy {
                 SyncPolicy::Every(period) if self.unsynced => {
@@ -93,32 +140,52 @@ impl Writer {
             batch.extend(rx.try_iter());
             let mut stop = false;
             let mut wrote = false;
-            let mut lost = Vec::new();
-            let mut error = None;
+            // Why a record of this batch failed, if one did.
+            let mut failed: Option<String> = None;
+            let mut events = Vec::new();
             for cmd in batch {
-                let step = match cmd {
-                    Command::Stop => {
-                        stop = true;
-                        continue;
+                match cmd {
+                    Command::Stop => stop = true,
+                    Command::Stat => {}
+                    #[cfg(test)]
+                    Command::Panic { holding_lock } => {
+                        let _held = holding_lock.then(|| self.shared.progress.lock());
+                        panic!("journal writer: a fault for a test");
                     }
                     // After a failure, the rest of the batch is lost too:
                     // records must reach the disk in order.
-                    Command::Append(_, marks) if error.is_some() => {
-                        lost.extend(span(&marks));
-                        continue;
+                    Command::Append(_, marks) if failed.is_some() => {
+                        if let Some(lost) = span(&marks) {
+                            let error = std::io::Error::other(failed.clone().unwrap_or_default());
+                            let cut_off = false;
+                            self.failed(
+                                Failure {
+                                    lost,
+                                    error,
+                                    cut_off,
+                                },
+                                &mut events,
+                            );
+                        }
                     }
-                    Command::Replace(_, seq) | Command::Reserve(_, seq) if error.is_some() => {
-                        lost.push((seq, seq));
-                        continue;
+                    Command::Append(bytes, marks) => {
+                        wrote = true;
+                        if let Err(f) = self.append(&bytes, &marks, &mut events) {
+                            failed = Some(f.error.to_string());
+                            self.failed(f, &mut events);
+                        }
                     }
-                    Command::Append(bytes, marks) => self.append(&bytes, &marks),
-                    Command::Replace(snapshot, seq) => self.replace(&snapshot, seq),
-                    Command::Reserve(floor, seq) => self.reserve(floor, seq),
-                };
-                wrote = true;
-                if let Err(failure) = step {
-                    lost.push(failure.lost);
-                    error = Some(failure.error);
+                    // Unsynced records are copied into the new file, which
+                    // is synced whole.
+                    Command::Rewrite(plan, seq) => events.push(self.rewrite(&plan, seq)),
+                    // The floor is a file of its own: a failure to write it
+                    // loses only this record, not the appends after it.
+                    Command::Reserve(floor, seq) => {
+                        wrote = true;
+                        if let Err(f) = self.reserve(floor, seq) {
+                            self.failed(f, &mut events);
+                        }
+                    }
                 }
             }
             let due = match self.policy {
@@ -129,30 +196,60 @@ impl Writer {
                 }
                 SyncPolicy::Never => false,
             };
-            if error.is_none()
+            if failed.is_none()
                 && (due || (stop && self.unsynced && self.policy != SyncPolicy::Never))
             {
-                if let Err(failure) = self.sync() {
-                    lost.push(failure.lost);
-                    error = Some(failure.error);
+                if let Err(f) = self.sync() {
+                    self.failed(f, &mut events);
                 }
             }
-            self.report(wrote, lost, error);
+            self.report(events);
             if stop {
                 return;
             }
         }
     }
 
+    /// Notes and reports records lost.
+    fn failed(&mut self, f: Failure, events: &mut Vec<Event>) {
+        let (first, last) = f.lost;
+        match self.lost.last_mut() {
+            Some((_, end)) if *end + 1 >= first => *end = (*end).max(last),
+            _ => self.lost.push((first, last)),
+        }
+        events.push(Event::Lost {
+            first,
+            last,
+            why: f.error.to_string(),
+            cut_off: f.cut_off,
+        });
+    }
+
     /// Writes the frames; on failure undoes the partial record, so the
     /// records before it stay and the rest are lost.
-    fn append(&mut self, bytes: &[u8], marks: &[(usize, u64)]) -> Result<(), Failure> {
+    fn append(
+        &mut self,
+        bytes: &[u8],
+        marks: &[(usize, u64)],
+        events: &mut Vec<Event>,
+    ) -> Result<(), Failure> {
+        let lost_all = |why: &str| Failure {
+            lost: span(marks).unwrap_or((0, 0)),
+            error: std::io::Error::other(why.to_string()),
+            cut_off: false,
+        };
+        let Some(file) = self.file.as_mut() else {
+            return Err(lost_all(&self.broken));
+        };
+        // Where the frames start: the file's real end (a torn frame that
+        // could not be cut off stays before it).
+        let start = file.metadata().map_or(self.good_len, |m| m.len());
         let mut done = 0;
         let result = loop {
             if done == bytes.len() {
                 break Ok(());
             }
-            match self.file.write(&bytes[done..]) {
+            match file.write(&bytes[done..]) {
                 Ok(0) => break Err(std::io::Error::from(ErrorKind::WriteZero)),
                 Ok(n) => done += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -160,17 +257,30 @@ impl Writer {
             }
         };
         let whole = marks.iter().take_while(|(end, _)| *end <= done).count();
+        let mut begin = 0;
+        for &(end, seq) in &marks[..whole] {
+            events.push(Event::Placed {
+                seq,
+                at: start + begin as u64,
+            });
+            begin = end;
+        }
         let kept = if whole == 0 { 0 } else { marks[whole - 1].0 };
         if let Some(&(_, seq)) = marks[..whole].last() {
             self.written = seq;
         }
-        self.good_len += kept as u64;
+        self.good_len = start + kept as u64;
         self.unsynced |= kept > 0;
         if let Err(error) = result {
             // Best effort: a torn frame left behind is skipped when read.
-            let _ = self.file.set_len(self.good_len);
+            let _ = file.set_len(self.good_len);
             let lost = span(&marks[whole..]).unwrap_or((self.written, self.written));
-            return Err(Failure { lost, error });
+            let cut_off = false;
+            return Err(Failure {
+                lost,
+                error,
+                cut_off,
+            });
         }
         if self.policy == SyncPolicy::EachRecord {
             self.sync()?;
@@ -178,28 +288,43 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes the snapshot beside the journal, syncs it, and renames it
-    /// over. On failure the old file stays, whole.
-    fn replace(&mut self, snapshot: &[u8], seq: u64) -> Result<(), Failure> {
-        let file = write_snapshot(&self.path, snapshot).map_err(|error| Failure {
-            lost: (seq, seq),
-            error,
-        })?;
-        self.file = file;
-        self.good_len = snapshot.len() as u64;
-        self.synced_len = self.good_len;
-        self.written = seq;
-        self.synced = seq;
-        self.unsynced = false;
-        Ok(())
+    /// Writes the plan beside the journal, syncs it, and renames it over.
+    /// Before the rename, a failure leaves the old file whole and in use.
+    fn rewrite(&mut self, plan: &Plan, seq: u64) -> Event {
+        let lost = self.lost.clone();
+        let is_lost = |seq: u64| lost.iter().any(|&(a, b)| a <= seq && seq <= b);
+        match rewrite::replace(&self.path, self.file.as_ref(), plan, is_lost) {
+            Ok((file, bytes)) => {
+                self.file = Some(file);
+                self.good_len = bytes;
+                self.synced_len = bytes;
+                self.written = seq;
+                self.synced = seq;
+                self.unsynced = false;
+                self.lost.clear();
+                Event::Rewritten { seq, bytes }
+            }
+            Err(failed) => {
+                if failed.after_rename {
+                    self.file = None;
+                    self.broken = format!("the journal could not be reopened: {}", failed.error);
+                }
+                Event::NotRewritten {
+                    seq,
+                    why: failed.error.to_string(),
+                    broken: failed.after_rename,
+                }
+            }
+        }
     }
 
     /// Writes the id floor (synced) beside the journal.
     fn reserve(&mut self, floor: u64, seq: u64) -> Result<(), Failure> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let dir = self.path.parent().unwrap_or(std::path::Path::new("."));
         write_floor(dir, floor).map_err(|e| Failure {
             lost: (seq, seq),
             error: std::io::Error::new(e.kind(), format!("cannot write the id floor: {e}")),
+            cut_off: false,
         })?;
         self.written = seq;
         Ok(())
@@ -208,13 +333,22 @@ impl Writer {
     /// `fdatasync`; on failure what was written since the last sync is
     /// cut off and lost (the kernel may have dropped it anyway).
     fn sync(&mut self) -> Result<(), Failure> {
-        if let Err(error) = self.file.sync_data() {
+        let Some(file) = self.file.as_ref() else {
+            self.unsynced = false;
+            return Ok(());
+        };
+        if let Err(error) = file.sync_data() {
             let lost = (self.synced + 1, self.written.max(self.synced + 1));
-            let _ = self.file.set_len(self.synced_len);
+            let _ = file.set_len(self.synced_len);
             self.good_len = self.synced_len;
             self.written = self.synced;
             self.unsynced = false;
-            return Err(Failure { lost, error });
+            let cut_off = true;
+            return Err(Failure {
+                lost,
+                error,
+                cut_off,
+            });
         }
         self.unsynced = false;
         self.synced = self.written;
@@ -226,34 +360,20 @@ impl Writer {
         Ok(())
     }
 
-    fn report(&mut self, wrote: bool, lost: Vec<(u64, u64)>, error: Option<std::io::Error>) {
-        let file_bytes = self.file.metadata().map(|m| m.len()).unwrap_or(0);
+    fn report(&mut self, events: Vec<Event>) {
+        // Without a file of its own, the old journal is still the one on disk.
+        let file_bytes = match &self.file {
+            Some(file) => file.metadata(),
+            None => std::fs::metadata(&self.path),
+        }
+        .map_or(0, |m| m.len());
+        let free_bytes = self.path.parent().and_then(rewrite::free_bytes);
         if let Ok(mut p) = self.shared.progress.lock() {
-            match error {
-                Some(e) => {
-                    self.failures += 1;
-                    log::error!(
-                        "journal {}: {e} (failure {} in a row); the changes not written are refused",
-                        self.path.display(),
-                        self.failures
-                    );
-                    p.error = Some(e.to_string());
-                }
-                None if wrote && p.error.is_some() => {
-                    log::warn!(
-                        "journal {}: writes succeed again after {} failures",
-                        self.path.display(),
-                        self.failures
-                    );
-                    self.failures = 0;
-                    p.error = None;
-                }
-                None => {}
-            }
-            p.lost.extend(lost);
+            p.events.extend(events);
             p.written = self.written;
             p.synced = self.synced;
             p.file_bytes = file_bytes;
+            p.free_bytes = free_bytes;
         }
         let _ = self.shared.waker.wake();
     }
@@ -262,38 +382,4 @@ impl Writer {
 /// The sequence numbers of these records, first and last.
 fn span(marks: &[(usize, u64)]) -> Option<(u64, u64)> {
     Some((marks.first()?.1, marks.last()?.1))
-}
-
-/// Writes `snapshot` to `path.tmp`, syncs it, renames it over `path`,
-/// syncs the folder, and opens the result for appending.
-pub(super) fn write_snapshot(path: &Path, snapshot: &[u8]) -> std::io::Result<File> {
-    write_file(path, |out| out.write_all(snapshot))
-}
-
-/// As [`write_snapshot`], with the content written by `fill` piece by
-/// piece (through a buffer), so it need not be held whole.
-pub(super) fn write_file(
-    path: &Path,
-    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> std::io::Result<File> {
-    let tmp = path.with_extension("tmp");
-    let file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
-    let written = fill(&mut out)
-        .and_then(|_| out.flush())
-        .and_then(|_| out.get_ref().sync_data());
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    OpenOptions::new().append(true).open(path)
 }

@@ -246,7 +246,7 @@ impl Refusal {
             Refusal::Idle | Refusal::TooSlow => "408: Request timeout",
             Refusal::ShuttingDown => "503: Shutting down",
             Refusal::Internal => "500: Internal error",
-            Refusal::JournalFailed => "500: Journal write failed",
+            Refusal::JournalFailed => "503: Journal write failed",
             Refusal::Forbidden => "403: Forbidden",
         }
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::keys::{ConnKey, JobKey};
 use crate::queue::results::Done;
-use crate::queue::store::Ticket;
+use crate::queue::store::{Removal, Ticket};
 
 /// What waits for a store ticket to complete.
 #[derive(Debug)]
@@ -17,13 +17,15 @@ pub enum Held {
         /// The client waiting for `id:<n>`; none for UDP jobs.
         conn: Option<ConnKey>,
     },
-    /// A fetched result: its clients get it once the "fetched" record is
-    /// kept, so a crash never brings back a result that was delivered.
-    Fetched {
+    /// A result fetched (its clients get it once the "fetched" record is
+    /// kept) or cancelled (its client is told once the "cancelled" record
+    /// is), so a crash never brings back a result delivered or dropped.
+    Removed {
         id: u64,
         done: Box<Done>,
         /// The clients waiting for it (some may have left).
         conns: Vec<ConnKey>,
+        why: Removal,
     },
 }
 
@@ -56,7 +58,7 @@ impl HeldAnswers {
                         *waiting = None;
                     }
                 }
-                Held::Fetched { conns, .. } => conns.retain(|&c| c != conn),
+                Held::Removed { conns, .. } => conns.retain(|&c| c != conn),
             }
         }
     }

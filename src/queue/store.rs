@@ -144,6 +144,10 @@ pub trait QueueStore {
     fn end_turn(&mut self);
     /// Why new jobs would fail now, if they would.
     fn failing(&self) -> Option<String>;
+    /// When the store wants a turn even if nothing happens (a retry).
+    fn deadline(&self) -> Option<std::time::Instant> {
+        None
+    }
     /// True if what it keeps survives a restart.
     fn durable(&self) -> bool;
     fn status(&self) -> Status;

@@ -485,3 +485,14 @@ fn a_module_does_not_outlive_a_daemon_killed_with_sigkill() {
     d.kill9();
     wait_for("the module to die with its daemon", || !process_alive(pid));
 }
+
+#[test]
+fn journal_bytes_is_the_journal_size_from_the_start() {
+    let d = Setup::new().start();
+    let stats = d.ask_str("queue:stats");
+    let size = std::fs::metadata(d.dir.path().join("state/journal"))
+        .unwrap()
+        .len();
+    assert!(size > 0);
+    assert_eq!(field(&stats, "journal_bytes"), size.to_string(), "{stats}");
+}

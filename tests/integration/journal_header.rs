@@ -150,7 +150,7 @@ fn no_id_is_handed_out_before_its_floor_is_on_disk() {
     d.start_again();
     d.wait_log("cannot write the id floor");
     for _ in 0..3 {
-        assert_eq!(d.ask_str("queue:add:echo:x"), "500: Journal write failed");
+        assert_eq!(d.ask_str("queue:add:echo:x"), "503: Journal write failed");
     }
     assert_eq!(
         d.ask_str("echo:direct"),

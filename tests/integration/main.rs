@@ -15,6 +15,7 @@ mod durable;
 mod edges;
 mod failures;
 mod framing;
+mod full_disk;
 mod journal_attacks;
 mod journal_header;
 mod layout;

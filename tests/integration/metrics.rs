@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use crate::util::{Daemon, Setup};
 
-fn metrics_addr(d: &Daemon) -> String {
+pub fn metrics_addr(d: &Daemon) -> String {
     d.wait_log("metrics on http://");
     let log = d.log();
     let rest = log.split_once("metrics on http://").unwrap().1;
@@ -15,7 +15,7 @@ fn metrics_addr(d: &Daemon) -> String {
 }
 
 /// `curl -s -i` of a path: the status line's code and the body.
-fn curl(addr: &str, path: &str, extra: &[&str]) -> (u16, String) {
+pub fn curl(addr: &str, path: &str, extra: &[&str]) -> (u16, String) {
     let out = Command::new("curl")
         .args(["-s", "-S", "-i", "--max-time", "10"])
         .args(extra)
@@ -131,42 +131,14 @@ fn metrics_are_off_by_default() {
     assert!(!d.log().contains("metrics on"), "{}", d.log());
 }
 
-/// A small tmpfs, unmounted (and the folder holding it removed) when
-/// dropped, after the daemon using it.
-struct SmallDisk(std::path::PathBuf);
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        if let Some(parent) = self.0.parent() {
-            let _ = std::fs::remove_dir_all(parent);
-        }
-    }
-}
-
 #[test]
 fn healthz_says_503_while_the_journal_cannot_be_written() {
     // The state folder on a 256 KiB tmpfs that is then filled up.
     let dir = crate::util::TempDir::new("fulldisk");
     let state = dir.path().join("small");
-    std::fs::create_dir(&state).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-        .arg(&state)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        // Mounting needs root, as CI runs the suite.
-        assert_ne!(
-            unsafe { libc::geteuid() },
-            0,
-            "root could not mount a tmpfs"
-        );
-        if !crate::util::root_or_skip("mounting a tmpfs needs root") {
-            return;
-        }
-    }
-    let _disk = SmallDisk(state.clone());
+    let Some(_disk) = crate::util::SmallDisk::mount(&state, "256k") else {
+        return;
+    };
     let modules = dir.path().join("modules");
     std::fs::create_dir(&modules).unwrap();
     crate::util::write_module(&modules, "ok", "#!/bin/sh\ncat\n");
@@ -183,7 +155,7 @@ fn healthz_says_503_while_the_journal_cannot_be_written() {
     let _ = std::fs::write(state.join("filler"), vec![0u8; 512 * 1024]);
     let big = "x".repeat(64 * 1024);
     crate::util::wait_for("a failed journal write", || {
-        d.ask_str(&format!("queue:add:ok:{big}")) == "500: Journal write failed"
+        d.ask_str(&format!("queue:add:ok:{big}")) == "503: Journal write failed"
     });
     let (code, body) = curl(&addr, "/healthz", &[]);
     assert_eq!(code, 503, "{body}");

@@ -501,6 +501,74 @@ pub fn root_or_skip(why: &str) -> bool {
     root
 }
 
+/// A small tmpfs mounted on a folder, unmounted (and the folder holding it
+/// removed) when dropped, after the daemon using it.
+pub struct SmallDisk(pub PathBuf);
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (as `mount` spells it: `256k`) on `path`,
+    /// which it creates. Mounting needs root, as CI runs the suite: `None`
+    /// elsewhere, after saying why (a failure under CI).
+    pub fn mount(path: &Path, size: &str) -> Option<SmallDisk> {
+        fs::create_dir_all(path).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            // SAFETY: geteuid has no arguments and cannot fail.
+            assert_ne!(
+                unsafe { libc::geteuid() },
+                0,
+                "root could not mount a tmpfs"
+            );
+            root_or_skip("mounting a tmpfs needs root");
+            return None;
+        }
+        Some(SmallDisk(path.to_path_buf()))
+    }
+
+    /// Fills the disk but for about `leave` bytes, with the file `filler`.
+    pub fn fill(&self, leave: u64) {
+        let mut file = fs::File::create(self.0.join("filler")).unwrap();
+        let chunk = vec![0u8; 4096];
+        while free_bytes(&self.0) > leave + 4096 && file.write_all(&chunk).is_ok() {}
+        if leave == 0 {
+            while file.write_all(&chunk[..64]).is_ok() {}
+        }
+        let _ = file.sync_all();
+    }
+
+    /// Makes room again.
+    pub fn empty(&self) {
+        fs::remove_file(self.0.join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        if let Some(parent) = self.0.parent() {
+            let _ = fs::remove_dir_all(parent);
+        }
+    }
+}
+
+/// Bytes free in the file system holding `path`.
+pub fn free_bytes(path: &Path) -> u64 {
+    let out = Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap()
+}
+
 /// Polls `check` for up to 10 seconds.
 pub fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     let start = Instant::now();

@@ -33,7 +33,7 @@ fn a_fetch_is_answered_only_once_its_record_is_kept() {
     limit_file_size(&d, Some(journal_len(&d)));
     assert_eq!(
         d.ask_str(&format!("queue:get:{id}")),
-        "500: Journal write failed",
+        "503: Journal write failed",
         "the fetch could not be recorded: not delivered"
     );
     assert_eq!(d.ask_str(&format!("queue:check:{id}")), "2", "still there");
@@ -80,13 +80,13 @@ fn exactly_the_adds_not_on_disk_are_refused_and_adds_work_again_after_the_error(
     large.shutdown(Shutdown::Write).unwrap();
     let small = String::from_utf8(read_to_end(&mut small)).unwrap();
     let large = String::from_utf8(read_to_end(&mut large)).unwrap();
-    assert_eq!(large, "500: Journal write failed");
+    assert_eq!(large, "503: Journal write failed");
     let small_kept = small.starts_with("id:");
     assert!(small_kept || small == large, "{small}");
     limit_file_size(&d, Some(journal_len(&d)));
     assert_eq!(
         d.ask_str("queue:add:note:while failing"),
-        "500: Journal write failed"
+        "503: Journal write failed"
     );
     limit_file_size(&d, None);
     let mut after = String::new();
@@ -111,4 +111,55 @@ fn exactly_the_adds_not_on_disk_are_refused_and_adds_work_again_after_the_error(
             "{id} in {jobs}"
         );
     }
+}
+
+#[test]
+fn a_refused_fetch_keeps_its_result_through_the_rewrite_and_a_crash() {
+    let mut d = Setup::new()
+        .module("ok", "#!/bin/sh\nprintf kept\n")
+        .start();
+    let id = d.add("ok:");
+    wait_for("done", || d.ask_str(&format!("queue:check:{id}")) == "2");
+    limit_file_size(&d, Some(journal_len(&d)));
+    assert_eq!(
+        d.ask_str(&format!("queue:get:{id}")),
+        "503: Journal write failed"
+    );
+    limit_file_size(&d, None);
+    // Writes work again once the journal is rewritten from its live view,
+    // which must still hold the result whose fetch was refused.
+    d.wait_log("writes succeed again");
+    d.crash_and_restart();
+    assert_eq!(
+        d.ask_str(&format!("queue:check:{id}")),
+        "2",
+        "a fetch not done: the result stays"
+    );
+    assert_eq!(d.ask_str(&format!("queue:get:{id}")), "kept");
+}
+
+#[test]
+fn cancel_of_a_finished_result_answers_once_its_record_is_kept() {
+    let mut d = Setup::new().module("ok", "#!/bin/sh\nprintf r\n").start();
+    let id = d.add("ok:");
+    wait_for("done", || d.ask_str(&format!("queue:check:{id}")) == "2");
+    limit_file_size(&d, Some(journal_len(&d)));
+    assert_eq!(
+        d.ask_str(&format!("queue:cancel:{id}")),
+        "503: Journal write failed",
+        "the cancel could not be recorded: not done"
+    );
+    assert_eq!(d.ask_str(&format!("queue:check:{id}")), "2", "still there");
+    limit_file_size(&d, None);
+    d.wait_log("writes succeed again");
+    assert_eq!(
+        d.ask_str(&format!("queue:cancel:{id}")),
+        "cancelled: result dropped"
+    );
+    d.crash_and_restart();
+    assert_eq!(
+        d.ask_str(&format!("queue:check:{id}")),
+        "404: Unknown job",
+        "a cancel answered never comes back"
+    );
 }

@@ -4,7 +4,7 @@ declare(strict_types=1);
 
 namespace Bgjob;
 
-/** `503`: the waiting line or a connection limit is full, or the daemon is shutting down; try again later. */
+/** `503`: the waiting line or a connection limit is full, the journal cannot be written (`Journal write failed`), or the daemon is shutting down; try again later. */
 class Busy extends BgjobException
 {
 }

@@ -58,11 +58,12 @@ class TooLarge(BgjobError):
 class ModuleFailed(BgjobError):
     """``500``: the module failed (non-zero exit, killed, too much output,
     cannot start) or answered a ``500:`` itself; also the daemon's own
-    ``500:`` errors, such as ``Journal write failed``."""
+    ``500:`` errors, such as ``Unknown queue request``."""
 
 
 class Busy(BgjobError):
-    """``503``: the waiting line or a connection limit is full, or the
+    """``503``: the waiting line or a connection limit is full, the journal
+    cannot be written (``Journal write failed``), or the
     daemon is shutting down; try again later."""
 
 
