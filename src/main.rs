@@ -63,7 +63,14 @@ fn run(cli: Cli) -> Result<(), Error> {
         config: &config,
         modules_dir: &cli.modules,
     });
+    let warnings = check::warnings(&check::Subject {
+        config: &config,
+        modules_dir: &cli.modules,
+    });
     if cli.check_config {
+        for warning in &warnings {
+            eprintln!("bgjobd: warning: {warning}");
+        }
         let mut findings = findings;
         // Checked here too; at start, who modules run as is settled with
         // the listeners known (see config/reach.rs).
@@ -96,7 +103,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         let problems = if n == 1 { "problem" } else { "problems" };
         return Err(Error::Config(format!("{n} {problems} found")));
     }
-    for finding in &findings {
+    for finding in findings.iter().chain(&warnings) {
         log::warn!(target: "bgjobd", "{finding}");
     }
     let default_access = Access {

@@ -48,10 +48,12 @@ impl Daemon {
                     config.settings.module_env = self.settings.module_env.clone();
                     config.settings.module_uids = self.settings.module_uids;
                 }
-                let findings = crate::config::check::run(&crate::config::check::Subject {
+                let subject = crate::config::check::Subject {
                     config: &config,
                     modules_dir: self.modules.dir(),
-                });
+                };
+                let mut findings = crate::config::check::run(&subject);
+                findings.extend(crate::config::check::warnings(&subject));
                 for finding in findings {
                     log::warn!(target: "bgjobd", "{finding}");
                 }

@@ -28,6 +28,8 @@ mod rights;
 mod scrapes;
 /// Counters for `queue:stats`, `/metrics` and the log.
 pub mod stats;
+/// Streamed answers: a module's stdout is its client's socket.
+mod streams;
 /// Deadlines, nearest first.
 pub mod timers;
 /// What a poll token stands for.
@@ -93,6 +95,8 @@ pub struct Daemon {
     scratch: Vec<u8>,
     /// Connections closed this turn, removed at its end.
     closed: Vec<ConnKey>,
+    /// Connections whose held input was taken, read again after the events.
+    resumed: Vec<ConnKey>,
     /// Set once SIGTERM/SIGINT arrived: when the grace period ends.
     stopping: Option<Instant>,
     panic_policy: PanicPolicy,
@@ -253,6 +257,7 @@ impl Daemon {
             stats: Stats::default(),
             scratch: vec![0; 64 * 1024],
             closed: Vec::new(),
+            resumed: Vec::new(),
             stopping: None,
             panic_policy,
             last_refresh: Instant::now(),
@@ -306,6 +311,7 @@ impl Daemon {
                     self.guarded(event.token(), |d| d.dispatch(event.token()));
                 }
             }
+            self.resume_input();
             self.expire_timers();
             self.start_waiting_jobs();
             self.commit();
@@ -315,6 +321,8 @@ impl Daemon {
                 self.start_waiting_jobs();
                 self.commit();
             }
+            // Jobs that started this turn may have taken held input.
+            self.resume_input();
             self.remove_closed();
             if self.stop_complete() {
                 self.store.close();

@@ -37,7 +37,8 @@ use crate::run::vfork;
 /// Our ends of a new child's pipes (non-blocking).
 pub struct Pipes {
     pub stdin: Sender,
-    pub stdout: Receiver,
+    /// None when the child's stdout is a descriptor given to it.
+    pub stdout: Option<Receiver>,
     pub stderr: Receiver,
 }
 
@@ -151,13 +152,15 @@ impl Spawner {
     /// Orders `program` started with `args` (after the program name) and
     /// the extra `NAME=value` variables, as the leader of a new process
     /// group. Returns the order's serial number and our ends of its pipes;
-    /// the pid comes later from [`Spawner::take_results`].
+    /// the pid comes later from [`Spawner::take_results`]. With `stdout`,
+    /// the child writes there (a client's socket) instead of to a pipe.
     pub fn start(
         &mut self,
         program: &Path,
         args: &[&OsStr],
         extra_env: &[String],
         limits: &ModuleLimits,
+        stdout: Option<OwnedFd>,
     ) -> io::Result<(u64, Pipes)> {
         let c = |bytes: &[u8]| {
             CString::new(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
@@ -172,7 +175,10 @@ impl Spawner {
             .map(|v| c(v.as_bytes()))
             .collect::<Result<_, _>>()?;
         let (stdin_r, stdin_w) = pipe()?;
-        let (stdout_r, stdout_w) = pipe()?;
+        let (stdout_r, stdout_w) = match stdout {
+            Some(given) => (None, given),
+            None => pipe().map(|(r, w)| (Some(r), w))?,
+        };
         let (stderr_r, stderr_w) = pipe()?;
         let serial = self.order(Order {
             serial: 0,
@@ -186,7 +192,9 @@ impl Spawner {
         })?;
         let pipes = Pipes {
             stdin: nonblocking(Sender::from(stdin_w))?,
-            stdout: nonblocking(Receiver::from(stdout_r))?,
+            stdout: stdout_r
+                .map(|r| nonblocking(Receiver::from(r)))
+                .transpose()?,
             stderr: nonblocking(Receiver::from(stderr_r))?,
         };
         Ok((serial, pipes))
@@ -336,18 +344,20 @@ mod tests {
                 &args,
                 &["BGJOB_MODULE=m".to_string()],
                 &ModuleLimits::default(),
+                None,
             )
             .unwrap();
         let done = result(&mut poll, &mut spawner);
         assert_eq!(done.serial, serial);
         let pid = done.pid.unwrap();
         pipes.stdin.set_nonblocking(false).unwrap();
-        pipes.stdout.set_nonblocking(false).unwrap();
+        let stdout = pipes.stdout.unwrap();
+        stdout.set_nonblocking(false).unwrap();
         pipes.stderr.set_nonblocking(false).unwrap();
         (&pipes.stdin).write_all(b"hello\n").unwrap();
         drop(pipes.stdin);
         let mut out = String::new();
-        (&pipes.stdout).read_to_string(&mut out).unwrap();
+        (&stdout).read_to_string(&mut out).unwrap();
         let mut err = String::new();
         (&pipes.stderr).read_to_string(&mut err).unwrap();
         assert_eq!(out, format!("hello|m|{0}|{0}\n", pid), "own process group");
@@ -367,6 +377,7 @@ mod tests {
                 &[],
                 &[],
                 &ModuleLimits::default(),
+                None,
             )
             .unwrap();
         let done = result(&mut poll, &mut spawner);
@@ -380,9 +391,10 @@ mod tests {
             pid as i32
         );
         let mut rest = Vec::new();
-        pipes.stdout.set_nonblocking(false).unwrap();
+        let stdout = pipes.stdout.unwrap();
+        stdout.set_nonblocking(false).unwrap();
         assert_eq!(
-            (&pipes.stdout).read_to_end(&mut rest).unwrap(),
+            (&stdout).read_to_end(&mut rest).unwrap(),
             0,
             "the child's ends are closed"
         );

@@ -109,7 +109,7 @@ impl Driver {
             Way::Vfork => {
                 let (serial, pipes) =
                     self.spawner
-                        .start(&self.script, &[], &self.job_vars, &self.limits)?;
+                        .start(&self.script, &[], &self.job_vars, &self.limits, None)?;
                 (Some(serial), None, pipes)
             }
             Way::Command => {
@@ -124,7 +124,7 @@ impl Driver {
             began,
             serial,
             pid,
-            stdout: Some(pipes.stdout),
+            stdout: pipes.stdout,
             stderr: Some(pipes.stderr),
             output: Vec::new(),
         })
