@@ -119,6 +119,12 @@ impl Daemon {
             return;
         };
         if !run.process.read_stderr(&job.module.name, &mut self.scratch) {
+            // A streamed job has no stdout pipe: its stderr ends as it
+            // exits, and it is reaped now rather than at its SIGCHLD.
+            let exited = run.process.output_closed() && run.process.has_exited();
+            if let Some(pid) = run.process.pid.filter(|_| exited) {
+                self.child_exited(pid);
+            }
             self.finish_if_done(key);
         }
     }
@@ -143,6 +149,8 @@ impl Daemon {
             self.owner_exited(owner, exit);
         } else if let Some(serial) = self.spawner.claim_pid(pid) {
             self.spawns.reaped_early(serial, exit);
+            // Its report finishes it: the spawn thread wakes the loop for it.
+            self.spawner.want_results();
         } else {
             // An orphan a module left behind, reparented to the daemon.
             log::debug!("reaped orphan {pid}");

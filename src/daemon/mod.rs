@@ -283,7 +283,7 @@ impl Daemon {
 
     /// Runs until stopped by SIGTERM or SIGINT. Each turn:
     /// 1. wait for events, at most until the nearest deadline;
-    /// 2. signals first (reap children, reload, stop);
+    /// 2. the spawn thread's reports, then signals (reap children, reload, stop);
     /// 3. sockets and pipes: accept, read requests, feed stdin, collect
     ///    stdout, write answers (a finished job routes its answer at once);
     /// 4. expire deadlines (idle clients, quiet gaps, job time limits);
@@ -303,6 +303,9 @@ impl Daemon {
                 }
                 return Err(Error::Io("poll failed".into(), e));
             }
+            // The spawn thread's reports are read every turn (it wakes the
+            // loop only when asked): pids are known before any event of theirs.
+            self.spawn_reports();
             if events.iter().any(|e| e.token() == SIGNALS) {
                 self.guarded(SIGNALS, Self::handle_signals);
             }
@@ -312,6 +315,8 @@ impl Daemon {
                 }
             }
             self.resume_input();
+            // Before time limits are applied, so a process to signal has its pid.
+            self.spawn_reports();
             self.expire_timers();
             self.start_waiting_jobs();
             self.commit();

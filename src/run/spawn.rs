@@ -68,10 +68,23 @@ struct Order {
     pid_slot: Arc<AtomicU32>,
 }
 
+/// The spawn thread's reports, and whether the loop waits for one.
+#[derive(Default)]
+struct Reports {
+    list: Vec<SpawnResult>,
+    /// The loop reaped a process whose report it has not read: the next
+    /// report wakes it. Otherwise a report waits for the loop's next turn,
+    /// which every started process brings anyway (its output, its exit):
+    /// waking the loop for each spawn was one more hand-off per request.
+    wanted: bool,
+}
+
 /// The loop's side of the spawn thread.
 pub struct Spawner {
     tx: Option<mpsc::Sender<Order>>,
-    results: Arc<Mutex<Vec<SpawnResult>>>,
+    results: Arc<Mutex<Reports>>,
+    /// To wake the loop itself when it asks for reports already there.
+    waker: Arc<Waker>,
     thread: Option<JoinHandle<()>>,
     next_serial: u64,
     /// The pid of each order not reported yet, as soon as the kernel made
@@ -115,8 +128,9 @@ impl Spawner {
             base_env.push(c"PATH=/usr/local/bin:/usr/bin:/bin".to_owned());
         }
         let (tx, rx) = mpsc::channel::<Order>();
-        let results = Arc::new(Mutex::new(Vec::new()));
+        let results = Arc::new(Mutex::new(Reports::default()));
         let thread_results = results.clone();
+        let loop_waker = waker.clone();
         let thread = std::thread::Builder::new()
             .name("spawn".into())
             .spawn(move || {
@@ -130,19 +144,23 @@ impl Spawner {
                 for order in rx {
                     let (pid, error) = spawn_now(&mut stack, &base_env, workdir.as_ref(), &order);
                     drop(order.fds);
-                    if let Ok(mut results) = thread_results.lock() {
-                        results.push(SpawnResult {
+                    let wanted = thread_results.lock().map_or(true, |mut reports| {
+                        reports.list.push(SpawnResult {
                             serial: order.serial,
                             pid,
                             error,
                         });
+                        std::mem::take(&mut reports.wanted)
+                    });
+                    if wanted {
+                        let _ = waker.wake();
                     }
-                    let _ = waker.wake();
                 }
             })?;
         Ok(Spawner {
             tx: Some(tx),
             results,
+            waker: loop_waker,
             thread: Some(thread),
             next_serial: 1,
             pid_slots: HashMap::new(),
@@ -245,12 +263,26 @@ impl Spawner {
         Some(serial)
     }
 
-    /// Results of orders since the last call.
+    /// The loop waits for a report (it reaped a process before reading
+    /// it): the loop is woken at once if reports are there, else by the
+    /// next one.
+    pub fn want_results(&self) {
+        if let Ok(mut reports) = self.results.lock() {
+            if reports.list.is_empty() {
+                reports.wanted = true;
+            } else {
+                let _ = self.waker.wake();
+            }
+        }
+    }
+
+    /// Results of orders since the last call (the loop reads them every
+    /// turn; the thread wakes it only when asked, see [`Reports`]).
     pub fn take_results(&mut self) -> Vec<SpawnResult> {
         let results = self
             .results
             .lock()
-            .map(|mut r| std::mem::take(&mut *r))
+            .map(|mut r| std::mem::take(&mut r.list))
             .unwrap_or_default();
         for result in &results {
             self.pid_slots.remove(&result.serial);
@@ -328,6 +360,7 @@ mod tests {
             if let Some(r) = spawner.take_results().pop() {
                 return r;
             }
+            spawner.want_results();
             poll.poll(&mut events, Some(std::time::Duration::from_secs(5)))
                 .unwrap();
         }
