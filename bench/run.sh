@@ -56,7 +56,7 @@ cc -O2 -o "$work/testc" bench/testc.c
 cc -O2 -o "$work/floor" bench/floor.c
 cp "$work/test.sh" "$work/modules/test"
 cp "$work/testc" "$work/modules/testc"
-printf '#!/bin/sh\nexec cat\n' > "$work/modules/cat"
+cp /bin/cat "$work/modules/cat"   # cat itself, as the plain pipe runs it
 printf '#!/bin/sh\nexec sleep 1000\n' > "$work/modules/hold"
 chmod +x "$work"/test.sh "$work"/modules/*
 cat > "$work/bgjobd.config" <<'EOF'

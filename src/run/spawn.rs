@@ -85,7 +85,7 @@ pub struct Spawner {
     results: Arc<Mutex<Reports>>,
     /// To wake the loop itself when it asks for reports already there.
     waker: Arc<Waker>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
     next_serial: u64,
     /// The pid of each order not reported yet, as soon as the kernel made
     /// it: an exit reaped before the report is matched to its order here.
@@ -128,40 +128,49 @@ impl Spawner {
             base_env.push(c"PATH=/usr/local/bin:/usr/bin:/bin".to_owned());
         }
         let (tx, rx) = mpsc::channel::<Order>();
+        let rx = Arc::new(Mutex::new(rx));
+        let (base_env, workdir) = (Arc::new(base_env), Arc::new(workdir));
         let results = Arc::new(Mutex::new(Reports::default()));
-        let thread_results = results.clone();
-        let loop_waker = waker.clone();
-        let thread = std::thread::Builder::new()
-            .name("spawn".into())
-            .spawn(move || {
-                // SAFETY: blocks every signal for this thread only.
-                unsafe {
-                    let mut all: libc::sigset_t = std::mem::zeroed();
-                    libc::sigfillset(&mut all);
-                    libc::pthread_sigmask(libc::SIG_SETMASK, &all, ptr::null_mut());
-                }
-                let mut stack = vec![0u128; vfork::CHILD_STACK / 16];
-                for order in rx {
-                    let (pid, error) = spawn_now(&mut stack, &base_env, workdir.as_ref(), &order);
-                    drop(order.fds);
-                    let wanted = thread_results.lock().map_or(true, |mut reports| {
-                        reports.list.push(SpawnResult {
-                            serial: order.serial,
-                            pid,
-                            error,
-                        });
-                        std::mem::take(&mut reports.wanted)
-                    });
-                    if wanted {
-                        let _ = waker.wake();
+        let mut threads = Vec::new();
+        for _ in 0..spawn_threads() {
+            let (rx, results, waker) = (rx.clone(), results.clone(), waker.clone());
+            let (base_env, workdir) = (base_env.clone(), workdir.clone());
+            let thread = std::thread::Builder::new()
+                .name("spawn".into())
+                .spawn(move || {
+                    // SAFETY: blocks every signal for this thread only.
+                    unsafe {
+                        let mut all: libc::sigset_t = std::mem::zeroed();
+                        libc::sigfillset(&mut all);
+                        libc::pthread_sigmask(libc::SIG_SETMASK, &all, ptr::null_mut());
                     }
-                }
-            })?;
+                    let mut stack = vec![0u128; vfork::CHILD_STACK / 16];
+                    // One thread waits for the next order while the
+                    // other is suspended in a vfork.
+                    while let Ok(order) = rx.lock().map_or(Err(mpsc::RecvError), |rx| rx.recv()) {
+                        let workdir = workdir.as_ref().as_ref();
+                        let (pid, error) = spawn_now(&mut stack, &base_env, workdir, &order);
+                        drop(order.fds);
+                        let wanted = results.lock().map_or(true, |mut reports| {
+                            reports.list.push(SpawnResult {
+                                serial: order.serial,
+                                pid,
+                                error,
+                            });
+                            std::mem::take(&mut reports.wanted)
+                        });
+                        if wanted {
+                            let _ = waker.wake();
+                        }
+                    }
+                })?;
+            threads.push(thread);
+        }
         Ok(Spawner {
             tx: Some(tx),
             results,
-            waker: loop_waker,
-            thread: Some(thread),
+            waker,
+            threads,
             next_serial: 1,
             pid_slots: HashMap::new(),
         })
@@ -294,13 +303,21 @@ impl Spawner {
 impl Drop for Spawner {
     fn drop(&mut self) {
         self.tx = None;
-        if let Some(thread) = self.thread.take() {
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
 }
 
-/// Starts one order (on the spawn thread).
+/// Spawn threads: two where two cores can exec at once. A vfork parent
+/// waits for its child's exec (the loading of a shell, about half a
+/// millisecond on a busy machine); with one thread every spawn waited for
+/// the one before, and a second core sat idle while clients waited.
+fn spawn_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+}
+
+/// Starts one order (on a spawn thread).
 fn spawn_now(
     stack: &mut [u128],
     base_env: &[CString],
@@ -344,92 +361,5 @@ fn spawn_now(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::{Read, Write};
-
-    fn spawner() -> (mio::Poll, Spawner) {
-        let poll = mio::Poll::new().unwrap();
-        let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
-        (poll, Spawner::start_thread(waker, &[], None).unwrap())
-    }
-
-    fn result(poll: &mut mio::Poll, spawner: &mut Spawner) -> SpawnResult {
-        let mut events = mio::Events::with_capacity(4);
-        loop {
-            if let Some(r) = spawner.take_results().pop() {
-                return r;
-            }
-            spawner.want_results();
-            poll.poll(&mut events, Some(std::time::Duration::from_secs(5)))
-                .unwrap();
-        }
-    }
-
-    #[test]
-    fn a_process_gets_its_pipes_group_and_environment() {
-        let (mut poll, mut spawner) = spawner();
-        let script = "read line; echo \"$line|$BGJOB_MODULE|$(cut -d' ' -f5 /proc/$$/stat)|$$\"; echo err >&2";
-        let args = [OsStr::new("-c"), OsStr::new(script)];
-        let (serial, pipes) = spawner
-            .start(
-                Path::new("/bin/sh"),
-                &args,
-                &["BGJOB_MODULE=m".to_string()],
-                &ModuleLimits::default(),
-                None,
-            )
-            .unwrap();
-        let done = result(&mut poll, &mut spawner);
-        assert_eq!(done.serial, serial);
-        let pid = done.pid.unwrap();
-        pipes.stdin.set_nonblocking(false).unwrap();
-        let stdout = pipes.stdout.unwrap();
-        stdout.set_nonblocking(false).unwrap();
-        pipes.stderr.set_nonblocking(false).unwrap();
-        (&pipes.stdin).write_all(b"hello\n").unwrap();
-        drop(pipes.stdin);
-        let mut out = String::new();
-        (&stdout).read_to_string(&mut out).unwrap();
-        let mut err = String::new();
-        (&pipes.stderr).read_to_string(&mut err).unwrap();
-        assert_eq!(out, format!("hello|m|{0}|{0}\n", pid), "own process group");
-        assert_eq!(err, "err\n");
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        unsafe { libc::waitpid(pid as i32, &mut status, 0) };
-        assert_eq!(status, 0);
-    }
-
-    #[test]
-    fn a_missing_program_is_an_error() {
-        let (mut poll, mut spawner) = spawner();
-        let (_, pipes) = spawner
-            .start(
-                Path::new("/nonexistent/x"),
-                &[],
-                &[],
-                &ModuleLimits::default(),
-                None,
-            )
-            .unwrap();
-        let done = result(&mut poll, &mut spawner);
-        assert_eq!(done.error.map(|e| e.kind()), Some(io::ErrorKind::NotFound));
-        // The failed child is left for the caller to reap, as the loop does.
-        let pid = done.pid.expect("a child was created");
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        assert_eq!(
-            unsafe { libc::waitpid(pid as i32, &mut status, 0) },
-            pid as i32
-        );
-        let mut rest = Vec::new();
-        let stdout = pipes.stdout.unwrap();
-        stdout.set_nonblocking(false).unwrap();
-        assert_eq!(
-            (&stdout).read_to_end(&mut rest).unwrap(),
-            0,
-            "the child's ends are closed"
-        );
-    }
-}
+#[path = "spawn_tests.rs"]
+mod tests;
