@@ -12,6 +12,10 @@
 # several rounds; the table shows medians and the ratio bgjobd/peer. Then
 # the spawn floor (a C loop that only spawns the module with pipes),
 # payload scaling through a `cat` module against a plain pipe, and memory.
+# Also bgjobd with every answer streamed ("answer": "stream"), an earlier
+# bgjobd binary given as BGJOB_BEFORE=PATH, per-round ratios, voluntary
+# context switches per request of each daemon thread (its hand-offs), and
+# payloads through a streamed cat with the daemon's peak RSS.
 # Installs the peers from the distribution's packages when run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
