@@ -78,7 +78,10 @@ fn streamed_answers_arrive_whole_including_16_mib_without_being_held() {
 fn a_streamed_module_failing_after_its_first_byte_resets_the_connection_and_is_counted() {
     let d = Setup::new()
         .module("half", "#!/bin/sh\nprintf partial\nexit 3\n")
-        .settings(&streaming(&["half"]))
+        .settings(&format!(
+            r#"{}, "metrics": "127.0.0.1:0""#,
+            streaming(&["half"])
+        ))
         .start();
     let mut stream = d.connect();
     stream.write_all(b"half:").unwrap();
@@ -95,6 +98,24 @@ fn a_streamed_module_failing_after_its_first_byte_resets_the_connection_and_is_c
     let stats = d.ask_str("queue:stats");
     assert!(stats.contains("total_streams_cut: 1\n"), "{stats}");
     assert!(stats.contains("total_failed: 1\n"), "{stats}");
+    let metrics = scrape(&d);
+    assert!(
+        metrics.contains("\nbgjob_streams_cut_total 1\n"),
+        "{metrics}"
+    );
+}
+
+/// The daemon's `/metrics` page.
+fn scrape(d: &crate::util::Daemon) -> String {
+    d.wait_log("metrics on http://");
+    let log = d.log();
+    let rest = log.split_once("metrics on http://").unwrap().1;
+    let addr = rest.split_once("/metrics").unwrap().0;
+    let mut http = std::net::TcpStream::connect(addr).unwrap();
+    http.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut page = String::new();
+    http.read_to_string(&mut page).unwrap();
+    page
 }
 
 #[test]
