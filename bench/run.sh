@@ -12,6 +12,10 @@
 # several rounds; the table shows medians and the ratio bgjobd/peer. Then
 # the spawn floor (a C loop that only spawns the module with pipes),
 # payload scaling through a `cat` module against a plain pipe, and memory.
+# Also bgjobd with every answer streamed ("answer": "stream"), an earlier
+# bgjobd binary given as BGJOB_BEFORE=PATH, per-round ratios, voluntary
+# context switches per request of each daemon thread (its hand-offs), and
+# payloads through a streamed cat with the daemon's peak RSS.
 # Installs the peers from the distribution's packages when run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,7 +60,7 @@ cc -O2 -o "$work/testc" bench/testc.c
 cc -O2 -o "$work/floor" bench/floor.c
 cp "$work/test.sh" "$work/modules/test"
 cp "$work/testc" "$work/modules/testc"
-printf '#!/bin/sh\nexec cat\n' > "$work/modules/cat"
+cp /bin/cat "$work/modules/cat"   # cat itself, as the plain pipe runs it
 printf '#!/bin/sh\nexec sleep 1000\n' > "$work/modules/hold"
 chmod +x "$work"/test.sh "$work"/modules/*
 cat > "$work/bgjobd.config" <<'EOF'
@@ -89,6 +93,28 @@ targets=(
   "bgjobd-compiled|--server $bg -r testc:hello --expect Test"
   "tcpserver-compiled|--server 127.0.0.1:$p_tcpc -r test:hello --expect Test"
 )
+
+# --- streamed answers, and the build before (its own section) ---
+# bgjobd-stream: the same daemon with "answer": "stream" for every module
+# (the module's stdout is the client's socket). With BGJOB_BEFORE=PATH, that
+# bgjobd binary (an earlier build) is measured too, as bgjobd-before.
+start_bgjobd() { # NAME BINARY CONFIG: starts it, sets $NAME_addr and $NAME_pid
+  "$2" -c "$3" -m "$work/modules" --state none -l 127.0.0.1:0 -1 > "$work/$1.addr" 2>/dev/null &
+  pids+=($!); printf -v "${1}_pid" %s $!
+  for _ in $(seq 100); do [ -s "$work/$1.addr" ] && break; sleep 0.05; done
+  printf -v "${1}_addr" %s "$(head -n1 "$work/$1.addr")"
+}
+sed 's/}$/, "module_policy": {"test": {"answer": "stream"}, "testc": {"answer": "stream"}, "cat": {"answer": "stream"}}}/' \
+  "$work/bgjobd.config" > "$work/stream.config"
+start_bgjobd bgs "$bgjobd" "$work/stream.config"
+targets+=(
+  "bgjobd-stream|--server $bgs_addr -r test:hello --expect Test"
+  "bgjobd-stream-compiled|--server $bgs_addr -r testc:hello --expect Test"
+)
+if [ -n "${BGJOB_BEFORE:-}" ]; then
+  start_bgjobd bgb "$BGJOB_BEFORE" "$work/bgjobd.config"
+  targets+=("bgjobd-before|--server $bgb_addr -r test:hello --expect Test")
+fi
 results="$work/results"
 : > "$results"
 echo "measuring: $rounds rounds x ${#targets[@]} servers x 3 concurrencies, $requests requests each (at most 20 s)" >&2
@@ -130,6 +156,61 @@ f1=$(stat spawn-floor 1 3); f2=$(stat spawn-floor 2 3)
 echo "| spawn floor (C, posix_spawn + pipes + wait) | $f1 | $f2 (2 at once) | | | | $(awk -v a="$b8" -v b="$f2" 'BEGIN{printf "%.2f", a/b}') | $(awk -v a="$b64" -v b="$f2" 'BEGIN{printf "%.2f", a/b}') |"
 
 echo
+echo "## bgjobd's ways against tcpserver and the spawn floor, medians of per-round ratios"
+echo
+echo "| bgjobd | /tcpserver at 8 | at 64 | /spawn floor at 8 | at 64 |"
+echo "|---|---|---|---|---|"
+for n in bgjobd bgjobd-stream bgjobd-before; do
+  grep -q "^$n " "$results" || continue
+  python3 - "$results" "$n" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+def per_round(name, c):
+    return [float(r[2]) for r in rows if r[0] == name and r[1] == c]
+def ratio(a, b):
+    pairs = [x / y for x, y in zip(a, b) if y > 0]
+    return "%.2f" % statistics.median(pairs) if pairs else "-"
+n = sys.argv[2]
+floor = per_round("spawn-floor", "2")
+print("| %s | %s | %s | %s | %s |" % (n,
+    ratio(per_round(n, "8"), per_round("tcpserver", "8")),
+    ratio(per_round(n, "64"), per_round("tcpserver", "64")),
+    ratio(per_round(n, "8"), floor), ratio(per_round(n, "64"), floor)))
+PY
+done
+
+echo
+echo "## Hand-offs: voluntary context switches per request of the daemon's threads (8 classic clients)"
+echo
+echo "| bgjobd | req/s | switches per request, by thread |"
+echo "|---|---|---|"
+switches() { for t in /proc/"$1"/task/*; do echo "$(cat "$t/comm") $(awk '/^voluntary/{print $2}' "$t/status")"; done; }
+handoffs() { # NAME PID ADDR
+  switches "$2" > "$work/sw.0"
+  line=$("$bench" --server "$3" -r test:hello --expect Test -c 8 -n "$requests" || true)
+  switches "$2" > "$work/sw.1"
+  per=$(paste "$work/sw.0" "$work/sw.1" | awk -v n="$requests" '{t+=$4-$2; printf "%s %.2f, ", $1, ($4-$2)/n} END{printf "all %.2f", t/n}')
+  echo "| $1 | $(field req_per_sec <<<"$line") | $per |"
+}
+handoffs bgjobd "$bgjobd_pid" "$bg"
+handoffs bgjobd-stream "$bgs_pid" "$bgs_addr"
+if [ -n "${BGJOB_BEFORE:-}" ]; then handoffs bgjobd-before "$bgb_pid" "$bgb_addr"; fi
+
+echo
+echo "## Payload through a streamed cat module (1 client, half-closing, writing while it reads), MB/s of payload"
+echo
+echo "| size | bgjobd streamed | plain pipe to cat | ratio | daemon's peak RSS after |"
+echo "|---|---|---|---|---|"
+for size in 65536 1048576 16777216; do
+  n=$(( size >= 16777216 ? 10 : size >= 1048576 ? 50 : 500 ))
+  line=$("$bench" --server "$bgs_addr" -c 1 -n "$n" -r cat: --payload-bytes "$size" --half-close --expect-len "$size" || true)
+  mbs=$(awk -v r="$(field req_per_sec <<<"$line")" -v s="$size" 'BEGIN{printf "%.1f", r*s/1e6}')
+  floor=$("$work/floor" pipe "$size" "$n" | field mb_per_sec)
+  peak=$(awk '/^VmHWM/{print $2}' "/proc/$bgs_pid/status")
+  echo "| $size | $mbs | $floor | $(awk -v a="$mbs" -v b="$floor" 'BEGIN{printf "%.2f", a/b}') | $peak KiB |"
+done
+
+echo
 echo "## Payload through a cat module (1 client, half-closing), MB/s of payload"
 echo
 echo "| size | bgjobd | plain pipe to cat | ratio |"
@@ -141,6 +222,8 @@ for size in 1024 65536 1048576 16777216; do
   floor=$("$work/floor" pipe "$size" "$n" | field mb_per_sec)
   echo "| $size | $mbs | $floor | $(awk -v a="$mbs" -v b="$floor" 'BEGIN{printf "%.2f", a/b}') |"
 done
+echo
+echo "bgjobd (buffered) peak RSS after these payloads: $(awk '/^VmHWM/{print $2}' "/proc/$bgjobd_pid/status") KiB"
 
 echo
 echo "## Memory (RSS, a fresh bgjobd; the peers after their runs)"

@@ -18,10 +18,15 @@ impl OutBuf {
         OutBuf { bytes, pos: 0 }
     }
 
-    /// Adds bytes at the end, dropping what was already written first.
+    /// Adds bytes at the end, dropping what was already written first
+    /// (all of it, or once it is most of the buffer: a stream that never
+    /// drains whole must not keep every byte it ever wrote).
     pub fn push(&mut self, more: &[u8]) {
         if self.pos == self.bytes.len() {
             self.bytes.clear();
+            self.pos = 0;
+        } else if self.pos >= self.bytes.len() / 2 {
+            self.bytes.drain(..self.pos);
             self.pos = 0;
         }
         self.bytes.extend_from_slice(more);
@@ -184,6 +189,19 @@ mod tests {
         assert!(out.write_to(&mut w).unwrap());
         assert_eq!(w.taken, b"hello world!");
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn written_bytes_are_dropped_as_more_are_pushed() {
+        let mut out = OutBuf::new(vec![b'a'; 10]);
+        let mut w = Narrow {
+            taken: vec![],
+            room: 9,
+        };
+        assert!(!out.write_to(&mut w).unwrap());
+        out.push(b"bc");
+        assert_eq!(out.bytes.len(), 3, "the written 9 bytes are gone");
+        assert_eq!(out.pending(), b"abc");
     }
 
     #[test]

@@ -29,6 +29,7 @@ const CHECKS: &[Check] = &[
     node_packages,
     crate::config::writable::writable_modules,
     js_working_folder,
+    policies_for_no_module,
     state_folder,
 ];
 
@@ -127,4 +128,61 @@ pub fn summary(config: &Config, listen: &[SocketAddr], dir: &Path) -> String {
         listeners.join(" "),
         dir.display()
     )
+}
+
+/// The start-up warnings of the policy map: a policy for a module that is
+/// not in the folder (a typo, or a module removed) does nothing.
+fn policies_for_no_module(s: &Subject) -> Vec<Finding> {
+    let policies = &s.config.settings.module_policy;
+    if policies.is_empty() {
+        return Vec::new();
+    }
+    let names: Vec<String> = candidates(s.modules_dir)
+        .map(|files| {
+            files
+                .into_iter()
+                .map(|c| match c.name.strip_suffix(".js") {
+                    Some(stem) => stem.to_string(),
+                    None => c.name,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    policies
+        .keys()
+        .filter(|name| !names.contains(name))
+        .map(|name| {
+            finding(
+                format!(
+                    "module_policy names {name:?}, which is not a module of {}",
+                    s.modules_dir.display()
+                ),
+                "remove the policy, or add the module",
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_for_a_missing_module_is_found() {
+        let dir = std::env::temp_dir().join(format!("bgjob-policy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cat"), "#!/bin/sh\nexec cat\n").unwrap();
+        std::fs::write(dir.join("warm.js"), "").unwrap();
+        let config = Config::parse(
+            r#"{"module_policy": {"cat": {"answer": "stream"}, "warm": {}, "gone": {}}}"#,
+        )
+        .unwrap();
+        let found = policies_for_no_module(&Subject {
+            config: &config,
+            modules_dir: &dir,
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].what.contains("\"gone\""), "{}", found[0]);
+    }
 }

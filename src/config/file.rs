@@ -144,6 +144,7 @@ struct RawConfig {
     state_dir: Option<String>,
     journal_sync: Option<Value>,
     metrics: Option<String>,
+    module_policy: Option<crate::config::policy::Policies>,
 }
 
 impl Config {
@@ -343,6 +344,7 @@ impl Config {
                 Some(v) => parse_sync(&v, &mut r)?,
                 None => d.journal_sync,
             },
+            module_policy: raw.module_policy.unwrap_or_default(),
             metrics: match raw.metrics.as_deref() {
                 None | Some("") | Some("off") => None,
                 Some(text) => Some(parse_addr(text).ok_or_else(|| {

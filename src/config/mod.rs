@@ -20,6 +20,8 @@ pub mod identity;
 pub mod js_check;
 /// The start-up checks of the modules folder.
 pub mod module_check;
+/// Per-module policies (`module_policy`): how each module's calls are served.
+pub mod policy;
 /// Whether the module user can reach the modules.
 pub mod reach;
 /// Limits and timings after defaults and clamping.

@@ -91,6 +91,8 @@ pub struct Settings {
     pub journal_sync: SyncPolicy,
     /// Where `/metrics` and `/healthz` are served over HTTP; `None`: nowhere.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Per-module policies (`module_policy`), by module name.
+    pub module_policy: crate::config::policy::Policies,
 }
 
 impl Default for Settings {
@@ -132,6 +134,7 @@ impl Default for Settings {
             state_dir: Some(PathBuf::from("./state")),
             journal_sync: SyncPolicy::Always,
             metrics: None,
+            module_policy: Default::default(),
         }
     }
 }

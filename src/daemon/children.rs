@@ -13,10 +13,16 @@ use crate::daemon::timers::Timer;
 use crate::daemon::tokens;
 use crate::daemon::Daemon;
 use crate::keys::JobKey;
-use crate::run::job::{Job, JobState, Stopping};
+use crate::run::job::{Job, JobState, Origin, Stopping};
 use crate::run::outcome::Outcome;
 use crate::run::process::{self, Exit, StdinWrite, Stream};
 use crate::run::spawns::Owner;
+
+/// Request bytes a job may have waiting for its stdin before its client's
+/// socket is no longer read (the client then waits in TCP's own flow control).
+const HOLD_INPUT_AT: usize = 1 << 20;
+/// ... and read again once stdin has taken it down to this.
+const RESUME_INPUT_AT: usize = 256 * 1024;
 
 impl Daemon {
     pub(super) fn job_pipe_ready(&mut self, key: JobKey, stream: Stream) {
@@ -41,6 +47,41 @@ impl Daemon {
         let token = tokens::job_pipe(key, Stream::Stdin);
         if run.process.feed(registry, token, complete) == StdinWrite::Closed {
             log::debug!("module {} does not read its input", job.module.name);
+        }
+        if job.input_held && job.input_backlog() <= RESUME_INPUT_AT {
+            job.input_held = false;
+            if let Origin::Tcp {
+                conn: Some(conn), ..
+            } = job.origin
+            {
+                self.resumed.push(conn);
+            }
+        }
+    }
+
+    /// After request bytes went to `job`: true if its client's socket is
+    /// no longer read until stdin has taken most of them.
+    pub(super) fn hold_input(&mut self, job: JobKey) -> bool {
+        let Some(job) = self.jobs.get_mut(job) else {
+            return false;
+        };
+        if !matches!(job.state, JobState::Warm(_)) && job.input_backlog() > HOLD_INPUT_AT {
+            job.input_held = true;
+        }
+        job.input_held
+    }
+
+    /// True if the connection feeds a job whose input is held.
+    pub(super) fn input_held(&self, conn: crate::keys::ConnKey) -> bool {
+        let job = self.conns.get(conn).and_then(|c| c.job());
+        job.and_then(|job| self.jobs.get(job))
+            .is_some_and(|job| job.input_held)
+    }
+
+    /// Reads again the clients whose jobs took their held input.
+    pub(super) fn resume_input(&mut self) {
+        for conn in std::mem::take(&mut self.resumed) {
+            self.conn_ready(conn);
         }
     }
 
@@ -78,6 +119,12 @@ impl Daemon {
             return;
         };
         if !run.process.read_stderr(&job.module.name, &mut self.scratch) {
+            // A streamed job has no stdout pipe: its stderr ends as it
+            // exits, and it is reaped now rather than at its SIGCHLD.
+            let exited = run.process.output_closed() && run.process.has_exited();
+            if let Some(pid) = run.process.pid.filter(|_| exited) {
+                self.child_exited(pid);
+            }
             self.finish_if_done(key);
         }
     }
@@ -102,6 +149,8 @@ impl Daemon {
             self.owner_exited(owner, exit);
         } else if let Some(serial) = self.spawner.claim_pid(pid) {
             self.spawns.reaped_early(serial, exit);
+            // Its report finishes it: the spawn thread wakes the loop for it.
+            self.spawner.want_results();
         } else {
             // An orphan a module left behind, reparented to the daemon.
             log::debug!("reaped orphan {pid}");

@@ -35,6 +35,11 @@ impl Daemon {
     /// A connection's deadline came.
     pub(super) fn conn_deadline(&mut self, key: ConnKey, now: Instant) {
         let limits = self.conn_limits();
+        if self.input_held(key) {
+            // Not reading is the daemon's doing, not a quiet client: its
+            // clock is read again when reading resumes.
+            return;
+        }
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -51,6 +56,7 @@ impl Daemon {
         loop {
             let verdict = match next.take() {
                 Some(verdict) => verdict,
+                None if self.input_held(key) => break,
                 None => match self.conns.get_mut(key) {
                     Some(conn) => conn.step(&mut scratch, &limits),
                     None => break,
@@ -72,6 +78,9 @@ impl Daemon {
                         job.push_input(&scratch[..len]);
                     }
                     self.feed_stdin(job);
+                    if self.hold_input(job) {
+                        break;
+                    }
                 }
                 Verdict::InputEnded(job) => {
                     if let Some(job) = self.jobs.get_mut(job) {
@@ -219,7 +228,12 @@ impl Daemon {
         }
         self.stats.refusal(refusal);
         if let Some(job) = self.conns.get(key).and_then(Conn::job) {
+            // A refusal cannot follow a streamed answer's first bytes.
+            let cut = self.stream_started(key, job);
             self.abandon_job(job);
+            if cut {
+                return self.cut_stream(key);
+            }
         }
         self.answer(key, refusal.answer().as_bytes().to_vec());
     }

@@ -55,7 +55,9 @@ impl Daemon {
             attempt: job.attempts,
         };
         let (vars, module) = (env.vars(), job.module.clone());
-        let started = self.start_process(&module, Mode::Cold, &vars, Owner::Job(key));
+        let stdout = self.stream_socket(key);
+        let streamed = stdout.is_some();
+        let started = self.start_process(&module, Mode::Cold, &vars, Owner::Job(key), stdout);
         let Some(job) = self.jobs.get_mut(key) else {
             return;
         };
@@ -74,7 +76,9 @@ impl Daemon {
         };
         let (id, attempt) = (job.id, job.attempts);
         let deadline = Instant::now() + self.settings.job_timeout;
-        self.jobs.cold_started(key, ColdRun::new(process, deadline));
+        let mut run = ColdRun::new(process, deadline);
+        run.streamed = streamed;
+        self.jobs.cold_started(key, run);
         if let Some(id) = id {
             self.journal_started(id, attempt);
         }
@@ -101,6 +105,7 @@ impl Daemon {
             ..Receipt::default()
         };
         let mut killed_at_stop = false;
+        let streamed = matches!(&job.state, JobState::Running(run) if run.streamed);
         let (outcome, output) = match std::mem::replace(&mut job.state, JobState::Waiting) {
             JobState::Running(mut run) => {
                 run.process.close_pipes();
@@ -136,11 +141,15 @@ impl Daemon {
         self.stats.run_time.observe(receipt.wall.as_secs_f64());
         self.stats.wait_time.observe(waited.as_secs_f64());
         let line = format!(
-            "{} {peer} {name}{}: in {} bytes, out {} bytes, {outcome}, ran {:.1} ms, waited {:.1} ms",
+            "{} {peer} {name}{}: in {} bytes, out {}, {outcome}, ran {:.1} ms, waited {:.1} ms",
             job.origin.transport(),
             job.id.map_or(String::new(), |id| format!(" #{id}")),
             job.bytes_in,
-            answer.len(),
+            if streamed {
+                "streamed".to_string()
+            } else {
+                format!("{} bytes", answer.len())
+            },
             receipt.wall.as_secs_f64() * 1e3,
             waited.as_secs_f64() * 1e3,
         );
@@ -156,7 +165,10 @@ impl Daemon {
             Origin::Tcp {
                 conn: Some(conn), ..
             } => {
-                if self.conns.get(conn).and_then(|c| c.job()) == Some(key) {
+                let waits = self.conns.get(conn).and_then(|c| c.job()) == Some(key);
+                if waits && streamed {
+                    self.end_stream(conn, &outcome, answer);
+                } else if waits {
                     self.answer(conn, answer);
                 }
                 return;

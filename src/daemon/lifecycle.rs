@@ -63,11 +63,11 @@ impl Daemon {
                     config.settings.module_env = self.settings.module_env.clone();
                     config.settings.module_uids = self.settings.module_uids;
                 }
-                let findings = crate::config::check::run(&crate::config::check::Subject {
+                let subject = crate::config::check::Subject {
                     config: &config,
                     modules_dir: self.modules.dir(),
-                });
-                for finding in findings {
+                };
+                for finding in crate::config::check::run(&subject) {
                     log::warn!(target: "bgjobd", "{finding}");
                 }
                 self.settings = config.settings;

@@ -194,6 +194,11 @@ impl Daemon {
             s.by_module.iter().map(|(m, &n)| (m.as_str(), n)),
         );
         e.counter(
+            "bgjob_streams_cut_total",
+            "Streamed answers cut by a module failing after its output started.",
+            s.streams_cut,
+        );
+        e.counter(
             "bgjob_refused_total",
             "Requests refused with an NNN: answer or dropped.",
             s.refused,

@@ -28,6 +28,8 @@ mod rights;
 mod scrapes;
 /// Counters for `queue:stats`, `/metrics` and the log.
 pub mod stats;
+/// Streamed answers: a module's stdout is its client's socket.
+mod streams;
 /// Deadlines, nearest first.
 pub mod timers;
 /// What a poll token stands for.
@@ -97,6 +99,8 @@ pub struct Daemon {
     scratch: Vec<u8>,
     /// Connections closed this turn, removed at its end.
     closed: Vec<ConnKey>,
+    /// Connections whose held input was taken, read again after the events.
+    resumed: Vec<ConnKey>,
     /// Set once SIGTERM/SIGINT arrived: when the grace period ends.
     stopping: Option<Instant>,
     panic_policy: PanicPolicy,
@@ -261,6 +265,7 @@ impl Daemon {
             stats: Stats::default(),
             scratch: vec![0; 64 * 1024],
             closed: Vec::new(),
+            resumed: Vec::new(),
             stopping: None,
             panic_policy,
             last_refresh: Instant::now(),
@@ -287,7 +292,7 @@ impl Daemon {
 
     /// Runs until stopped by SIGTERM or SIGINT. Each turn:
     /// 1. wait for events, at most until the nearest deadline;
-    /// 2. signals first (reap children, reload, stop);
+    /// 2. the spawn thread's reports, then signals (reap children, reload, stop);
     /// 3. sockets and pipes: accept, read requests, feed stdin, collect
     ///    stdout, write answers (a finished job routes its answer at once);
     /// 4. expire deadlines (idle clients, quiet gaps, job time limits);
@@ -308,6 +313,9 @@ impl Daemon {
                 }
                 return Err(Error::Io("poll failed".into(), e));
             }
+            // The spawn thread's reports are read every turn (it wakes the
+            // loop only when asked): pids are known before any event of theirs.
+            self.spawn_reports();
             if events.iter().any(|e| e.token() == SIGNALS) {
                 self.guarded(SIGNALS, Self::handle_signals);
             }
@@ -316,6 +324,9 @@ impl Daemon {
                     self.guarded(event.token(), |d| d.dispatch(event.token()));
                 }
             }
+            self.resume_input();
+            // Before time limits are applied, so a process to signal has its pid.
+            self.spawn_reports();
             self.expire_timers();
             self.start_waiting_jobs();
             self.commit();
@@ -325,6 +336,8 @@ impl Daemon {
                 self.start_waiting_jobs();
                 self.commit();
             }
+            // Jobs that started this turn may have taken held input.
+            self.resume_input();
             self.remove_closed();
             if self.stop_complete() {
                 self.store.close();

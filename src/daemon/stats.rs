@@ -21,6 +21,9 @@ pub struct Stats {
     pub udp_forbidden: u64,
     /// Datagrams dropped: `max_waiting_udp` UDP jobs were already waiting.
     pub udp_over_budget: u64,
+    /// Streamed answers cut: the module failed after its output had
+    /// started, so the connection was reset instead of answered `5xx`.
+    pub streams_cut: u64,
     /// Jobs finished, by module.
     pub by_module: BTreeMap<String, u64>,
     /// How long finished jobs ran, in seconds.

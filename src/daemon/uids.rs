@@ -15,13 +15,15 @@ use crate::run::spawns::Owner;
 impl Daemon {
     /// Orders a process for `module` started with the variables `vars`,
     /// watched under its owner's tokens; the pid comes later, in a spawn
-    /// report. With module uids it runs as a uid of its own.
+    /// report. With module uids it runs as a uid of its own. With `stdout`,
+    /// it writes there instead of to a pipe.
     pub(super) fn start_process(
         &mut self,
         module: &Module,
         mode: Mode,
         vars: &[String],
         owner: Owner,
+        stdout: Option<std::os::fd::OwnedFd>,
     ) -> io::Result<Process> {
         // Only `.js` modules need it (a Node.js start dwarfs its cost).
         let js_dir = match module.kind {
@@ -41,10 +43,10 @@ impl Daemon {
         let started = Process::start(
             &mut self.spawner,
             self.poll.registry(),
-            program,
-            &args,
+            (program, &args),
             vars,
             &limits,
+            stdout,
             |stream| tokens::pipe(owner, stream),
         );
         match started {

@@ -135,7 +135,8 @@ impl Daemon {
             attempt: 1,
         };
         let key = self.workers.slab.next_key();
-        let started = self.start_process(module, Mode::Worker, &env.vars(), Owner::Worker(key));
+        let started =
+            self.start_process(module, Mode::Worker, &env.vars(), Owner::Worker(key), None);
         let process = match started {
             Ok(process) => process,
             Err(e) => {

@@ -8,6 +8,8 @@ pub mod conn;
 pub mod exposition;
 /// A minimal HTTP/1.1 GET reader for the metrics listener.
 pub mod http;
+/// A client's socket lent to a module as its stdout (streamed answers).
+pub mod lent;
 /// Binding the configured listeners.
 pub mod listeners;
 /// A request's clock: its quiet gap, deadline and least rate.

@@ -3,6 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
+use std::os::fd::AsRawFd;
 
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
@@ -23,7 +24,7 @@ impl Stream {
     }
 }
 
-impl std::os::fd::AsRawFd for Stream {
+impl AsRawFd for Stream {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
@@ -32,10 +33,25 @@ impl std::os::fd::AsRawFd for Stream {
     }
 }
 
+/// TCP is read and written with `MSG_DONTWAIT`, which never blocks
+/// whatever the socket's own flag says: a socket that is a streaming
+/// module's stdout is blocking for the module (see `daemon/streams.rs`),
+/// and the daemon shares it.
 impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Stream::Tcp(s) => (&*s).read(buf),
+            Stream::Tcp(s) => {
+                // SAFETY: recv writes at most `buf.len()` bytes into `buf`.
+                let n = unsafe {
+                    libc::recv(
+                        s.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        libc::MSG_DONTWAIT,
+                    )
+                };
+                done(n)
+            }
             Stream::Unix(s) => (&*s).read(buf),
         }
     }
@@ -44,13 +60,33 @@ impl Read for &Stream {
 impl Write for &Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Stream::Tcp(s) => (&*s).write(buf),
+            Stream::Tcp(s) => {
+                // SAFETY: send reads at most `buf.len()` bytes of `buf`.
+                let n = unsafe {
+                    libc::send(
+                        s.as_raw_fd(),
+                        buf.as_ptr().cast(),
+                        buf.len(),
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    )
+                };
+                done(n)
+            }
             Stream::Unix(s) => (&*s).write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// A byte count from a system call, or its error.
+fn done(n: isize) -> io::Result<usize> {
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
 }
 

@@ -110,6 +110,9 @@ pub struct Job {
     pub input_complete: bool,
     /// Request data received so far, for the log and the size limit.
     pub bytes_in: usize,
+    /// The client's socket is not read while this much input waits for
+    /// stdin: memory stays flat whatever the request's size.
+    pub input_held: bool,
     pub created: Instant,
     /// Wall-clock time it arrived, for the journal (survives restarts).
     pub added_at: SystemTime,
@@ -129,6 +132,7 @@ impl Job {
             input: OutBuf::new(data.to_vec()),
             input_complete,
             bytes_in: data.len(),
+            input_held: false,
             created: Instant::now(),
             added_at: SystemTime::now(),
             state: JobState::Waiting,
@@ -143,6 +147,15 @@ impl Job {
         job.bytes_in = data.len();
         job.data = Some(data);
         job
+    }
+
+    /// Request data received and not yet written to stdin.
+    pub fn input_backlog(&self) -> usize {
+        let running = match &self.state {
+            JobState::Running(run) => run.process.input.len(),
+            _ => 0,
+        };
+        self.input.len() + running
     }
 
     /// More request data: to the running process's stdin, or kept until
@@ -198,6 +211,9 @@ pub struct ColdRun {
     pub started: Instant,
     pub stopping: Stopping,
     pub deadline: Instant,
+    /// Its stdout is the client's socket (`"answer": "stream"`): `output`
+    /// stays empty, and the answer is already with the client.
+    pub streamed: bool,
 }
 
 impl ColdRun {
@@ -210,6 +226,7 @@ impl ColdRun {
             started: Instant::now(),
             stopping: Stopping::Running,
             deadline,
+            streamed: false,
         }
     }
 

@@ -9,6 +9,7 @@
 
 use std::ffi::OsStr;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use mio::unix::pipe::{Receiver, Sender};
@@ -19,6 +20,9 @@ use crate::run::limits::ModuleLimits;
 use crate::run::outcome::Usage;
 use crate::run::spawn::{Pipes, Spawner};
 use crate::run::stderr::StderrLog;
+
+/// The size a child's stdin pipe grows to once a request fills it.
+const STDIN_PIPE_BYTES: libc::c_int = 1 << 20;
 
 /// One of a process's three pipes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,16 +72,18 @@ pub struct Process {
 impl Process {
     /// Orders `program` started by the spawn thread, as the leader of a new
     /// process group, and watches its stdout and stderr under `token(stream)`.
+    /// With `stdout`, the process writes there (a client's socket) and
+    /// only its stderr is watched.
     pub fn start(
         spawner: &mut Spawner,
         registry: &Registry,
-        program: &Path,
-        args: &[&OsStr],
+        (program, args): (&Path, &[&OsStr]),
         env: &[String],
         limits: &ModuleLimits,
+        stdout: Option<OwnedFd>,
         token: impl Fn(Stream) -> Token,
     ) -> io::Result<Process> {
-        let (serial, pipes) = spawner.start(program, args, env, limits)?;
+        let (serial, pipes) = spawner.start(program, args, env, limits, stdout)?;
         let Pipes {
             stdin,
             mut stdout,
@@ -96,8 +102,11 @@ impl Process {
             condemned: false,
             uid: limits.identity.map(|(uid, _)| uid),
         };
-        let watched = registry
-            .register(&mut stdout, token(Stream::Stdout), Interest::READABLE)
+        let watched = stdout
+            .as_mut()
+            .map_or(Ok(()), |stdout| {
+                registry.register(stdout, token(Stream::Stdout), Interest::READABLE)
+            })
             .and_then(|()| {
                 registry.register(&mut stderr, token(Stream::Stderr), Interest::READABLE)
             });
@@ -107,7 +116,7 @@ impl Process {
             process.stdin = None;
             return Err(e);
         }
-        process.stdout = Some(stdout);
+        process.stdout = stdout;
         process.stderr = Some(stderr);
         Ok(process)
     }
@@ -157,6 +166,14 @@ impl Process {
             }
             Ok(false) => {
                 if !self.stdin_watched {
+                    // A request larger than the pipe: a larger pipe means
+                    // fewer turns per byte (best effort; the kernel caps it).
+                    // SAFETY: fcntl on a descriptor we own.
+                    unsafe {
+                        use std::os::fd::AsRawFd;
+                        libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, STDIN_PIPE_BYTES);
+                    }
+                    let _ = self.input.write_to(&*pipe);
                     if let Err(e) = registry.register(pipe, token, Interest::WRITABLE) {
                         log::error!("cannot watch a child's stdin: {e}");
                         self.close_stdin();

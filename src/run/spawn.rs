@@ -37,7 +37,8 @@ use crate::run::vfork;
 /// Our ends of a new child's pipes (non-blocking).
 pub struct Pipes {
     pub stdin: Sender,
-    pub stdout: Receiver,
+    /// None when the child's stdout is a descriptor given to it.
+    pub stdout: Option<Receiver>,
     pub stderr: Receiver,
 }
 
@@ -67,11 +68,24 @@ struct Order {
     pid_slot: Arc<AtomicU32>,
 }
 
+/// The spawn thread's reports, and whether the loop waits for one.
+#[derive(Default)]
+struct Reports {
+    list: Vec<SpawnResult>,
+    /// The loop reaped a process whose report it has not read: the next
+    /// report wakes it. Otherwise a report waits for the loop's next turn,
+    /// which every started process brings anyway (its output, its exit):
+    /// waking the loop for each spawn was one more hand-off per request.
+    wanted: bool,
+}
+
 /// The loop's side of the spawn thread.
 pub struct Spawner {
     tx: Option<mpsc::Sender<Order>>,
-    results: Arc<Mutex<Vec<SpawnResult>>>,
-    thread: Option<JoinHandle<()>>,
+    results: Arc<Mutex<Reports>>,
+    /// To wake the loop itself when it asks for reports already there.
+    waker: Arc<Waker>,
+    threads: Vec<JoinHandle<()>>,
     next_serial: u64,
     /// The pid of each order not reported yet, as soon as the kernel made
     /// it: an exit reaped before the report is matched to its order here.
@@ -114,35 +128,49 @@ impl Spawner {
             base_env.push(c"PATH=/usr/local/bin:/usr/bin:/bin".to_owned());
         }
         let (tx, rx) = mpsc::channel::<Order>();
-        let results = Arc::new(Mutex::new(Vec::new()));
-        let thread_results = results.clone();
-        let thread = std::thread::Builder::new()
-            .name("spawn".into())
-            .spawn(move || {
-                // SAFETY: blocks every signal for this thread only.
-                unsafe {
-                    let mut all: libc::sigset_t = std::mem::zeroed();
-                    libc::sigfillset(&mut all);
-                    libc::pthread_sigmask(libc::SIG_SETMASK, &all, ptr::null_mut());
-                }
-                let mut stack = vec![0u128; vfork::CHILD_STACK / 16];
-                for order in rx {
-                    let (pid, error) = spawn_now(&mut stack, &base_env, workdir.as_ref(), &order);
-                    drop(order.fds);
-                    if let Ok(mut results) = thread_results.lock() {
-                        results.push(SpawnResult {
-                            serial: order.serial,
-                            pid,
-                            error,
-                        });
+        let rx = Arc::new(Mutex::new(rx));
+        let (base_env, workdir) = (Arc::new(base_env), Arc::new(workdir));
+        let results = Arc::new(Mutex::new(Reports::default()));
+        let mut threads = Vec::new();
+        for _ in 0..spawn_threads() {
+            let (rx, results, waker) = (rx.clone(), results.clone(), waker.clone());
+            let (base_env, workdir) = (base_env.clone(), workdir.clone());
+            let thread = std::thread::Builder::new()
+                .name("spawn".into())
+                .spawn(move || {
+                    // SAFETY: blocks every signal for this thread only.
+                    unsafe {
+                        let mut all: libc::sigset_t = std::mem::zeroed();
+                        libc::sigfillset(&mut all);
+                        libc::pthread_sigmask(libc::SIG_SETMASK, &all, ptr::null_mut());
                     }
-                    let _ = waker.wake();
-                }
-            })?;
+                    let mut stack = vec![0u128; vfork::CHILD_STACK / 16];
+                    // One thread waits for the next order while the
+                    // other is suspended in a vfork.
+                    while let Ok(order) = rx.lock().map_or(Err(mpsc::RecvError), |rx| rx.recv()) {
+                        let workdir = workdir.as_ref().as_ref();
+                        let (pid, error) = spawn_now(&mut stack, &base_env, workdir, &order);
+                        drop(order.fds);
+                        let wanted = results.lock().map_or(true, |mut reports| {
+                            reports.list.push(SpawnResult {
+                                serial: order.serial,
+                                pid,
+                                error,
+                            });
+                            std::mem::take(&mut reports.wanted)
+                        });
+                        if wanted {
+                            let _ = waker.wake();
+                        }
+                    }
+                })?;
+            threads.push(thread);
+        }
         Ok(Spawner {
             tx: Some(tx),
             results,
-            thread: Some(thread),
+            waker,
+            threads,
             next_serial: 1,
             pid_slots: HashMap::new(),
         })
@@ -151,13 +179,15 @@ impl Spawner {
     /// Orders `program` started with `args` (after the program name) and
     /// the extra `NAME=value` variables, as the leader of a new process
     /// group. Returns the order's serial number and our ends of its pipes;
-    /// the pid comes later from [`Spawner::take_results`].
+    /// the pid comes later from [`Spawner::take_results`]. With `stdout`,
+    /// the child writes there (a client's socket) instead of to a pipe.
     pub fn start(
         &mut self,
         program: &Path,
         args: &[&OsStr],
         extra_env: &[String],
         limits: &ModuleLimits,
+        stdout: Option<OwnedFd>,
     ) -> io::Result<(u64, Pipes)> {
         let c = |bytes: &[u8]| {
             CString::new(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
@@ -172,7 +202,10 @@ impl Spawner {
             .map(|v| c(v.as_bytes()))
             .collect::<Result<_, _>>()?;
         let (stdin_r, stdin_w) = pipe()?;
-        let (stdout_r, stdout_w) = pipe()?;
+        let (stdout_r, stdout_w) = match stdout {
+            Some(given) => (None, given),
+            None => pipe().map(|(r, w)| (Some(r), w))?,
+        };
         let (stderr_r, stderr_w) = pipe()?;
         let serial = self.order(Order {
             serial: 0,
@@ -186,7 +219,9 @@ impl Spawner {
         })?;
         let pipes = Pipes {
             stdin: nonblocking(Sender::from(stdin_w))?,
-            stdout: nonblocking(Receiver::from(stdout_r))?,
+            stdout: stdout_r
+                .map(|r| nonblocking(Receiver::from(r)))
+                .transpose()?,
             stderr: nonblocking(Receiver::from(stderr_r))?,
         };
         Ok((serial, pipes))
@@ -237,12 +272,26 @@ impl Spawner {
         Some(serial)
     }
 
-    /// Results of orders since the last call.
+    /// The loop waits for a report (it reaped a process before reading
+    /// it): the loop is woken at once if reports are there, else by the
+    /// next one.
+    pub fn want_results(&self) {
+        if let Ok(mut reports) = self.results.lock() {
+            if reports.list.is_empty() {
+                reports.wanted = true;
+            } else {
+                let _ = self.waker.wake();
+            }
+        }
+    }
+
+    /// Results of orders since the last call (the loop reads them every
+    /// turn; the thread wakes it only when asked, see [`Reports`]).
     pub fn take_results(&mut self) -> Vec<SpawnResult> {
         let results = self
             .results
             .lock()
-            .map(|mut r| std::mem::take(&mut *r))
+            .map(|mut r| std::mem::take(&mut r.list))
             .unwrap_or_default();
         for result in &results {
             self.pid_slots.remove(&result.serial);
@@ -254,13 +303,21 @@ impl Spawner {
 impl Drop for Spawner {
     fn drop(&mut self) {
         self.tx = None;
-        if let Some(thread) = self.thread.take() {
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
 }
 
-/// Starts one order (on the spawn thread).
+/// Spawn threads: two where two cores can exec at once. A vfork parent
+/// waits for its child's exec (the loading of a shell, about half a
+/// millisecond on a busy machine); with one thread every spawn waited for
+/// the one before, and a second core sat idle while clients waited.
+fn spawn_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+}
+
+/// Starts one order (on a spawn thread).
 fn spawn_now(
     stack: &mut [u128],
     base_env: &[CString],
@@ -304,87 +361,5 @@ fn spawn_now(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::{Read, Write};
-
-    fn spawner() -> (mio::Poll, Spawner) {
-        let poll = mio::Poll::new().unwrap();
-        let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
-        (poll, Spawner::start_thread(waker, &[], None).unwrap())
-    }
-
-    fn result(poll: &mut mio::Poll, spawner: &mut Spawner) -> SpawnResult {
-        let mut events = mio::Events::with_capacity(4);
-        loop {
-            if let Some(r) = spawner.take_results().pop() {
-                return r;
-            }
-            poll.poll(&mut events, Some(std::time::Duration::from_secs(5)))
-                .unwrap();
-        }
-    }
-
-    #[test]
-    fn a_process_gets_its_pipes_group_and_environment() {
-        let (mut poll, mut spawner) = spawner();
-        let script = "read line; echo \"$line|$BGJOB_MODULE|$(cut -d' ' -f5 /proc/$$/stat)|$$\"; echo err >&2";
-        let args = [OsStr::new("-c"), OsStr::new(script)];
-        let (serial, pipes) = spawner
-            .start(
-                Path::new("/bin/sh"),
-                &args,
-                &["BGJOB_MODULE=m".to_string()],
-                &ModuleLimits::default(),
-            )
-            .unwrap();
-        let done = result(&mut poll, &mut spawner);
-        assert_eq!(done.serial, serial);
-        let pid = done.pid.unwrap();
-        pipes.stdin.set_nonblocking(false).unwrap();
-        pipes.stdout.set_nonblocking(false).unwrap();
-        pipes.stderr.set_nonblocking(false).unwrap();
-        (&pipes.stdin).write_all(b"hello\n").unwrap();
-        drop(pipes.stdin);
-        let mut out = String::new();
-        (&pipes.stdout).read_to_string(&mut out).unwrap();
-        let mut err = String::new();
-        (&pipes.stderr).read_to_string(&mut err).unwrap();
-        assert_eq!(out, format!("hello|m|{0}|{0}\n", pid), "own process group");
-        assert_eq!(err, "err\n");
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        unsafe { libc::waitpid(pid as i32, &mut status, 0) };
-        assert_eq!(status, 0);
-    }
-
-    #[test]
-    fn a_missing_program_is_an_error() {
-        let (mut poll, mut spawner) = spawner();
-        let (_, pipes) = spawner
-            .start(
-                Path::new("/nonexistent/x"),
-                &[],
-                &[],
-                &ModuleLimits::default(),
-            )
-            .unwrap();
-        let done = result(&mut poll, &mut spawner);
-        assert_eq!(done.error.map(|e| e.kind()), Some(io::ErrorKind::NotFound));
-        // The failed child is left for the caller to reap, as the loop does.
-        let pid = done.pid.expect("a child was created");
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        assert_eq!(
-            unsafe { libc::waitpid(pid as i32, &mut status, 0) },
-            pid as i32
-        );
-        let mut rest = Vec::new();
-        pipes.stdout.set_nonblocking(false).unwrap();
-        assert_eq!(
-            (&pipes.stdout).read_to_end(&mut rest).unwrap(),
-            0,
-            "the child's ends are closed"
-        );
-    }
-}
+#[path = "spawn_tests.rs"]
+mod tests;

@@ -36,6 +36,7 @@ mod service;
 mod slow_clients;
 mod slow_link;
 mod soak;
+mod streaming;
 mod udp;
 mod util;
 mod writable;

@@ -235,12 +235,34 @@ fn once(
     let mut stream = TcpStream::connect_timeout(&server, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    stream.write_all(request)?;
-    if half_close {
-        stream.shutdown(Shutdown::Write)?;
-    }
-    let mut answer = Vec::new();
-    match stream.read_to_end(&mut answer) {
+    let send = |mut stream: &TcpStream| -> std::io::Result<()> {
+        stream.write_all(request)?;
+        if half_close {
+            stream.shutdown(Shutdown::Write)?;
+        }
+        Ok(())
+    };
+    // Room for an echo of a payload at hand, as bench/floor.c's reader has.
+    let mut answer = Vec::with_capacity(if request.len() > 1 << 20 {
+        request.len()
+    } else {
+        0
+    });
+    let read = if request.len() > 1 << 20 {
+        // A payload is written while the answer is read, as a pipe to
+        // `cat` is (bench/floor.c): a module that answers as it reads
+        // would otherwise wait for a client that waits for it.
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| send(&stream));
+            let read = (&stream).read_to_end(&mut answer);
+            writer.join().expect("writer thread")?;
+            read
+        })
+    } else {
+        send(&stream)?;
+        stream.read_to_end(&mut answer)
+    };
+    match read {
         Ok(_) => Ok(answer),
         // A server whose child never read the request resets the connection
         // after answering (unread input at close): what arrived before the

@@ -109,7 +109,7 @@ impl Driver {
             Way::Vfork => {
                 let (serial, pipes) =
                     self.spawner
-                        .start(&self.script, &[], &self.job_vars, &self.limits)?;
+                        .start(&self.script, &[], &self.job_vars, &self.limits, None)?;
                 (Some(serial), None, pipes)
             }
             Way::Command => {
@@ -124,7 +124,7 @@ impl Driver {
             began,
             serial,
             pid,
-            stdout: Some(pipes.stdout),
+            stdout: pipes.stdout,
             stderr: Some(pipes.stderr),
             output: Vec::new(),
         })
@@ -167,24 +167,26 @@ impl Driver {
             if events.is_empty() {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "no event in 10 s"));
             }
+            // Reports are read every turn; the spawn thread wakes the loop
+            // only when asked (as the daemon's loop does).
+            for result in self.spawner.take_results() {
+                let flight = flights
+                    .iter_mut()
+                    .find(|(_, f)| f.serial == Some(result.serial));
+                if let Some((_, flight)) = flight {
+                    flight.pid = Some(match (result.pid, result.error) {
+                        (Some(pid), None) => Ok(pid),
+                        // A failed exec still made a child: reap it.
+                        (Some(pid), Some(_)) => {
+                            reap(pid);
+                            Err(())
+                        }
+                        (None, _) => Err(()),
+                    });
+                }
+            }
             for event in events.iter() {
                 if event.token() == WAKER {
-                    for result in self.spawner.take_results() {
-                        let flight = flights
-                            .iter_mut()
-                            .find(|(_, f)| f.serial == Some(result.serial));
-                        if let Some((_, flight)) = flight {
-                            flight.pid = Some(match (result.pid, result.error) {
-                                (Some(pid), None) => Ok(pid),
-                                // A failed exec still made a child: reap it.
-                                (Some(pid), Some(_)) => {
-                                    reap(pid);
-                                    Err(())
-                                }
-                                (None, _) => Err(()),
-                            });
-                        }
-                    }
                     continue;
                 }
                 let key = event.token().0 / 2;
@@ -208,6 +210,12 @@ impl Driver {
                 .filter(|(_, f)| f.stdout.is_none() && f.stderr.is_none() && f.pid.is_some())
                 .map(|(key, _)| key)
                 .collect();
+            let unreported = flights
+                .iter()
+                .any(|(_, f)| f.stdout.is_none() && f.stderr.is_none() && f.pid.is_none());
+            if unreported {
+                self.spawner.want_results();
+            }
             for key in finished {
                 let flight = flights.remove(key);
                 let ok = match flight.pid {

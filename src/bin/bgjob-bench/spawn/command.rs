@@ -77,11 +77,13 @@ pub fn start(
     let no_pipe = || io::Error::other("no pipe");
     let pipes = Pipes {
         stdin: child.stdin.take().ok_or_else(no_pipe)?.into(),
-        stdout: child.stdout.take().ok_or_else(no_pipe)?.into(),
+        stdout: Some(child.stdout.take().ok_or_else(no_pipe)?.into()),
         stderr: child.stderr.take().ok_or_else(no_pipe)?.into(),
     };
     pipes.stdin.set_nonblocking(true)?;
-    pipes.stdout.set_nonblocking(true)?;
+    if let Some(stdout) = &pipes.stdout {
+        stdout.set_nonblocking(true)?;
+    }
     pipes.stderr.set_nonblocking(true)?;
     Ok((child.id(), pipes))
 }
