@@ -81,8 +81,16 @@ fn run(cli: Cli) -> Result<(), Error> {
                 findings.push(check::Finding {
                     what: blocked.to_string(),
                     fix,
+                    level: check::Level::Problem,
                 });
             }
+        }
+        // Notices are said, and do not fail the check.
+        let (notices, findings): (Vec<_>, Vec<_>) = findings
+            .into_iter()
+            .partition(|f| f.level == check::Level::Notice);
+        for notice in &notices {
+            eprintln!("bgjobd: {notice}");
         }
         if findings.is_empty() {
             let listen: Vec<_> = cli.listen.iter().map(|l| l.addr).collect();
@@ -97,7 +105,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         return Err(Error::Config(format!("{n} {problems} found")));
     }
     for finding in &findings {
-        log::warn!(target: "bgjobd", "{finding}");
+        log::log!(target: "bgjobd", finding.log_level(), "{finding}");
     }
     let default_access = Access {
         allow: config.settings.allow.clone(),
@@ -119,6 +127,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 access: default_access.clone(),
                 udp: l.udp,
                 admin: false,
+                framing: Default::default(),
             })
             .collect()
     };

@@ -8,8 +8,8 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use crate::config::finding::finding;
-pub use crate::config::finding::{Finding, Subject};
+use crate::config::finding::{finding, notice};
+pub use crate::config::finding::{Finding, Level, Subject};
 pub use crate::config::module_check::find_program;
 use crate::config::module_check::{candidates, module_interpreters, modules_folder, node_packages};
 use crate::config::Config;
@@ -26,6 +26,7 @@ const CHECKS: &[Check] = &[
     module_interpreters,
     node_packages,
     state_folder,
+    first_read_framing,
 ];
 
 /// Runs every check.
@@ -47,6 +48,25 @@ pub fn some_listener(listeners: &[crate::config::ListenerSpec]) -> Result<(), Er
 fn clamped_values(s: &Subject) -> Vec<Finding> {
     let fix = "give a value within the range in docs/configuration.md's table";
     s.config.clamped.iter().map(|c| finding(c, fix)).collect()
+}
+
+/// First-read framing is a choice with a cost: said, not refused.
+fn first_read_framing(s: &Subject) -> Vec<Finding> {
+    let framing = crate::net::framing::Framing::FirstRead;
+    s.config
+        .listeners
+        .iter()
+        .filter(|l| l.framing == framing)
+        .map(|l| {
+            notice(
+                format!(
+                    "note: listener {} ({}) ends a classic client's request at the first read that holds a ':' (\"framing\": \"{framing}\"), as the old service did: a request written in more than one piece is cut after the first",
+                    l.addr, l.label
+                ),
+                "clients that write a request in pieces should half-close, or use the default framing",
+            )
+        })
+        .collect()
 }
 
 fn state_folder(s: &Subject) -> Vec<Finding> {

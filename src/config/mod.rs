@@ -14,6 +14,8 @@ pub mod file;
 pub mod finding;
 /// Who modules run as: user and group lookups.
 pub mod identity;
+/// One listener of the configuration file.
+pub mod listener;
 /// The start-up checks of the modules folder.
 pub mod module_check;
 /// Whether the module user can reach the modules.

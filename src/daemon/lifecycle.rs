@@ -53,7 +53,7 @@ impl Daemon {
                     modules_dir: self.modules.dir(),
                 });
                 for finding in findings {
-                    log::warn!(target: "bgjobd", "{finding}");
+                    log::log!(target: "bgjobd", finding.log_level(), "{finding}");
                 }
                 if self.source.listeners_from_config {
                     self.apply_listeners(&config.listeners);

@@ -35,6 +35,10 @@ impl Daemon {
                     l.label = spec.label.clone();
                     log::info!(target: "bgjobd", "reload: listener {} now {}", l.addr, l.access);
                 }
+                if l.framing != spec.framing {
+                    l.framing = spec.framing;
+                    log::info!(target: "bgjobd", "reload: listener {} now frames requests {}", l.addr, l.framing);
+                }
                 continue;
             }
             match listeners::bind(spec) {

@@ -12,6 +12,7 @@ mod docs;
 mod durable;
 mod edges;
 mod failures;
+mod first_read;
 mod framing;
 mod journal_attacks;
 mod layout;
