@@ -283,6 +283,11 @@ impl Conn {
                     self.deadline = None;
                     return self.route(true);
                 }
+                if self.framing == Framing::FirstRead && self.colon_read {
+                    // It ends once the socket is empty (`drained`): routed
+                    // then, whole, rather than now and again then.
+                    return None;
+                }
                 self.route(false)
             }
             Phase::Job(job) => Some(Verdict::Input { job: *job, len: n }),
