@@ -2,7 +2,9 @@
 # .js modules and `helo`: bgjobd (warm workers; and one process per request)
 # against the old Node.js service answering in process (bench/oldservice.js),
 # in one run on loopback, with classic clients (write, then wait without
-# half-closing, as the seed's PHP clients do) and half-closing ones.
+# half-closing, as the seed's PHP clients do) and half-closing ones; the
+# classic clients also against a listener with the old service's framing
+# ("framing": "first-read").
 #
 #   bench/node.sh [REQUESTS]      (default 3000; cold mode runs a tenth)
 set -euo pipefail
