@@ -188,6 +188,7 @@ impl Daemon {
         self.stop_idle_workers(now);
         self.report_held_warnings(now);
         self.expire_scrapes(now);
+        self.release_memory(now);
         if now.duration_since(self.last_refresh) >= MODULE_REFRESH {
             self.modules.rescan();
             self.last_refresh = now;

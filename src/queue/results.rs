@@ -277,6 +277,14 @@ impl QueueBook {
         false
     }
 
+    /// Gives back the capacity a load left (see `daemon/memory.rs`).
+    pub fn shrink(&mut self) {
+        self.entries.shrink_to_fit();
+        self.watchers.shrink_to_fit();
+        self.done_order.shrink_to_fit();
+        self.held_by_client.shrink_to_fit();
+    }
+
     /// Drops results older than `retention`; returns their ids.
     pub fn expire(&mut self, now: Instant, retention: Duration) -> Vec<u64> {
         let mut expired = Vec::new();

@@ -19,6 +19,7 @@ mod layout;
 mod lifecycle;
 mod limits;
 mod logs;
+mod memory;
 mod metrics;
 mod node;
 mod ownership;
