@@ -32,17 +32,7 @@ fn two_listeners(settings: &str) -> (Daemon, SocketAddr, SocketAddr) {
         config("first-read", settings),
     )
     .unwrap();
-    let args = [
-        "-vv",
-        "-1",
-        "--state",
-        "none",
-        "-m",
-        modules.to_str().unwrap(),
-    ]
-    .map(String::from)
-    .to_vec();
-    let d = Daemon::spawn(dir, modules, args);
+    let d = Daemon::on_config_listeners(dir, modules);
     let addr_of = |name: &str| {
         d.wait_log(&format!(" ({name};"));
         listener_addr(&d.log(), name).unwrap()

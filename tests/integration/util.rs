@@ -184,6 +184,22 @@ impl Daemon {
         }
     }
 
+    /// Starts bgjobd on the listeners of `dir`'s `service.config`, with no
+    /// state folder, logging at `-vv`.
+    pub fn on_config_listeners(dir: TempDir, modules: PathBuf) -> Daemon {
+        let args = [
+            "-vv",
+            "-1",
+            "--state",
+            "none",
+            "-m",
+            modules.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec();
+        Daemon::spawn(dir, modules, args)
+    }
+
     /// Wraps a daemon started some other way.
     pub fn attach(child: Child, addr: SocketAddr, dir: TempDir, modules: PathBuf) -> Daemon {
         let log = dir.path().join("bgjobd.log");
