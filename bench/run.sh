@@ -232,7 +232,7 @@ memory_figures() {
     idle=$(sed -n 's/^idle rss_kib=\([0-9]*\) threads=\([0-9]*\):\(.*\)/\1 (\2 threads:\3)/p' "$out")
     helo=$(sed -n 's/^summary helo: .*at the end of the load \([0-9]*\) KiB.*after \([0-9]*\) KiB (\(.*\) idle)/\1 \/ \2 (\3)/p' "$out")
     queue=$(sed -n 's/^summary queue: .*at the end of the load \([0-9]*\) KiB.*after \([0-9]*\) KiB (\(.*\) idle)/\1 \/ \2 (\3)/p' "$out")
-    echo "| ${b%%|*} | $(stat -c %s "${b#*|}") | $idle | $helo | $queue |"
+    echo "| ${b%%|*} | $(wc -c < "${b#*|}") | $idle | $helo | $queue |"
   done
 }
 
