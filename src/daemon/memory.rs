@@ -82,6 +82,11 @@ impl Daemon {
         self.queue.shrink();
         self.per_client.shrink_to_fit();
         self.closed.shrink_to_fit();
+        // The first trim merges the free chunks, so the copies of what
+        // outlives the load are made side by side, and the second gives
+        // back the pages the originals held.
+        trim_heap();
+        self.queue.compact();
         trim_heap();
         log::debug!("load subsided ({live} live entries): memory given back");
     }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::Setup;
+use crate::util::{Daemon, Setup};
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -56,4 +56,61 @@ fn memory_a_load_took_goes_back_after_it() {
         std::thread::sleep(Duration::from_millis(500));
         now = rss_kib(d.pid());
     }
+}
+
+/// Polls until the daemon's RSS is at most `bound` KiB, for up to a minute.
+fn wait_rss_at_most(d: &Daemon, bound: u64, what: &str) {
+    let start = Instant::now();
+    let mut now = rss_kib(d.pid());
+    while now > bound {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "memory kept after {what}: now {now} KiB, expected at most {bound} KiB"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        now = rss_kib(d.pid());
+    }
+}
+
+#[test]
+fn memory_a_queue_load_took_goes_back_after_its_results_are_fetched() {
+    let d = Setup::new()
+        .default_log_level()
+        .module("test", "#!/bin/sh\nprintf Test\n")
+        .settings(r#""max_waiting": 20000, "max_waiting_per_client": 20000"#)
+        .start();
+    assert_eq!(d.ask_str("helo"), "oleh");
+    let idle = rss_kib(d.pid());
+    // 8 clients each add 600 jobs, then fetch them: the results are held
+    // together at the peak, and the receipts of the last 1,024 outlive it.
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = d.addr;
+            std::thread::spawn(move || {
+                let ask = |request: &str| {
+                    let mut s = std::net::TcpStream::connect(addr).unwrap();
+                    std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();
+                    s.shutdown(std::net::Shutdown::Write).unwrap();
+                    String::from_utf8(crate::util::read_to_end(&mut s)).unwrap()
+                };
+                let ids: Vec<String> = (0..600).map(|_| ask("queue:add:test:")).collect();
+                for id in ids {
+                    assert!(id.starts_with("id:"), "{id}");
+                    assert_eq!(ask(&format!("queue:get:{id}")), "Test");
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let peak = rss_kib(d.pid()).max(idle);
+    assert!(
+        peak > idle + 4096,
+        "the load should take memory: idle {idle} KiB, peak {peak} KiB"
+    );
+    // What outlives the load is copied apart from it, so at least half
+    // of what it took goes back (without the copy, about a third did).
+    let what = format!("the queue load (idle {idle} KiB, peak {peak} KiB)");
+    wait_rss_at_most(&d, idle + (peak - idle) / 2, &what);
 }
