@@ -2,8 +2,9 @@
 //! is only given back from its top, and every thread that allocates gets an
 //! arena of its own), and tables keep the capacity of their peak. So the
 //! helper threads share one arena, and once a load has subsided the tables
-//! drop their slack and the heap's free pages go back to the kernel
-//! (`malloc_trim`). Measured with `bench/memory.sh`.
+//! drop their slack, what outlives the load is copied apart from it, and
+//! the heap's free pages go back to the kernel (`malloc_trim`). Measured
+//! with `bench/memory.sh`.
 
 use std::time::{Duration, Instant};
 
