@@ -2,7 +2,9 @@
 # .js modules and `helo`: bgjobd (warm workers; and one process per request)
 # against the old Node.js service answering in process (bench/oldservice.js),
 # in one run on loopback, with classic clients (write, then wait without
-# half-closing, as the seed's PHP clients do) and half-closing ones.
+# half-closing, as the seed's PHP clients do) and half-closing ones; the
+# classic clients also against a listener with the old service's framing
+# ("framing": "first-read").
 #
 #   bench/node.sh [REQUESTS]      (default 3000; cold mode runs a tenth)
 set -euo pipefail
@@ -25,11 +27,18 @@ start() { # name, json settings
   for _ in $(seq 100); do [ -s "$work/$1.addr" ] && break; sleep 0.05; done
 }
 start warm '{"node_workers": 2}'
+# The old service's framing: its classic clients' requests end with their
+# first read, with no quiet gap (a listener of its own: --listen would
+# replace the config's listeners).
+echo '{"node_workers": 2, "listen": [{"address": "127.0.0.1", "port": 0, "framing": "first-read"}]}' > "$work/seed.config"
+target/release/bgjobd -c "$work/seed.config" -m "$work/modules" --state none -1 > "$work/seed.addr" 2>/dev/null &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/seed.addr" ] && break; sleep 0.05; done
 start cold '{"node_workers": 0, "max_jobs": 8}'
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 node bench/oldservice.js "$port" "$work/modules" & pids+=($!)
 sleep 0.5
-warm=$(head -n1 "$work/warm.addr"); cold=$(head -n1 "$work/cold.addr"); old=127.0.0.1:$port
+warm=$(head -n1 "$work/warm.addr"); seed=$(head -n1 "$work/seed.addr"); cold=$(head -n1 "$work/cold.addr"); old=127.0.0.1:$port
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
 run() { # addr, requests, request, expected, clients, client mode flag
   "$bench" --server "$1" -n "$2" -r "$3" --expect "$4" -c "$5" $6 --duration 30 || true
@@ -49,6 +58,13 @@ for c in 1 8 64; do
       ratio=$(awk -v a="$ra" -v b="$rb" 'BEGIN{printf (b>0 ? "%.2f" : "-"), a/b}')
       name=$req; [ "$req" = test:hello ] && name="test.js (warm)"
       echo "| $name | $c | $mode | $ra | $rb | $ratio | $(field p50_ms <<<"$a") / $(field p50_ms <<<"$b") | $(field errors <<<"$a")+$(field errors <<<"$b"), $(field wrong <<<"$a")+$(field wrong <<<"$b") |"
+      if [ "$mode" = classic ]; then
+        s=$(run "$seed" "$requests" "$req" "$expect" "$c" "")
+        b=$(run "$old" "$requests" "$req" "$expect" "$c" "")
+        rs=$(field req_per_sec <<<"$s"); rb=$(field req_per_sec <<<"$b")
+        ratio=$(awk -v a="$rs" -v b="$rb" 'BEGIN{printf (b>0 ? "%.2f" : "-"), a/b}')
+        echo "| $name, first-read framing | $c | $mode | $rs | $rb | $ratio | $(field p50_ms <<<"$s") / $(field p50_ms <<<"$b") | $(field errors <<<"$s")+$(field errors <<<"$b"), $(field wrong <<<"$s")+$(field wrong <<<"$b") |"
+      fi
     done
   done
   a=$(run "$cold" "$((requests / 10))" test:hello Test "$c" --half-close)

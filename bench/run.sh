@@ -13,9 +13,12 @@
 # the spawn floor (a C loop that only spawns the module with pipes),
 # payload scaling through a `cat` module against a plain pipe, and memory.
 # Also bgjobd with every answer streamed ("answer": "stream"), an earlier
-# bgjobd binary given as BGJOB_BEFORE=PATH, per-round ratios, voluntary
+# bgjobd binary given as BGJOBD_BEFORE=PATH, per-round ratios, voluntary
 # context switches per request of each daemon thread (its hand-offs), and
 # payloads through a streamed cat with the daemon's peak RSS.
+# Then warm .js modules with the old service's framing against the old
+# service's stand-in, and memory at rest and after load (with
+# BGJOBD_BEFORE=PATH, for that binary too, alternately).
 # Installs the peers from the distribution's packages when run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,7 +99,7 @@ targets=(
 
 # --- streamed answers, and the build before (its own section) ---
 # bgjobd-stream: the same daemon with "answer": "stream" for every module
-# (the module's stdout is the client's socket). With BGJOB_BEFORE=PATH, that
+# (the module's stdout is the client's socket). With BGJOBD_BEFORE=PATH, that
 # bgjobd binary (an earlier build) is measured too, as bgjobd-before.
 start_bgjobd() { # NAME BINARY CONFIG: starts it, sets $NAME_addr and $NAME_pid
   "$2" -c "$3" -m "$work/modules" --state none -l 127.0.0.1:0 -1 > "$work/$1.addr" 2>/dev/null &
@@ -111,8 +114,8 @@ targets+=(
   "bgjobd-stream|--server $bgs_addr -r test:hello --expect Test"
   "bgjobd-stream-compiled|--server $bgs_addr -r testc:hello --expect Test"
 )
-if [ -n "${BGJOB_BEFORE:-}" ]; then
-  start_bgjobd bgb "$BGJOB_BEFORE" "$work/bgjobd.config"
+if [ -n "${BGJOBD_BEFORE:-}" ]; then
+  start_bgjobd bgb "$BGJOBD_BEFORE" "$work/bgjobd.config"
   targets+=("bgjobd-before|--server $bgb_addr -r test:hello --expect Test")
 fi
 results="$work/results"
@@ -194,7 +197,7 @@ handoffs() { # NAME PID ADDR
 }
 handoffs bgjobd "$bgjobd_pid" "$bg"
 handoffs bgjobd-stream "$bgs_pid" "$bgs_addr"
-if [ -n "${BGJOB_BEFORE:-}" ]; then handoffs bgjobd-before "$bgb_pid" "$bgb_addr"; fi
+if [ -n "${BGJOBD_BEFORE:-}" ]; then handoffs bgjobd-before "$bgb_pid" "$bgb_addr"; fi
 
 echo
 echo "## Payload through a streamed cat module (1 client, half-closing, writing while it reads), MB/s of payload"
@@ -253,3 +256,68 @@ before=$(rss_kib "$q_pid")
 "$bench" --server "$q" -c 8 -n 100000 -r 'queue:add:hold:x' --half-close --expect-prefix id: > /dev/null
 after=$(rss_kib "$q_pid")
 echo "| 100,000 jobs waiting (1 byte of data each) | $after KiB, $(( (after - before) * 1024 / 100000 )) bytes each | | |"
+
+# --- first-read framing: warm .js modules for the old service's clients ---
+# Classic clients (write, wait, never half-close) of `test.js` on warm
+# workers: a listener with the default framing and one with "framing":
+# "first-read", against the old service's stand-in, alternately.
+first_read_figures() {
+  mkdir -p "$work/fr"
+  echo '{"node_workers": 2}' > "$work/fr/quiet.config"
+  echo '{"node_workers": 2, "listen": [{"address": "127.0.0.1", "port": 0, "framing": "first-read"}]}' > "$work/fr/seed.config"
+  "$bgjobd" -c "$work/fr/quiet.config" -m "$work/jsmodules" --state none -l 127.0.0.1:0 -1 > "$work/fr/quiet.addr" 2>/dev/null &
+  pids+=($!)
+  "$bgjobd" -c "$work/fr/seed.config" -m "$work/jsmodules" --state none -1 > "$work/fr/seed.addr" 2>/dev/null &
+  pids+=($!)
+  for f in quiet seed; do for _ in $(seq 100); do [ -s "$work/fr/$f.addr" ] && break; sleep 0.05; done; done
+  local quiet seed out="$work/fr/results"
+  quiet=$(head -n1 "$work/fr/quiet.addr"); seed=$(head -n1 "$work/fr/seed.addr")
+  : > "$out"
+  for _ in $(seq "$rounds"); do
+    for c in 1 8 64; do
+      for t in "default|$quiet" "first-read|$seed" "old|127.0.0.1:$p_node"; do
+        local line
+        line=$("$bench" --server "${t#*|}" -r test:hello --expect Test -c "$c" -n "$requests" --duration 20 || true)
+        echo "${t%%|*} $c $(field req_per_sec <<<"$line") $(field p50_ms <<<"$line") $(field errors <<<"$line") $(field wrong <<<"$line")" >> "$out"
+      done
+    done
+  done
+  local fr_stat
+  fr_stat() { awk -v n="$1" -v c="$2" -v k="$3" '$1==n && $2==c {print $k}' "$out" | median; }
+  echo
+  echo "## Warm .js modules, classic clients: first-read framing against the old service (medians of $rounds rounds)"
+  echo
+  echo "| clients | bgjobd, default framing | bgjobd, first-read | old service | default/old | first-read/old | p50 ms first-read / old | errors, wrong |"
+  echo "|---|---|---|---|---|---|---|---|"
+  for c in 1 8 64; do
+    local d f o
+    d=$(fr_stat default "$c" 3); f=$(fr_stat first-read "$c" 3); o=$(fr_stat old "$c" 3)
+    echo "| $c | $d | $f | $o | $(awk -v a="$d" -v b="$o" 'BEGIN{printf (b>0 ? "%.2f" : "-"), a/b}') | $(awk -v a="$f" -v b="$o" 'BEGIN{printf (b>0 ? "%.2f" : "-"), a/b}') | $(fr_stat first-read "$c" 4) / $(fr_stat old "$c" 4) | $(awk -v c="$c" '$2==c {e+=$5; w+=$6} END{print e+0", "w+0}' "$out") |"
+  done
+}
+
+# --- memory at rest and after load ---
+# The binary's size, a fresh daemon's RSS by mapping, and the RSS a helo
+# load and a queue load leave a minute after they end (bench/memory.sh).
+memory_figures() {
+  local builds=("current|$bgjobd")
+  [ -n "${BGJOBD_BEFORE:-}" ] && builds=("before|$BGJOBD_BEFORE" "${builds[@]}")
+  echo
+  echo "## Memory at rest and after load (bench/memory.sh: 60,000 helos from 64 clients, then 10,000 queue jobs added, done and fetched; RSS a minute after each)"
+  echo
+  echo "| build | binary bytes | idle RSS KiB, by mapping | after helos: peak / a minute later KiB | after queue jobs: peak / a minute later KiB |"
+  echo "|---|---|---|---|---|"
+  local b
+  for b in "${builds[@]}"; do
+    local out="$work/mem.${b%%|*}"
+    bench/memory.sh "${b#*|}" 60000 10000 60 > "$out" 2>&1 || true
+    local idle helo queue
+    idle=$(sed -n 's/^idle rss_kib=\([0-9]*\) threads=\([0-9]*\):\(.*\)/\1 (\2 threads:\3)/p' "$out")
+    helo=$(sed -n 's/^summary helo: .*at the end of the load \([0-9]*\) KiB.*after \([0-9]*\) KiB (\(.*\) idle)/\1 \/ \2 (\3)/p' "$out")
+    queue=$(sed -n 's/^summary queue: .*at the end of the load \([0-9]*\) KiB.*after \([0-9]*\) KiB (\(.*\) idle)/\1 \/ \2 (\3)/p' "$out")
+    echo "| ${b%%|*} | $(wc -c < "${b#*|}") | $idle | $helo | $queue |"
+  done
+}
+
+first_read_figures
+memory_figures

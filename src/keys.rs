@@ -99,6 +99,11 @@ impl<K: Key, V> Table<K, V> {
         self.slab.is_empty()
     }
 
+    /// Gives back the capacity beyond its last entry (all of it when empty).
+    pub fn shrink(&mut self) {
+        self.slab.shrink_to_fit();
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (K, &V)> {
         self.slab.iter().map(|(i, v)| (K::new(i), v))
     }

@@ -60,10 +60,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         modules_dir: &cli.modules,
     });
     for finding in &findings {
-        match finding.severity {
-            Severity::Warning => log::warn!(target: "bgjobd", "{finding}"),
-            Severity::Error => log::error!(target: "bgjobd", "{finding}"),
-        }
+        log::log!(target: "bgjobd", finding.severity.log_level(), "{finding}");
     }
     let default_access = Access {
         allow: config.settings.allow.clone(),
@@ -85,6 +82,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 access: default_access.clone(),
                 udp: l.udp,
                 admin: false,
+                framing: Default::default(),
             })
             .collect()
     };

@@ -9,7 +9,7 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
 
-pub use crate::config::finding::{error, finding, Finding, Severity, Subject};
+pub use crate::config::finding::{error, finding, notice, Finding, Severity, Subject};
 use crate::config::js_check::{js_working_folder, node_packages};
 pub use crate::config::module_check::find_program;
 use crate::config::module_check::{candidates, module_interpreters, modules_folder};
@@ -31,6 +31,7 @@ const CHECKS: &[Check] = &[
     js_working_folder,
     policies_for_no_module,
     state_folder,
+    first_read_framing,
 ];
 
 /// Runs every check.
@@ -59,6 +60,25 @@ pub fn no_listener(listeners: &[crate::config::ListenerSpec]) -> Option<Finding>
 fn clamped_values(s: &Subject) -> Vec<Finding> {
     let fix = "give a value within the range of the settings table in man bgjobd";
     s.config.clamped.iter().map(|c| finding(c, fix)).collect()
+}
+
+/// First-read framing is a choice with a cost: said, not refused.
+fn first_read_framing(s: &Subject) -> Vec<Finding> {
+    let framing = crate::net::framing::Framing::FirstRead;
+    s.config
+        .listeners
+        .iter()
+        .filter(|l| l.framing == framing)
+        .map(|l| {
+            notice(
+                format!(
+                    "note: listener {} ({}) ends a classic client's request at the first read that holds a ':' (\"framing\": \"{framing}\"), as the old service did: a request written in more than one piece is cut after the first",
+                    l.addr, l.label
+                ),
+                "clients that write a request in pieces should half-close, or use the default framing",
+            )
+        })
+        .collect()
 }
 
 fn state_folder(s: &Subject) -> Vec<Finding> {

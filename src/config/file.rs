@@ -17,42 +17,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::access::Access;
+pub use crate::config::listener::ListenerSpec;
+use crate::config::listener::{listener, RawListener};
 use crate::config::settings::Settings;
 pub use crate::config::values::{parse_addr, parse_ip, parse_state_dir};
 use crate::config::values::{parse_networks, parse_sync, Ranges};
 use crate::error::Error;
 use crate::run::limits::ModuleLimits;
-
-/// One address to serve TCP and UDP on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenerSpec {
-    pub label: String,
-    pub addr: SocketAddr,
-    /// Who may use it; listeners without their own list take the `allow`
-    /// setting.
-    pub access: Access,
-    /// Serve UDP as well as TCP (`"udp": false` turns it off).
-    pub udp: bool,
-    /// Operator rights: `queue:list`, and every listener's jobs.
-    pub admin: bool,
-}
-
-impl ListenerSpec {
-    /// The name its queue jobs belong to, the same across restarts and
-    /// reloads: a listener's name from the config (so that moving it to
-    /// another port keeps its jobs), or an unnamed one's address (a port of
-    /// 0 stays 0).
-    pub fn owner(&self) -> String {
-        if self.label == UNNAMED || self.label == "--listen" {
-            format!("{}@{}", self.label, self.addr)
-        } else {
-            self.label.clone()
-        }
-    }
-}
-
-/// The label of a listener the config gives no name.
-const UNNAMED: &str = "listener";
 
 /// What a configuration file holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,24 +46,12 @@ impl Default for Config {
                 access: Access::default(),
                 udp: true,
                 admin: false,
+                framing: Default::default(),
             }],
             settings: Settings::default(),
             clamped: Vec::new(),
         }
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawListener {
-    server: Option<String>,
-    name: Option<String>,
-    address: Option<String>,
-    port: Value,
-    allow: Option<Vec<String>>,
-    modules: Option<Vec<String>>,
-    udp: Option<bool>,
-    admin: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -383,36 +342,6 @@ fn from_text<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error> {
             "." | "" => Error::Config(inner.to_string()),
             _ => Error::Config(format!("{path}: {inner}")),
         }
-    })
-}
-
-fn listener(raw: RawListener) -> Result<ListenerSpec, Error> {
-    let label = raw.name.or(raw.server).unwrap_or_else(|| UNNAMED.into());
-    let port = match &raw.port {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-    .and_then(|p| u16::try_from(p).ok())
-    .ok_or_else(|| {
-        Error::Config(format!(
-            "listener {label}: port must be a number from 0 to 65535"
-        ))
-    })?;
-    let address = raw.address.unwrap_or_else(|| "127.0.0.1".into());
-    let ip = parse_ip(&address).ok_or_else(|| {
-        Error::Config(format!(
-            "listener {label}: address {address:?} is not an IP address"
-        ))
-    })?;
-    let allow = raw.allow.as_deref().map(parse_networks).transpose()?;
-    let modules = raw.modules.map(|m| m.into_iter().collect());
-    Ok(ListenerSpec {
-        label,
-        addr: SocketAddr::new(ip, port),
-        access: Access { allow, modules },
-        udp: raw.udp.unwrap_or(true),
-        admin: raw.admin.unwrap_or(false),
     })
 }
 

@@ -7,9 +7,12 @@ use std::path::Path;
 
 use crate::config::Config;
 
-/// How bad a finding is: whether the daemon would start with it.
+/// How much a finding matters: whether the daemon would start with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
+    /// A deliberate setting with a cost the operator should know: said,
+    /// logged at info level, and `--check-config` still passes.
+    Notice,
     /// The daemon starts (or reloads) and serves what it can, saying so in
     /// a warning: a clamped value, a module that cannot run.
     Warning,
@@ -22,13 +25,24 @@ impl Severity {
     /// The word `--check-config` puts before the finding.
     pub fn word(self) -> &'static str {
         match self {
+            Severity::Notice => "note",
             Severity::Warning => "warning",
             Severity::Error => "error",
         }
     }
+
+    /// The level it is logged at, at start and on reload.
+    pub fn log_level(self) -> log::Level {
+        match self {
+            Severity::Notice => log::Level::Info,
+            Severity::Warning => log::Level::Warn,
+            Severity::Error => log::Level::Error,
+        }
+    }
 }
 
-/// Something start-up needs that is missing or wrong, and the fix.
+/// Something start-up needs that is missing or wrong, and the fix; or,
+/// as a notice, a choice whose cost the operator should know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub what: String,
@@ -55,6 +69,14 @@ pub fn finding(what: impl Into<String>, fix: impl Into<String>) -> Finding {
 pub fn error(what: impl Into<String>, fix: impl Into<String>) -> Finding {
     Finding {
         severity: Severity::Error,
+        ..finding(what, fix)
+    }
+}
+
+/// A finding of [`Severity::Notice`].
+pub fn notice(what: impl Into<String>, fix: impl Into<String>) -> Finding {
+    Finding {
+        severity: Severity::Notice,
         ..finding(what, fix)
     }
 }

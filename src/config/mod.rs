@@ -18,6 +18,8 @@ pub mod finding;
 pub mod identity;
 /// The start-up checks of `.js` modules: npm packages, working folder.
 pub mod js_check;
+/// One listener of the configuration file.
+pub mod listener;
 /// The start-up checks of the modules folder.
 pub mod module_check;
 /// Per-module policies (`module_policy`): how each module's calls are served.

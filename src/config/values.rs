@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::config::access::Cidr;
 use crate::error::Error;
 use crate::journal::sync::SyncPolicy;
+use crate::net::framing::Framing;
 
 /// Brings numbers into their range and notes every value it changed.
 #[derive(Debug, Default)]
@@ -132,6 +133,18 @@ pub fn parse_sync(value: &Value, ranges: &mut Ranges) -> Result<SyncPolicy, Erro
 }
 
 /// An IP literal, or `localhost`; no name lookups, which would block.
+/// A listener's `"framing"`: `"quiet"` (the default) or `"first-read"`.
+pub fn parse_framing(label: &str, text: Option<&str>) -> Result<Framing, Error> {
+    let Some(text) = text else {
+        return Ok(Framing::default());
+    };
+    Framing::parse(text).ok_or_else(|| {
+        Error::Config(format!(
+            "listener {label}: framing {text:?} is neither \"quiet\" nor \"first-read\""
+        ))
+    })
+}
+
 pub fn parse_ip(text: &str) -> Option<IpAddr> {
     match text.trim() {
         "localhost" => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),

@@ -54,7 +54,7 @@ impl Daemon {
             };
             self.stats.connections += 1;
             let forbidden = !l.access.permits(peer.ip());
-            let admin = l.admin;
+            let (admin, framing) = (l.admin, l.framing);
             let room = self.conn_room();
             if self.open_conns() >= room - room / 8 {
                 self.make_room();
@@ -78,7 +78,7 @@ impl Daemon {
             let rights = (listener, admin);
             let stream = Stream::Tcp(stream);
             let conn = match Conn::new(stream, peer, rights, registry, tokens::conn(key)) {
-                Ok(conn) => conn,
+                Ok(conn) => conn.framed(framing),
                 Err(e) => {
                     log::warn!("tcp {peer}: cannot watch the connection: {e}");
                     continue;

@@ -68,7 +68,7 @@ impl Daemon {
                     modules_dir: self.modules.dir(),
                 };
                 for finding in crate::config::check::run(&subject) {
-                    log::warn!(target: "bgjobd", "{finding}");
+                    log::log!(target: "bgjobd", finding.severity.log_level(), "{finding}");
                 }
                 self.settings = config.settings;
                 self.last_read = read;
@@ -210,6 +210,7 @@ impl Daemon {
         self.stop_idle_workers(now);
         self.report_held_warnings(now);
         self.expire_scrapes(now);
+        self.release_memory(now);
         if now.duration_since(self.last_refresh) >= MODULE_REFRESH {
             self.modules.rescan();
             self.last_refresh = now;

@@ -18,6 +18,8 @@ mod durable;
 mod jobs;
 /// Signals, reload, housekeeping and stopping.
 mod lifecycle;
+/// Memory at rest and given back after load.
+mod memory;
 /// `/metrics` and `/healthz` over HTTP.
 mod metrics;
 /// Listener changes on SIGHUP.
@@ -134,6 +136,8 @@ pub struct Daemon {
     metrics: Option<MetricsServer>,
     /// The operator socket in the state folder, and its path.
     operator: Option<(mio::net::UnixListener, PathBuf)>,
+    /// When memory a load left is given back.
+    release: memory::Release,
 }
 
 impl Daemon {
@@ -187,6 +191,7 @@ impl Daemon {
             Some(addr) => Some(MetricsServer::bind(addr, poll.registry())?),
             None => None,
         };
+        memory::bound_arenas();
         let waker = Arc::new(
             Waker::new(poll.registry(), WAKER).map_err(io_err("cannot create the waker"))?,
         );
@@ -283,6 +288,7 @@ impl Daemon {
             warnings: RateLimit::new(std::time::Duration::from_secs(1)),
             metrics,
             operator,
+            release: memory::Release::new(Instant::now()),
         };
         daemon.find_node();
         log::info!(target: "bgjobd", "bgjobd {} started: {}", env!("CARGO_PKG_VERSION"), daemon.describe());

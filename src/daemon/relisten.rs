@@ -49,6 +49,10 @@ impl Daemon {
                 l.label = spec.label.clone();
                 log::info!(target: "bgjobd", "reload: listener {} now {}", l.addr, l.access);
             }
+            if l.framing != spec.framing {
+                l.framing = spec.framing;
+                log::info!(target: "bgjobd", "reload: listener {} now frames requests {}", l.addr, l.framing);
+            }
         }
         let open = |l: &Listener| l.tcp.is_some() || l.udp.is_some();
         let before = self.listeners.len();

@@ -36,6 +36,16 @@ impl Timers {
         self.heap.push(Reverse((at, timer)));
     }
 
+    /// Deadlines held, stale ones included.
+    pub fn count(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Gives back the capacity a load left.
+    pub fn shrink(&mut self) {
+        self.heap.shrink_to_fit();
+    }
+
     /// The nearest deadline, if any.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse((at, _))| *at)

@@ -8,7 +8,9 @@
 //! after a quiet gap derived from the connection (`net/quiet.rs`). A module
 //! call is routed as soon as its first `:` arrives, so the module starts
 //! while the rest of its data streams to its stdin. A request that arrives
-//! too slowly is refused (`net/pace.rs`).
+//! too slowly is refused (`net/pace.rs`). A listener with first-read
+//! framing ends a request as the old service did: with the first read that
+//! holds a `:`, once the socket is empty (`net/framing.rs`).
 
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr};
@@ -19,6 +21,7 @@ use mio::{Interest, Registry, Token};
 
 use crate::io::{read_once, ReadResult, SharedOut};
 use crate::keys::JobKey;
+use crate::net::framing::Framing;
 use crate::net::pace::{Due, Pace, Pacing};
 pub use crate::net::phase::{Limits, Phase, Verdict};
 use crate::net::protocol::{classify, head_overlong, is_whole_control, Head, Refusal};
@@ -42,6 +45,11 @@ pub struct Conn {
     request_done: bool,
     /// The client shut down its write side (read returned 0).
     peer_eof: bool,
+    /// Where its request ends, as its listener said at accept.
+    framing: Framing,
+    /// A read of the request held a `:` (what ends it under first-read
+    /// framing, once the socket is empty).
+    colon_read: bool,
     /// The request's clock: its quiet gap and its deadlines.
     pace: Pace,
     /// The current deadline; what it means follows from the phase.
@@ -70,11 +78,19 @@ impl Conn {
             phase: Phase::Head(Vec::new()),
             request_done: false,
             peer_eof: false,
+            framing: Framing::default(),
+            colon_read: false,
             pace: Pace::new(Instant::now()),
             deadline: None,
             new_deadline: None,
             opened: Instant::now(),
         })
+    }
+
+    /// Frames its request as `framing` says (the listener's setting).
+    pub fn framed(mut self, framing: Framing) -> Self {
+        self.framing = framing;
+        self
     }
 
     pub fn phase(&self) -> &Phase {
@@ -258,6 +274,7 @@ impl Conn {
         }
         let first = matches!(&self.phase, Phase::Head(b) if b.is_empty());
         self.pace.took(&scratch[..n], first);
+        self.colon_read |= scratch[..n].contains(&b':');
         if self.pace.bytes() > limits.max_request {
             log::debug!(
                 "tcp {}: request over {} bytes",
@@ -276,6 +293,11 @@ impl Conn {
                     self.deadline = None;
                     return self.route(true);
                 }
+                if self.framing == Framing::FirstRead && self.colon_read {
+                    // It ends once the socket is empty (`drained`): routed
+                    // then, whole, rather than now and again then.
+                    return None;
+                }
                 self.route(false)
             }
             Phase::Job(job) => Some(Verdict::Input { job: *job, len: n }),
@@ -284,8 +306,9 @@ impl Conn {
     }
 
     /// The socket is empty: a control request that parses whole is
-    /// complete (clients write these few bytes at once); anything else
-    /// waits for its quiet gap.
+    /// complete (clients write these few bytes at once), and so is, under
+    /// first-read framing, a request with a `:`; anything else waits for
+    /// its quiet gap.
     fn drained(&mut self, limits: &Limits) -> Verdict {
         if !self.reading_request() {
             return Verdict::Wait;
@@ -296,6 +319,9 @@ impl Conn {
                 self.deadline = None;
                 return self.route(true).unwrap_or(Verdict::Wait);
             }
+        }
+        if self.framing == Framing::FirstRead && self.colon_read {
+            return self.request_ended();
         }
         let link = self.link(&limits.pacing);
         let at = self

@@ -9,6 +9,7 @@ use mio::net::{TcpListener, UdpSocket};
 use crate::config::access::Access;
 use crate::config::ListenerSpec;
 use crate::error::Error;
+use crate::net::framing::Framing;
 
 /// Listen backlog. std and mio use 128, which overflows under bursts of
 /// short connections; a full backlog stalls clients for a second or more.
@@ -28,6 +29,8 @@ pub struct Listener {
     pub owner: String,
     /// Operator rights: `queue:list`, and every listener's jobs.
     pub admin: bool,
+    /// Where a classic client's request ends, for connections accepted now.
+    pub framing: Framing,
 }
 
 /// Binds TCP and UDP on the same address. With port 0, TCP picks a free port
@@ -60,6 +63,7 @@ pub fn bind(spec: &ListenerSpec) -> Result<Listener, Error> {
                 access: spec.access.clone(),
                 owner: spec.owner(),
                 admin: spec.admin,
+                framing: spec.framing,
             });
         }
         match UdpSocket::bind(addr) {
@@ -72,6 +76,7 @@ pub fn bind(spec: &ListenerSpec) -> Result<Listener, Error> {
                     access: spec.access.clone(),
                     owner: spec.owner(),
                     admin: spec.admin,
+                    framing: spec.framing,
                 })
             }
             Err(e) => last_err = Some(e),

@@ -6,6 +6,8 @@
 pub mod conn;
 /// The Prometheus text format for `/metrics`.
 pub mod exposition;
+/// Where a classic client's request ends, as a listener chooses.
+pub mod framing;
 /// A minimal HTTP/1.1 GET reader for the metrics listener.
 pub mod http;
 /// A client's socket lent to a module as its stdout (streamed answers).

@@ -128,6 +128,7 @@ fn group(sockets: Vec<(String, SocketAddr, Handed)>, access: &Access) -> Vec<Lis
             access: access.clone(),
             owner: String::new(),
             admin: false,
+            framing: Default::default(),
         });
         let kept = match socket {
             Handed::Tcp(tcp) if listener.tcp.is_none() => {

@@ -277,6 +277,25 @@ impl QueueBook {
         false
     }
 
+    /// Copies the receipts kept after their fetch into fresh allocations:
+    /// made during a load, amid its short-lived data, they would keep its
+    /// pages from going back to the kernel (see `daemon/memory.rs`).
+    pub fn compact(&mut self) {
+        self.fetched = self
+            .fetched
+            .iter()
+            .map(|(&id, f)| (id, f.clone()))
+            .collect();
+    }
+
+    /// Gives back the capacity a load left (see `daemon/memory.rs`).
+    pub fn shrink(&mut self) {
+        self.entries.shrink_to_fit();
+        self.watchers.shrink_to_fit();
+        self.done_order.shrink_to_fit();
+        self.held_by_client.shrink_to_fit();
+    }
+
     /// Drops results older than `retention`; returns their ids.
     pub fn expire(&mut self, now: Instant, retention: Duration) -> Vec<u64> {
         let mut expired = Vec::new();

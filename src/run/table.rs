@@ -222,6 +222,19 @@ impl JobTable {
         self.waiting.len() + self.pending
     }
 
+    /// Jobs held, in any state.
+    pub fn held(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Gives back the capacity a load left (see `daemon/memory.rs`).
+    pub fn shrink(&mut self) {
+        self.jobs.shrink();
+        self.waiting.shrink_to_fit();
+        self.by_client.shrink_to_fit();
+        self.data_by_client.shrink_to_fit();
+    }
+
     /// Keys of the jobs `keep` selects.
     pub fn keys_where(&self, keep: impl Fn(&Job) -> bool) -> Vec<JobKey> {
         self.jobs.keys_where(keep)

@@ -40,17 +40,7 @@ fn a_listener_can_serve_only_some_modules() {
         r#"{"listen": [{"name": "public", "address": "127.0.0.1", "port": 0, "modules": ["test"]}]}"#,
     )
     .unwrap();
-    let args = [
-        "-vv",
-        "-1",
-        "--state",
-        "none",
-        "-m",
-        modules.to_str().unwrap(),
-    ]
-    .map(String::from)
-    .to_vec();
-    let d = Daemon::spawn(dir, modules.clone(), args);
+    let d = Daemon::spawn_on_config(dir);
     assert_eq!(d.ask_str("test:"), "Test");
     assert_eq!(d.ask_str("other:"), "403: Forbidden");
     assert_eq!(d.ask_str("queue:add:other:"), "403: Forbidden");

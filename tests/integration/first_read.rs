@@ -1,0 +1,177 @@
+//! First-read framing (`"framing": "first-read"` on a listener): a classic
+//! client's request ends with the first read that holds a `:`, as the old
+//! service ended it, with no quiet gap; the default framing is unchanged;
+//! `--check-config` notes the choice, and SIGHUP applies it.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::util::{listener_addr, read_to_end, write_module, Daemon, TempDir, BIN};
+
+const CAT: &str = "#!/bin/sh\nexec cat\n";
+/// A quiet gap no test waits out: a request answered at all was not ended
+/// by it (the client's read timeout is 20 s).
+const HUGE_GAP: &str = r#""request_gap_ms": 60000"#;
+
+/// A daemon with the listeners `quiet` (default framing) and `seed`
+/// (first-read), serving `cat` and `test.js`, with `settings` besides.
+fn two_listeners(settings: &str) -> (Daemon, SocketAddr, SocketAddr) {
+    let dir = TempDir::new("first-read");
+    let modules = dir.path().join("modules");
+    std::fs::create_dir(&modules).unwrap();
+    write_module(&modules, "cat", CAT);
+    std::fs::write(
+        modules.join("test.js"),
+        "exports.TExecute = function (parts, client) { client.end('Test:' + parts[1]); };\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("service.config"),
+        config("first-read", settings),
+    )
+    .unwrap();
+    let d = Daemon::spawn_on_config(dir);
+    let addr_of = |name: &str| {
+        d.wait_log(&format!(" ({name};"));
+        listener_addr(&d.log(), name).unwrap()
+    };
+    let (quiet, seed) = (addr_of("quiet"), addr_of("seed"));
+    (d, quiet, seed)
+}
+
+fn config(seed_framing: &str, settings: &str) -> String {
+    format!(
+        r#"{{"listen": [
+        {{"name": "quiet", "address": "127.0.0.1", "port": 0}},
+        {{"name": "seed", "address": "127.0.0.1", "port": 0, "framing": "{seed_framing}"}}],
+        {settings}}}"#
+    )
+}
+
+/// A classic client: writes each piece (pausing between them), never
+/// half-closes, and reads until the daemon closes, for at most `limit`
+/// (`None` if no answer came by then).
+fn classic(addr: SocketAddr, pieces: &[&[u8]], limit: Duration) -> Option<Vec<u8>> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_nodelay(true).unwrap();
+    for (i, piece) in pieces.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        stream.write_all(piece).unwrap();
+    }
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        Ok(_) => Some(answer),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+        Err(e) => panic!("reading the answer: {e}"),
+    }
+}
+
+const LONG: Duration = Duration::from_secs(20);
+
+#[test]
+fn first_read_framing_cuts_a_request_written_in_two_pieces_after_the_first() {
+    let (_d, _, seed) = two_listeners(HUGE_GAP);
+    let answer = classic(seed, &[b"cat:abc", b"def"], LONG);
+    assert_eq!(
+        answer.as_deref(),
+        Some(&b"abc"[..]),
+        "cut after the first read"
+    );
+    // A read without a `:` does not end it: the first one with a `:` does.
+    let answer = classic(seed, &[b"ca", b"t:xyz", b"later"], LONG);
+    assert_eq!(answer.as_deref(), Some(&b"xyz"[..]));
+    // A half-close still ends a request at once, whatever was written.
+    let mut stream = TcpStream::connect(seed).unwrap();
+    stream.write_all(b"cat:whole").unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut stream), b"whole");
+}
+
+#[test]
+fn first_read_framing_answers_a_one_write_request_without_the_quiet_gap() {
+    let (d, quiet, seed) = two_listeners(HUGE_GAP);
+    // The default framing waits out the gap (60 s): no answer in 2 s.
+    assert_eq!(
+        classic(quiet, &[b"cat:abc"], Duration::from_secs(2)),
+        None,
+        "the default framing must still wait for its gap"
+    );
+    // First-read: answered, so not after the gap; a module that reads its
+    // input, a warm `.js` module (which takes its request whole) and a
+    // queue add alike.
+    assert_eq!(classic(seed, &[b"cat:abc"], LONG).unwrap(), b"abc");
+    assert_eq!(classic(seed, &[b"test:hi"], LONG).unwrap(), b"Test:hi");
+    let id = classic(seed, &[b"queue:add:cat:queued"], LONG).unwrap();
+    assert!(id.starts_with(b"id:"), "{:?}", String::from_utf8_lossy(&id));
+    // Control requests end as they always do.
+    assert_eq!(classic(seed, &[b"helo"], LONG).unwrap(), b"oleh");
+    drop(d);
+}
+
+#[test]
+fn check_config_notes_first_read_framing_without_failing() {
+    let dir = TempDir::new("first-read-check");
+    let modules = dir.path().join("modules");
+    std::fs::create_dir(&modules).unwrap();
+    write_module(&modules, "cat", CAT);
+    let path = dir.path().join("check.config");
+    std::fs::write(&path, config("first-read", r#""state_dir": "none""#)).unwrap();
+    let o = Command::new(BIN)
+        .arg("--check-config")
+        .arg("-c")
+        .arg(&path)
+        .arg("-m")
+        .arg(&modules)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("(seed) ends a classic client's request at the first read that holds a ':'"),
+        "{text}"
+    );
+    assert!(text.contains("cut after the first"), "{text}");
+    assert!(text.contains("configuration ok"), "{text}");
+    assert!(!text.contains("(quiet) ends"), "{text}");
+
+    std::fs::write(&path, config("first_read", r#""state_dir": "none""#)).unwrap();
+    let o = Command::new(BIN)
+        .args(["--check-config", "-m"])
+        .arg(&modules)
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(r#"listener seed: framing "first_read" is neither "quiet" nor "first-read""#),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_reload_changes_a_listeners_framing() {
+    let (d, _, seed) = two_listeners(HUGE_GAP);
+    assert_eq!(classic(seed, &[b"cat:abc"], LONG).unwrap(), b"abc");
+    std::fs::write(
+        d.dir.path().join("service.config"),
+        config("quiet", HUGE_GAP),
+    )
+    .unwrap();
+    d.signal("HUP");
+    d.wait_log(&format!(
+        "reload: listener {seed} now frames requests quiet"
+    ));
+    assert_eq!(
+        classic(seed, &[b"cat:abc"], Duration::from_secs(2)),
+        None,
+        "after the reload the gap applies again"
+    );
+}

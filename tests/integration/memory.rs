@@ -1,0 +1,116 @@
+//! Memory after load: what a load made the daemon allocate goes back once
+//! the load has subsided (tables shrink, the heap is trimmed), instead of
+//! staying at the peak. The curve itself is a benchmark (`bench/memory.sh`).
+
+use std::time::{Duration, Instant};
+
+use crate::util::{Daemon, Setup};
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+fn memory_a_load_took_goes_back_after_it() {
+    // Each helo leaves deadlines that come due up to the idle timeout
+    // (10 s) later: 30,000 of them take megabytes at the peak.
+    let d = Setup::new().default_log_level().start();
+    assert_eq!(d.ask_str("helo"), "oleh");
+    let idle = rss_kib(d.pid());
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = d.addr;
+            std::thread::spawn(move || {
+                for _ in 0..3750 {
+                    let mut s = std::net::TcpStream::connect(addr).unwrap();
+                    std::io::Write::write_all(&mut s, b"helo").unwrap();
+                    s.shutdown(std::net::Shutdown::Write).unwrap();
+                    assert_eq!(crate::util::read_to_end(&mut s), b"oleh");
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let peak = rss_kib(d.pid());
+    assert!(
+        peak > idle + 2048,
+        "the load should take memory: idle {idle} KiB, peak {peak} KiB"
+    );
+    // Given back within a minute (the deadlines expire within 10 s, then
+    // the load has subsided): below the middle of idle and peak.
+    let middle = (idle + peak) / 2;
+    let start = Instant::now();
+    let mut now = peak;
+    while now > middle {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "memory kept after the load: idle {idle} KiB, peak {peak} KiB, now {now} KiB"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        now = rss_kib(d.pid());
+    }
+}
+
+/// Polls until the daemon's RSS is at most `bound` KiB, for up to a minute.
+fn wait_rss_at_most(d: &Daemon, bound: u64, what: &str) {
+    let start = Instant::now();
+    let mut now = rss_kib(d.pid());
+    while now > bound {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "memory kept after {what}: now {now} KiB, expected at most {bound} KiB"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        now = rss_kib(d.pid());
+    }
+}
+
+#[test]
+fn memory_a_queue_load_took_goes_back_after_its_results_are_fetched() {
+    let d = Setup::new()
+        .default_log_level()
+        .module("test", "#!/bin/sh\nprintf Test\n")
+        .settings(r#""max_waiting": 20000, "max_waiting_per_client": 20000"#)
+        .start();
+    assert_eq!(d.ask_str("helo"), "oleh");
+    let idle = rss_kib(d.pid());
+    // 8 clients each add 600 jobs, then fetch them: the results are held
+    // together at the peak, and the receipts of the last 1,024 outlive it.
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = d.addr;
+            std::thread::spawn(move || {
+                let ask = |request: &str| {
+                    let mut s = std::net::TcpStream::connect(addr).unwrap();
+                    std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();
+                    s.shutdown(std::net::Shutdown::Write).unwrap();
+                    String::from_utf8(crate::util::read_to_end(&mut s)).unwrap()
+                };
+                let ids: Vec<String> = (0..600).map(|_| ask("queue:add:test:")).collect();
+                for id in ids {
+                    assert!(id.starts_with("id:"), "{id}");
+                    assert_eq!(ask(&format!("queue:get:{id}")), "Test");
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let peak = rss_kib(d.pid()).max(idle);
+    assert!(
+        peak > idle + 4096,
+        "the load should take memory: idle {idle} KiB, peak {peak} KiB"
+    );
+    // What outlives the load is copied apart from it, so at least half
+    // of what it took goes back (without the copy, about a third did).
+    let what = format!("the queue load (idle {idle} KiB, peak {peak} KiB)");
+    wait_rss_at_most(&d, idle + (peak - idle) / 2, &what);
+}
