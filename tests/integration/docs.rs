@@ -236,7 +236,14 @@ fn check_json(block: &Block, where_: &str) {
     fs::create_dir(dir.path().join("modules")).unwrap();
     fs::write(dir.path().join("c.json"), &block.text).unwrap();
     let o = Command::new(BIN)
-        .args(["--check-config", "--warnings-ok", "-c", "c.json", "-m", "modules"])
+        .args([
+            "--check-config",
+            "--warnings-ok",
+            "-c",
+            "c.json",
+            "-m",
+            "modules",
+        ])
         .current_dir(dir.path())
         .output()
         .unwrap();
