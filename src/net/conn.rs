@@ -108,11 +108,7 @@ impl Conn {
     /// The TCP socket's descriptor, lent to a module whose answer streams
     /// (`daemon/streams.rs`); none for the operator socket.
     pub fn tcp_fd(&self) -> Option<std::os::fd::RawFd> {
-        use std::os::fd::AsRawFd;
-        match &self.stream {
-            Stream::Tcp(s) => Some(s.as_raw_fd()),
-            Stream::Unix(_) => None,
-        }
+        self.stream.tcp_fd()
     }
 
     /// True while the answer is still being written.
