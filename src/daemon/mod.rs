@@ -20,9 +20,11 @@ mod jobs;
 mod lifecycle;
 /// `/metrics` and `/healthz` over HTTP.
 mod metrics;
+/// The operator socket: its file, mode and listener index.
+mod operator;
 /// Listener changes on SIGHUP.
 mod relisten;
-/// Who may act on a job; the operator socket.
+/// Who may act on a job; accepting on the operator socket.
 mod rights;
 /// The metrics listener and its connections.
 mod scrapes;
@@ -231,8 +233,8 @@ impl Daemon {
         }
         let operator = match &settings.state_dir {
             Some(dir) => {
-                let (mut socket, path) = rights::bind_operator_socket(dir)?;
-                rights::watch(&mut socket, poll.registry())
+                let (mut socket, path) = operator::bind_operator_socket(dir)?;
+                operator::watch(&mut socket, poll.registry())
                     .map_err(io_err("cannot watch the operator socket"))?;
                 log::info!("operator socket {}", path.display());
                 Some((socket, path))
@@ -275,7 +277,7 @@ impl Daemon {
             spawner,
             spawns: Spawns::default(),
             spare_fd: spare_descriptor(),
-            descriptors: accept::descriptors_left(),
+            descriptors: crate::run::limits::descriptors_left(),
             uids,
             workers: Workers::default(),
             per_client: HashMap::new(),
