@@ -6,10 +6,8 @@
 use crate::daemon::operator::OPERATOR;
 use crate::daemon::tokens;
 use crate::daemon::Daemon;
-use crate::keys::ConnKey;
 use crate::net::conn::Conn;
 use crate::net::stream::Stream;
-use crate::queue::results::Entry;
 
 impl Daemon {
     /// The name jobs added on listener `i` belong to.
@@ -17,35 +15,6 @@ impl Daemon {
         match self.listeners.get(listener) {
             Some(l) => l.owner.clone(),
             None => "operator".into(),
-        }
-    }
-
-    /// True if the connection has operator rights.
-    pub(super) fn is_operator(&self, key: ConnKey) -> bool {
-        self.conns.get(key).is_some_and(|c| c.admin)
-    }
-
-    /// The listener job `id` belongs to, if it is known at all (held, or
-    /// fetched a while ago).
-    fn owner_of_job(&self, id: u64) -> Option<&str> {
-        match self.queue.get(id) {
-            Some(Entry::Active(job)) => self.jobs.get(*job).map(|j| j.owner.as_str()),
-            Some(Entry::Done(done)) => Some(done.owner.as_str()),
-            None => self.queue.fetched_receipt(id).map(|f| f.owner.as_str()),
-        }
-    }
-
-    /// True if the connection may see and act on job `id`: it came
-    /// through the job's listener, or has operator rights. Jobs of old
-    /// journals (no owner) are any listener's.
-    pub(super) fn may_act_on(&self, key: ConnKey, id: u64) -> bool {
-        let Some(conn) = self.conns.get(key) else {
-            return false;
-        };
-        match self.owner_of_job(id) {
-            None => false,
-            Some(_) if conn.admin => true,
-            Some(owner) => owner.is_empty() || owner == self.owner_of(conn.listener),
         }
     }
 
