@@ -10,26 +10,11 @@ use crate::journal::{Journal, SyncPolicy};
 use crate::keys::Key;
 use crate::queue::engine::{Asker, Finish, QueueEngine};
 use crate::queue::store::MemoryStore;
-use crate::run::modules::Kind;
 use crate::run::outcome::Outcome;
 use crate::run::receipt::Receipt;
 
 fn module(name: &str) -> Rc<Module> {
-    let epoch = SystemTime::UNIX_EPOCH;
-    Rc::new(Module {
-        name: name.into(),
-        path: "/bin/true".into(),
-        kind: Kind::Executable,
-        modified: epoch,
-        size: 0,
-        sha256: Default::default(),
-        key: crate::run::hasher::FileKey {
-            dev: 0,
-            ino: 0,
-            size: 0,
-            modified: epoch,
-        },
-    })
+    Rc::new(crate::run::modules::test_module(name))
 }
 
 fn conn(n: usize) -> ConnKey {

@@ -207,7 +207,6 @@ impl JobTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::modules::{Kind, Module};
 
     fn warm() -> WarmRun {
         let now = std::time::Instant::now();
@@ -221,20 +220,7 @@ mod tests {
     }
 
     fn job() -> Job {
-        let module = Module {
-            name: "m".into(),
-            path: "/bin/true".into(),
-            kind: Kind::Executable,
-            modified: std::time::SystemTime::UNIX_EPOCH,
-            size: 0,
-            sha256: Default::default(),
-            key: crate::run::hasher::FileKey {
-                dev: 0,
-                ino: 0,
-                size: 0,
-                modified: std::time::SystemTime::UNIX_EPOCH,
-            },
-        };
+        let module = crate::run::modules::test_module("m");
         Job::new(module.into(), Origin::Queue { id: 1 }, b"", true)
     }
 
