@@ -352,3 +352,28 @@ fn over_a_journal_a_restart_runs_the_job_again_and_keeps_its_result() {
     assert_eq!(answers(&events), vec![(conn(3), "kept".into())]);
     again.close();
 }
+
+#[test]
+fn without_a_journal_a_waiting_job_is_dropped_at_shutdown_and_its_getters_told() {
+    let mut engine = memory();
+    let (dropped, removed) = (add(&mut engine, 1, "web"), add(&mut engine, 2, "web"));
+    engine.end_turn();
+    drain(&mut engine);
+    engine.get(asker(3, "web"), dropped);
+    drain(&mut engine);
+    assert!(!engine.stop_waiting(dropped), "memory keeps nothing");
+    let told = answers(&drain(&mut engine));
+    assert_eq!(
+        told,
+        vec![(conn(3), Refusal::ShuttingDown.answer().to_string())]
+    );
+    engine.removed(removed, Removal::Dropped);
+    for id in [dropped, removed] {
+        engine.check(asker(4, "web"), id);
+        assert_eq!(
+            answers(&drain(&mut engine)),
+            vec![(conn(4), "404: Unknown job".into())]
+        );
+    }
+    assert_eq!(engine.unkept(None), (0, 0, 0));
+}
