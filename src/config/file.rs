@@ -331,8 +331,7 @@ impl Config {
     }
 }
 
-/// Deserializes the text again, now as `T`, so that an error carries the
-/// path of the key and its line.
+/// Parses the text again as `T`, so that an error carries the key's path and line.
 fn from_text<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error> {
     let mut de = serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {

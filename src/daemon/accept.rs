@@ -188,15 +188,6 @@ impl Daemon {
     }
 }
 
-/// The open-files limit less the descriptors open now (read at start,
-/// once the listeners, journal and spare descriptor are open).
-pub(super) fn descriptors_left() -> usize {
-    let limit = crate::run::limits::open_files_limit().unwrap_or(1024) as usize;
-    // Less the one read_dir itself holds.
-    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |fds| fds.count().saturating_sub(1));
-    limit.saturating_sub(open)
-}
-
 /// `::ffff:a.b.c.d` as `a.b.c.d`.
 pub(super) fn canonical(peer: std::net::SocketAddr) -> std::net::SocketAddr {
     std::net::SocketAddr::new(peer.ip().to_canonical(), peer.port())

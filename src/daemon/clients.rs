@@ -134,7 +134,8 @@ impl Daemon {
                 if !complete && self.runs_warm(&module) {
                     return self.keep_reading(key, request);
                 }
-                let waiting = self.jobs.waiting_for(peer.ip());
+                // Queue jobs not yet kept count as waiting too.
+                let (all, waiting, _) = self.waiting_with_queue(Some(peer.ip()));
                 if waiting >= self.settings.max_waiting_per_client {
                     let why = format!("{name}: this client has {waiting} jobs waiting");
                     return self.refuse_for(key, Refusal::Busy, &why);
@@ -144,7 +145,11 @@ impl Daemon {
                     peer,
                 };
                 let job = Job::new(module, origin, &request[body_start..], complete);
-                match self.jobs.add(job, self.settings.max_waiting) {
+                let unkept = all - self.jobs.waiting();
+                match self
+                    .jobs
+                    .add(job, self.settings.max_waiting.saturating_sub(unkept))
+                {
                     Ok(job) => {
                         if let Some(conn) = self.conns.get_mut(key) {
                             conn.feed_job(job);
@@ -178,7 +183,7 @@ impl Daemon {
             Control::QueueCheck(id) => self.queue_check(key, id),
             Control::QueueGet(id) => self.queue_get(key, id),
             Control::QueueCancel(id) => self.queue_cancel(key, id),
-            Control::QueueStats => self.queue_stats(),
+            Control::QueueStats => self.queue_stats(key),
             Control::QueueList => self.queue_list(key),
             Control::QueueInfo(id) => self.queue_info(key, id),
         };
@@ -281,8 +286,7 @@ impl Daemon {
     pub(super) fn left_phase(&mut self, key: ConnKey, left: Phase) {
         match left {
             Phase::Job(job) => self.detach_job(job),
-            Phase::QueueWait(id) => self.queue.unwatch(id, key),
-            Phase::Durable => self.forget_ack(key),
+            Phase::QueueWait(_) | Phase::Durable => self.queue_forget(key),
             Phase::Head(_) | Phase::Answer(_) | Phase::Linger | Phase::Closed => {}
         }
     }

@@ -80,7 +80,7 @@ impl Daemon {
         run.streamed = streamed;
         self.jobs.cold_started(key, run);
         if let Some(id) = id {
-            self.journal_started(id, attempt);
+            self.queue_started(id, attempt);
         }
         self.timers.schedule(deadline, Timer::Job(key));
         self.feed_stdin(key);
@@ -124,7 +124,7 @@ impl Daemon {
                 receipt.bytes_out = output.len() as u64;
                 (outcome, output)
             }
-            JobState::Pending | JobState::Waiting => {
+            JobState::Waiting => {
                 given.unwrap_or((Outcome::SpawnFailed("never started".into()), Vec::new()))
             }
         };
@@ -178,14 +178,9 @@ impl Daemon {
             }
             Origin::Queue { .. } => {}
         }
-        if killed_at_stop && self.store.durable() {
-            // Left in the journal as started: it runs again after the restart.
-            if let Origin::Queue { id } = job.origin {
-                self.tell_watchers_stopping(id);
-            }
-            return;
+        if let Some(id) = job.id {
+            self.queue_finished(id, &answer, receipt, killed_at_stop);
         }
-        self.record_finished(&job, &answer, receipt);
     }
 
     /// The client of a direct job is gone: the job goes on, its answer is only logged.
@@ -207,7 +202,7 @@ impl Daemon {
             return;
         };
         match &mut job.state {
-            JobState::Pending | JobState::Waiting => {
+            JobState::Waiting => {
                 self.jobs.remove(key);
             }
             JobState::Running(run) => {
@@ -225,33 +220,18 @@ impl Daemon {
         let Some(job) = self.jobs.get(key) else {
             return;
         };
-        let kept = self.store.durable() && job.id.is_some();
-        let (origin, name) = (job.origin, job.module.name.clone());
+        let (id, origin) = (job.id, job.origin);
+        let kept = match id {
+            Some(id) => self.queue_stop_waiting(id),
+            None => false,
+        };
         if !kept {
             self.jobs.remove(key);
         }
-        match origin {
-            Origin::Tcp { conn, .. } => {
-                if let Some(conn) = conn {
-                    self.refuse(conn, Refusal::ShuttingDown);
-                }
-            }
-            Origin::Queue { id } if kept => self.tell_watchers_stopping(id),
-            Origin::Queue { id } => {
-                log::warn!("queue job {id} ({name}) dropped at shutdown: no journal");
-                for conn in self.queue.remove(id) {
-                    self.refuse(conn, Refusal::ShuttingDown);
-                }
-            }
-            Origin::Udp { peer } if !kept => {
-                log::warn!("udp job {name} from {peer} dropped at shutdown: no journal")
-            }
-            Origin::Udp { .. } => {}
-        }
-    }
-
-    fn tell_watchers_stopping(&mut self, id: u64) {
-        for conn in self.queue.watchers(id) {
+        if let Origin::Tcp {
+            conn: Some(conn), ..
+        } = origin
+        {
             self.refuse(conn, Refusal::ShuttingDown);
         }
     }
@@ -276,7 +256,7 @@ impl Daemon {
                     run.killed_at_stop = true;
                     run.process.kill();
                 }
-                JobState::Pending | JobState::Waiting => {}
+                JobState::Waiting => {}
             }
         }
     }

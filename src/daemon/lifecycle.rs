@@ -8,7 +8,6 @@ use crate::daemon::timers::{Timer, HOUSEKEEPING};
 use crate::daemon::Daemon;
 use crate::net::conn::Conn;
 use crate::net::protocol::Refusal;
-use crate::queue::store::Removal;
 
 /// How often the module index is refreshed from modification times.
 const MODULE_REFRESH: Duration = Duration::from_secs(10);
@@ -147,7 +146,7 @@ impl Daemon {
         }
         let until = Instant::now() + self.settings.shutdown_grace;
         // What stop_waiting_job does with each: journaled ones stay.
-        let durable = self.store.durable();
+        let durable = self.queue_durable();
         let kept = self
             .jobs
             .waiting_keys()
@@ -183,7 +182,7 @@ impl Daemon {
             return false;
         };
         let writing = self.conns.iter().any(|(_, c)| c.is_answering());
-        let idle = self.jobs.running() == 0 && !writing && self.held.is_empty();
+        let idle = self.jobs.running() == 0 && !writing && self.queue_settled();
         idle || Instant::now() > until + Duration::from_secs(2)
     }
 
@@ -200,13 +199,7 @@ impl Daemon {
     }
 
     pub(super) fn housekeeping(&mut self, now: Instant) {
-        let expired = self.queue.expire(now, self.settings.result_retention);
-        if !expired.is_empty() {
-            log::info!("{} unfetched queue results expired", expired.len());
-        }
-        for id in expired {
-            self.journal_removed(id, Removal::Expired);
-        }
+        self.queue_tick(now);
         self.stop_idle_workers(now);
         self.report_held_warnings(now);
         self.expire_scrapes(now);

@@ -121,7 +121,7 @@ impl Daemon {
                     self.metrics_page().as_bytes(),
                     head_only,
                 ),
-                "/healthz" => match self.store.failing() {
+                "/healthz" => match self.queue_failing() {
                     None => response(Status::Ok, text, b"ok\n", head_only),
                     Some(why) => {
                         let body = format!("journal failing: {why}\n");
@@ -174,7 +174,7 @@ impl Daemon {
         e.gauge(
             "bgjob_results_unfetched_bytes",
             "Bytes of queue results not fetched yet.",
-            gauge(self.queue.held_bytes()),
+            gauge(self.queue_status().1),
         );
         e.labelled_counter(
             "bgjob_jobs_total",
@@ -228,7 +228,7 @@ impl Daemon {
             "Datagrams dropped: client not allowed or module not served.",
             s.udp_forbidden,
         );
-        if let StoreStatus::Journal { bytes, .. } = self.store.status() {
+        if let StoreStatus::Journal { bytes, .. } = self.queue_status().0 {
             e.gauge(
                 "bgjob_journal_bytes",
                 "Size of the queue's journal.",
@@ -238,7 +238,7 @@ impl Daemon {
         e.gauge(
             "bgjob_journal_failing",
             "1 while the journal cannot be written, else 0.",
-            if self.store.failing().is_some() {
+            if self.queue_failing().is_some() {
                 1.0
             } else {
                 0.0

@@ -6,14 +6,10 @@
 
 /// Accepting TCP clients, within the connection and descriptor limits.
 mod accept;
-/// `queue:` requests answered by the daemon.
-mod admin;
 /// Module processes: pipes, spawn reports, reaping, time limits.
 mod children;
 /// TCP clients: accept, verdicts, routing, and the answer and close paths.
 mod clients;
-/// The queue store's use: held answers, recovery.
-mod durable;
 /// Jobs from start to answer.
 mod jobs;
 /// Signals, reload, housekeeping and stopping.
@@ -22,9 +18,13 @@ mod lifecycle;
 mod memory;
 /// `/metrics` and `/healthz` over HTTP.
 mod metrics;
+/// The operator socket: its file, mode and listener index.
+mod operator;
+/// The queue engine's router: requests in, events applied.
+mod queue;
 /// Listener changes on SIGHUP.
 mod relisten;
-/// Who may act on a job; the operator socket.
+/// Who may act on a job; accepting on the operator socket.
 mod rights;
 /// The metrics listener and its connections.
 mod scrapes;
@@ -63,16 +63,13 @@ use crate::daemon::stats::Stats;
 use crate::daemon::timers::{Timer, Timers};
 use crate::daemon::tokens::{source, Source, SIGNALS, WAKER};
 use crate::error::Error;
-use crate::journal::Journal;
 use crate::keys::{ConnKey, Table};
 use crate::net::conn::Conn;
 use crate::net::listeners::Listener;
 use crate::net::protocol::Refusal;
 use crate::node::pool::Workers;
-use crate::queue::held::HeldAnswers;
-use crate::queue::ids::IdKey;
-use crate::queue::results::QueueBook;
-use crate::queue::store::{MemoryStore, QueueStore, Recovered};
+use crate::queue::engine::QueueEngine;
+use crate::queue::local::LocalEngine;
 use crate::ratelimit::RateLimit;
 use crate::run::hasher::Hasher;
 use crate::run::modules::ModuleIndex;
@@ -93,7 +90,9 @@ pub struct Daemon {
     signals: Signals,
     conns: Table<ConnKey, Conn>,
     jobs: JobTable,
-    queue: QueueBook,
+    /// The queue: every queued job, its result and the store they are
+    /// kept in. Only `queue.rs` speaks to it.
+    queue: Box<dyn QueueEngine>,
     modules: ModuleIndex,
     timers: Timers,
     stats: Stats,
@@ -108,11 +107,6 @@ pub struct Daemon {
     panic_policy: PanicPolicy,
     last_refresh: Instant,
     started: Instant,
-    /// Where queue and UDP jobs and results are kept: the journal, or
-    /// memory alone when the state folder is `none`.
-    store: Box<dyn QueueStore>,
-    /// Answers and jobs held until the store has kept their change.
-    held: HeldAnswers,
     spawner: Spawner,
     /// Open TCP connections by client address.
     per_client: HashMap<std::net::IpAddr, usize>,
@@ -197,18 +191,15 @@ impl Daemon {
         );
         let hasher =
             Hasher::start(waker.clone()).map_err(io_err("cannot start the hashing thread"))?;
-        let modules = ModuleIndex::new(modules_dir, hasher);
+        let mut modules = ModuleIndex::new(modules_dir, hasher);
         log::info!("{} modules in {}", modules.len(), modules.dir().display());
         let spawner =
             Spawner::start_thread(waker.clone(), &settings.module_env, Some(modules.dir()))
                 .map_err(io_err("cannot start the spawn thread"))?;
-        let (store, recovered): (Box<dyn QueueStore>, Recovered) = match &settings.state_dir {
-            Some(dir) => {
-                let (journal, recovered) = Journal::open(dir, settings.journal_sync, waker)?;
-                (Box::new(journal), recovered)
-            }
-            None => (Box::<MemoryStore>::default(), Recovered::default()),
-        };
+        // The queue's start-up: recovered jobs come out as `Run` events,
+        // applied once the daemon exists.
+        let (dir, sync) = (settings.state_dir.as_deref(), settings.journal_sync);
+        let queue = LocalEngine::open(dir, sync, waker, &mut |name| modules.lookup(name))?;
         let uids = match settings.module_uids {
             Some((first, last)) => {
                 let Some((_, gid)) = settings.module_limits.identity else {
@@ -236,22 +227,13 @@ impl Daemon {
         }
         let operator = match &settings.state_dir {
             Some(dir) => {
-                let (mut socket, path) = rights::bind_operator_socket(dir)?;
-                rights::watch(&mut socket, poll.registry())
+                let (mut socket, path) = operator::bind_operator_socket(dir)?;
+                operator::watch(&mut socket, poll.registry())
                     .map_err(io_err("cannot watch the operator socket"))?;
                 log::info!("operator socket {}", path.display());
                 Some((socket, path))
             }
             None => None,
-        };
-        let id_key = match recovered.id_key.clone() {
-            Some(key) => key,
-            None => {
-                let mut key = [0u8; 32];
-                crate::journal::frame::fill_random(&mut key)
-                    .map_err(io_err("cannot make an id key"))?;
-                IdKey(key)
-            }
         };
         let mut timers = Timers::default();
         timers.schedule(Instant::now() + timers::HOUSEKEEPING, Timer::Housekeeping);
@@ -264,7 +246,7 @@ impl Daemon {
             signals,
             conns: Table::default(),
             jobs: JobTable::default(),
-            queue: QueueBook::new(id_key),
+            queue: Box::new(queue),
             modules,
             timers,
             stats: Stats::default(),
@@ -275,12 +257,10 @@ impl Daemon {
             panic_policy,
             last_refresh: Instant::now(),
             started: Instant::now(),
-            store,
-            held: HeldAnswers::default(),
             spawner,
             spawns: Spawns::default(),
             spare_fd: spare_descriptor(),
-            descriptors: accept::descriptors_left(),
+            descriptors: crate::run::limits::descriptors_left(),
             uids,
             workers: Workers::default(),
             per_client: HashMap::new(),
@@ -292,7 +272,7 @@ impl Daemon {
         };
         daemon.find_node();
         log::info!(target: "bgjobd", "bgjobd {} started: {}", env!("CARGO_PKG_VERSION"), daemon.describe());
-        daemon.recover(recovered);
+        daemon.route_queue();
         Ok(daemon)
     }
 
@@ -308,7 +288,7 @@ impl Daemon {
     pub fn run(&mut self) -> Result<(), Error> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let deadline = match (self.timers.next_deadline(), self.store.deadline()) {
+            let deadline = match (self.timers.next_deadline(), self.queue_deadline()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -346,7 +326,7 @@ impl Daemon {
             self.resume_input();
             self.remove_closed();
             if self.stop_complete() {
-                self.store.close();
+                self.queue_close();
                 if let Some((_, path)) = &self.operator {
                     let _ = std::fs::remove_file(path);
                 }
@@ -361,7 +341,7 @@ impl Daemon {
             Source::Signals => self.handle_signals(),
             Source::Waker => {
                 self.spawn_reports();
-                self.release_held();
+                self.queue_wake();
                 self.modules.take_hashes();
             }
             Source::Operator => self.accept_operator(),

@@ -85,7 +85,7 @@ impl Daemon {
             );
             return;
         };
-        if self.jobs.udp_waiting() >= self.settings.max_waiting_udp {
+        if self.waiting_with_queue(None).2 >= self.settings.max_waiting_udp {
             // Counted, logged at debug only: a flood must not flood the log.
             self.stats.refusal(Refusal::Busy);
             self.stats.udp_over_budget += 1;
@@ -100,7 +100,7 @@ impl Daemon {
             );
             return;
         }
-        match self.admit_journaled(module, data.to_vec(), Some(peer), None) {
+        match self.queue_datagram(module, data, peer) {
             Ok(id) => log::info!("udp {peer}: {name} ({} bytes) as job {id}", data.len()),
             Err(refusal) => {
                 self.stats.refusal(refusal);

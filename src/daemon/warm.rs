@@ -54,7 +54,7 @@ impl Daemon {
             },
         );
         if let Some(id) = id {
-            self.journal_started(id, attempt);
+            self.queue_started(id, attempt);
         }
         self.timers.schedule(deadline, Timer::Job(key));
         self.workers

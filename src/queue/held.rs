@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::keys::{ConnKey, JobKey};
+use crate::keys::ConnKey;
 use crate::queue::results::Done;
 use crate::queue::store::{Removal, Ticket};
 
@@ -12,7 +12,6 @@ use crate::queue::store::{Removal, Ticket};
 pub enum Held {
     /// A new job: it starts, and its client gets `id:<n>`, once it is kept.
     Added {
-        job: JobKey,
         id: u64,
         /// The client waiting for `id:<n>`; none for UDP jobs.
         conn: Option<ConnKey>,

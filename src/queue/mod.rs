@@ -1,11 +1,19 @@
-//! The queue: results kept under their ids until fetched, and the store
-//! interface that makes jobs and results survive restarts. Calls nothing of
-//! the daemon's; the journal implements its store.
+//! The queue: one owner of everything about queued jobs, behind the engine
+//! interface (`engine.rs`): requests in, events and a deadline out. The
+//! local engine keeps the book of ids and results, the answers held for the
+//! store, and the store (the journal implements it). Calls nothing of the
+//! daemon's.
 
+/// The engine interface: requests, events, deadline.
+pub mod engine;
 /// What waits for the store to complete a change.
 pub mod held;
 /// Unguessable ids: a keyed permutation of a counter.
 pub mod ids;
+/// The local engine: the book, the held answers and the store, owned together.
+pub mod local;
+/// The local engine's requests, and its `QueueEngine` implementation.
+mod requests;
 /// Results of queue jobs and the clients waiting for them.
 pub mod results;
 /// The queue store interface, and the in-memory store.

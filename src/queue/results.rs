@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::keys::{ConnKey, JobKey};
+use crate::keys::ConnKey;
 use crate::queue::ids::{IdKey, ID_SPACE};
 use crate::run::receipt::Receipt;
 
@@ -48,8 +48,8 @@ pub enum Finished {
 /// A queue id's entry.
 #[derive(Debug)]
 pub enum Entry {
-    /// Pending, waiting or running as this job.
-    Active(JobKey),
+    /// Accepted and not finished: the engine knows whether it waits or runs.
+    Active,
     /// Finished; the answer waits to be fetched. Boxed, so that the many
     /// active entries stay small.
     Done(Box<Done>),
@@ -215,6 +215,14 @@ impl QueueBook {
 
     pub fn watch(&mut self, id: u64, conn: ConnKey) {
         self.watchers.entry(id).or_default().push(conn);
+    }
+
+    /// A connection left: it waits for no result any more.
+    pub fn forget(&mut self, conn: ConnKey) {
+        self.watchers.retain(|_, list| {
+            list.retain(|&c| c != conn);
+            !list.is_empty()
+        });
     }
 
     pub fn unwatch(&mut self, id: u64, conn: ConnKey) {

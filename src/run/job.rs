@@ -60,9 +60,6 @@ impl Origin {
 /// Where a job is in its life.
 #[derive(Debug)]
 pub enum JobState {
-    /// Written to the journal, waiting for it to reach the disk before the
-    /// job is acknowledged and may start.
-    Pending,
     /// In the FIFO waiting line for a free running slot.
     Waiting,
     /// Its process runs (or has exited and its pipes are draining).
@@ -164,14 +161,14 @@ impl Job {
         self.bytes_in += bytes.len();
         match &mut self.state {
             JobState::Running(run) => run.process.input.push(bytes),
-            JobState::Pending | JobState::Waiting | JobState::Warm(_) => self.input.push(bytes),
+            JobState::Waiting | JobState::Warm(_) => self.input.push(bytes),
         }
     }
 
     pub fn cold_mut(&mut self) -> Option<&mut ColdRun> {
         match &mut self.state {
             JobState::Running(run) => Some(run),
-            JobState::Pending | JobState::Waiting | JobState::Warm(_) => None,
+            JobState::Waiting | JobState::Warm(_) => None,
         }
     }
 

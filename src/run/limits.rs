@@ -69,6 +69,15 @@ pub fn open_files_limit() -> Option<u64> {
     }
 }
 
+/// The open-files limit less the descriptors open now (read at start,
+/// once the listeners, journal and spare descriptor are open).
+pub fn descriptors_left() -> usize {
+    let limit = open_files_limit().unwrap_or(1024) as usize;
+    // Less the one read_dir itself holds.
+    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |fds| fds.count().saturating_sub(1));
+    limit.saturating_sub(open)
+}
+
 impl ModuleLimits {
     pub(super) fn as_rlimits(&self) -> Vec<(libc::__rlimit_resource_t, libc::rlim_t)> {
         let open_files = self.open_files.or(MODULE_OPEN_FILES.get().copied());

@@ -250,6 +250,26 @@ fn absolute(path: PathBuf) -> PathBuf {
     std::path::absolute(&path).unwrap_or(path)
 }
 
+/// A module that exists only in memory, for unit tests of what holds one.
+#[cfg(test)]
+pub fn test_module(name: &str) -> Module {
+    let epoch = SystemTime::UNIX_EPOCH;
+    Module {
+        name: name.into(),
+        path: "/bin/true".into(),
+        kind: Kind::Executable,
+        modified: epoch,
+        size: 0,
+        sha256: Default::default(),
+        key: FileKey {
+            dev: 0,
+            ino: 0,
+            size: 0,
+            modified: epoch,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,8 +13,6 @@ pub struct Busy;
 pub struct JobTable {
     jobs: Table<JobKey, Job>,
     waiting: VecDeque<JobKey>,
-    /// Jobs waiting for their journal record to reach the disk.
-    pending: usize,
     /// Jobs started (cold, or on a warm worker or waiting for one): each
     /// holds a running slot.
     running: usize,
@@ -38,7 +36,7 @@ impl JobTable {
     /// Puts a job at the end of the waiting line, unless `max_waiting` are
     /// already waiting.
     pub fn add(&mut self, job: Job, max_waiting: usize) -> Result<JobKey, Busy> {
-        if self.waiting.len() + self.pending >= max_waiting {
+        if self.waiting.len() >= max_waiting {
             return Err(Busy);
         }
         self.count(counted(&job), true);
@@ -104,32 +102,9 @@ impl JobTable {
         }
     }
 
-    /// Holds a journaled job until its record is on disk ([`JobTable::release`]).
-    /// It counts as waiting.
-    pub fn add_pending(&mut self, mut job: Job, max_waiting: usize) -> Result<JobKey, Busy> {
-        if self.waiting.len() + self.pending >= max_waiting {
-            return Err(Busy);
-        }
-        job.state = JobState::Pending;
-        self.pending += 1;
-        self.count(counted(&job), true);
-        self.count_data(&job, true);
-        Ok(self.jobs.insert(job))
-    }
-
-    /// A pending job's record is on disk: it joins the waiting line.
-    pub fn release(&mut self, key: JobKey) {
-        if let Some(job) = self.jobs.get_mut(key) {
-            if matches!(job.state, JobState::Pending) {
-                job.state = JobState::Waiting;
-                self.pending -= 1;
-                self.waiting.push_back(key);
-            }
-        }
-    }
-
-    /// A job recovered from the journal: waits, whatever the limit.
-    pub fn add_recovered(&mut self, job: Job) -> JobKey {
+    /// A queue or datagram job the queue says to run (kept, or recovered
+    /// at start): it waits, whatever the limit (the queue admitted it).
+    pub fn add_kept(&mut self, job: Job) -> JobKey {
         self.count(counted(&job), true);
         self.count_data(&job, true);
         let key = self.jobs.insert(job);
@@ -204,10 +179,6 @@ impl JobTable {
                     self.count(counted(&job), false);
                 }
             }
-            JobState::Pending => {
-                self.pending -= 1;
-                self.count(counted(&job), false);
-            }
         }
         Some(job)
     }
@@ -217,9 +188,9 @@ impl JobTable {
         self.running
     }
 
-    /// Jobs waiting to start, pending ones included.
+    /// Jobs waiting to start.
     pub fn waiting(&self) -> usize {
-        self.waiting.len() + self.pending
+        self.waiting.len()
     }
 
     /// Jobs held, in any state.
@@ -249,7 +220,6 @@ impl JobTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::modules::{Kind, Module};
 
     fn warm() -> WarmRun {
         let now = std::time::Instant::now();
@@ -263,20 +233,7 @@ mod tests {
     }
 
     fn job() -> Job {
-        let module = Module {
-            name: "m".into(),
-            path: "/bin/true".into(),
-            kind: Kind::Executable,
-            modified: std::time::SystemTime::UNIX_EPOCH,
-            size: 0,
-            sha256: Default::default(),
-            key: crate::run::hasher::FileKey {
-                dev: 0,
-                ino: 0,
-                size: 0,
-                modified: std::time::SystemTime::UNIX_EPOCH,
-            },
-        };
+        let module = crate::run::modules::test_module("m");
         Job::new(module.into(), Origin::Queue { id: 1 }, b"", true)
     }
 
@@ -294,18 +251,11 @@ mod tests {
         assert!(table.remove(a).is_some());
         assert_eq!(table.running(), 0);
         assert_eq!(table.waiting(), 0);
-        let p = table.add_pending(job(), 1).unwrap();
-        assert!(
-            table.add(job(), 1).is_err(),
-            "a pending job counts as waiting"
-        );
-        assert_eq!(
-            table.pop_waiting(9),
-            None,
-            "not before its record is on disk"
-        );
-        table.release(p);
-        assert_eq!(table.pop_waiting(9), Some(p));
+        let kept = table.add_kept(job());
+        assert_eq!(table.waiting(), 1);
+        table.add_kept(job());
+        assert_eq!(table.waiting(), 2, "a kept job waits whatever the limit");
+        assert_eq!(table.pop_waiting(9), Some(kept));
     }
 
     #[test]
@@ -315,10 +265,9 @@ mod tests {
         let mut with_data = job();
         with_data.data = Some(vec![0; 100].into());
         with_data.client = Some(client);
-        let k = table.add_pending(with_data, 9).unwrap();
+        let k = table.add_kept(with_data);
         assert_eq!(table.data_bytes(Some(client)), (100, 100));
         assert_eq!(table.data_bytes(None), (100, 0));
-        table.release(k);
         assert_eq!(table.pop_waiting(9), Some(k));
         assert_eq!(
             table.data_bytes(Some(client)),

@@ -231,9 +231,42 @@ fn check_ci(block: &Block, where_: &str) {
     }
 }
 
+/// The names `"module_policy": {"a": {...}, "b": {...}}` maps, if any:
+/// the strings directly inside its object (its values are objects).
+fn policy_modules(json: &str) -> Vec<String> {
+    let Some(at) = json.find("\"module_policy\"") else {
+        return Vec::new();
+    };
+    let (mut names, mut depth, mut name) = (Vec::new(), 0, None::<String>);
+    for c in json[at..].chars().skip_while(|&c| c != '{') {
+        if let Some(n) = &mut name {
+            if c == '"' {
+                names.push(std::mem::take(n));
+                name = None;
+            } else {
+                n.push(c);
+            }
+            continue;
+        }
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 1 => break,
+            '}' => depth -= 1,
+            '"' if depth == 1 => name = Some(String::new()),
+            _ => {}
+        }
+    }
+    names
+}
+
 fn check_json(block: &Block, where_: &str) {
     let dir = TempDir::new("docjson");
     fs::create_dir(dir.path().join("modules")).unwrap();
+    // The modules a block's `module_policy` names exist, as they would
+    // where the block is used: a policy for a missing module is a warning.
+    for name in policy_modules(&block.text) {
+        crate::util::write_module(&dir.path().join("modules"), &name, "#!/bin/sh\ncat\n");
+    }
     fs::write(dir.path().join("c.json"), &block.text).unwrap();
     let o = Command::new(BIN)
         .args([

@@ -1,7 +1,8 @@
-//! The source layout keeps its promises: no two files of the daemon's
-//! library import each other (directly or around a longer loop), `impl
-//! Daemon` lives only in the loop's folder, and files stay short enough
-//! to read in one sitting.
+//! The source layout keeps its promises: no two source files (the
+//! library's or a binary's) import each other (directly or around a longer
+//! loop), every `mod` line says what the module is for, `impl Daemon`
+//! lives only in the loop's folder, and files stay short enough to read in
+//! one sitting.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -37,6 +38,24 @@ fn library_files() -> Vec<PathBuf> {
     files
 }
 
+/// Every source file: the library's and each binary's.
+fn all_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    walk(&src(), "", &mut files);
+    files.sort();
+    files
+}
+
+/// The folder a file's `crate::` paths start from: `src/` for the
+/// library, `src/bin/NAME/` for a binary's files.
+fn crate_root(file: &Path) -> PathBuf {
+    let bin = src().join("bin");
+    match file.strip_prefix(&bin) {
+        Ok(rel) => bin.join(rel.iter().next().unwrap()),
+        Err(_) => src(),
+    }
+}
+
 /// The code before the unit tests, without comment lines.
 fn code(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap();
@@ -47,10 +66,11 @@ fn code(path: &Path) -> String {
         .join("\n")
 }
 
-/// The file a `crate::a::b::c` path lives in: the longest prefix that is one.
-fn file_of(segments: &[&str]) -> Option<PathBuf> {
+/// The file a `crate::a::b::c` path lives in below `root`: the longest
+/// prefix that is one.
+fn file_of(root: &Path, segments: &[&str]) -> Option<PathBuf> {
     for n in (1..=segments.len()).rev() {
-        let base = src().join(segments[..n].join("/"));
+        let base = root.join(segments[..n].join("/"));
         for candidate in [base.with_extension("rs"), base.join("mod.rs")] {
             if candidate.is_file() {
                 return Some(candidate);
@@ -102,18 +122,26 @@ fn crate_paths(code: &str) -> Vec<Vec<String>> {
     out
 }
 
-/// The module path of a file: `src/journal/mod.rs` is `journal`.
+/// The module path of a file below its crate's root: `src/journal/mod.rs`
+/// is `journal`, `src/bin/bgjob-bench/spawn/command.rs` is `spawn::command`.
 fn module_of(file: &Path) -> Vec<String> {
-    let rel = file.strip_prefix(src()).unwrap().with_extension("");
+    let rel = file
+        .strip_prefix(crate_root(file))
+        .unwrap()
+        .with_extension("");
     let mut segments: Vec<String> = rel.iter().map(|s| s.to_string_lossy().into()).collect();
-    if segments.last().is_some_and(|s| s == "mod" || s == "lib") {
+    if segments
+        .last()
+        .is_some_and(|s| s == "mod" || s == "lib" || s == "main")
+    {
         segments.pop();
     }
     segments
 }
 
 /// Paths written relative to the file's module (`super::x`, or `child::x`
-/// for a module it declares), made absolute.
+/// for a module it declares, in a `use` line or in an expression), made
+/// absolute.
 fn relative_paths(file: &Path, code: &str) -> Vec<Vec<String>> {
     let module = module_of(file);
     let children: Vec<&str> = code
@@ -139,19 +167,31 @@ fn relative_paths(file: &Path, code: &str) -> Vec<Vec<String>> {
             out.push(full);
         }
     }
+    for child in children {
+        let used = code.match_indices(&format!("{child}::")).any(|(i, _)| {
+            let before = code[..i].chars().next_back();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+        });
+        if used {
+            let mut full = module.clone();
+            full.push(child.to_string());
+            out.push(full);
+        }
+    }
     out
 }
 
 fn import_graph() -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
     let mut graph = BTreeMap::new();
-    for file in library_files() {
+    for file in all_files() {
+        let root = crate_root(&file);
         let mut targets = BTreeSet::new();
         let code = code(&file);
         let mut paths = crate_paths(&code);
         paths.extend(relative_paths(&file, &code));
         for path in paths {
             let segments: Vec<&str> = path.iter().map(String::as_str).collect();
-            if let Some(target) = file_of(&segments) {
+            if let Some(target) = file_of(&root, &segments) {
                 if target != file {
                     targets.insert(target);
                 }
@@ -216,8 +256,70 @@ fn the_checker_finds_a_cycle_when_there_is_one() {
     graph.insert(b, BTreeSet::new());
     assert!(find_cycle(&graph).is_none());
     let paths = crate_paths("use crate::run::{job::{Job, Origin}, outcome::Outcome};");
+    let spawn = src().join("bin/bgjob-bench/spawn.rs");
+    let paths_of = |code: &str| relative_paths(&spawn, code);
+    let expression = paths_of("mod command;\nfn f() { command::module_env(); }");
+    assert_eq!(
+        expression,
+        vec![vec!["spawn".to_string(), "command".to_string()]]
+    );
+    assert!(paths_of("mod command;\nfn f() { subcommand::x(); }").is_empty());
     assert!(paths.contains(&vec!["run".into(), "job".into(), "Origin".into()]));
     assert!(paths.contains(&vec!["run".into(), "outcome".into(), "Outcome".into()]));
+}
+
+/// The `mod` lines of `text` without a `///` comment above them (above
+/// their attributes), but for unit-test modules (`#[cfg(test)]`).
+fn undocumented_mods(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let decl = line
+            .trim_start_matches("pub(crate) ")
+            .trim_start_matches("pub(super) ")
+            .trim_start_matches("pub ");
+        let Some(name) = decl.strip_prefix("mod ") else {
+            continue;
+        };
+        if !name.ends_with(';') && !name.ends_with('{') {
+            continue;
+        }
+        let mut above = lines[..i].iter().rev().skip_while(|l| l.starts_with("#["));
+        let attributes = &lines[..i];
+        let test_only = attributes
+            .iter()
+            .rev()
+            .take_while(|l| l.starts_with("#["))
+            .any(|l| l.starts_with("#[cfg(test)]"));
+        if !test_only && !above.next().is_some_and(|l| l.starts_with("///")) {
+            out.push(line.to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn every_module_says_what_it_is_for() {
+    for file in all_files() {
+        let text = fs::read_to_string(&file).unwrap();
+        let bare = undocumented_mods(&text);
+        assert!(
+            bare.is_empty(),
+            "{}: {bare:?} without a /// comment",
+            short(&file)
+        );
+    }
+}
+
+#[test]
+fn the_module_check_finds_a_bare_mod_line() {
+    assert_eq!(undocumented_mods("mod a;\n"), vec!["mod a;"]);
+    assert_eq!(
+        undocumented_mods("// a\npub mod a {\n}"),
+        vec!["pub mod a {"]
+    );
+    assert!(undocumented_mods("/// A.\n#[path = \"x.rs\"]\nmod a;").is_empty());
+    assert!(undocumented_mods("#[cfg(test)]\nmod tests {\n}").is_empty());
 }
 
 #[test]

@@ -13,6 +13,8 @@ mod client_libraries;
 mod docs;
 mod durable;
 mod edges;
+/// The queue engine under test, from `BGJOB_TEST_ENGINE`.
+mod engine;
 mod failures;
 mod first_read;
 mod framing;

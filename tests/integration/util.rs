@@ -213,8 +213,12 @@ impl Daemon {
                 });
             }
         }
+        // The queue engine under test adds its own arguments, at every start
+        // (so a restart on `args` gets them again, once).
+        let engine = crate::engine::Engine::from_env();
         let mut child = command
             .args(&args)
+            .args(engine.args())
             .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(dir.path())
             .stdin(Stdio::null())

@@ -3,6 +3,7 @@
 //! bgjob, generated from their clap definitions so they never drift from
 //! the programs. The Debian package ships them; built with `--features assets`.
 
+/// The client's command line, shared with `bgjob`.
 #[path = "../bgjob/cli.rs"]
 mod client_cli;
 /// bgjobd(8)'s sections from the documents, and Markdown to roff.

@@ -13,7 +13,9 @@
 //! `--concurrency` in flight; `--as-user` and `--rlimit-cpu` for the user
 //! switch and limit of a daemon run as root (see `spawn.rs`).
 
+/// Tallies and percentiles of the client modes.
 mod bench;
+/// Spawn mode: the vfork path against std's `Command`.
 mod spawn;
 
 use std::io::{Read, Write};

@@ -37,21 +37,16 @@ use mio::unix::pipe::Receiver;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+/// The `Command` way: std's process builder, given what `Spawner` gives a module.
 mod command;
+/// What a round measured, and how it is printed.
 mod report;
 
-use command::module_env;
-use report::{Cpu, Round};
+use command::{module_env, JOB_VARS};
+use report::{Cpu, Round, Way};
 
 const WAKER: Token = Token(usize::MAX);
 const SCRIPT: &[u8] = b"#!/bin/sh\nprintf Test\n";
-/// The variables a job adds (`JobEnv::vars` for a TCP request).
-const JOB_VARS: [&str; 3] = [
-    "BGJOB_MODULE=test",
-    "BGJOB_TRANSPORT=tcp",
-    "BGJOB_ATTEMPT=1",
-];
-
 /// The user and the limits children get (`--as-user`, `--rlimit-cpu`).
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -59,24 +54,6 @@ pub struct Options {
     pub as_user: Option<String>,
     /// `RLIMIT_CPU` of children, in seconds.
     pub rlimit_cpu: Option<u64>,
-}
-
-/// The two ways to start a child.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Way {
-    /// `bgjob::run::spawn::Spawner`: clone(CLONE_VM|CLONE_VFORK) on a thread.
-    Vfork,
-    /// `std::process::Command` with `process_group(0)` on the loop thread.
-    Command,
-}
-
-impl Way {
-    pub fn name(self) -> &'static str {
-        match self {
-            Way::Vfork => "vfork",
-            Way::Command => "Command",
-        }
-    }
 }
 
 /// A child in flight.

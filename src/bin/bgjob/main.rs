@@ -5,7 +5,9 @@
 //! (504, 408 or --timeout), 8 busy (503), 9 too large (413). An `NNN:`
 //! answer goes to stderr; anything else to stdout.
 
+/// The command line.
 mod cli;
+/// What an answer means for the exit code; `stats --watch`.
 mod client;
 
 use std::io::{self, IsTerminal, Read, Write};

@@ -12,7 +12,12 @@ use std::process::{Command, Stdio};
 use bgjob::run::limits::{ModuleLimits, MODULE_ENV};
 use bgjob::run::spawn::Pipes;
 
-use super::JOB_VARS;
+/// The variables a job adds (`JobEnv::vars` for a TCP request).
+pub const JOB_VARS: [&str; 3] = [
+    "BGJOB_MODULE=test",
+    "BGJOB_TRANSPORT=tcp",
+    "BGJOB_ATTEMPT=1",
+];
 
 /// Whether the daemon passes the variable `name` to modules (the rule of
 /// `Spawner::start_thread` with no `module_env` names).

@@ -4,8 +4,25 @@
 
 use std::time::Duration;
 
-use super::Way;
 use crate::bench::percentile;
+
+/// The two ways to start a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    /// `bgjob::run::spawn::Spawner`: clone(CLONE_VM|CLONE_VFORK) on a thread.
+    Vfork,
+    /// `std::process::Command` with `process_group(0)` on the loop thread.
+    Command,
+}
+
+impl Way {
+    pub fn name(self) -> &'static str {
+        match self {
+            Way::Vfork => "vfork",
+            Way::Command => "Command",
+        }
+    }
+}
 
 /// User plus system CPU time of `who` (`RUSAGE_THREAD`, `_SELF`, `_CHILDREN`).
 fn cpu(who: libc::c_int) -> Duration {

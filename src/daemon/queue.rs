@@ -1,0 +1,384 @@
+//! The one file of the loop that speaks to the queue engine: `queue:`
+//! requests and datagrams go in, with the asker's rights and the waiting
+//! line's load; what the loop's jobs did goes in (started, finished, left
+//! at shutdown); and the engine's events come out and are applied here:
+//! answers and refusals to connections, jobs put in the waiting line, jobs
+//! killed or withdrawn. No other file of the loop touches queue state.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::daemon::Daemon;
+use crate::keys::{ConnKey, JobKey};
+use crate::net::protocol::{JobRef, Refusal};
+use crate::queue::engine::{
+    Admission, Asker, Event, Finish, NewJob, QueueEngine, QueueStats, Retention, RunJob, Wait,
+};
+use crate::queue::store::Status;
+use crate::run::job::{Job, JobState, Origin};
+use crate::run::modules::Module;
+use crate::run::outcome::Outcome;
+use crate::run::receipt::Receipt;
+
+/// An answer, or a refusal to answer with.
+pub type Reply = Result<Option<Vec<u8>>, Refusal>;
+
+/// A query of one job: check, get, cancel or info.
+type Query = fn(&mut dyn QueueEngine, Asker, u64);
+
+impl Daemon {
+    pub(super) fn queue_add(&mut self, key: ConnKey, module: &str, data: &[u8]) -> Reply {
+        let Some((peer, listener)) = self.conns.get(key).map(|c| (c.peer, c.listener)) else {
+            return Ok(None);
+        };
+        if !self.serves(listener, module) {
+            log::debug!("tcp {peer}: queue:add of {module:?}, not served on this listener");
+            return Err(Refusal::Forbidden);
+        }
+        let Some(found) = self.modules.lookup(module) else {
+            log::debug!("tcp {peer}: queue:add of unknown module {module:?}");
+            return Err(Refusal::UnknownModule);
+        };
+        let job = NewJob {
+            module: found,
+            data: data.to_vec(),
+            owner: self.owner_of(listener),
+            client: Some(peer.ip()),
+            conn: Some(key),
+            udp_peer: None,
+        };
+        let (room, keep) = (self.admission(job.client), self.retention());
+        let added = self.queue.add(job, room, keep);
+        self.route_queue();
+        match added {
+            Ok(id) => {
+                log::info!(
+                    "tcp {peer}: queue:add {module} ({} bytes) as id {id}",
+                    data.len()
+                );
+                Ok(None)
+            }
+            Err(refusal) => {
+                log::debug!(
+                    "tcp {peer}: queue:add {module} refused: {}",
+                    refusal.answer()
+                );
+                Err(refusal)
+            }
+        }
+    }
+
+    /// A datagram's job, kept in the queue's store and run once kept.
+    pub(super) fn queue_datagram(
+        &mut self,
+        module: Rc<Module>,
+        data: &[u8],
+        peer: SocketAddr,
+    ) -> Result<u64, Refusal> {
+        let job = NewJob {
+            module,
+            data: data.to_vec(),
+            owner: String::new(),
+            client: Some(peer.ip()),
+            conn: None,
+            udp_peer: Some(peer),
+        };
+        let (room, keep) = (self.admission(job.client), self.retention());
+        let added = self.queue.add(job, room, keep);
+        self.route_queue();
+        added
+    }
+
+    /// The waiting line's load and the bounds, for the engine to decide.
+    fn admission(&self, client: Option<IpAddr>) -> Admission {
+        let s = &self.settings;
+        let (data_bytes, client_data_bytes) = self.jobs.data_bytes(client);
+        Admission {
+            waiting: self.jobs.waiting(),
+            client_waiting: client.map_or(0, |ip| self.jobs.waiting_for(ip)),
+            data_bytes,
+            client_data_bytes,
+            max_waiting: s.max_waiting,
+            max_waiting_per_client: s.max_waiting_per_client,
+            max_waiting_bytes: s.max_waiting_bytes,
+            max_waiting_bytes_per_client: s.max_waiting_bytes_per_client,
+        }
+    }
+
+    fn retention(&self) -> Retention {
+        Retention {
+            total: self.settings.result_retention_bytes,
+            per_client: self.settings.result_retention_bytes_per_client,
+            time: self.settings.result_retention,
+        }
+    }
+
+    /// Jobs waiting, the queue's not yet kept included: in all, of
+    /// `client`, and datagrams.
+    pub(super) fn waiting_with_queue(&self, client: Option<IpAddr>) -> (usize, usize, usize) {
+        let (all, mine, udp) = self.queue.unkept(client);
+        let mine_here = client.map_or(0, |ip| self.jobs.waiting_for(ip));
+        (
+            self.jobs.waiting() + all,
+            mine_here + mine,
+            self.jobs.udp_waiting() + udp,
+        )
+    }
+
+    fn asker(&self, key: ConnKey) -> Option<Asker> {
+        let conn = self.conns.get(key)?;
+        Some(Asker {
+            conn: key,
+            owner: self.owner_of(conn.listener),
+            operator: conn.admin,
+        })
+    }
+
+    /// check, get, cancel or info of job `id` for this connection.
+    pub(super) fn queue_query(&mut self, key: ConnKey, id: JobRef, query: Query) -> Reply {
+        let JobRef::Id(id) = id else {
+            return Err(Refusal::UnknownJob);
+        };
+        if let Some(asker) = self.asker(key) {
+            query(self.queue.as_mut(), asker, id);
+            self.route_queue();
+        }
+        Ok(None)
+    }
+
+    pub(super) fn queue_check(&mut self, key: ConnKey, id: JobRef) -> Reply {
+        self.queue_query(key, id, |q, a, id| q.check(a, id))
+    }
+
+    pub(super) fn queue_get(&mut self, key: ConnKey, id: JobRef) -> Reply {
+        self.queue_query(key, id, |q, a, id| q.get(a, id))
+    }
+
+    pub(super) fn queue_cancel(&mut self, key: ConnKey, id: JobRef) -> Reply {
+        self.queue_query(key, id, |q, a, id| q.cancel(a, id))
+    }
+
+    pub(super) fn queue_info(&mut self, key: ConnKey, id: JobRef) -> Reply {
+        self.queue_query(key, id, |q, a, id| q.info(a, id))
+    }
+
+    pub(super) fn queue_list(&mut self, key: ConnKey) -> Reply {
+        if let Some(asker) = self.asker(key) {
+            self.queue.list(asker);
+            self.route_queue();
+        }
+        Ok(None)
+    }
+
+    pub(super) fn queue_stats(&mut self, key: ConnKey) -> Reply {
+        self.queue.stats(key);
+        self.route_queue();
+        Ok(None)
+    }
+
+    /// Run `attempt` of a queue or datagram job started.
+    pub(super) fn queue_started(&mut self, id: u64, attempt: u32) {
+        self.queue.started(id, attempt);
+        self.route_queue();
+    }
+
+    /// A queue or datagram job ended.
+    pub(super) fn queue_finished(&mut self, id: u64, answer: &[u8], receipt: Receipt, stop: bool) {
+        let finish = Finish {
+            answer: answer.into(),
+            receipt,
+            interrupted: stop,
+        };
+        let keep = self.retention();
+        self.queue.finished(id, finish, keep);
+        self.route_queue();
+    }
+
+    /// At shutdown, a queue or datagram job that never started: true if
+    /// the queue keeps it for the next start.
+    pub(super) fn queue_stop_waiting(&mut self, id: u64) -> bool {
+        let kept = self.queue.stop_waiting(id);
+        self.route_queue();
+        kept
+    }
+
+    /// A connection waiting for the queue left.
+    pub(super) fn queue_forget(&mut self, key: ConnKey) {
+        self.queue.forget(key);
+    }
+
+    pub(super) fn queue_tick(&mut self, now: Instant) {
+        let keep = self.retention();
+        self.queue.tick(now, keep);
+        self.route_queue();
+    }
+
+    /// The loop's waker: the store may have kept something.
+    pub(super) fn queue_wake(&mut self) {
+        self.queue.wake();
+        self.route_queue();
+    }
+
+    /// End of a turn: the store takes the turn's changes (the in-memory
+    /// store keeps them at once).
+    pub(super) fn commit(&mut self) {
+        self.queue.end_turn();
+        self.route_queue();
+    }
+
+    pub(super) fn queue_deadline(&self) -> Option<Instant> {
+        self.queue.poll_timeout()
+    }
+
+    pub(super) fn queue_durable(&self) -> bool {
+        self.queue.durable()
+    }
+
+    pub(super) fn queue_settled(&self) -> bool {
+        self.queue.settled()
+    }
+
+    pub(super) fn queue_failing(&self) -> Option<String> {
+        self.queue.failing()
+    }
+
+    pub(super) fn queue_status(&self) -> (Status, usize) {
+        (self.queue.status(), self.queue.results_bytes())
+    }
+
+    pub(super) fn queue_close(&mut self) {
+        self.queue.close();
+    }
+
+    /// Applies the engine's events until it has none.
+    pub(super) fn route_queue(&mut self) {
+        while let Some(event) = self.queue.poll_event() {
+            match event {
+                Event::Answer { conn, answer } => self.answer(conn, answer),
+                Event::Refuse { conn, refusal } => self.refuse(conn, refusal),
+                Event::Wait { conn, on } => {
+                    if let Some(conn) = self.conns.get_mut(conn) {
+                        match on {
+                            Wait::Store => conn.await_store(),
+                            Wait::Result(id) => conn.await_result(id),
+                        }
+                    }
+                }
+                Event::Run(run) => self.run_queued(run),
+                Event::Kill { id } => self.kill_queued(id),
+                Event::Withdraw { id, module } => {
+                    if let Some(key) = self.job_of(id) {
+                        self.jobs.remove(key);
+                    }
+                    self.stats.job_done(&module, &Outcome::Cancelled);
+                }
+                Event::Stats { conn, stats } => {
+                    let text = self.render_stats(&stats);
+                    self.answer(conn, text.into_bytes());
+                }
+                Event::List { conn, rows } => self.answer_list(conn, rows),
+            }
+        }
+    }
+
+    fn job_of(&self, id: u64) -> Option<JobKey> {
+        self.jobs.keys_where(|j| j.id == Some(id)).first().copied()
+    }
+
+    fn run_queued(&mut self, run: RunJob) {
+        let origin = match run.udp_peer {
+            Some(peer) => Origin::Udp { peer },
+            None => Origin::Queue { id: run.id },
+        };
+        let mut job = Job::journaled(run.module, origin, run.id, run.data);
+        job.owner = run.owner;
+        job.client = run.client;
+        job.attempts = run.attempts;
+        job.added_at = run.added_at;
+        job.created = run.created;
+        self.jobs.add_kept(job);
+    }
+
+    fn kill_queued(&mut self, id: u64) {
+        let Some(key) = self.job_of(id) else { return };
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
+        let module = job.module.name.clone();
+        match &mut job.state {
+            JobState::Running(run) => {
+                run.end(Outcome::Cancelled);
+                log::info!("queue job {id} ({module}) cancelled: killing its process group");
+            }
+            JobState::Warm(_) => {
+                log::info!("queue job {id} ({module}) cancelled: killing its warm worker");
+                self.end_warm(key, Outcome::Cancelled);
+            }
+            JobState::Waiting => {}
+        }
+    }
+
+    /// One line per job held: `id module transport status age_secs`; it
+    /// reveals ids, so only operators may ask (the engine checks).
+    fn answer_list(&mut self, conn: ConnKey, mut rows: Vec<(u64, String)>) {
+        let now = Instant::now();
+        for (_, job) in self.jobs.iter().filter(|(_, j)| j.id.is_none()) {
+            let status = match job.state {
+                JobState::Running(_) | JobState::Warm(_) => "running",
+                JobState::Waiting => "waiting",
+            };
+            let age = now.duration_since(job.created).as_secs_f64();
+            let (name, transport) = (&job.module.name, job.origin.transport());
+            rows.push((0, format!("- {name} {transport} {status} {age:.1}")));
+        }
+        rows.sort();
+        let text: String = rows.into_iter().map(|(_, row)| row + "\n").collect();
+        self.answer(conn, text.into_bytes());
+    }
+
+    /// Counters as `key: value` lines.
+    fn render_stats(&self, queue: &QueueStats) -> String {
+        let s = &self.stats;
+        let mut out = String::new();
+        let mut line = |key: &str, value: &dyn std::fmt::Display| {
+            let _ = writeln!(out, "{key}: {value}");
+        };
+        line("uptime_secs", &self.started.elapsed().as_secs());
+        line("jobs_waiting", &(self.jobs.waiting() + queue.unkept));
+        line("jobs_running", &self.jobs.running());
+        line("jobs_done_unfetched", &queue.done_unfetched);
+        line("results_bytes", &queue.results_bytes);
+        line("total_ok", &s.jobs_ok);
+        line("total_failed", &s.jobs_failed);
+        line("total_timed_out", &s.jobs_timed_out);
+        line("total_cancelled", &s.jobs_cancelled);
+        line("total_streams_cut", &s.streams_cut);
+        line("total_refused", &s.refused);
+        line("total_refused_busy", &s.refused_busy);
+        line("connections_open", &self.conns.len());
+        line("connections_total", &s.connections);
+        line("datagrams_total", &s.datagrams);
+        line("datagrams_forbidden", &s.udp_forbidden);
+        line("datagrams_over_budget", &s.udp_over_budget);
+        line("next_id", &queue.next_id);
+        match &queue.store {
+            Status::Journal {
+                bytes,
+                last_sync_ms_ago,
+            } => {
+                line("journal_bytes", bytes);
+                match last_sync_ms_ago {
+                    Some(ago) => line("journal_last_fsync_ms_ago", ago),
+                    None => line("journal_last_fsync_ms_ago", &"never"),
+                }
+            }
+            Status::Memory => line("journal", &"off"),
+        }
+        for (module, n) in &s.by_module {
+            line(&format!("module.{module}"), n);
+        }
+        out
+    }
+}
