@@ -10,11 +10,13 @@ mod accept;
 mod children;
 /// TCP clients: accept, verdicts, routing, and the answer and close paths.
 mod clients;
+/// When memory goes back after load, and the allocator calls for it.
+mod heap;
 /// Jobs from start to answer.
 mod jobs;
 /// Signals, reload, housekeeping and stopping.
 mod lifecycle;
-/// Memory at rest and given back after load.
+/// Memory given back after load: the tables' slack, the heap.
 mod memory;
 /// `/metrics` and `/healthz` over HTTP.
 mod metrics;
@@ -131,7 +133,7 @@ pub struct Daemon {
     /// The operator socket in the state folder, and its path.
     operator: Option<(mio::net::UnixListener, PathBuf)>,
     /// When memory a load left is given back.
-    release: memory::Release,
+    release: heap::Release,
 }
 
 impl Daemon {
@@ -185,7 +187,7 @@ impl Daemon {
             Some(addr) => Some(MetricsServer::bind(addr, poll.registry())?),
             None => None,
         };
-        memory::bound_arenas();
+        heap::bound_arenas();
         let waker = Arc::new(
             Waker::new(poll.registry(), WAKER).map_err(io_err("cannot create the waker"))?,
         );
@@ -268,7 +270,7 @@ impl Daemon {
             warnings: RateLimit::new(std::time::Duration::from_secs(1)),
             metrics,
             operator,
-            release: memory::Release::new(Instant::now()),
+            release: heap::Release::new(Instant::now()),
         };
         daemon.find_node();
         log::info!(target: "bgjobd", "bgjobd {} started: {}", env!("CARGO_PKG_VERSION"), daemon.describe());
