@@ -8,24 +8,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{wait_for, write_module, Daemon, Setup, TempDir, BIN};
-
-fn check(config: &str, modules: &std::path::Path, extra: &[&str]) -> (Option<i32>, String) {
-    let path = modules.parent().unwrap().join("check.config");
-    fs::write(&path, config).unwrap();
-    let o = Command::new(BIN)
-        .arg("--check-config")
-        .arg("-c")
-        .arg(&path)
-        .arg("-m")
-        .arg(modules)
-        .args(extra)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
-    (o.status.code(), text)
-}
+use crate::util::{check_config as check, wait_for, write_module, Daemon, Setup, TempDir, BIN};
 
 /// A modules folder with one of each problem the check finds.
 fn broken_modules(dir: &TempDir) -> std::path::PathBuf {

@@ -6,9 +6,8 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
-use std::process::Command;
 
-use crate::util::{wait_for, write_module, Setup, TempDir, BIN};
+use crate::util::{wait_for, write_module, Setup, TempDir};
 
 const SIXTEEN_MIB: usize = 16 << 20;
 
@@ -181,21 +180,7 @@ fn check_config_names_a_bad_policy_key_and_warns_of_a_policy_for_no_module() {
     let modules = dir.path().join("modules");
     std::fs::create_dir(&modules).unwrap();
     write_module(&modules, "cat", "#!/bin/sh\nexec cat\n");
-    let check = |config: &str| {
-        let path = dir.path().join("check.config");
-        std::fs::write(&path, config).unwrap();
-        let out = Command::new(BIN)
-            .arg("--check-config")
-            .arg("-c")
-            .arg(&path)
-            .arg("-m")
-            .arg(&modules)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.code(), text)
-    };
+    let check = |config: &str| crate::util::check_config(config, &modules, &[]);
     let listen = r#""listen": [{"address": "127.0.0.1", "port": 0}]"#;
     let (code, text) = check(&format!(
         r#"{{{listen}, "module_policy": {{"cat": {{"answer": "stream", "anwser": 1}}}}}}"#

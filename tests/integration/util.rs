@@ -584,3 +584,22 @@ pub fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `bgjobd --check-config` of `config` (written beside `modules`) and
+/// `modules`, with `extra` arguments: its exit status and all it printed.
+pub fn check_config(config: &str, modules: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let path = modules.parent().unwrap().join("check.config");
+    std::fs::write(&path, config).unwrap();
+    let o = Command::new(BIN)
+        .arg("--check-config")
+        .arg("-c")
+        .arg(&path)
+        .arg("-m")
+        .arg(modules)
+        .args(extra)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    (o.status.code(), text)
+}
