@@ -72,7 +72,7 @@ fn first_read_framing(s: &Subject) -> Vec<Finding> {
         .map(|l| {
             notice(
                 format!(
-                    "note: listener {} ({}) ends a classic client's request at the first read that holds a ':' (\"framing\": \"{framing}\"), as the old service did: a request written in more than one piece is cut after the first",
+                    "listener {} ({}) ends a classic client's request at the first read that holds a ':' (\"framing\": \"{framing}\"), as the old service did: a request written in more than one piece is cut after the first (one write larger than a TCP segment ends whole)",
                     l.addr, l.label
                 ),
                 "clients that write a request in pieces should half-close, or use the default framing",

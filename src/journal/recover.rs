@@ -69,7 +69,8 @@ fn header_text(state: HeaderState) -> &'static str {
     match state {
         HeaderState::Unreadable => "unreadable",
         HeaderState::Rebuilt => "rebuilt, but no record verified",
-        HeaderState::Intact | HeaderState::Missing => "intact, but no record verified",
+        HeaderState::Intact => "intact, but no record verified",
+        HeaderState::Missing => "missing",
     }
 }
 

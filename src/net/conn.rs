@@ -10,7 +10,8 @@
 //! while the rest of its data streams to its stdin. A request that arrives
 //! too slowly is refused (`net/pace.rs`). A listener with first-read
 //! framing ends a request as the old service did: with the first read that
-//! holds a `:`, once the socket is empty (`net/framing.rs`).
+//! holds a `:`, once the socket is empty, unless it ends on a full segment
+//! (`net/framing.rs`).
 
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr};
@@ -22,7 +23,7 @@ use mio::{Interest, Registry, Token};
 use crate::io::{read_once, ReadResult, SharedOut};
 use crate::keys::JobKey;
 use crate::net::framing::Framing;
-use crate::net::pace::{Due, Pace, Pacing};
+use crate::net::pace::{Pace, Pacing};
 pub use crate::net::phase::{Limits, Phase, Verdict};
 use crate::net::protocol::{classify, head_overlong, is_whole_control, Head, Refusal};
 use crate::net::quiet::Link;
@@ -317,7 +318,15 @@ impl Conn {
             }
         }
         if self.framing == Framing::FirstRead && self.colon_read {
-            return self.request_ended();
+            if !self.may_continue() {
+                return self.request_ended();
+            }
+            // One large write may still be arriving, so the default rules end it instead, and nothing of
+            // it is cut (or refused as too large only once it is).
+            self.framing = Framing::Quiet;
+            if let Some(verdict) = self.route(false) {
+                return verdict;
+            }
         }
         let link = self.link(&limits.pacing);
         let at = self
@@ -327,6 +336,12 @@ impl Conn {
             self.set_deadline(Some(at));
         }
         Verdict::Wait
+    }
+
+    /// True if what arrived may be the start of one larger write of the
+    /// client's: more than one segment, or one full segment.
+    fn may_continue(&self) -> bool {
+        Link::of(&self.stream).is_some_and(|link| link.may_hold_more(self.pace.bytes()))
     }
 
     /// What the kernel knows of the connection, when the gap is derived.
@@ -366,55 +381,7 @@ impl Conn {
             complete,
         })
     }
-
-    /// Its deadline came (`now`); what that means depends on the phase.
-    pub fn expire(&mut self, now: Instant, limits: &Limits) -> Verdict {
-        if self.deadline.is_none_or(|at| at > now) {
-            return Verdict::Wait; // a stale timer
-        }
-        match &self.phase {
-            Phase::Head(_) | Phase::Job(_) if self.reading_request() => {
-                self.request_due(now, limits)
-            }
-            Phase::Answer(_) => {
-                log::info!("tcp {}: not reading its answer, closed", self.peer);
-                Verdict::Close
-            }
-            Phase::Linger => Verdict::Close,
-            Phase::Head(_) | Phase::Job(_) | Phase::QueueWait(_) => Verdict::Wait,
-            Phase::Durable | Phase::Closed => Verdict::Wait,
-        }
-    }
-
-    /// A deadline of a request still arriving came.
-    fn request_due(&mut self, now: Instant, limits: &Limits) -> Verdict {
-        let link = self.link(&limits.pacing);
-        match self.pace.due(now, link.as_ref(), &limits.pacing) {
-            Due::Idle => {
-                log::info!("tcp {}: idle, closed", self.peer);
-                Verdict::Refuse(Refusal::Idle)
-            }
-            Due::TooSlow => {
-                log::warn!(
-                    "tcp {}: request too slow ({} bytes in {:?}), closed",
-                    self.peer,
-                    self.pace.bytes(),
-                    self.pace.age(now)
-                );
-                Verdict::Refuse(Refusal::TooSlow)
-            }
-            Due::Ended if limits.pacing.request_gap == Some(Duration::ZERO) => {
-                if matches!(self.phase, Phase::Head(_)) {
-                    log::info!("tcp {}: idle, closed", self.peer);
-                    return Verdict::Refuse(Refusal::Idle);
-                }
-                self.request_ended()
-            }
-            Due::Ended => self.request_ended(),
-            Due::Later(at) => {
-                self.set_deadline(Some(at));
-                Verdict::Wait
-            }
-        }
-    }
 }
+
+/// What a connection's deadlines mean.
+mod expire;

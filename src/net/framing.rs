@@ -15,7 +15,8 @@ pub enum Framing {
     Quiet,
     /// As the old service: the first read that holds a `:` ends the
     /// request, with no quiet gap. A request written in two pieces is cut
-    /// after the first. Requests without a `:` end as under `Quiet`.
+    /// after the first. Requests without a `:`, and those whose reads end
+    /// on a full segment (one large write), end as under `Quiet`.
     FirstRead,
 }
 

@@ -115,6 +115,16 @@ impl Link {
         })
     }
 
+    /// True if `bytes`, read until the socket was empty, may be the start
+    /// of one larger write: more than one segment arrived (the largest
+    /// segment received is smaller), or one as large as the link carries.
+    /// A peer whose segments are smaller than we advertised is not told
+    /// apart: its one-segment reads count as whole.
+    pub fn may_hold_more(&self, bytes: usize) -> bool {
+        let mss = self.rcv_mss as usize;
+        bytes > mss || (bytes == mss && self.rcv_mss + OPTION_SLACK >= self.advmss)
+    }
+
     /// True if a request of `bytes` ends exactly on a full segment.
     fn ends_on_full_segment(&self, bytes: usize) -> bool {
         let mss = self.rcv_mss as usize;
@@ -180,6 +190,26 @@ mod tests {
             widest_spacing: widest_ms * MS,
             prefix_only: false,
         }
+    }
+
+    #[test]
+    fn more_may_follow_several_segments_or_one_full_one() {
+        // A 900-byte segment raised rcv_mss to 900: one short segment.
+        let one = Link {
+            rcv_mss: 900,
+            ..lo()
+        };
+        assert!(!one.may_hold_more(900));
+        assert!(!one.may_hold_more(20));
+        // Two segments arrived: more than the largest one.
+        assert!(one.may_hold_more(1800));
+        // One segment as large as we advertised: a larger write's start.
+        let full = Link {
+            rcv_mss: 65483,
+            ..lo()
+        };
+        assert!(full.may_hold_more(65483));
+        assert!(!full.may_hold_more(1000));
     }
 
     #[test]

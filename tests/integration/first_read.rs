@@ -175,3 +175,46 @@ fn a_reload_changes_a_listeners_framing() {
         "after the reload the gap applies again"
     );
 }
+
+/// `len` bytes of data that show where a cut would fall.
+fn numbered(len: usize) -> Vec<u8> {
+    (0..len).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+#[test]
+fn first_read_framing_never_cuts_one_write_larger_than_a_segment() {
+    let (d, _, seed) = two_listeners(r#""request_gap_ms": 300, "max_request_bytes": 1048576"#);
+    let data = numbered(300 << 10);
+    // Half-closed: ended by the half-close, whole.
+    let mut stream = TcpStream::connect(seed).unwrap();
+    stream.write_all(b"cat:").unwrap();
+    stream.write_all(&data).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let answer = read_to_end(&mut stream);
+    assert_eq!(answer.len(), data.len(), "a half-closed request was cut");
+    assert!(answer == data);
+    // A classic client's one write: ended by its gap, whole.
+    let request = [b"cat:".as_slice(), &data].concat();
+    let answer = classic(seed, &[&request], LONG).unwrap();
+    assert_eq!(answer.len(), data.len(), "one large write was cut");
+    // A queue job keeps all of it.
+    let request = [b"queue:add:cat:".as_slice(), &data].concat();
+    let id = classic(seed, &[&request], LONG).unwrap();
+    let id = String::from_utf8(id).unwrap();
+    let id = id.strip_prefix("id:").expect("an id");
+    let got = classic(seed, &[format!("queue:get:id:{id}").as_bytes()], LONG).unwrap();
+    assert_eq!(got.len(), data.len(), "the queued job's data was cut");
+    // Over the limit: refused, not run on its first segments.
+    let request = [b"cat:".as_slice(), &numbered(2 << 20)].concat();
+    let mut stream = TcpStream::connect(seed).unwrap();
+    let _ = stream.write_all(&request);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let answer = read_to_end(&mut stream);
+    assert!(
+        answer.starts_with(b"413"),
+        "{} {:?}",
+        answer.len(),
+        String::from_utf8_lossy(&answer[..answer.len().min(80)])
+    );
+    drop(d);
+}
