@@ -12,6 +12,8 @@ pub mod held;
 pub mod ids;
 /// The local engine: the book, the held answers and the store, owned together.
 pub mod local;
+/// Options of `queue:add?<options>:...`, parsed without I/O.
+pub mod options;
 /// The local engine's requests, and its `QueueEngine` implementation.
 mod requests;
 /// Results of queue jobs and the clients waiting for them.
