@@ -75,7 +75,12 @@ impl Daemon {
             None => std::mem::take(&mut job.input),
         };
         let (id, attempt) = (job.id, job.attempts);
-        let deadline = Instant::now() + self.settings.job_timeout;
+        let limit = crate::config::policy::job_timeout(
+            &self.settings.module_policy,
+            &job.module.name,
+            self.settings.job_timeout,
+        );
+        let deadline = Instant::now() + limit;
         let mut run = ColdRun::new(process, deadline);
         run.streamed = streamed;
         self.jobs.cold_started(key, run);

@@ -25,10 +25,20 @@ use crate::run::spawns::Owner;
 use crate::sanitize::loggable;
 
 impl Daemon {
+    /// How many warm workers this module may have: its policy's
+    /// `node_workers`, else the global one.
+    fn pool_size(&self, module: &str) -> usize {
+        self.settings
+            .module_policy
+            .get(module)
+            .and_then(|policy| policy.node_workers)
+            .unwrap_or(self.settings.node_workers)
+    }
+
     /// True if this module's jobs go to warm workers.
     pub(super) fn runs_warm(&self, module: &Module) -> bool {
         module.kind == Kind::Node
-            && self.settings.node_workers > 0
+            && self.pool_size(&module.name) > 0
             && self.node.is_some()
             && self.workers.cold.get(&module.name) != Some(&module.modified)
     }
@@ -42,7 +52,12 @@ impl Daemon {
         job.attempts += 1;
         let (id, attempt, name) = (job.id, job.attempts, job.module.name.clone());
         let now = Instant::now();
-        let deadline = now + self.settings.job_timeout;
+        let limit = crate::config::policy::job_timeout(
+            &self.settings.module_policy,
+            &name,
+            self.settings.job_timeout,
+        );
+        let deadline = now + limit;
         self.jobs.warm_started(
             key,
             WarmRun {
@@ -94,7 +109,7 @@ impl Daemon {
                 .iter()
                 .any(|(_, w)| w.state == WorkerState::Starting && w.serves(&module));
             if starting
-                || self.workers.live_count(name) >= self.settings.node_workers
+                || self.workers.live_count(name) >= self.pool_size(name)
                 || !self.uid_available()
             {
                 return;

@@ -27,6 +27,8 @@ mod limits;
 mod logs;
 mod memory;
 mod metrics;
+/// Per-module limits of the module_policy map.
+mod module_policy;
 mod node;
 mod node_host;
 mod ownership;
