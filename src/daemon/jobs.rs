@@ -38,6 +38,20 @@ impl Daemon {
         }
     }
 
+    /// A job's time limit: its module's (the policy's, else the global
+    /// one), or the job's own if that is shorter.
+    pub(super) fn time_limit(&self, key: JobKey) -> std::time::Duration {
+        let Some(job) = self.jobs.get(key) else {
+            return self.settings.job_timeout;
+        };
+        let module = crate::config::policy::job_timeout(
+            &self.settings.module_policy,
+            &job.module.name,
+            self.settings.job_timeout,
+        );
+        job.timeout.map_or(module, |own| own.min(module))
+    }
+
     /// Starts a job in a process of its own.
     pub(super) fn start_cold(&mut self, key: JobKey) {
         let Some(job) = self.jobs.get_mut(key) else {
@@ -75,11 +89,7 @@ impl Daemon {
             None => std::mem::take(&mut job.input),
         };
         let (id, attempt) = (job.id, job.attempts);
-        let limit = crate::config::policy::job_timeout(
-            &self.settings.module_policy,
-            &job.module.name,
-            self.settings.job_timeout,
-        );
+        let limit = self.time_limit(key);
         let deadline = Instant::now() + limit;
         let mut run = ColdRun::new(process, deadline);
         run.streamed = streamed;

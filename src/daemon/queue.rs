@@ -296,6 +296,8 @@ impl Daemon {
         job.owner = run.owner;
         job.client = run.client;
         job.attempts = run.attempts;
+        job.priority = run.priority;
+        job.timeout = run.timeout;
         job.added_at = run.added_at;
         job.created = run.created;
         self.jobs.add_kept(job);

@@ -52,11 +52,7 @@ impl Daemon {
         job.attempts += 1;
         let (id, attempt, name) = (job.id, job.attempts, job.module.name.clone());
         let now = Instant::now();
-        let limit = crate::config::policy::job_timeout(
-            &self.settings.module_policy,
-            &name,
-            self.settings.job_timeout,
-        );
+        let limit = self.time_limit(key);
         let deadline = now + limit;
         self.jobs.warm_started(
             key,

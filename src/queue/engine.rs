@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::keys::ConnKey;
 use crate::net::protocol::Refusal;
+use crate::queue::options::Priority;
 use crate::queue::store::{Removal, Status};
 use crate::run::modules::Module;
 use crate::run::receipt::Receipt;
@@ -83,6 +84,10 @@ pub struct RunJob {
     pub client: Option<IpAddr>,
     /// Runs started before (more than zero: it was interrupted).
     pub attempts: u32,
+    /// Its place in the waiting line.
+    pub priority: Priority,
+    /// Its own time limit, within its module's.
+    pub timeout: Option<Duration>,
     pub added_at: SystemTime,
     /// When it was accepted, on this daemon's clock.
     pub created: Instant,

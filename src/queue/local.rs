@@ -19,6 +19,7 @@ use crate::net::protocol::Refusal;
 use crate::queue::engine::{Admission, Event, NewJob, Retention, RunJob, Wait};
 use crate::queue::held::{Held, HeldAnswers};
 use crate::queue::ids::IdKey;
+use crate::queue::options::Priority;
 use crate::queue::results::{Done, Entry, QueueBook, ResultLimits};
 use crate::queue::store::{
     Arrival, Change, Completion, MemoryStore, QueueStore, Recovered, Removal,
@@ -139,6 +140,8 @@ impl LocalEngine {
                 owner: found.owner,
                 client: found.client,
                 attempts: found.attempts,
+                priority: Priority::Normal,
+                timeout: None,
                 added_at: found.added_at,
                 created: now,
             };
@@ -275,6 +278,8 @@ impl LocalEngine {
             owner: job.owner,
             client: job.client,
             attempts: 0,
+            priority: Priority::Normal,
+            timeout: None,
             added_at,
             created: Instant::now(),
         };

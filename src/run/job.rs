@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::io::OutBuf;
 use crate::keys::ConnKey;
+use crate::queue::options::Priority;
 use crate::run::modules::Module;
 use crate::run::outcome::{decode_status, Outcome};
 use crate::run::process::Process;
@@ -98,6 +99,10 @@ pub struct Job {
     pub data: Option<Rc<[u8]>>,
     /// Runs started, this one included once it runs (`BGJOB_ATTEMPT`).
     pub attempts: u32,
+    /// Where it stands in the waiting line: highest first, FIFO within one.
+    pub priority: Priority,
+    /// Its own time limit (`queue:add?timeout=`), within its module's.
+    pub timeout: Option<std::time::Duration>,
     /// The client address that asked for it, for the per-client bound on
     /// waiting work (none for jobs recovered from the journal).
     pub client: Option<std::net::IpAddr>,
@@ -125,6 +130,8 @@ impl Job {
             owner: String::new(),
             data: None,
             attempts: 0,
+            priority: Priority::Normal,
+            timeout: None,
             client: origin.peer().map(|p| p.ip()),
             input: OutBuf::new(data.to_vec()),
             input_complete,
