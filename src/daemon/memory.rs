@@ -4,7 +4,8 @@
 //! helper threads share one arena, and once a load has subsided the tables
 //! drop their slack, what outlives the load is copied apart from it, and
 //! the heap's free pages go back to the kernel (`malloc_trim`; when, in
-//! `heap.rs`). Measured with `bench/memory.sh`.
+//! `heap.rs`), and so do the code pages the load ran (`resident.rs`).
+//! Measured with `bench/memory.sh`.
 
 use std::time::Instant;
 
@@ -31,6 +32,7 @@ impl Daemon {
         trim_heap();
         self.queue.compact();
         trim_heap();
+        crate::daemon::resident::shed_code();
         log::debug!("load subsided ({live} live entries): memory given back");
     }
 }

@@ -26,6 +26,8 @@ mod operator;
 mod queue;
 /// Listener changes on SIGHUP.
 mod relisten;
+/// Code at rest: only the code pages the loop runs stay mapped.
+mod resident;
 /// Who may act on a job; accepting on the operator socket.
 mod rights;
 /// The metrics listener and its connections.
@@ -289,6 +291,7 @@ impl Daemon {
     /// 7. remove the connections closed during the turn.
     pub fn run(&mut self) -> Result<(), Error> {
         let mut events = Events::with_capacity(1024);
+        resident::shed_code();
         loop {
             let deadline = match (self.timers.next_deadline(), self.queue_deadline()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
