@@ -88,11 +88,29 @@ impl Daemon {
                     }
                     self.feed_stdin(job);
                 }
+                Verdict::Late(bytes) => self.late_bytes(key, bytes),
                 Verdict::Refuse(refusal) => self.refuse(key, refusal),
             }
         }
         self.scratch = scratch;
         self.schedule_conn(key);
+    }
+
+    /// A request ended by its quiet gap was followed by more bytes: the
+    /// client wrote it in pieces, and the request that ran was cut. Counted
+    /// and logged, since nothing can be answered about it any more.
+    fn late_bytes(&mut self, key: ConnKey, bytes: usize) {
+        self.stats.requests_cut += 1;
+        let peer = self.conns.get(key).map(|c| c.peer);
+        let peer = peer.map_or_else(|| "-".to_string(), |p| p.to_string());
+        self.warn_limited(
+            "request cut",
+            format_args!(
+                "tcp {peer}: {bytes} bytes arrived after its request had ended (its quiet gap \
+                 passed): they are not part of it; a client that writes a request in pieces \
+                 should write it in one write or set request_gap_ms"
+            ),
+        );
     }
 
     /// Schedules the connection's deadline if it set a new one.

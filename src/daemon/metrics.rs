@@ -199,6 +199,11 @@ impl Daemon {
             s.streams_cut,
         );
         e.counter(
+            "bgjob_requests_cut_total",
+            "Requests followed by more bytes after their quiet gap had ended them.",
+            s.requests_cut,
+        );
+        e.counter(
             "bgjob_refused_total",
             "Requests refused with an NNN: answer or dropped.",
             s.refused,

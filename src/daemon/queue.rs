@@ -357,6 +357,7 @@ impl Daemon {
         line("total_timed_out", &s.jobs_timed_out);
         line("total_cancelled", &s.jobs_cancelled);
         line("total_streams_cut", &s.streams_cut);
+        line("total_requests_cut", &s.requests_cut);
         line("total_refused", &s.refused);
         line("total_refused_busy", &s.refused_busy);
         line("connections_open", &self.conns.len());

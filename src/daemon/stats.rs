@@ -24,6 +24,9 @@ pub struct Stats {
     /// Streamed answers cut: the module failed after its output had
     /// started, so the connection was reset instead of answered `5xx`.
     pub streams_cut: u64,
+    /// Requests followed by more bytes after their quiet gap had ended
+    /// them: written in pieces, and run without the later ones.
+    pub requests_cut: u64,
     /// Jobs finished, by module.
     pub by_module: BTreeMap<String, u64>,
     /// How long finished jobs ran, in seconds.

@@ -46,6 +46,8 @@ pub struct Conn {
     request_done: bool,
     /// The client shut down its write side (read returned 0).
     peer_eof: bool,
+    /// Bytes came after the request had ended, and the daemon was told.
+    late_told: bool,
     /// Where its request ends, as its listener said at accept.
     framing: Framing,
     /// A read of the request held a `:` (what ends it under first-read
@@ -79,6 +81,7 @@ impl Conn {
             phase: Phase::Head(Vec::new()),
             request_done: false,
             peer_eof: false,
+            late_told: false,
             framing: Framing::default(),
             colon_read: false,
             pace: Pace::new(Instant::now()),
@@ -267,7 +270,12 @@ impl Conn {
     /// `n` bytes arrived in `scratch`.
     fn took(&mut self, n: usize, scratch: &[u8], limits: &Limits) -> Option<Verdict> {
         if !self.reading_request() {
-            return None; // after the request: ignored (a classic client's trailing bytes)
+            // After the request: not part of it, and told once.
+            if self.request_done && !self.late_told {
+                self.late_told = true;
+                return Some(Verdict::Late(n));
+            }
+            return None;
         }
         let first = matches!(&self.phase, Phase::Head(b) if b.is_empty());
         self.pace.took(&scratch[..n], first);

@@ -54,6 +54,10 @@ pub enum Verdict {
     Input { job: JobKey, len: usize },
     /// The request ended: the job's stdin closes once its input is written.
     InputEnded(JobKey),
+    /// Bytes arrived after the request had ended by its quiet gap (or,
+    /// under first-read framing, its first read): they are not part of it.
+    /// Said once per connection, for the log and the count.
+    Late(usize),
     /// Answer with this refusal.
     Refuse(Refusal),
     /// Tear the connection down.

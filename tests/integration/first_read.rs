@@ -185,16 +185,16 @@ fn numbered(len: usize) -> Vec<u8> {
 fn first_read_framing_never_cuts_one_write_larger_than_a_segment() {
     let (d, _, seed) = two_listeners(r#""request_gap_ms": 300, "max_request_bytes": 1048576"#);
     let data = numbered(300 << 10);
+    // One write (two would be two pieces, the first cut by this framing).
+    let request = [b"cat:".as_slice(), &data].concat();
     // Half-closed: ended by the half-close, whole.
     let mut stream = TcpStream::connect(seed).unwrap();
-    stream.write_all(b"cat:").unwrap();
-    stream.write_all(&data).unwrap();
+    stream.write_all(&request).unwrap();
     stream.shutdown(std::net::Shutdown::Write).unwrap();
     let answer = read_to_end(&mut stream);
     assert_eq!(answer.len(), data.len(), "a half-closed request was cut");
     assert!(answer == data);
     // A classic client's one write: ended by its gap, whole.
-    let request = [b"cat:".as_slice(), &data].concat();
     let answer = classic(seed, &[&request], LONG).unwrap();
     assert_eq!(answer.len(), data.len(), "one large write was cut");
     // A queue job keeps all of it.

@@ -106,3 +106,25 @@ fn an_overlong_head_is_answered_without_waiting_for_its_end() {
     assert_eq!(&answer[..n], b"400: Unknown request");
     assert_eq!(d.ask_str("test:"), "Test");
 }
+
+#[test]
+fn bytes_after_a_request_ended_by_its_gap_are_counted_and_logged_not_silently_dropped() {
+    // The derived gap ends a one-write request after 1 ms of quiet: a
+    // client that writes the rest later, even if it then half-closes, had
+    // its request cut. That must be visible.
+    let d = Setup::new().module("cat", CAT).default_log_level().start();
+    let mut stream = d.connect();
+    stream.set_nodelay(true).unwrap();
+    stream.write_all(b"cat:abc").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    stream.write_all(b"def").unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut stream), b"abc");
+    d.wait_log("3 bytes arrived after its request had ended");
+    let stats = d.ask_str("queue:stats");
+    assert!(stats.contains("total_requests_cut: 1\n"), "{stats}");
+    // A request written at once is not counted.
+    assert_eq!(d.ask_classic(b"cat:whole"), b"whole");
+    let stats = d.ask_str("queue:stats");
+    assert!(stats.contains("total_requests_cut: 1\n"), "{stats}");
+}
