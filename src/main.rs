@@ -71,7 +71,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             return serve(cli, source, config.settings, inherited);
         }
     }
-    let specs = if cli.listen.is_empty() {
+    let mut specs = if cli.listen.is_empty() {
         config.listeners
     } else {
         cli.listen
@@ -83,9 +83,11 @@ fn run(cli: Cli) -> Result<(), Error> {
                 udp: l.udp,
                 admin: false,
                 framing: Default::default(),
+                twin: 0,
             })
             .collect()
     };
+    bgjob::config::listener::tell_apart(&mut specs);
     state_folder_free(&config.settings)?;
     let bound = specs
         .iter()

@@ -47,6 +47,7 @@ impl Default for Config {
                 udp: true,
                 admin: false,
                 framing: Default::default(),
+                twin: 0,
             }],
             settings: Settings::default(),
             clamped: Vec::new(),
@@ -130,6 +131,7 @@ impl Config {
             Some(list) => list.into_iter().map(listener).collect::<Result<_, _>>()?,
             None => defaults.listeners,
         };
+        crate::config::listener::tell_apart(&mut listeners);
         for l in &mut listeners {
             if l.access.allow.is_none() {
                 l.access.allow = allow.clone();

@@ -25,6 +25,9 @@ pub struct ListenerSpec {
     pub admin: bool,
     /// Where a classic client's request ends (`"framing"`).
     pub framing: Framing,
+    /// Unnamed listeners given the same address before this one (two on
+    /// port 0): each still owns its own jobs.
+    pub twin: usize,
 }
 
 impl ListenerSpec {
@@ -33,10 +36,24 @@ impl ListenerSpec {
     /// another port keeps its jobs), or an unnamed one's address (a port of
     /// 0 stays 0).
     pub fn owner(&self) -> String {
-        if self.label == UNNAMED || self.label == "--listen" {
-            format!("{}@{}", self.label, self.addr)
-        } else {
-            self.label.clone()
+        match self.twin {
+            _ if self.label != UNNAMED && self.label != "--listen" => self.label.clone(),
+            0 => format!("{}@{}", self.label, self.addr),
+            n => format!("{}@{}#{}", self.label, self.addr, n + 1),
+        }
+    }
+}
+
+/// Tells apart unnamed listeners given the same address (`-l 127.0.0.1:0`
+/// twice): without it they would own the same jobs, and a job added on one
+/// would be fetched on the other.
+pub fn tell_apart(specs: &mut [ListenerSpec]) {
+    for i in 1..specs.len() {
+        let (before, rest) = specs.split_at_mut(i);
+        let spec = &mut rest[0];
+        spec.twin = 0;
+        while before.iter().any(|b| b.owner() == spec.owner()) {
+            spec.twin += 1;
         }
     }
 }
@@ -82,10 +99,51 @@ pub fn listener(raw: RawListener) -> Result<ListenerSpec, Error> {
     let modules = raw.modules.map(|m| m.into_iter().collect());
     Ok(ListenerSpec {
         framing: parse_framing(&label, raw.framing.as_deref())?,
+        twin: 0,
         label,
         addr: SocketAddr::new(ip, port),
         access: Access { allow, modules },
         udp: raw.udp.unwrap_or(true),
         admin: raw.admin.unwrap_or(false),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(label: &str, addr: &str) -> ListenerSpec {
+        ListenerSpec {
+            label: label.into(),
+            addr: addr.parse().unwrap(),
+            access: Access::default(),
+            udp: true,
+            admin: false,
+            framing: Framing::default(),
+            twin: 0,
+        }
+    }
+
+    #[test]
+    fn unnamed_listeners_on_one_address_get_owners_of_their_own() {
+        let mut specs = vec![
+            spec(UNNAMED, "127.0.0.1:0"),
+            spec("web", "127.0.0.1:0"),
+            spec(UNNAMED, "127.0.0.1:0"),
+            spec(UNNAMED, "127.0.0.1:0"),
+            spec(UNNAMED, "127.0.0.1:9"),
+        ];
+        tell_apart(&mut specs);
+        let owners: Vec<String> = specs.iter().map(ListenerSpec::owner).collect();
+        assert_eq!(
+            owners,
+            [
+                "listener@127.0.0.1:0",
+                "web",
+                "listener@127.0.0.1:0#2",
+                "listener@127.0.0.1:0#3",
+                "listener@127.0.0.1:9",
+            ]
+        );
+    }
 }

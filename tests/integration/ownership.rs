@@ -178,3 +178,31 @@ fn one_client_cannot_evict_anothers_results() {
     );
     assert_eq!(ask_at(ops, &format!("queue:get:{mine}")).len(), 60);
 }
+
+#[test]
+fn two_unnamed_listeners_on_the_same_address_own_their_jobs_apart() {
+    // `-l 127.0.0.1:0` twice: two ports, the same written address.
+    let d = crate::util::Setup::new()
+        .module("test", "#!/bin/sh\nprintf Test\n")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .start();
+    d.wait_log("started: listening on");
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("started: listening on"))
+        .unwrap();
+    let addrs: Vec<SocketAddr> = line.split(' ').filter_map(|w| w.parse().ok()).collect();
+    assert_eq!(addrs.len(), 2, "{line}");
+    let other = *addrs.iter().find(|&&a| a != d.addr).unwrap();
+    let id = d.add("test:x");
+    wait_for("the job to finish", || {
+        d.ask_str(&format!("queue:check:{id}")) == "2"
+    });
+    assert_eq!(
+        ask_at(other, &format!("queue:get:{id}")),
+        "404: Unknown job"
+    );
+    assert_eq!(d.ask_str(&format!("queue:get:{id}")), "Test");
+}
