@@ -133,3 +133,33 @@ fn a_nearly_full_disk_makes_the_journal_back_off_not_spin_or_flap() {
         assert_eq!(d.ask_str(&format!("queue:check:{id}")), "2");
     }
 }
+
+#[test]
+fn a_journal_that_filled_its_disk_recovers_once_its_results_are_fetched() {
+    // Nothing else on the disk: the journal itself filled it. Once every
+    // result is fetched a rewrite would be nearly empty, so the daemon
+    // must make room by itself, not wait for an operator.
+    let Some((_disk, d)) = on_small_disk("300k", &[("wc", "#!/bin/sh\nwc -c\n")]) else {
+        return;
+    };
+    let data = "x".repeat(40_000);
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        let answer = d.ask_str(&format!("queue:add:wc:{data}"));
+        if answer.starts_with("id:") {
+            ids.push(answer);
+        } else {
+            assert_eq!(answer, "503: Journal write failed");
+        }
+    }
+    assert!(ids.len() < 10, "the disk never filled");
+    for id in &ids {
+        // A fetch is a record too: retried until the journal has room.
+        wait_for("the fetch", || {
+            d.ask_str(&format!("queue:get:{id}")).trim() == "40000"
+        });
+    }
+    wait_for("adds accepted again", || {
+        d.ask_str("queue:add:wc:after").starts_with("id:")
+    });
+}
