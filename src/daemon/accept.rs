@@ -57,7 +57,7 @@ impl Daemon {
             let (admin, framing) = (l.admin, l.framing);
             let room = self.conn_room();
             if self.open_conns() >= room - room / 8 {
-                self.make_room();
+                self.make_room(None);
             }
             if self.open_conns() >= room {
                 // Best effort: the answer fits the socket buffer of a new connection.
@@ -87,11 +87,16 @@ impl Daemon {
             self.conns.insert(conn);
             let held = self.per_client.entry(peer.ip()).or_default();
             *held += 1;
+            let over = *held > self.settings.max_connections_per_client;
             // Refused through the connection's own answer path, so the
-            // answer arrives whole before the close.
+            // answer arrives whole before the close. A client at its own
+            // bound first loses its slowest idle connection, as the table
+            // does when it is full: otherwise one program holding idle
+            // connections would lock out every other client of its address
+            // (on one host, every client is 127.0.0.1).
             let refusal = if forbidden {
                 Some(Refusal::Forbidden)
-            } else if *held > self.settings.max_connections_per_client {
+            } else if over && !self.make_room(Some(peer.ip())) {
                 Some(Refusal::TooManyConnections)
             } else {
                 None
@@ -128,37 +133,42 @@ impl Daemon {
         self.conns.len() - self.closed.len()
     }
 
-    /// The table is nearly full: closes the connection still sending its
+    /// The table is nearly full (or, with `of`, that client is at its own
+    /// bound): closes the connection (of that client) still sending its
     /// request (or silent) at the lowest average rate since accept, the
     /// oldest first among equals, if it has been open for at least a
     /// second. Connections whose request is complete are never closed here.
-    fn make_room(&mut self) {
+    /// True if one was closed.
+    fn make_room(&mut self, of: Option<std::net::IpAddr>) -> bool {
         let now = Instant::now();
         let slowest = self
             .conns
             .iter()
+            .filter(|(_, c)| of.is_none_or(|ip| c.peer.ip() == ip))
             .filter(|(_, c)| c.reading_request() && c.pace().age(now) >= MIN_AGE_TO_EVICT)
             .map(|(key, c)| (key, c.pace().rate(now), c.pace().age(now)))
             .min_by(|a, b| a.1.total_cmp(&b.1).then(b.2.cmp(&a.2)));
         let Some((key, rate, age)) = slowest else {
-            return;
+            return false;
         };
         // As with any refusal, a job fed part of the request must not act on it.
         if let Some(job) = self.conns.get(key).and_then(Conn::job) {
             self.abandon_job(job);
         }
         let Some(conn) = self.conns.get_mut(key) else {
-            return;
+            return false;
         };
         log::warn!(
             "tcp {}: closed to make room, {rate:.0} bytes/s for {age:?}",
             conn.peer
         );
-        if let Some(left) = conn.evict(Refusal::TooSlow) {
-            self.stats.refusal(Refusal::TooSlow);
-            self.left_phase(key, left);
-            self.closed.push(key);
-        }
+        let Some(left) = conn.evict(Refusal::TooSlow) else {
+            return false;
+        };
+        self.stats.refusal(Refusal::TooSlow);
+        self.left_phase(key, left);
+        self.closed.push(key);
+        true
     }
 
     /// Out of descriptors: closes the spare one so that a waiting client

@@ -83,6 +83,27 @@ fn one_client_cannot_hold_every_connection() {
 }
 
 #[test]
+fn a_client_at_its_bound_loses_its_slowest_idle_connection_not_its_next_request() {
+    // On one host every client is 127.0.0.1: idle connections of one
+    // program must not lock the others out until the idle timeout.
+    let d = Setup::new()
+        .settings(r#""max_connections_per_client": 3, "idle_timeout_secs": 60"#)
+        .start();
+    let mut held = [d.connect(), d.connect(), d.connect()];
+    // Only connections open for a second may be closed to make room.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(d.ask_str("helo"), "oleh");
+    // The oldest idle one was told why and closed.
+    let answer = crate::util::read_to_end(&mut held[0]);
+    assert!(
+        answer.starts_with(b"408"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    d.wait_log("closed to make room");
+}
+
+#[test]
 fn modules_get_an_allow_listed_environment_and_resource_limits() {
     let d = Setup::new()
         .env("SECRET_TOKEN", "do-not-leak")
