@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::*;
 use crate::journal::{Journal, SyncPolicy};
 use crate::keys::Key;
-use crate::queue::engine::{Asker, Finish, QueueEngine};
+use crate::queue::engine::{Admission, Asker, Finish, NewJob, QueueEngine, Retention};
 use crate::queue::store::MemoryStore;
 use crate::run::outcome::Outcome;
 use crate::run::receipt::Receipt;

@@ -4,6 +4,8 @@
 //! store, and the store (the journal implements it). Calls nothing of the
 //! daemon's.
 
+/// Admission of new jobs: the waiting bounds, and the hand-off to the store.
+mod admit;
 /// The engine interface: requests, events, deadline.
 pub mod engine;
 /// What waits for the store to complete a change.

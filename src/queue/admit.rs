@@ -1,0 +1,128 @@
+//! Admission to the local engine: whether a new job fits the waiting
+//! bounds (the daemon's waiting line plus what the engine holds itself),
+//! and handing an admitted job to the store under a new id.
+
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::{Instant, SystemTime};
+
+use crate::net::protocol::Refusal;
+use crate::queue::engine::{Admission, Event, NewJob, Retention, RunJob, Wait};
+use crate::queue::held::Held;
+use crate::queue::local::{Live, LocalEngine, Phase};
+use crate::queue::results::{Entry, ResultLimits};
+use crate::queue::store::{Arrival, Change};
+
+impl LocalEngine {
+    /// Jobs accepted and not kept yet: in all, of `client`, datagrams, and
+    /// their data's bytes in all and of `client`.
+    pub(super) fn unkept_counts(&self, client: Option<IpAddr>) -> [usize; 5] {
+        let mut n = [0; 5];
+        for live in self.live.values().filter(|l| l.phase == Phase::Unkept) {
+            let mine = client.is_some() && live.job.client == client;
+            n[0] += 1;
+            n[1] += usize::from(mine);
+            n[2] += usize::from(live.job.udp_peer.is_some());
+            n[3] += live.job.data.len();
+            n[4] += if mine { live.job.data.len() } else { 0 };
+        }
+        n
+    }
+
+    /// Admits a queue job (or, with `udp_peer`, a datagram's job) under a
+    /// new id: it is handed to the store, and acknowledged and run only
+    /// once the store has kept it.
+    pub(super) fn admit(
+        &mut self,
+        job: NewJob,
+        room: Admission,
+        keep: Retention,
+    ) -> Result<u64, Refusal> {
+        if self.store.failing().is_some() {
+            return Err(Refusal::JournalFailed);
+        }
+        let [unkept, mine_unkept, _, unkept_bytes, mine_unkept_bytes] =
+            self.unkept_counts(job.client);
+        if room.waiting + unkept >= room.max_waiting {
+            return Err(Refusal::Busy);
+        }
+        if job.client.is_some() && room.client_waiting + mine_unkept >= room.max_waiting_per_client
+        {
+            return Err(Refusal::Busy);
+        }
+        if let Some(max) = room.module_max_waiting {
+            let module = &job.module.name;
+            let unkept = self.live.values().filter(|l| l.phase == Phase::Unkept);
+            if room.module_waiting + unkept.filter(|l| &l.job.module.name == module).count() >= max
+            {
+                log::debug!("job of {module} refused: {max} of its jobs wait");
+                return Err(Refusal::Busy);
+            }
+        }
+        let (held, mine) = (
+            room.data_bytes + unkept_bytes,
+            room.client_data_bytes + mine_unkept_bytes,
+        );
+        let len = job.data.len();
+        if held + len > room.max_waiting_bytes || mine + len > room.max_waiting_bytes_per_client {
+            log::warn!(
+                "job of {len} bytes refused: jobs' data held {held} bytes, this client's {mine}"
+            );
+            return Err(Refusal::Busy);
+        }
+        let limits = ResultLimits {
+            total: keep.total,
+            per_client: keep.per_client,
+        };
+        if job.udp_peer.is_none() && !self.book.has_room(job.client, limits) {
+            log::warn!(
+                "queue:add refused: unfetched results fill this client's share or the total"
+            );
+            return Err(Refusal::Busy);
+        }
+        let Some((id, counter)) = self.book.allocate_id() else {
+            log::error!("queue ids used up");
+            return Err(Refusal::Busy);
+        };
+        let arrival = job.udp_peer.map_or(Arrival::Queue, Arrival::Udp);
+        let data: Rc<[u8]> = job.data.into();
+        let added_at = SystemTime::now();
+        let change = Change::Added {
+            id,
+            counter,
+            owner: job.owner.clone(),
+            client: job.client,
+            arrival,
+            module: job.module.name.clone(),
+            data: data.clone(),
+            added_at,
+        };
+        if arrival == Arrival::Queue {
+            self.book.restore(id, Entry::Active);
+        }
+        let ticket = self.held.hold(Held::Added { id, conn: job.conn });
+        self.store.submit(change, Some(ticket));
+        if let Some(conn) = job.conn {
+            self.events.push_back(Event::Wait {
+                conn,
+                on: Wait::Store,
+            });
+        }
+        let run = RunJob {
+            id,
+            module: job.module,
+            data,
+            udp_peer: job.udp_peer,
+            owner: job.owner,
+            client: job.client,
+            attempts: 0,
+            priority: job.priority,
+            timeout: None,
+            added_at,
+            created: Instant::now(),
+        };
+        let phase = Phase::Unkept;
+        self.live.insert(id, Live { job: run, phase });
+        Ok(id)
+    }
+}
