@@ -185,9 +185,16 @@ impl Daemon {
             Control::Helo => Ok(Some(b"oleh".to_vec())),
             Control::Hello => Ok(Some(b"olleh".to_vec())),
             Control::UnknownQueue => Err(Refusal::UnknownQueueRequest),
-            Control::QueueAdd { module, data_start } => {
-                self.queue_add(key, &module, &request[data_start..])
+            Control::QueueAdd {
+                module,
+                data_start,
+                options,
+            } => {
+                let options = options.map(|range| &request[range]);
+                self.queue_add(key, &module, options, &request[data_start..])
             }
+            Control::QueueFailed => self.queue_failed(key),
+            Control::QueueRetry(target) => self.queue_retry(key, target),
             Control::QueueCheck(id) => self.queue_check(key, id),
             Control::QueueGet(id) => self.queue_get(key, id),
             Control::QueueCancel(id) => self.queue_cancel(key, id),

@@ -126,6 +126,7 @@ impl Daemon {
             ..Receipt::default()
         };
         let mut killed_at_stop = false;
+        let mut stderr = String::new();
         let streamed = matches!(&job.state, JobState::Running(run) if run.streamed);
         let (outcome, output) = match std::mem::replace(&mut job.state, JobState::Waiting) {
             JobState::Running(mut run) => {
@@ -135,6 +136,7 @@ impl Daemon {
                 receipt.usage = run.process.exit.map(|(_, usage)| usage).unwrap_or_default();
                 receipt.bytes_out = run.output.len() as u64;
                 killed_at_stop = run.killed_at_stop;
+                stderr = loggable(run.process.first_stderr_line(), 200);
                 (run.outcome(), std::mem::take(&mut run.output))
             }
             JobState::Warm(run) => {
@@ -200,7 +202,8 @@ impl Daemon {
             Origin::Queue { .. } => {}
         }
         if let Some(id) = job.id {
-            self.queue_finished(id, &answer, receipt, killed_at_stop);
+            let module = job.module.name.clone();
+            self.queue_finished(id, &module, &answer, (receipt, stderr), killed_at_stop);
         }
     }
 

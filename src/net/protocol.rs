@@ -26,11 +26,18 @@ pub enum Head {
 pub enum Control {
     Helo,
     Hello,
-    /// `queue:add:<module>:<data>`; `data_start` indexes the whole request.
+    /// `queue:add[?<options>]:<module>:<data>`; `data_start` and
+    /// `options` (the text between `?` and the module) index the whole
+    /// request.
     QueueAdd {
         module: String,
         data_start: usize,
+        options: Option<std::ops::Range<usize>>,
     },
+    /// `queue:failed`: the failed jobs whose results are held.
+    QueueFailed,
+    /// `queue:retry:id:<n>` or `queue:retry:module:<m>`.
+    QueueRetry(RetryRef),
     QueueCheck(JobRef),
     QueueGet(JobRef),
     /// `queue:cancel:id:<n>`: remove a waiting job, kill a running one.
@@ -50,6 +57,13 @@ pub enum Control {
 pub enum JobRef {
     Id(u64),
     Invalid,
+}
+
+/// What `queue:retry` names: one job, or every failed job of a module.
+#[derive(Debug, PartialEq, Eq, Clone)]
+pub enum RetryRef {
+    Id(JobRef),
+    Module(String),
 }
 
 const QUEUE_PREFIX: &[u8] = b"queue:";
@@ -95,6 +109,8 @@ pub fn is_whole_control(buf: &[u8]) -> bool {
                 | Control::Hello
                 | Control::QueueStats
                 | Control::QueueList
+                | Control::QueueFailed
+                | Control::QueueRetry(RetryRef::Id(Id(_)) | RetryRef::Module(_))
                 | Control::QueueCheck(Id(_))
                 | Control::QueueGet(Id(_))
                 | Control::QueueCancel(Id(_))
@@ -120,6 +136,8 @@ pub fn head_overlong(buf: &[u8]) -> bool {
     match head.strip_prefix(QUEUE_PREFIX) {
         Some(rest) => match rest.strip_prefix(b"add:") {
             Some(add) => !add.contains(&b':'),
+            // Options, then the module: two more colons to come.
+            None if rest.starts_with(b"add?") => rest.iter().filter(|&&b| b == b':').count() < 2,
             None => true,
         },
         None => !head.contains(&b':'),
@@ -136,13 +154,36 @@ pub fn split_datagram(datagram: &[u8]) -> (String, &[u8]) {
 
 fn parse_queue(req: &[u8]) -> Control {
     let rest = &req[QUEUE_PREFIX.len()..];
-    if let Some(add) = rest.strip_prefix(b"add:") {
+    let (add, options) = match rest.strip_prefix(b"add?") {
+        // Options end at the first `:` (http_build_query encodes it).
+        Some(with) => match with.iter().position(|&b| b == b':') {
+            Some(i) => {
+                let start = req.len() - with.len();
+                (Some(&with[i + 1..]), Some(start..start + i))
+            }
+            None => (Some(&b""[..]), Some(req.len() - with.len()..req.len())),
+        },
+        None => (rest.strip_prefix(b"add:"), None),
+    };
+    if let Some(add) = add {
         let start = req.len() - add.len();
         let (module, data_start) = match add.iter().position(|&b| b == b':') {
             Some(i) => (clean_module_name(&add[..i]), start + i + 1),
             None => (clean_module_name(add), req.len()),
         };
-        return Control::QueueAdd { module, data_start };
+        return Control::QueueAdd {
+            module,
+            data_start,
+            options,
+        };
+    }
+    if let Some(target) = rest.strip_prefix(b"retry:") {
+        if let Some(module) = target.strip_prefix(b"module:") {
+            return Control::QueueRetry(RetryRef::Module(clean_module_name(trim(module))));
+        }
+        return parse_job_ref(target).map_or(Control::UnknownQueue, |id| {
+            Control::QueueRetry(RetryRef::Id(id))
+        });
     }
     if let Some(id) = rest.strip_prefix(b"check:") {
         return parse_job_ref(id).map_or(Control::UnknownQueue, Control::QueueCheck);
@@ -159,6 +200,7 @@ fn parse_queue(req: &[u8]) -> Control {
     match trim(rest) {
         b"stats" => Control::QueueStats,
         b"list" => Control::QueueList,
+        b"failed" => Control::QueueFailed,
         _ => Control::UnknownQueue,
     }
 }

@@ -60,14 +60,16 @@ fn queue_requests_wait_for_the_whole_request() {
         classify(b"queue:add:te/st:a:b", true),
         Head::Control(Control::QueueAdd {
             module: "test".into(),
-            data_start: 16
+            data_start: 16,
+            options: None,
         })
     );
     assert_eq!(
         classify(b"queue:add:test", true),
         Head::Control(Control::QueueAdd {
             module: "test".into(),
-            data_start: 14
+            data_start: 14,
+            options: None,
         })
     );
     assert_eq!(
@@ -160,4 +162,41 @@ fn answers_for_each_outcome() {
         r(Outcome::OutputTooLarge(10), b""),
         "500: Module m failed (output over 10 bytes)"
     );
+}
+
+#[test]
+fn queue_add_takes_options_between_add_and_the_module() {
+    let req = b"queue:add?delay=30&key=a%3Ab:render:{\"q\":\"a?b&c=d\"}";
+    let Head::Control(Control::QueueAdd {
+        module,
+        data_start,
+        options,
+    }) = classify(req, true)
+    else {
+        panic!("not an add");
+    };
+    assert_eq!(module, "render");
+    assert_eq!(&req[options.unwrap()], b"delay=30&key=a%3Ab");
+    assert_eq!(&req[data_start..], br#"{"q":"a?b&c=d"}"#, "data untouched");
+    assert_eq!(
+        classify(b"queue:add?:m:x", true),
+        Head::Control(Control::QueueAdd {
+            module: "m".into(),
+            data_start: 13,
+            options: Some(10..10),
+        })
+    );
+    assert_eq!(
+        classify(b"queue:retry:id:7", true),
+        Head::Control(Control::QueueRetry(RetryRef::Id(JobRef::Id(7))))
+    );
+    assert_eq!(
+        classify(b"queue:retry:module:mailer\n", true),
+        Head::Control(Control::QueueRetry(RetryRef::Module("mailer".into())))
+    );
+    assert_eq!(
+        classify(b"queue:failed", true),
+        Head::Control(Control::QueueFailed)
+    );
+    assert!(is_whole_control(b"queue:failed"));
 }

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::net::protocol::Refusal;
 use crate::queue::engine::{Admission, Event, NewJob, Retention, RunJob, Wait};
@@ -14,19 +14,10 @@ use crate::queue::results::{Entry, ResultLimits};
 use crate::queue::store::{Arrival, Change};
 
 impl LocalEngine {
-    /// Jobs accepted and not kept yet: in all, of `client`, datagrams, and
-    /// their data's bytes in all and of `client`.
+    /// Jobs the engine holds (not kept yet, or scheduled): in all, of
+    /// `client`, datagrams, and their data's bytes in all and of `client`.
     pub(super) fn unkept_counts(&self, client: Option<IpAddr>) -> [usize; 5] {
-        let mut n = [0; 5];
-        for live in self.live.values().filter(|l| l.phase == Phase::Unkept) {
-            let mine = client.is_some() && live.job.client == client;
-            n[0] += 1;
-            n[1] += usize::from(mine);
-            n[2] += usize::from(live.job.udp_peer.is_some());
-            n[3] += live.job.data.len();
-            n[4] += if mine { live.job.data.len() } else { 0 };
-        }
-        n
+        self.tally.counts(client)
     }
 
     /// Admits a queue job (or, with `udp_peer`, a datagram's job) under a
@@ -52,9 +43,7 @@ impl LocalEngine {
         }
         if let Some(max) = room.module_max_waiting {
             let module = &job.module.name;
-            let unkept = self.live.values().filter(|l| l.phase == Phase::Unkept);
-            if room.module_waiting + unkept.filter(|l| &l.job.module.name == module).count() >= max
-            {
+            if room.module_waiting + self.tally.of_module(module) >= max {
                 log::debug!("job of {module} refused: {max} of its jobs wait");
                 return Err(Refusal::Busy);
             }
@@ -96,6 +85,7 @@ impl LocalEngine {
             module: job.module.name.clone(),
             data: data.clone(),
             added_at,
+            options: job.options.clone(),
         };
         if arrival == Arrival::Queue {
             self.book.restore(id, Entry::Active);
@@ -117,12 +107,14 @@ impl LocalEngine {
             client: job.client,
             attempts: 0,
             priority: job.priority,
-            timeout: None,
+            timeout: job.options.timeout_ms.map(Duration::from_millis),
             added_at,
             created: Instant::now(),
         };
-        let phase = Phase::Unkept;
-        self.live.insert(id, Live { job: run, phase });
+        let mut live = Live::new(run, Phase::Unkept);
+        live.run_at_ms = job.options.run_at_ms;
+        live.retries = job.options.retries.unwrap_or(0);
+        self.put_live(live);
         Ok(id)
     }
 }

@@ -4,26 +4,27 @@
 //! it tells waiting from running itself; what it emits is in `engine.rs`.
 //! The queries (check, get, cancel, info, list, stats) are in `queries.rs`.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::Error;
 use crate::journal::{Journal, SyncPolicy};
 
 use crate::keys::ConnKey;
 use crate::net::protocol::Refusal;
+use crate::queue::attempts::Attempt;
 use crate::queue::engine::{Event, RunJob, Wait};
 use crate::queue::held::{Held, HeldAnswers};
 use crate::queue::ids::IdKey;
-use crate::queue::options::Priority;
 use crate::queue::results::{Done, Entry, QueueBook};
 use crate::queue::store::{
     Arrival, Change, Completion, MemoryStore, QueueStore, Recovered, Removal,
 };
-use crate::run::modules::Module;
+use crate::queue::tally::Tally;
 
 /// Where an accepted job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,17 @@ pub(super) enum Phase {
     Waiting,
     /// Started (cold, or on a warm worker).
     Running,
+    /// Kept, and held by the engine until its run time (a delay, or the
+    /// wait before a retry).
+    Scheduled,
+}
+
+impl Phase {
+    /// True while the engine holds the job itself, outside the daemon's
+    /// waiting line: it counts as waiting through the engine's tally.
+    pub(super) fn held(self) -> bool {
+        matches!(self, Phase::Unkept | Phase::Scheduled)
+    }
 }
 
 /// A job accepted and not ended.
@@ -41,6 +53,25 @@ pub(super) enum Phase {
 pub(super) struct Live {
     pub job: RunJob,
     pub phase: Phase,
+    /// Not started before this Unix time (ms): its delay, or its retry.
+    pub run_at_ms: Option<u64>,
+    /// Attempts allowed after the first.
+    pub retries: u32,
+    /// Its finished attempts.
+    pub tries: Vec<Attempt>,
+}
+
+impl Live {
+    /// A job in `phase`, to run as soon as it may, with no retries.
+    pub(super) fn new(job: RunJob, phase: Phase) -> Live {
+        Live {
+            job,
+            phase,
+            run_at_ms: None,
+            retries: 0,
+            tries: Vec::new(),
+        }
+    }
 }
 
 /// The queue kept by this daemon alone.
@@ -50,10 +81,19 @@ pub struct LocalEngine {
     pub(super) store: Box<dyn QueueStore>,
     pub(super) live: HashMap<u64, Live>,
     pub(super) events: VecDeque<Event>,
+    /// Jobs held for later: (run time in Unix ms, id), earliest on top.
+    /// An entry whose job was cancelled or rescheduled is skipped when due.
+    pub(super) due: BinaryHeap<Reverse<(u64, u64)>>,
+    /// Counts of the jobs in a held phase.
+    pub(super) tally: Tally,
 }
 
-/// Finds a job's module by name, at start-up.
-pub type Lookup<'a> = &'a mut dyn FnMut(&str) -> Option<Rc<Module>>;
+/// Now, in Unix milliseconds, the clock run times are kept in.
+pub(super) fn unix_ms_now() -> u64 {
+    crate::journal::live::unix_ms(SystemTime::now())
+}
+
+pub use crate::queue::engine::Lookup;
 
 impl LocalEngine {
     /// Opens the queue: the journal in `state_dir` (its writer wakes the
@@ -101,6 +141,8 @@ impl LocalEngine {
             store,
             live: HashMap::new(),
             events: VecDeque::new(),
+            due: BinaryHeap::new(),
+            tally: Tally::default(),
         };
         engine.book.continue_from(recovered.next_counter);
         let (now, wall) = (Instant::now(), SystemTime::now());
@@ -114,6 +156,8 @@ impl LocalEngine {
                 answer: result.answer,
                 finished: now.checked_sub(age).unwrap_or(now),
                 receipt: result.receipt,
+                tries: result.tries,
+                again: result.again,
             };
             engine.book.restore(result.id, Entry::Done(Box::new(done)));
         }
@@ -139,15 +183,30 @@ impl LocalEngine {
                 owner: found.owner,
                 client: found.client,
                 attempts: found.attempts,
-                priority: Priority::Normal,
-                timeout: None,
+                priority: found.options.priority.unwrap_or_default(),
+                timeout: found.options.timeout_ms.map(Duration::from_millis),
                 added_at: found.added_at,
                 created: now,
             };
             if found.arrival == Arrival::Queue {
                 engine.book.restore(id, Entry::Active);
             }
-            engine.run(job);
+            // An attempt cut off by the stop runs again at once; a job
+            // waiting for a retry or for its time keeps its time (a past
+            // one is due at once).
+            let cut_off = found.attempts as usize > found.tries.len();
+            let run_at = match found.tries.last() {
+                _ if cut_off => None,
+                Some(last) => last.retry_at_ms,
+                None => found.options.run_at_ms,
+            };
+            let mut live = Live::new(job, Phase::Waiting);
+            live.retries = found.options.retries.unwrap_or(0);
+            live.tries = found.tries;
+            match run_at {
+                Some(at) if at > unix_ms_now() => engine.schedule(id, live, at),
+                _ => engine.run(live),
+            }
             if found.attempts > 0 {
                 rerun += 1;
             } else {
@@ -164,14 +223,43 @@ impl LocalEngine {
     }
 
     /// Hands a kept job to the loop to run.
-    fn run(&mut self, job: RunJob) {
-        self.events.push_back(Event::Run(job.clone()));
-        let phase = Phase::Waiting;
-        self.live.insert(job.id, Live { job, phase });
+    pub(super) fn run(&mut self, mut live: Live) {
+        self.events.push_back(Event::Run(live.job.clone()));
+        live.phase = Phase::Waiting;
+        self.put_live(live);
+    }
+
+    /// Keeps `live` under its id, counted if the engine holds it.
+    pub(super) fn put_live(&mut self, live: Live) {
+        if live.phase.held() {
+            self.tally.add(&live.job);
+        }
+        if let Some(old) = self.live.insert(live.job.id, live) {
+            if old.phase.held() {
+                self.tally.remove(&old.job);
+            }
+        }
+    }
+
+    /// Takes job `id` out of the live jobs (and out of the tally).
+    pub(super) fn take_live(&mut self, id: u64) -> Option<Live> {
+        let live = self.live.remove(&id)?;
+        if live.phase.held() {
+            self.tally.remove(&live.job);
+        }
+        Some(live)
+    }
+
+    /// Moves job `id` to `phase`, keeping the tally.
+    pub(super) fn set_phase(&mut self, id: u64, phase: Phase) {
+        if let Some(mut live) = self.take_live(id) {
+            live.phase = phase;
+            self.put_live(live);
+        }
     }
 
     pub(super) fn removed_now(&mut self, id: u64, why: Removal) {
-        self.live.remove(&id);
+        self.take_live(id);
         self.store.submit(Change::Removed { id, why }, None);
     }
 
@@ -208,7 +296,7 @@ impl LocalEngine {
         if let Completion::Refused(why) | Completion::Unknown(why) = &done {
             log::warn!("job {id} not kept by the queue store: {why}");
             if ours {
-                self.live.remove(&id);
+                self.take_live(id);
                 self.book.remove(id);
             }
             if let Some(conn) = conn {
@@ -216,10 +304,11 @@ impl LocalEngine {
             }
             return;
         }
-        if let Some(live) = self.live.get_mut(&id).filter(|_| ours) {
-            live.phase = Phase::Waiting;
-            let job = live.job.clone();
-            self.events.push_back(Event::Run(job));
+        if let Some(live) = self.take_live(id).filter(|_| ours) {
+            match live.run_at_ms {
+                Some(at) if at > unix_ms_now() => self.schedule(id, live, at),
+                _ => self.run(live),
+            }
         }
         if let Some(conn) = conn {
             self.answer(conn, format!("id:{id}").into_bytes());

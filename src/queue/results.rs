@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::keys::ConnKey;
+use crate::queue::attempts::{Again, Attempt};
 use crate::queue::ids::{IdKey, ID_SPACE};
 use crate::run::receipt::Receipt;
 
@@ -26,6 +27,10 @@ pub struct Done {
     pub answer: Rc<[u8]>,
     pub finished: Instant,
     pub receipt: Receipt,
+    /// Every attempt it made, the last one included.
+    pub tries: Vec<Attempt>,
+    /// A failed job's data and options, for `queue:retry`.
+    pub again: Option<Box<Again>>,
 }
 
 /// What is kept of a fetched job for `queue:info`.

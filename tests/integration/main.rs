@@ -37,6 +37,8 @@ mod package;
 mod priority;
 mod protocol;
 mod queue;
+/// Options on queue:add, and jobs held for later.
+mod queue_later;
 mod reload;
 mod seed_clients;
 mod seed_modules;

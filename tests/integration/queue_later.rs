@@ -1,0 +1,163 @@
+//! Options on `queue:add` and jobs held for later (`delay`, `at`): their
+//! statuses, the waiting bounds, and their times across a restart. Run
+//! against every engine (the harness picks it from BGJOB_TEST_ENGINE).
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::util::Setup;
+
+/// Writes the Unix time it ran at (seconds, with fractions) to its log.
+const STAMP: &str =
+    "#!/bin/sh\ndate +%s.%N >> \"$(dirname \"$0\")/../stamps\"\nprintf 'ran %s' \"$(cat)\"\n";
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn info_field(info: &str, name: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .map(str::to_string)
+}
+
+#[test]
+fn every_bad_or_unknown_option_answers_400_and_adds_nothing() {
+    let d = Setup::new().module("echo", "#!/bin/sh\ncat\n").start();
+    for (options, answer) in [
+        ("colour=red", "400: Unknown option colour"),
+        ("delay=-1", "400: Bad option delay"),
+        ("delay=2592001", "400: Bad option delay"),
+        ("delay=1&at=5", "400: Bad option at"),
+        ("at=soon", "400: Bad option at"),
+        ("priority=urgent", "400: Bad option priority"),
+        ("retries=26", "400: Bad option retries"),
+        ("key=", "400: Bad option key"),
+        ("timeout=0", "400: Bad option timeout"),
+        ("key=%zz", "400: Bad option key"),
+    ] {
+        let got = d.ask_str(&format!("queue:add?{options}:echo:x"));
+        assert_eq!(got, answer, "{options}");
+    }
+    let stats = d.ask_str("queue:stats");
+    assert!(stats.contains("jobs_waiting: 0\n"), "{stats}");
+    let list = d.ask_operator("queue:list");
+    assert_eq!(list, "", "nothing was added");
+    // Plain adds and empty options still work; the data is untouched.
+    let data = r#"{"q":"a?b&c=d:e"}"#;
+    let id = d.ask_str(&format!("queue:add?priority=high&retries=1:echo:{data}"));
+    assert!(id.starts_with("id:"), "{id}");
+    assert_eq!(d.ask_str(&format!("queue:get:{id}")), data);
+    let id = d.add(&format!("echo:{data}"));
+    assert_eq!(d.ask_str(&format!("queue:get:{id}")), data);
+    let id = d.ask_str("queue:add?:echo:plain");
+    assert_eq!(d.ask_str(&format!("queue:get:{id}")), "plain");
+}
+
+#[test]
+fn a_delayed_job_is_scheduled_then_starts_on_time() {
+    let d = Setup::new().module("stamp", STAMP).start();
+    let added = unix_now();
+    let id = d.ask_str("queue:add?delay=1.5:stamp:later");
+    assert!(id.starts_with("id:"), "{id}");
+    assert_eq!(d.ask_str(&format!("queue:check:{id}")), "0");
+    let info = d.ask_str(&format!("queue:info:{id}"));
+    assert_eq!(
+        info_field(&info, "status").as_deref(),
+        Some("scheduled"),
+        "{info}"
+    );
+    let run_at: f64 = info_field(&info, "run_at").unwrap().parse().unwrap();
+    assert!((run_at - (added + 1.5)).abs() < 0.5, "{run_at} vs {added}");
+    let stats = d.ask_str("queue:stats");
+    assert!(
+        stats.contains("jobs_waiting: 1\n"),
+        "counts as waiting: {stats}"
+    );
+    assert_eq!(d.ask_str(&format!("queue:get:{id}")), "ran later");
+    let ran = stamps(&d)[0];
+    assert!(
+        (ran - (added + 1.5)).abs() < 0.5,
+        "ran at {ran}, added at {added}"
+    );
+}
+
+#[test]
+fn scheduled_jobs_count_in_the_waiting_bounds() {
+    let d = Setup::new()
+        .module("echo", "#!/bin/sh\ncat\n")
+        .settings(r#""max_waiting": 3"#)
+        .start();
+    for i in 0..3 {
+        let id = d.ask_str(&format!("queue:add?delay=60:echo:{i}"));
+        assert!(id.starts_with("id:"), "{id}");
+    }
+    assert_eq!(d.ask_str("queue:add?delay=60:echo:x"), "503: Busy");
+    assert_eq!(d.ask_str("queue:add:echo:x"), "503: Busy");
+}
+
+#[test]
+fn a_delayed_job_survives_a_restart_and_a_past_due_one_starts_at_once() {
+    let mut d = Setup::new().module("stamp", STAMP).start();
+    let at = unix_now() + 3.0;
+    let later = d.ask_str(&format!("queue:add?at={at:.3}:stamp:later"));
+    let soon = d.ask_str("queue:add?delay=0.8:stamp:soon");
+    assert!(later.starts_with("id:") && soon.starts_with("id:"));
+    d.kill9();
+    // `soon` falls due while the daemon is down.
+    std::thread::sleep(Duration::from_millis(1200));
+    let restarted = Instant::now();
+    d.start_again();
+    assert_eq!(d.ask_str(&format!("queue:get:{soon}")), "ran soon");
+    assert!(
+        restarted.elapsed() < Duration::from_millis(1500),
+        "past due: at once after the restart"
+    );
+    let info = d.ask_str(&format!("queue:info:{later}"));
+    assert_eq!(
+        info_field(&info, "status").as_deref(),
+        Some("scheduled"),
+        "{info}"
+    );
+    assert_eq!(d.ask_str(&format!("queue:check:{later}")), "0");
+    assert_eq!(d.ask_str(&format!("queue:get:{later}")), "ran later");
+    let ran = stamps(&d)[1];
+    assert!((ran - at).abs() < 0.5, "ran at {ran}, asked for {at}");
+}
+
+#[test]
+fn a_cancelled_scheduled_job_never_runs() {
+    let d = Setup::new().module("stamp", STAMP).start();
+    let id = d.ask_str("queue:add?delay=0.5:stamp:x");
+    assert_eq!(
+        d.ask_str(&format!("queue:cancel:{id}")),
+        "cancelled: waiting job removed"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(stamps(&d).is_empty(), "it did not run");
+    assert_eq!(d.ask_str(&format!("queue:check:{id}")), "404: Unknown job");
+}
+
+#[test]
+fn a_job_timeout_is_its_own_time_limit() {
+    let d = Setup::new().module("slow", "#!/bin/sh\nsleep 5\n").start();
+    let id = d.ask_str("queue:add?timeout=0.3:slow:");
+    let start = Instant::now();
+    assert_eq!(
+        d.ask_str(&format!("queue:get:{id}")),
+        "504: Module slow timed out"
+    );
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+/// The Unix times the `stamp` module ran at, in order.
+fn stamps(d: &crate::util::Daemon) -> Vec<f64> {
+    let path = d.modules.join("../stamps");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
