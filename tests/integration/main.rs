@@ -39,6 +39,8 @@ mod protocol;
 mod queue;
 /// Options on queue:add, and jobs held for later.
 mod queue_later;
+/// Retries, failed jobs, queue:failed and queue:retry.
+mod queue_retries;
 mod reload;
 mod seed_clients;
 mod seed_modules;

@@ -161,3 +161,64 @@ fn stamps(d: &crate::util::Daemon) -> Vec<f64> {
         .filter_map(|l| l.trim().parse().ok())
         .collect()
 }
+
+#[test]
+fn the_client_adds_with_options_lists_failed_jobs_and_retries_them() {
+    let bgjob = |d: &crate::util::Daemon, args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bgjob"))
+            .args(["--socket", &d.operator_socket().display().to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (
+            out.status.code(),
+            text + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let d = Setup::new()
+        .module("echo", "#!/bin/sh\ncat\n")
+        .module("broken", "#!/bin/sh\necho 'disk full' >&2\nexit 3\n")
+        .start();
+    let (code, id) = bgjob(
+        &d,
+        &["add", "--delay", "1m", "--priority", "low", "echo", "x"],
+    );
+    assert_eq!(code, Some(0), "{id}");
+    let (_, info) = bgjob(&d, &["info", id.trim()]);
+    assert_eq!(
+        info_field(&info, "status").as_deref(),
+        Some("scheduled"),
+        "{info}"
+    );
+    let (code, why) = bgjob(&d, &["add", "--delay", "soon", "echo", "x"]);
+    assert_eq!(code, Some(2), "{why}");
+    let (code, why) = bgjob(&d, &["add", "--retries", "26", "echo", "x"]);
+    assert_eq!((code, why.trim()), (Some(4), "400: Bad option retries"));
+    let (_, failed_id) = bgjob(&d, &["add", "--job-timeout", "5", "broken", "x"]);
+    let failed_id = failed_id.trim().to_string();
+    wait_for_done(&d, &failed_id);
+    let (code, list) = bgjob(&d, &["failed"]);
+    assert_eq!(code, Some(0), "{list}");
+    assert!(
+        list.starts_with(&format!("{failed_id} broken 1 ")),
+        "{list}"
+    );
+    assert!(list.trim_end().ends_with("disk full"), "{list}");
+    d.add_module("broken", "#!/bin/sh\nprintf mended\n");
+    let (code, queued) = bgjob(&d, &["retry", &failed_id]);
+    assert_eq!((code, queued.trim()), (Some(0), "queued: 1"));
+    wait_for_done(&d, &failed_id);
+    assert_eq!(
+        d.ask_operator(&format!("queue:get:id:{failed_id}")),
+        "mended"
+    );
+    let (code, queued) = bgjob(&d, &["retry", "--module", "broken"]);
+    assert_eq!((code, queued.trim()), (Some(0), "queued: 0"));
+}
+
+fn wait_for_done(d: &crate::util::Daemon, id: &str) {
+    crate::util::wait_for("the job done", || {
+        d.ask_operator(&format!("queue:check:id:{id}")) == "2"
+    });
+}
