@@ -128,29 +128,23 @@ impl LocalEngine {
         }
     }
 
-    /// `queue:failed`: one line per failed job whose result is held, by
-    /// id: `id module attempts age_secs first-stderr-line`.
+    /// `queue:failed`: one line per failed job whose result is held,
+    /// newest first: `id module attempts age_secs first-stderr-line`.
     pub(super) fn failed_list(&mut self, asker: Asker) {
         if !asker.operator {
             return self.refuse(asker.conn, Refusal::Forbidden);
         }
         let now = Instant::now();
-        let mut rows: Vec<(u64, String)> = Vec::new();
-        for (&id, entry) in self.book.entries() {
-            let Entry::Done(done) = entry else { continue };
-            if done.again.is_none() {
-                continue;
+        let mut text = String::new();
+        for failed in self.book.failed() {
+            let age = now.duration_since(failed.finished).as_secs_f64();
+            let (id, module, attempts) = (failed.id, &failed.module, failed.attempts);
+            let _ = write!(text, "{id} {module} {attempts} {age:.1}");
+            if !failed.stderr.is_empty() {
+                let _ = write!(text, " {}", failed.stderr);
             }
-            let age = now.duration_since(done.finished).as_secs_f64();
-            let last = done.tries.last().map_or("", |t| t.stderr.as_str());
-            let mut row = format!("{id} {} {} {age:.1}", done.module, done.tries.len());
-            if !last.is_empty() {
-                let _ = write!(row, " {last}");
-            }
-            rows.push((id, row));
+            text.push('\n');
         }
-        rows.sort();
-        let text: String = rows.into_iter().map(|(_, row)| row + "\n").collect();
         self.answer(asker.conn, text.into_bytes());
     }
 

@@ -33,6 +33,21 @@ pub struct Done {
     pub again: Option<Box<Again>>,
 }
 
+/// A held result whose job failed for good: a row of `queue:failed`
+/// (and of any other view of the failed jobs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedResult {
+    pub id: u64,
+    pub module: String,
+    /// The listener it was added on.
+    pub owner: String,
+    pub attempts: u32,
+    pub finished: Instant,
+    pub outcome: crate::run::outcome::Outcome,
+    /// The last attempt's first stderr line.
+    pub stderr: String,
+}
+
 /// What is kept of a fetched job for `queue:info`.
 #[derive(Debug, Clone)]
 pub struct Fetched {
@@ -172,6 +187,33 @@ impl QueueBook {
 
     pub fn held_bytes(&self) -> usize {
         self.held_bytes
+    }
+
+    /// The held results whose job failed for good, newest first.
+    pub fn failed(&self) -> Vec<FailedResult> {
+        let mut failed: Vec<FailedResult> = (self.entries.iter())
+            .filter_map(|(&id, entry)| match entry {
+                Entry::Done(done) => {
+                    let outcome = done.receipt.outcome.clone()?;
+                    outcome.is_failure().then(|| FailedResult {
+                        id,
+                        module: done.module.clone(),
+                        owner: done.owner.clone(),
+                        attempts: done.receipt.attempts,
+                        finished: done.finished,
+                        outcome,
+                        stderr: done
+                            .tries
+                            .last()
+                            .map(|t| t.stderr.clone())
+                            .unwrap_or_default(),
+                    })
+                }
+                Entry::Active => None,
+            })
+            .collect();
+        failed.sort_by(|a, b| b.finished.cmp(&a.finished).then(b.id.cmp(&a.id)));
+        failed
     }
 
     /// The receipt of a job fetched a while ago.
