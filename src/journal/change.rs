@@ -48,6 +48,7 @@ pub(super) fn record_of(change: Change) -> Record {
             finished_at,
             tries,
             again,
+            key,
         } => Record::Finished(Finished {
             id,
             owner,
@@ -58,6 +59,7 @@ pub(super) fn record_of(change: Change) -> Record {
             at_ms: unix_ms(finished_at),
             tries,
             again,
+            key,
         }),
         Change::Attempt { id, attempt } => Record::Attempt { id, attempt },
         Change::Removed { id, why } => Record::Removed { id, why },

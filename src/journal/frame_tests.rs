@@ -38,6 +38,7 @@ fn finished(id: u64, answer: &[u8]) -> Record {
         at_ms: 1_700_000_000_100,
         tries: Vec::new(),
         again: None,
+        key: None,
     })
 }
 

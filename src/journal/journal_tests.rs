@@ -55,6 +55,7 @@ fn finished(id: u64, answer: &[u8]) -> Change {
         finished_at: SystemTime::now(),
         tries: Vec::new(),
         again: None,
+        key: None,
     }
 }
 

@@ -174,6 +174,7 @@ impl Live {
                     finished_at: from_unix_ms(finished.at_ms),
                     tries: finished.tries.clone(),
                     again: finished.again.clone(),
+                    key: finished.key.clone(),
                 }),
             }
         }
@@ -240,6 +241,7 @@ mod tests {
                 at_ms: 2000,
                 tries: Vec::new(),
                 again: None,
+                key: None,
             }),
             added(4),
             Record::Removed {

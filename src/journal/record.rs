@@ -69,6 +69,8 @@ pub struct Finished {
     pub tries: Vec<Attempt>,
     /// A failed job's data and options, for `queue:retry`.
     pub again: Option<Box<Again>>,
+    /// Its `key` option: a repeat add answers its id until it is fetched.
+    pub key: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +153,7 @@ impl Record {
                 at_ms,
                 tries,
                 again,
+                key,
             }) => {
                 w.u8(4);
                 w.u64(*id);
@@ -169,6 +172,8 @@ impl Record {
                     w.bytes(&again.data);
                     w.options(&again.options);
                 }
+                w.u8(key.is_some() as u8);
+                w.bytes(key.as_deref().unwrap_or_default());
             }
             Record::Removed { id, why } => {
                 w.u8(5);
@@ -240,6 +245,13 @@ impl Record {
                         data: Rc::from(r.bytes()?),
                         options: r.options()?,
                     })),
+                },
+                key: match r.0.is_empty() {
+                    true => None,
+                    false => {
+                        let (has, key) = (r.u8()? != 0, r.bytes()?.to_vec());
+                        has.then_some(key)
+                    }
                 },
             }),
             5 => Record::Removed {
@@ -347,6 +359,7 @@ mod tests {
                 at_ms: 2000,
                 tries,
                 again,
+                key: Some(b"k".to_vec()),
             })
         };
         let again = Box::new(Again {
@@ -362,7 +375,12 @@ mod tests {
         let plain = finished(Vec::new(), None);
         plain.encode_body(&mut body);
         // Written before attempts: no count, no flag.
-        let old = Record::decode_body(&body[..body.len() - 5], Format::V2);
-        assert_eq!(old, Some(plain));
+        let old = Record::decode_body(&body[..body.len() - 5 - 6], Format::V2);
+        let Some(Record::Finished(mut old)) = old else {
+            panic!("an older result does not decode");
+        };
+        assert_eq!(old.key.take(), None);
+        old.key = Some(b"k".to_vec());
+        assert_eq!(Record::Finished(old), plain);
     }
 }

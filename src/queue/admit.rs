@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::keys::ConnKey;
 use crate::net::protocol::Refusal;
 use crate::queue::engine::{Admission, Event, NewJob, Retention, RunJob, Wait};
 use crate::queue::held::Held;
@@ -29,6 +30,13 @@ impl LocalEngine {
         room: Admission,
         keep: Retention,
     ) -> Result<u64, Refusal> {
+        if let Some(key) = &job.options.key {
+            if let Some(id) = self.keyed(&job.owner, key) {
+                log::info!("queue:add of {}: key held by job {id}", job.module.name);
+                self.duplicate(id, job.conn);
+                return Ok(id);
+            }
+        }
         if self.store.failing().is_some() {
             return Err(Refusal::JournalFailed);
         }
@@ -114,7 +122,48 @@ impl LocalEngine {
         let mut live = Live::new(run, Phase::Unkept);
         live.run_at_ms = job.options.run_at_ms;
         live.retries = job.options.retries.unwrap_or(0);
+        if let Some(key) = job.options.key {
+            self.hold_key(&live.job.owner, &key, id);
+            live.key = Some(key.into());
+        }
         self.put_live(live);
         Ok(id)
+    }
+
+    /// The held job added with `key` on `owner`, if there is one.
+    pub(super) fn keyed(&mut self, owner: &str, key: &[u8]) -> Option<u64> {
+        let book = &self.book;
+        self.keys.keyed(owner, key, |id| book.get(id).is_some())
+    }
+
+    /// Job `id` holds `key` on `owner` from now on.
+    pub(super) fn hold_key(&mut self, owner: &str, key: &[u8], id: u64) {
+        self.keys.hold(owner, key, id);
+    }
+
+    /// A repeat add of job `id`: counted, and its client answered
+    /// `id:<n>` (once the job is kept, if it is not yet).
+    pub(super) fn duplicate(&mut self, id: u64, conn: Option<ConnKey>) {
+        self.keys.count_duplicate(id);
+        let Some(conn) = conn else { return };
+        let unkept = self.live.get(&id).is_some_and(|l| l.phase == Phase::Unkept);
+        if unkept {
+            self.keys.wait(id, conn);
+            let on = Wait::Store;
+            self.events.push_back(Event::Wait { conn, on });
+        } else {
+            self.answer(conn, format!("id:{id}").into_bytes());
+        }
+    }
+
+    /// Job `id` was kept (or not): its repeat adds are answered.
+    pub(super) fn duplicates_kept(&mut self, id: u64, kept: bool) {
+        for conn in self.keys.take_waiting(id) {
+            if kept {
+                self.answer(conn, format!("id:{id}").into_bytes());
+            } else {
+                self.refuse(conn, Refusal::JournalFailed);
+            }
+        }
     }
 }

@@ -69,13 +69,14 @@ impl LocalEngine {
             return;
         }
         let failed = f.receipt.outcome.as_ref().is_some_and(Outcome::is_failure);
-        let retries = live.retries;
+        let (retries, key) = (live.retries, live.key.map(Vec::from));
         let job = live.job;
         let again = failed.then(|| {
             let options = JobOptions {
                 retries: Some(retries),
                 timeout_ms: job.timeout.map(|t| t.as_millis() as u64),
                 priority: Some(job.priority),
+                key: key.clone(),
                 ..JobOptions::default()
             };
             Box::new(Again {
@@ -115,6 +116,7 @@ impl LocalEngine {
             finished_at: SystemTime::now(),
             tries: live.tries,
             again,
+            key,
         };
         self.store.submit(change, None);
         for old in evicted {
@@ -246,6 +248,7 @@ impl LocalEngine {
         let mut live = Live::new(job, Phase::Waiting);
         live.retries = attempts;
         live.tries = done.tries;
+        live.key = options.key.map(Vec::into_boxed_slice);
         self.run(live);
         true
     }

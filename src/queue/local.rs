@@ -20,6 +20,7 @@ use crate::queue::attempts::Attempt;
 use crate::queue::engine::{Event, RunJob, Wait};
 use crate::queue::held::{Held, HeldAnswers};
 use crate::queue::ids::IdKey;
+use crate::queue::keys::Keys;
 use crate::queue::results::{Done, Entry, QueueBook};
 use crate::queue::store::{
     Arrival, Change, Completion, MemoryStore, QueueStore, Recovered, Removal,
@@ -59,6 +60,8 @@ pub(super) struct Live {
     pub retries: u32,
     /// Its finished attempts.
     pub tries: Vec<Attempt>,
+    /// Its `key` option.
+    pub key: Option<Box<[u8]>>,
 }
 
 impl Live {
@@ -70,6 +73,7 @@ impl Live {
             run_at_ms: None,
             retries: 0,
             tries: Vec::new(),
+            key: None,
         }
     }
 }
@@ -86,6 +90,8 @@ pub struct LocalEngine {
     pub(super) due: BinaryHeap<Reverse<(u64, u64)>>,
     /// Counts of the jobs in a held phase.
     pub(super) tally: Tally,
+    /// The keys of held jobs.
+    pub(super) keys: Keys,
 }
 
 /// Now, in Unix milliseconds, the clock run times are kept in.
@@ -143,11 +149,15 @@ impl LocalEngine {
             events: VecDeque::new(),
             due: BinaryHeap::new(),
             tally: Tally::default(),
+            keys: Keys::default(),
         };
         engine.book.continue_from(recovered.next_counter);
         let (now, wall) = (Instant::now(), SystemTime::now());
         let results = recovered.results.len();
         for result in recovered.results {
+            if let Some(key) = &result.key {
+                engine.hold_key(&result.owner, key, result.id);
+            }
             let age = wall.duration_since(result.finished_at).unwrap_or_default();
             let done = Done {
                 owner: result.owner,
@@ -203,6 +213,10 @@ impl LocalEngine {
             let mut live = Live::new(job, Phase::Waiting);
             live.retries = found.options.retries.unwrap_or(0);
             live.tries = found.tries;
+            if let Some(key) = found.options.key {
+                engine.hold_key(&live.job.owner, &key, id);
+                live.key = Some(key.into());
+            }
             match run_at {
                 Some(at) if at > unix_ms_now() => engine.schedule(id, live, at),
                 _ => engine.run(live),
@@ -293,6 +307,8 @@ impl LocalEngine {
 
     fn added_completed(&mut self, id: u64, conn: Option<ConnKey>, done: Completion) {
         let ours = self.live.get(&id).is_some_and(|l| l.phase == Phase::Unkept);
+        let kept = !matches!(done, Completion::Refused(_) | Completion::Unknown(_));
+        self.duplicates_kept(id, kept);
         if let Completion::Refused(why) | Completion::Unknown(why) = &done {
             log::warn!("job {id} not kept by the queue store: {why}");
             if ours {

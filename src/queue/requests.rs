@@ -186,6 +186,7 @@ impl QueueEngine for LocalEngine {
                 None => return self.refuse(asker.conn, Refusal::UnknownJob),
             },
         };
+        let text = text + &format!("duplicates: {}\n", self.keys.duplicates_of(id));
         self.answer(asker.conn, text.into_bytes());
     }
 
@@ -276,6 +277,7 @@ impl QueueEngine for LocalEngine {
     }
 
     fn forget(&mut self, conn: ConnKey) {
+        self.keys.forget(conn);
         self.held.forget_conn(conn);
         self.book.forget(conn);
     }
@@ -368,6 +370,8 @@ impl QueueEngine for LocalEngine {
     fn shrink(&mut self) {
         self.book.shrink();
         self.shrink_schedule();
+        let book = &self.book;
+        self.keys.shrink(|id| book.get(id).is_some());
     }
 
     fn compact(&mut self) {

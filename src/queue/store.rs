@@ -76,6 +76,8 @@ pub enum Change {
         tries: Vec<Attempt>,
         /// A failed job's data and options, for `queue:retry`.
         again: Option<Box<Again>>,
+        /// Its `key` option.
+        key: Option<Vec<u8>>,
     },
     /// An attempt of job `id` failed and another is scheduled (or the job
     /// failed for good, and `Finished` follows).
@@ -126,6 +128,8 @@ pub struct RecoveredResult {
     pub tries: Vec<Attempt>,
     /// A failed job's data and options, for `queue:retry`.
     pub again: Option<Box<Again>>,
+    /// Its `key` option.
+    pub key: Option<Vec<u8>>,
 }
 
 /// What a store held at start.

@@ -48,6 +48,7 @@ fn forged_salted_finished(id: u64, answer: &[u8]) -> Vec<u8> {
         at_ms: 0,
         tries: Vec::new(),
         again: None,
+        key: None,
     });
     let mut frame = Vec::new();
     Salt([0; 16]).encode(&record, &mut frame);

@@ -222,3 +222,50 @@ fn wait_for_done(d: &crate::util::Daemon, id: &str) {
         d.ask_operator(&format!("queue:check:id:{id}")) == "2"
     });
 }
+
+#[test]
+fn the_same_key_twice_gives_one_id_and_one_run_and_holds_across_a_restart() {
+    let mut d = Setup::new().module("stamp", STAMP).start();
+    let first = d.ask_str("queue:add?key=invoice-1234&delay=0.5:stamp:one");
+    assert!(first.starts_with("id:"), "{first}");
+    let again = d.ask_str("queue:add?key=invoice-1234:stamp:two");
+    assert_eq!(again, first, "the same id, whatever the data and options");
+    let other = d.ask_str("queue:add?key=invoice-9:stamp:three");
+    assert_ne!(other, first);
+    // Keys are per listener: the operator socket's is another job.
+    let elsewhere = d.ask_operator("queue:add?key=invoice-1234&delay=60:stamp:x");
+    assert!(
+        elsewhere.starts_with("id:") && elsewhere != first,
+        "{elsewhere}"
+    );
+    let info = d.ask_str(&format!("queue:info:{first}"));
+    assert_eq!(
+        info_field(&info, "duplicates").as_deref(),
+        Some("1"),
+        "{info}"
+    );
+    d.crash_and_restart();
+    assert_eq!(d.ask_str("queue:add?key=invoice-1234:stamp:four"), first);
+    assert_eq!(d.ask_str(&format!("queue:get:{first}")), "ran one");
+    assert_eq!(d.ask_str(&format!("queue:get:{other}")), "ran three");
+    assert_eq!(stamps(&d).len(), 2, "one run per key");
+    // Fetched: the key is free again.
+    let next = d.ask_str("queue:add?key=invoice-1234:stamp:five");
+    assert!(next.starts_with("id:") && next != first, "{next}");
+}
+
+#[test]
+fn a_finished_keyed_job_holds_its_key_until_fetched_across_a_restart() {
+    let mut d = Setup::new().module("stamp", STAMP).start();
+    let first = d.ask_str("queue:add?key=k:stamp:one");
+    wait_for_tcp_done(&d, &first);
+    d.crash_and_restart();
+    assert_eq!(d.ask_str("queue:add?key=k:stamp:two"), first);
+    assert_eq!(d.ask_str(&format!("queue:get:{first}")), "ran one");
+}
+
+fn wait_for_tcp_done(d: &crate::util::Daemon, id: &str) {
+    crate::util::wait_for("the job done", || {
+        d.ask_str(&format!("queue:check:{id}")) == "2"
+    });
+}
