@@ -70,3 +70,7 @@ impl LocalEngine {
         self.tally.shrink();
     }
 }
+
+#[cfg(test)]
+#[path = "schedule_tests.rs"]
+mod tests;
