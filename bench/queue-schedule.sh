@@ -69,7 +69,7 @@ echo "the last job: $(status)"
 probe=$($bench --server "$addr" -c 1 -n 1000000000 --duration 8 -r helo --half-close --expect oleh)
 echo "helo while they fell due (from 2 s before to 6 s after): $(field requests "$probe") asked, p50 $(field p50_ms "$probe") ms, p99 $(field p99_ms "$probe") ms, longest $(field max_ms "$probe") ms"
 echo "the last job, after: $(status); $(target/release/bgjob --server "$addr" stats | grep -E '^jobs_(waiting|running)' | tr '\n' ' ')"
-kill -9 "$pid"
+kill -9 "$pid"; wait "$pid" 2>/dev/null || true
 
 echo "== queue:add with options against plain adds ($adds each, 8 clients)"
 printf '%-8s %10s %8s %8s\n' adds 'adds/s' p50_ms p99_ms
@@ -81,5 +81,5 @@ for kind in plain options plain options; do
   esac
   line=$($bench --server "$addr" -c 8 -n "$adds" -r "$request" --half-close --expect-prefix id:)
   printf '%-8s %10s %8s %8s\n' "$kind" "$(field req_per_sec "$line")" "$(field p50_ms "$line")" "$(field p99_ms "$line")"
-  kill -9 "$pid"
+  kill -9 "$pid"; wait "$pid" 2>/dev/null || true
 done
