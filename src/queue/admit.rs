@@ -11,6 +11,7 @@ use crate::net::protocol::Refusal;
 use crate::queue::engine::{Admission, Event, NewJob, Retention, RunJob, Wait};
 use crate::queue::held::Held;
 use crate::queue::local::{Live, LocalEngine, Phase};
+use crate::queue::options::JobOptions;
 use crate::queue::results::{Entry, ResultLimits};
 use crate::queue::store::{Arrival, Change};
 
@@ -93,7 +94,12 @@ impl LocalEngine {
             module: job.module.name.clone(),
             data: data.clone(),
             added_at,
-            options: job.options.clone(),
+            // Its priority as resolved (its own, else its module's), so a
+            // restart keeps it whatever the policy says by then.
+            options: JobOptions {
+                priority: Some(job.priority),
+                ..job.options.clone()
+            },
         };
         if arrival == Arrival::Queue {
             self.book.restore(id, Entry::Active);

@@ -269,3 +269,37 @@ fn wait_for_tcp_done(d: &crate::util::Daemon, id: &str) {
         d.ask_str(&format!("queue:check:{id}")) == "2"
     });
 }
+
+#[test]
+fn the_priority_option_orders_the_waiting_jobs_strictly() {
+    let order = "#!/bin/sh
+dir=$(dirname \"$0\")/..
+[ \"$(cat)\" = gate ] && while [ ! -e \"$dir/open\" ]; do sleep 0.05; done
+echo \"$BGJOB_JOB_ID\" >> \"$dir/order\"
+";
+    let d = Setup::new()
+        .module("order", order)
+        .settings(r#""max_jobs": 1"#)
+        .start();
+    let gate = d.add("order:gate");
+    wait_for_tcp_running(&d, &gate);
+    let low = d.ask_str("queue:add?priority=low:order:x");
+    let normal = d.ask_str("queue:add:order:x");
+    let high = d.ask_str("queue:add?priority=high:order:x");
+    std::fs::write(d.modules.join("../open"), "").unwrap();
+    for id in [&low, &normal, &high] {
+        wait_for_tcp_done(&d, id);
+    }
+    let ran = std::fs::read_to_string(d.modules.join("../order")).unwrap();
+    let ids: Vec<String> = [&gate, &high, &normal, &low]
+        .iter()
+        .map(|id| id.trim_start_matches("id:").to_string() + "\n")
+        .collect();
+    assert_eq!(ran, ids.concat(), "high, then normal, then low");
+}
+
+fn wait_for_tcp_running(d: &crate::util::Daemon, id: &str) {
+    crate::util::wait_for("the job running", || {
+        d.ask_str(&format!("queue:check:{id}")) == "1"
+    });
+}
