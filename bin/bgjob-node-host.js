@@ -89,6 +89,10 @@ function runOnce() {
           stdoutWrite(body, () => process.exit(0));
         },
         (text) => fail(text),
+        {
+          jobId: process.env.BGJOB_JOB_ID ? Number(process.env.BGJOB_JOB_ID) : null,
+          attempt: Number(process.env.BGJOB_ATTEMPT || 1),
+        },
       );
       // Nothing left to do: what it wrote is the answer.
       process.on('beforeExit', settle);
@@ -151,7 +155,7 @@ function described(value) {
 // seed's page never asks for end() (its service left the socket open and
 // its PHP clients read what came), so what it wrote is the answer, and a
 // module that wrote nothing did not answer.
-function makeClient(remote, open, finish, refuse) {
+function makeClient(remote, open, finish, refuse, ids) {
   const chunks = [];
   const [host, port] = splitRemote(remote);
   const later = (callback) => {
@@ -160,6 +164,10 @@ function makeClient(remote, open, finish, refuse) {
   const client = {
     remoteAddress: host,
     remotePort: port,
+    // The queue job's id (null for a direct call or a datagram) and its
+    // attempt, 1-based: what BGJOB_JOB_ID and BGJOB_ATTEMPT say.
+    jobId: ids.jobId,
+    attempt: ids.attempt,
     write(chunk, encoding, callback) {
       if (typeof encoding === 'function') [encoding, callback] = [undefined, encoding];
       if (!open()) return false;
@@ -306,11 +314,12 @@ function serveWarm() {
       if (buffer.length < newline + 1 + length) return;
       const data = buffer.subarray(newline + 1, newline + 1 + length);
       buffer = buffer.subarray(newline + 1 + length);
-      run(header[1], header[2] === '-' ? '' : header[2], Buffer.from(data));
+      const job = { jobId: header[4] && header[4] !== '-' ? Number(header[4]) : null, attempt: Number(header[5] || 1) };
+      run(header[1], header[2] === '-' ? '' : header[2], Buffer.from(data), job);
     }
   }
 
-  function run(transport, remote, data) {
+  function run(transport, remote, data, ids) {
     const job = {};
     current = job;
     const parts = [name, data.toString()];
@@ -326,6 +335,7 @@ function serveWarm() {
         () => current === job,
         (body) => reply(job, true, body),
         (text) => reply(job, false, `500: Module ${name} ${text}`),
+        ids,
       );
       const before = pendingWork(false);
       const result = mod.TExecute(parts, client);

@@ -20,7 +20,12 @@ pub fn protocol(data: &[u8]) {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
             }
-            Head::Control(Control::QueueAdd { module, data_start }) => {
+            Head::Control(Control::QueueAdd {
+                module,
+                data_start,
+                options,
+            }) => {
+                assert!(options.is_none_or(|o| o.start <= o.end && o.end <= data_start));
                 assert!(data_start <= data.len());
                 assert!(module
                     .bytes()

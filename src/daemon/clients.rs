@@ -158,6 +158,14 @@ impl Daemon {
                     let why = format!("{name}: this client has {waiting} jobs waiting");
                     return self.refuse_for(key, Refusal::Busy, &why);
                 }
+                let policy = crate::config::policy::policy(&self.settings.module_policy, &name);
+                if policy
+                    .max_waiting
+                    .is_some_and(|max| self.jobs.waiting_of(&name) >= max)
+                {
+                    let why = format!("{name}: its max_waiting jobs are waiting");
+                    return self.refuse_for(key, Refusal::Busy, &why);
+                }
                 let origin = Origin::Tcp {
                     conn: Some(key),
                     peer,
@@ -195,9 +203,16 @@ impl Daemon {
             Control::Helo => Ok(Some(b"oleh".to_vec())),
             Control::Hello => Ok(Some(b"olleh".to_vec())),
             Control::UnknownQueue => Err(Refusal::UnknownQueueRequest),
-            Control::QueueAdd { module, data_start } => {
-                self.queue_add(key, &module, &request[data_start..])
+            Control::QueueAdd {
+                module,
+                data_start,
+                options,
+            } => {
+                let options = options.map(|range| &request[range]);
+                self.queue_add(key, &module, options, &request[data_start..])
             }
+            Control::QueueFailed => self.queue_failed(key),
+            Control::QueueRetry(target) => self.queue_retry(key, target),
             Control::QueueCheck(id) => self.queue_check(key, id),
             Control::QueueGet(id) => self.queue_get(key, id),
             Control::QueueCancel(id) => self.queue_cancel(key, id),

@@ -16,14 +16,20 @@ use crate::run::spawns::Owner;
 use crate::sanitize::loggable;
 
 impl Daemon {
-    /// Starts waiting jobs, oldest first, while running slots are free.
+    /// Starts waiting jobs, highest priority first and oldest first within
+    /// one, while running slots are free, in all and for their module.
     pub(super) fn start_waiting_jobs(&mut self) {
         if self.stopping.is_some() {
             return;
         }
         // With module uids, a job starts only when a uid is free for it.
         while self.uid_available() {
-            let Some(key) = self.jobs.pop_waiting(self.settings.max_jobs) else {
+            let policies = &self.settings.module_policy;
+            let module_limit = |module: &str| {
+                let policy = crate::config::policy::policy(policies, module);
+                policy.max_jobs.unwrap_or(usize::MAX)
+            };
+            let Some(key) = self.jobs.pop_waiting(self.settings.max_jobs, module_limit) else {
                 break;
             };
             let warm = self
@@ -120,6 +126,7 @@ impl Daemon {
             ..Receipt::default()
         };
         let mut killed_at_stop = false;
+        let mut stderr = String::new();
         let streamed = matches!(&job.state, JobState::Running(run) if run.streamed);
         let (outcome, output) = match std::mem::replace(&mut job.state, JobState::Waiting) {
             JobState::Running(mut run) => {
@@ -129,6 +136,7 @@ impl Daemon {
                 receipt.usage = run.process.exit.map(|(_, usage)| usage).unwrap_or_default();
                 receipt.bytes_out = run.output.len() as u64;
                 killed_at_stop = run.killed_at_stop;
+                stderr = loggable(run.process.first_stderr_line(), 200);
                 (run.outcome(), std::mem::take(&mut run.output))
             }
             JobState::Warm(run) => {
@@ -194,7 +202,8 @@ impl Daemon {
             Origin::Queue { .. } => {}
         }
         if let Some(id) = job.id {
-            self.queue_finished(id, &answer, receipt, killed_at_stop);
+            let module = job.module.name.clone();
+            self.queue_finished(id, &module, &answer, (receipt, stderr), killed_at_stop);
         }
     }
 

@@ -24,6 +24,8 @@ mod metrics;
 mod operator;
 /// The queue engine's router: requests in, events applied.
 mod queue;
+/// `queue:list` and `queue:stats` as the loop writes them.
+mod queue_rows;
 /// Listener changes on SIGHUP.
 mod relisten;
 /// Code at rest: only the code pages the loop runs stay mapped.

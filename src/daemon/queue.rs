@@ -5,17 +5,17 @@
 //! answers and refusals to connections, jobs put in the waiting line, jobs
 //! killed or withdrawn. No other file of the loop touches queue state.
 
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::Instant;
 
 use crate::daemon::Daemon;
 use crate::keys::{ConnKey, JobKey};
-use crate::net::protocol::{JobRef, Refusal};
+use crate::net::protocol::{JobRef, Refusal, RetryRef};
 use crate::queue::engine::{
-    Admission, Asker, Event, Finish, NewJob, QueueEngine, QueueStats, Retention, RunJob, Wait,
+    Admission, Asker, Event, Finish, NewJob, QueueEngine, Retention, RetryTarget, RunJob, Wait,
 };
+use crate::queue::options::{parse as parse_options, JobOptions};
 use crate::queue::store::Status;
 use crate::run::job::{Job, JobState, Origin};
 use crate::run::modules::Module;
@@ -29,9 +29,26 @@ pub type Reply = Result<Option<Vec<u8>>, Refusal>;
 type Query = fn(&mut dyn QueueEngine, Asker, u64);
 
 impl Daemon {
-    pub(super) fn queue_add(&mut self, key: ConnKey, module: &str, data: &[u8]) -> Reply {
+    /// `queue:add[?options]:<module>:<data>`: a bad option is answered
+    /// `400: ...` and adds nothing.
+    pub(super) fn queue_add(
+        &mut self,
+        key: ConnKey,
+        module: &str,
+        options: Option<&[u8]>,
+        data: &[u8],
+    ) -> Reply {
         let Some((peer, listener)) = self.conns.get(key).map(|c| (c.peer, c.listener)) else {
             return Ok(None);
+        };
+        let now_ms = crate::journal::live::unix_ms(std::time::SystemTime::now());
+        let mut options = match options.map(|text| parse_options(text, now_ms)) {
+            None => JobOptions::default(),
+            Some(Ok(options)) => options,
+            Some(Err(bad)) => {
+                log::debug!("tcp {peer}: queue:add refused: {}", bad.answer());
+                return Ok(Some(bad.answer().into_bytes()));
+            }
         };
         if !self.serves(listener, module) {
             log::debug!("tcp {peer}: queue:add of {module:?}, not served on this listener");
@@ -41,6 +58,8 @@ impl Daemon {
             log::debug!("tcp {peer}: queue:add of unknown module {module:?}");
             return Err(Refusal::UnknownModule);
         };
+        let policy = crate::config::policy::policy(&self.settings.module_policy, module);
+        options.retries = Some(options.retries.unwrap_or_else(|| policy.retries()));
         let job = NewJob {
             module: found,
             data: data.to_vec(),
@@ -48,8 +67,10 @@ impl Daemon {
             client: Some(peer.ip()),
             conn: Some(key),
             udp_peer: None,
+            priority: options.priority.unwrap_or_else(|| policy.priority()),
+            options,
         };
-        let (room, keep) = (self.admission(job.client), self.retention());
+        let (room, keep) = (self.admission(&job), self.retention());
         let added = self.queue.add(job, room, keep);
         self.route_queue();
         match added {
@@ -77,23 +98,34 @@ impl Daemon {
         data: &[u8],
         peer: SocketAddr,
     ) -> Result<u64, Refusal> {
-        let job = NewJob {
+        let mut job = NewJob {
             module,
             data: data.to_vec(),
             owner: String::new(),
             client: Some(peer.ip()),
             conn: None,
             udp_peer: Some(peer),
+            priority: Default::default(),
+            options: JobOptions::default(),
         };
-        let (room, keep) = (self.admission(job.client), self.retention());
+        let policy = crate::config::policy::policy(&self.settings.module_policy, &job.module.name);
+        job.options.retries = Some(policy.retries());
+        job.priority = self.default_priority(&job.module.name);
+        let (room, keep) = (self.admission(&job), self.retention());
         let added = self.queue.add(job, room, keep);
         self.route_queue();
         added
     }
 
-    /// The waiting line's load and the bounds, for the engine to decide.
-    fn admission(&self, client: Option<IpAddr>) -> Admission {
-        let s = &self.settings;
+    /// The priority of `module`'s jobs that do not ask for their own.
+    fn default_priority(&self, module: &str) -> crate::queue::options::Priority {
+        crate::config::policy::policy(&self.settings.module_policy, module).priority()
+    }
+
+    /// The waiting line's load and the bounds, for the engine to decide
+    /// on `job`.
+    fn admission(&self, job: &NewJob) -> Admission {
+        let (s, client, module) = (&self.settings, job.client, &job.module.name);
         let (data_bytes, client_data_bytes) = self.jobs.data_bytes(client);
         Admission {
             waiting: self.jobs.waiting(),
@@ -104,6 +136,8 @@ impl Daemon {
             max_waiting_per_client: s.max_waiting_per_client,
             max_waiting_bytes: s.max_waiting_bytes,
             max_waiting_bytes_per_client: s.max_waiting_bytes_per_client,
+            module_waiting: self.jobs.waiting_of(module),
+            module_max_waiting: crate::config::policy::policy(&s.module_policy, module).max_waiting,
         }
     }
 
@@ -164,6 +198,31 @@ impl Daemon {
         self.queue_query(key, id, |q, a, id| q.info(a, id))
     }
 
+    /// `queue:failed`: the failed jobs whose results are held.
+    pub(super) fn queue_failed(&mut self, key: ConnKey) -> Reply {
+        if let Some(asker) = self.asker(key) {
+            self.queue.failed(asker);
+            self.route_queue();
+        }
+        Ok(None)
+    }
+
+    /// `queue:retry:id:<n>` or `queue:retry:module:<m>`.
+    pub(super) fn queue_retry(&mut self, key: ConnKey, target: RetryRef) -> Reply {
+        let target = match target {
+            RetryRef::Id(JobRef::Id(id)) => RetryTarget::Id(id),
+            RetryRef::Id(JobRef::Invalid) => return Err(Refusal::UnknownJob),
+            RetryRef::Module(module) => RetryTarget::Module(module),
+        };
+        if let Some(asker) = self.asker(key) {
+            let modules = &mut self.modules;
+            self.queue
+                .retry(asker, target, &mut |name| modules.lookup(name));
+            self.route_queue();
+        }
+        Ok(None)
+    }
+
     pub(super) fn queue_list(&mut self, key: ConnKey) -> Reply {
         if let Some(asker) = self.asker(key) {
             self.queue.list(asker);
@@ -184,12 +243,23 @@ impl Daemon {
         self.route_queue();
     }
 
-    /// A queue or datagram job ended.
-    pub(super) fn queue_finished(&mut self, id: u64, answer: &[u8], receipt: Receipt, stop: bool) {
+    /// A queue or datagram job of `module` ended; `stderr` is the first
+    /// line it wrote there.
+    pub(super) fn queue_finished(
+        &mut self,
+        id: u64,
+        module: &str,
+        answer: &[u8],
+        (receipt, stderr): (Receipt, String),
+        stop: bool,
+    ) {
+        let policy = crate::config::policy::policy(&self.settings.module_policy, module);
         let finish = Finish {
             answer: answer.into(),
+            retry_wait: policy.retry_wait(receipt.attempts, jitter()),
             receipt,
             interrupted: stop,
+            stderr,
         };
         let keep = self.retention();
         self.queue.finished(id, finish, keep);
@@ -321,67 +391,14 @@ impl Daemon {
             JobState::Waiting => {}
         }
     }
+}
 
-    /// One line per job held: `id module transport status age_secs`; it
-    /// reveals ids, so only operators may ask (the engine checks).
-    fn answer_list(&mut self, conn: ConnKey, mut rows: Vec<(u64, String)>) {
-        let now = Instant::now();
-        for (_, job) in self.jobs.iter().filter(|(_, j)| j.id.is_none()) {
-            let status = match job.state {
-                JobState::Running(_) | JobState::Warm(_) => "running",
-                JobState::Waiting => "waiting",
-            };
-            let age = now.duration_since(job.created).as_secs_f64();
-            let (name, transport) = (&job.module.name, job.origin.transport());
-            rows.push((0, format!("- {name} {transport} {status} {age:.1}")));
-        }
-        rows.sort();
-        let text: String = rows.into_iter().map(|(_, row)| row + "\n").collect();
-        self.answer(conn, text.into_bytes());
+/// A random factor in [0.75, 1.25] for a retry's wait, so that jobs failed
+/// together do not all retry in the same instant.
+fn jitter() -> f64 {
+    let mut bytes = [0u8; 4];
+    if crate::journal::frame::fill_random(&mut bytes).is_err() {
+        return 1.0;
     }
-
-    /// Counters as `key: value` lines.
-    fn render_stats(&self, queue: &QueueStats) -> String {
-        let s = &self.stats;
-        let mut out = String::new();
-        let mut line = |key: &str, value: &dyn std::fmt::Display| {
-            let _ = writeln!(out, "{key}: {value}");
-        };
-        line("uptime_secs", &self.started.elapsed().as_secs());
-        line("jobs_waiting", &(self.jobs.waiting() + queue.unkept));
-        line("jobs_running", &self.jobs.running());
-        line("jobs_done_unfetched", &queue.done_unfetched);
-        line("results_bytes", &queue.results_bytes);
-        line("total_ok", &s.jobs_ok);
-        line("total_failed", &s.jobs_failed);
-        line("total_timed_out", &s.jobs_timed_out);
-        line("total_cancelled", &s.jobs_cancelled);
-        line("total_streams_cut", &s.streams_cut);
-        line("total_requests_cut", &s.requests_cut);
-        line("total_refused", &s.refused);
-        line("total_refused_busy", &s.refused_busy);
-        line("connections_open", &self.conns.len());
-        line("connections_total", &s.connections);
-        line("datagrams_total", &s.datagrams);
-        line("datagrams_forbidden", &s.udp_forbidden);
-        line("datagrams_over_budget", &s.udp_over_budget);
-        line("next_id", &queue.next_id);
-        match &queue.store {
-            Status::Journal {
-                bytes,
-                last_sync_ms_ago,
-            } => {
-                line("journal_bytes", bytes);
-                match last_sync_ms_ago {
-                    Some(ago) => line("journal_last_fsync_ms_ago", ago),
-                    None => line("journal_last_fsync_ms_ago", &"never"),
-                }
-            }
-            Status::Memory => line("journal", &"off"),
-        }
-        for (module, n) in &s.by_module {
-            line(&format!("module.{module}"), n);
-        }
-        out
-    }
+    0.75 + f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX) * 0.5
 }

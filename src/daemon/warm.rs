@@ -17,7 +17,7 @@ use crate::keys::{JobKey, WorkerKey};
 use crate::node::framing::{job_frame, next_reply, Reply};
 use crate::node::pool::{Worker, WorkerState};
 use crate::run::command::{JobEnv, Mode};
-use crate::run::job::{JobState, WarmRun};
+use crate::run::job::{JobState, Origin, WarmRun};
 use crate::run::modules::{Kind, Module};
 use crate::run::outcome::{decode_status, Outcome, Usage};
 use crate::run::process::Stream;
@@ -176,7 +176,16 @@ impl Daemon {
             None => job.input.pending().to_vec(),
         };
         let remote = job.origin.remote().unwrap_or_default();
-        let frame = job_frame(job.origin.transport(), &remote, &data);
+        let queued = match job.origin {
+            Origin::Queue { id } => Some(id),
+            _ => None,
+        };
+        let frame = job_frame(
+            job.origin.transport(),
+            &remote,
+            &data,
+            (queued, job.attempts),
+        );
         if let JobState::Warm(run) = &mut job.state {
             run.worker = Some(worker);
         }

@@ -16,6 +16,7 @@ pub(super) fn record_of(change: Change) -> Record {
             module,
             data,
             added_at,
+            options,
         } => {
             let (transport, peer) = match arrival {
                 Arrival::Queue => (
@@ -33,6 +34,7 @@ pub(super) fn record_of(change: Change) -> Record {
                 module,
                 data,
                 at_ms: unix_ms(added_at),
+                options,
             })
         }
         Change::Started { id, attempt } => Record::Started { id, attempt },
@@ -44,6 +46,9 @@ pub(super) fn record_of(change: Change) -> Record {
             answer,
             receipt,
             finished_at,
+            tries,
+            again,
+            key,
         } => Record::Finished(Finished {
             id,
             owner,
@@ -52,7 +57,11 @@ pub(super) fn record_of(change: Change) -> Record {
             answer,
             receipt,
             at_ms: unix_ms(finished_at),
+            tries,
+            again,
+            key,
         }),
+        Change::Attempt { id, attempt } => Record::Attempt { id, attempt },
         Change::Removed { id, why } => Record::Removed { id, why },
     }
 }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::queue::attempts::Attempt;
+use crate::queue::options::{JobOptions, Priority};
 use crate::run::outcome::{Outcome, Usage};
 use crate::run::receipt::Receipt;
 
@@ -36,6 +38,23 @@ impl Writer<'_> {
         self.u8(kind);
         self.u64(value as u64);
         self.bytes(text.as_bytes());
+    }
+    /// A job's options: absent ones as 0 (no time, no limit), 255 or
+    /// `u32::MAX`, and a key behind a presence byte.
+    pub(super) fn options(&mut self, o: &JobOptions) {
+        self.u64(o.run_at_ms.unwrap_or(0));
+        self.u8(o.priority.map_or(255, |p| p as u8));
+        self.u32(o.retries.unwrap_or(u32::MAX));
+        self.u8(o.key.is_some() as u8);
+        self.bytes(o.key.as_deref().unwrap_or_default());
+        self.u64(o.timeout_ms.unwrap_or(0));
+    }
+    pub(super) fn attempt(&mut self, a: &Attempt) {
+        self.u32(a.number);
+        self.outcome(&Some(a.outcome.clone()));
+        self.u64(a.wall.as_micros() as u64);
+        self.bytes(a.stderr.as_bytes());
+        self.u64(a.retry_at_ms.unwrap_or(0));
     }
     pub(super) fn receipt(&mut self, r: &Receipt) {
         self.u32(r.attempts);
@@ -90,6 +109,31 @@ impl Reader<'_> {
             5 => Some(Outcome::SpawnFailed(text)),
             6 => Some(Outcome::Cancelled),
             _ => return None,
+        })
+    }
+    pub(super) fn options(&mut self) -> Option<JobOptions> {
+        let run_at_ms = Some(self.u64()?).filter(|&t| t != 0);
+        let priority = Some(self.u8()?)
+            .filter(|&p| p != 255)
+            .map(Priority::from_byte);
+        let retries = Some(self.u32()?).filter(|&n| n != u32::MAX);
+        let has_key = self.u8()? != 0;
+        let key = self.bytes()?.to_vec();
+        Some(JobOptions {
+            run_at_ms,
+            priority,
+            retries,
+            key: has_key.then_some(key),
+            timeout_ms: Some(self.u64()?).filter(|&t| t != 0),
+        })
+    }
+    pub(super) fn attempt(&mut self) -> Option<Attempt> {
+        Some(Attempt {
+            number: self.u32()?,
+            outcome: self.outcome()??,
+            wall: self.micros()?,
+            stderr: self.text()?,
+            retry_at_ms: Some(self.u64()?).filter(|&t| t != 0),
         })
     }
     pub(super) fn receipt(&mut self) -> Option<Receipt> {

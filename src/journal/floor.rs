@@ -125,6 +125,7 @@ mod tests {
             module: "m".into(),
             data: std::rc::Rc::from(&b""[..]),
             added_at: std::time::SystemTime::UNIX_EPOCH,
+            options: Default::default(),
         }
     }
 

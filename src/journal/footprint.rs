@@ -211,7 +211,7 @@ impl Footprints {
             let start = at;
             let len = put(&mut pieces, &mut fresh, fp, entry, &salt, None);
             at += len;
-            if let Some(started) = entry.started(id) {
+            for started in entry.started(id) {
                 let before = fresh.len();
                 salt.encode(&started, &mut fresh);
                 at += (fresh.len() - before) as u64;

@@ -36,6 +36,9 @@ fn finished(id: u64, answer: &[u8]) -> Record {
             module_sha256: "ab".repeat(32),
         },
         at_ms: 1_700_000_000_100,
+        tries: Vec::new(),
+        again: None,
+        key: None,
     })
 }
 
@@ -51,6 +54,7 @@ fn samples() -> Vec<Record> {
             module: "upper".into(),
             data: (0..=255).collect::<Vec<u8>>().into(),
             at_ms: 1_700_000_000_000,
+            options: Default::default(),
         }),
         Record::Started {
             id: 7_000_123,
@@ -142,6 +146,7 @@ fn a_frame_of_another_salt_inside_client_data_is_never_read() {
         module: "test".into(),
         data: data.into(),
         at_ms: 0,
+        options: Default::default(),
     });
     let mut file = file_of(&[finished(5, b"REAL")]);
     let before = file.len();
@@ -213,6 +218,7 @@ fn journals_of_the_first_format_are_read() {
                 module: "test".into(),
                 data: Rc::from(&b"hi"[..]),
                 at_ms: 5,
+                options: Default::default(),
             })
         ]
     );

@@ -40,6 +40,7 @@ fn added(id: u64, data: &[u8]) -> Change {
         module: "m".into(),
         data: Rc::from(data),
         added_at: SystemTime::now(),
+        options: Default::default(),
     }
 }
 
@@ -52,6 +53,9 @@ fn finished(id: u64, answer: &[u8]) -> Change {
         answer: Rc::from(answer),
         receipt: Receipt::default(),
         finished_at: SystemTime::now(),
+        tries: Vec::new(),
+        again: None,
+        key: None,
     }
 }
 

@@ -8,13 +8,19 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::journal::record::{Added, Finished, Record, Transport};
+use crate::queue::attempts::Attempt;
 use crate::queue::store::{Arrival, Recovered, RecoveredJob, RecoveredResult};
 
 /// What is kept of one id: the record that added it (and its last start),
 /// or its result.
 #[derive(Debug, Clone)]
 pub enum Entry {
-    Job { added: Added, attempts: u32 },
+    Job {
+        added: Added,
+        attempts: u32,
+        /// Its failed attempts so far.
+        tries: Vec<Attempt>,
+    },
     Result(Finished),
 }
 
@@ -27,14 +33,26 @@ impl Entry {
         }
     }
 
-    /// The record of its last start, if it was started.
-    pub fn started(&self, id: u64) -> Option<Record> {
+    /// The records of its failed attempts and its last start, if it was
+    /// started.
+    pub fn started(&self, id: u64) -> Vec<Record> {
         match self {
-            Entry::Job { attempts, .. } if *attempts > 0 => Some(Record::Started {
-                id,
-                attempt: *attempts,
-            }),
-            _ => None,
+            Entry::Job {
+                attempts, tries, ..
+            } if *attempts > 0 => {
+                let mut records: Vec<Record> = (tries.iter())
+                    .map(|attempt| Record::Attempt {
+                        id,
+                        attempt: attempt.clone(),
+                    })
+                    .collect();
+                records.push(Record::Started {
+                    id,
+                    attempt: *attempts,
+                });
+                records
+            }
+            _ => Vec::new(),
         }
     }
 }
@@ -61,12 +79,22 @@ impl Live {
                 let entry = Entry::Job {
                     added: added.clone(),
                     attempts: 0,
+                    tries: Vec::new(),
                 };
                 self.entries.insert(added.id, entry);
             }
             Record::Started { id, attempt } => {
                 if let Some(Entry::Job { attempts, .. }) = self.entries.get_mut(id) {
                     *attempts = (*attempts).max(*attempt);
+                }
+            }
+            Record::Attempt { id, attempt } => {
+                if let Some(Entry::Job {
+                    attempts, tries, ..
+                }) = self.entries.get_mut(id)
+                {
+                    *attempts = (*attempts).max(attempt.number);
+                    tries.push(attempt.clone());
                 }
             }
             Record::Finished(finished) => {
@@ -112,7 +140,11 @@ impl Live {
         };
         for (&id, entry) in &self.entries {
             match entry {
-                Entry::Job { added, attempts } => recovered.jobs.push(RecoveredJob {
+                Entry::Job {
+                    added,
+                    attempts,
+                    tries,
+                } => recovered.jobs.push(RecoveredJob {
                     id,
                     owner: added.owner.clone(),
                     client: client_of(&added.peer),
@@ -129,6 +161,8 @@ impl Live {
                     data: added.data.clone(),
                     added_at: from_unix_ms(added.at_ms),
                     attempts: *attempts,
+                    options: added.options.clone(),
+                    tries: tries.clone(),
                 }),
                 Entry::Result(finished) => recovered.results.push(RecoveredResult {
                     id,
@@ -138,6 +172,9 @@ impl Live {
                     answer: finished.answer.clone(),
                     receipt: finished.receipt.clone(),
                     finished_at: from_unix_ms(finished.at_ms),
+                    tries: finished.tries.clone(),
+                    again: finished.again.clone(),
+                    key: finished.key.clone(),
                 }),
             }
         }
@@ -179,6 +216,7 @@ mod tests {
             module: "m".into(),
             data: Rc::from(&b"data"[..]),
             at_ms: 1000,
+            options: Default::default(),
         })
     }
 
@@ -201,6 +239,9 @@ mod tests {
                 answer: Rc::from(&b"out"[..]),
                 receipt: Receipt::default(),
                 at_ms: 2000,
+                tries: Vec::new(),
+                again: None,
+                key: None,
             }),
             added(4),
             Record::Removed {

@@ -9,6 +9,8 @@
 use std::rc::Rc;
 
 use crate::journal::codec::{Reader, Writer};
+use crate::queue::attempts::{Again, Attempt};
+use crate::queue::options::JobOptions;
 use crate::queue::store::Removal;
 use crate::run::receipt::Receipt;
 
@@ -47,6 +49,9 @@ pub struct Added {
     pub data: Rc<[u8]>,
     /// Unix time in milliseconds.
     pub at_ms: u64,
+    /// What it asked for on `queue:add` (none in journals written before
+    /// options existed: they read as the defaults).
+    pub options: JobOptions,
 }
 
 /// A finished job's result, until it is fetched.
@@ -60,6 +65,12 @@ pub struct Finished {
     pub answer: Rc<[u8]>,
     pub receipt: Receipt,
     pub at_ms: u64,
+    /// Every attempt it made (none in older journals).
+    pub tries: Vec<Attempt>,
+    /// A failed job's data and options, for `queue:retry`.
+    pub again: Option<Box<Again>>,
+    /// Its `key` option: a repeat add answers its id until it is fetched.
+    pub key: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +89,11 @@ pub enum Record {
         id: u64,
         why: Removal,
     },
+    /// An attempt of job `id` failed; `retry_at_ms` says when it runs again.
+    Attempt {
+        id: u64,
+        attempt: Attempt,
+    },
 }
 
 impl Record {
@@ -87,7 +103,8 @@ impl Record {
             Record::Added(Added { id, .. })
             | Record::Started { id, .. }
             | Record::Finished(Finished { id, .. })
-            | Record::Removed { id, .. } => *id,
+            | Record::Removed { id, .. }
+            | Record::Attempt { id, .. } => *id,
         }
     }
 
@@ -108,6 +125,7 @@ impl Record {
                 module,
                 data,
                 at_ms,
+                options,
             }) => {
                 w.u8(2);
                 w.u64(*id);
@@ -118,6 +136,7 @@ impl Record {
                 w.bytes(module.as_bytes());
                 w.bytes(data);
                 w.u64(*at_ms);
+                w.options(options);
             }
             Record::Started { id, attempt } => {
                 w.u8(3);
@@ -132,6 +151,9 @@ impl Record {
                 answer,
                 receipt,
                 at_ms,
+                tries,
+                again,
+                key,
             }) => {
                 w.u8(4);
                 w.u64(*id);
@@ -141,11 +163,27 @@ impl Record {
                 w.bytes(answer);
                 w.u64(*at_ms);
                 w.receipt(receipt);
+                w.u32(tries.len() as u32);
+                for attempt in tries {
+                    w.attempt(attempt);
+                }
+                w.u8(again.is_some() as u8);
+                if let Some(again) = again {
+                    w.bytes(&again.data);
+                    w.options(&again.options);
+                }
+                w.u8(key.is_some() as u8);
+                w.bytes(key.as_deref().unwrap_or_default());
             }
             Record::Removed { id, why } => {
                 w.u8(5);
                 w.u64(*id);
                 w.u8(*why as u8);
+            }
+            Record::Attempt { id, attempt } => {
+                w.u8(6);
+                w.u64(*id);
+                w.attempt(attempt);
             }
         }
     }
@@ -172,6 +210,11 @@ impl Record {
                     module: r.text()?,
                     data: Rc::from(r.bytes()?),
                     at_ms: r.u64()?,
+                    // Records written before options end here.
+                    options: match r.0.is_empty() {
+                        true => JobOptions::default(),
+                        false => r.options()?,
+                    },
                 })
                 .checked()?
             }
@@ -180,6 +223,7 @@ impl Record {
                 attempt: r.u32()?,
             },
             4 => Record::Finished(Finished {
+                // Records written before attempts end after the receipt.
                 id: r.u64()?,
                 owner: if v2 { r.text()? } else { String::new() },
                 peer: if v2 { r.text()? } else { String::new() },
@@ -187,6 +231,28 @@ impl Record {
                 answer: Rc::from(r.bytes()?),
                 at_ms: r.u64()?,
                 receipt: r.receipt()?,
+                tries: match r.0.is_empty() {
+                    true => Vec::new(),
+                    false => {
+                        let n = r.u32()?;
+                        (0..n).map(|_| r.attempt()).collect::<Option<_>>()?
+                    }
+                },
+                again: match r.0.is_empty() {
+                    true => None,
+                    false if r.u8()? == 0 => None,
+                    false => Some(Box::new(Again {
+                        data: Rc::from(r.bytes()?),
+                        options: r.options()?,
+                    })),
+                },
+                key: match r.0.is_empty() {
+                    true => None,
+                    false => {
+                        let (has, key) = (r.u8()? != 0, r.bytes()?.to_vec());
+                        has.then_some(key)
+                    }
+                },
             }),
             5 => Record::Removed {
                 id: r.u64()?,
@@ -198,6 +264,10 @@ impl Record {
                     5 => Removal::Dropped,
                     _ => return None,
                 },
+            },
+            6 => Record::Attempt {
+                id: r.u64()?,
+                attempt: r.attempt()?,
             },
             _ => return None,
         };
@@ -212,5 +282,105 @@ impl Record {
             _ => true,
         };
         ok.then_some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::options::Priority;
+    use crate::run::outcome::Outcome;
+    use std::time::Duration;
+
+    fn added(options: JobOptions) -> Record {
+        Record::Added(Added {
+            id: 7,
+            counter: 3,
+            owner: "main".into(),
+            transport: Transport::Queue,
+            peer: "10.0.0.1".into(),
+            module: "render".into(),
+            data: Rc::from(&b"{}"[..]),
+            at_ms: 1000,
+            options,
+        })
+    }
+
+    fn round_trip(record: &Record) -> Option<Record> {
+        let mut body = Vec::new();
+        record.encode_body(&mut body);
+        Record::decode_body(&body, Format::V2)
+    }
+
+    #[test]
+    fn an_add_keeps_its_options_and_an_older_add_reads_as_the_defaults() {
+        let options = JobOptions {
+            run_at_ms: Some(5000),
+            priority: Some(Priority::Low),
+            retries: Some(3),
+            key: Some(b"invoice-1".to_vec()),
+            timeout_ms: Some(1500),
+        };
+        let record = added(options);
+        assert_eq!(round_trip(&record), Some(record.clone()));
+        let plain = added(JobOptions::default());
+        assert_eq!(round_trip(&plain), Some(plain.clone()));
+        // A body written before options existed ends after the time.
+        let mut body = Vec::new();
+        record.encode_body(&mut body);
+        let old_len = body.len() - (8 + 1 + 4 + 1 + 4 + 9 + 8);
+        let old = Record::decode_body(&body[..old_len], Format::V2);
+        assert_eq!(old, Some(plain));
+        assert_eq!(Record::decode_body(&body[..old_len + 3], Format::V2), None);
+    }
+
+    #[test]
+    fn attempts_and_a_failed_result_round_trip_and_older_results_read_without() {
+        let attempt = Attempt {
+            number: 2,
+            outcome: Outcome::Exited(3),
+            wall: Duration::from_micros(120_000),
+            stderr: "no such invoice".into(),
+            retry_at_ms: Some(99_000),
+        };
+        let record = Record::Attempt {
+            id: 7,
+            attempt: attempt.clone(),
+        };
+        assert_eq!(round_trip(&record), Some(record.clone()));
+        let finished = |tries: Vec<Attempt>, again: Option<Box<Again>>| {
+            Record::Finished(Finished {
+                id: 7,
+                owner: "main".into(),
+                peer: String::new(),
+                module: "render".into(),
+                answer: Rc::from(&b"500: failed"[..]),
+                receipt: Receipt::default(),
+                at_ms: 2000,
+                tries,
+                again,
+                key: Some(b"k".to_vec()),
+            })
+        };
+        let again = Box::new(Again {
+            data: Rc::from(&b"{}"[..]),
+            options: JobOptions {
+                retries: Some(2),
+                ..JobOptions::default()
+            },
+        });
+        let failed = finished(vec![attempt.clone(), attempt], Some(again));
+        assert_eq!(round_trip(&failed), Some(failed.clone()));
+        let mut body = Vec::new();
+        let plain = finished(Vec::new(), None);
+        plain.encode_body(&mut body);
+        // Written before attempts: no count, no flag.
+        let old = Record::decode_body(&body[..body.len() - 5 - 6], Format::V2);
+        let Some(Record::Finished(mut old)) = old else {
+            panic!("an older result does not decode");
+        };
+        assert_eq!(old.key.take(), None);
+        old.key = Some(b"k".to_vec());
+        assert_eq!(Record::Finished(old), plain);
     }
 }

@@ -247,6 +247,7 @@ mod tests {
             module: "m".into(),
             data: Rc::from(vec![7u8; len]),
             at_ms: 0,
+            options: Default::default(),
         })
     }
 

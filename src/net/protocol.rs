@@ -26,11 +26,18 @@ pub enum Head {
 pub enum Control {
     Helo,
     Hello,
-    /// `queue:add:<module>:<data>`; `data_start` indexes the whole request.
+    /// `queue:add[?<options>]:<module>:<data>`; `data_start` and
+    /// `options` (the text between `?` and the module) index the whole
+    /// request.
     QueueAdd {
         module: String,
         data_start: usize,
+        options: Option<std::ops::Range<usize>>,
     },
+    /// `queue:failed`: the failed jobs whose results are held.
+    QueueFailed,
+    /// `queue:retry:id:<n>` or `queue:retry:module:<m>`.
+    QueueRetry(RetryRef),
     QueueCheck(JobRef),
     QueueGet(JobRef),
     /// `queue:cancel:id:<n>`: remove a waiting job, kill a running one.
@@ -50,6 +57,13 @@ pub enum Control {
 pub enum JobRef {
     Id(u64),
     Invalid,
+}
+
+/// What `queue:retry` names: one job, or every failed job of a module.
+#[derive(Debug, PartialEq, Eq, Clone)]
+pub enum RetryRef {
+    Id(JobRef),
+    Module(String),
 }
 
 const QUEUE_PREFIX: &[u8] = b"queue:";
@@ -95,6 +109,8 @@ pub fn is_whole_control(buf: &[u8]) -> bool {
                 | Control::Hello
                 | Control::QueueStats
                 | Control::QueueList
+                | Control::QueueFailed
+                | Control::QueueRetry(RetryRef::Id(Id(_)) | RetryRef::Module(_))
                 | Control::QueueCheck(Id(_))
                 | Control::QueueGet(Id(_))
                 | Control::QueueCancel(Id(_))
@@ -120,6 +136,8 @@ pub fn head_overlong(buf: &[u8]) -> bool {
     match head.strip_prefix(QUEUE_PREFIX) {
         Some(rest) => match rest.strip_prefix(b"add:") {
             Some(add) => !add.contains(&b':'),
+            // Options, then the module: two more colons to come.
+            None if rest.starts_with(b"add?") => rest.iter().filter(|&&b| b == b':').count() < 2,
             None => true,
         },
         None => !head.contains(&b':'),
@@ -136,13 +154,36 @@ pub fn split_datagram(datagram: &[u8]) -> (String, &[u8]) {
 
 fn parse_queue(req: &[u8]) -> Control {
     let rest = &req[QUEUE_PREFIX.len()..];
-    if let Some(add) = rest.strip_prefix(b"add:") {
+    let (add, options) = match rest.strip_prefix(b"add?") {
+        // Options end at the first `:` (http_build_query encodes it).
+        Some(with) => match with.iter().position(|&b| b == b':') {
+            Some(i) => {
+                let start = req.len() - with.len();
+                (Some(&with[i + 1..]), Some(start..start + i))
+            }
+            None => (Some(&b""[..]), Some(req.len() - with.len()..req.len())),
+        },
+        None => (rest.strip_prefix(b"add:"), None),
+    };
+    if let Some(add) = add {
         let start = req.len() - add.len();
         let (module, data_start) = match add.iter().position(|&b| b == b':') {
             Some(i) => (clean_module_name(&add[..i]), start + i + 1),
             None => (clean_module_name(add), req.len()),
         };
-        return Control::QueueAdd { module, data_start };
+        return Control::QueueAdd {
+            module,
+            data_start,
+            options,
+        };
+    }
+    if let Some(target) = rest.strip_prefix(b"retry:") {
+        if let Some(module) = target.strip_prefix(b"module:") {
+            return Control::QueueRetry(RetryRef::Module(clean_module_name(trim(module))));
+        }
+        return parse_job_ref(target).map_or(Control::UnknownQueue, |id| {
+            Control::QueueRetry(RetryRef::Id(id))
+        });
     }
     if let Some(id) = rest.strip_prefix(b"check:") {
         return parse_job_ref(id).map_or(Control::UnknownQueue, Control::QueueCheck);
@@ -159,6 +200,7 @@ fn parse_queue(req: &[u8]) -> Control {
     match trim(rest) {
         b"stats" => Control::QueueStats,
         b"list" => Control::QueueList,
+        b"failed" => Control::QueueFailed,
         _ => Control::UnknownQueue,
     }
 }
@@ -253,167 +295,5 @@ impl Refusal {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn module(name: &str, body_start: usize) -> Head {
-        Head::Module {
-            name: name.into(),
-            body_start,
-        }
-    }
-
-    #[test]
-    fn module_is_routed_at_the_first_colon() {
-        assert_eq!(classify(b"tes", false), Head::Incomplete);
-        assert_eq!(classify(b"test:", false), module("test", 5));
-        assert_eq!(classify(b"test:a:b", true), module("test", 5));
-        assert_eq!(classify(b"test", true), module("test", 4));
-        assert_eq!(classify(b"test\n", true), module("test", 5));
-    }
-
-    #[test]
-    fn heads_too_long_to_route_are_told_apart() {
-        let long = |prefix: &[u8], fill: u8| {
-            let mut v = prefix.to_vec();
-            v.resize(HEAD_LIMIT + 1, fill);
-            v
-        };
-        assert!(!head_overlong(&[b'a'; HEAD_LIMIT]), "not yet");
-        assert!(head_overlong(&long(b"", b'a')), "a name without end");
-        assert!(
-            !head_overlong(&long(b"upper:", b'a')),
-            "data of a module call"
-        );
-        assert!(
-            !head_overlong(&long(b"queue:add:upper:", b'a')),
-            "an add's data"
-        );
-        assert!(
-            head_overlong(&long(b"queue:add:", b'a')),
-            "an add's name without end"
-        );
-        assert!(
-            head_overlong(&long(b"queue:check:", b'1')),
-            "no queue request is this long"
-        );
-    }
-
-    #[test]
-    fn greetings_ignore_surrounding_whitespace() {
-        assert_eq!(classify(b"helo", true), Head::Control(Control::Helo));
-        assert_eq!(classify(b" hello\r\n", true), Head::Control(Control::Hello));
-        assert_eq!(classify(b"helo", false), Head::Incomplete);
-        assert_eq!(classify(b"helo:", false), module("helo", 5));
-    }
-
-    #[test]
-    fn queue_requests_wait_for_the_whole_request() {
-        assert_eq!(classify(b"queue:add:test:x", false), Head::Incomplete);
-        assert_eq!(
-            classify(b"queue:add:te/st:a:b", true),
-            Head::Control(Control::QueueAdd {
-                module: "test".into(),
-                data_start: 16
-            })
-        );
-        assert_eq!(
-            classify(b"queue:add:test", true),
-            Head::Control(Control::QueueAdd {
-                module: "test".into(),
-                data_start: 14
-            })
-        );
-        assert_eq!(
-            classify(b"queue:check:id:42\n", true),
-            Head::Control(Control::QueueCheck(JobRef::Id(42)))
-        );
-        assert_eq!(
-            classify(b"queue:get:id:x", true),
-            Head::Control(Control::QueueGet(JobRef::Invalid))
-        );
-        assert_eq!(
-            classify(b"queue:get:id:99999999999999999999999", true),
-            Head::Control(Control::QueueGet(JobRef::Invalid))
-        );
-        for bad in [
-            &b"queue:"[..],
-            b"queue:nope",
-            b"queue:get:42",
-            b"queue:check",
-        ] {
-            assert_eq!(
-                classify(bad, true),
-                Head::Control(Control::UnknownQueue),
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn whole_controls_are_recognised() {
-        for whole in [
-            &b"helo"[..],
-            b"hello\n",
-            b"queue:check:id:1",
-            b"queue:get:id:12\r\n",
-            b"queue:stats",
-            b"queue:list",
-            b"queue:info:id:3",
-            b"queue:cancel:id:3",
-        ] {
-            assert!(is_whole_control(whole), "{whole:?}");
-        }
-        for not in [
-            &b"hel"[..],
-            b"queue:",
-            b"queue:check:id:",
-            b"queue:check:i",
-            b"queue:add:test:x",
-            b"test:x",
-            b"upper",
-        ] {
-            assert!(!is_whole_control(not), "{not:?}");
-        }
-    }
-
-    #[test]
-    fn datagrams_split_at_the_first_colon() {
-        assert_eq!(split_datagram(b"reg:a:b"), ("reg".to_string(), &b"a:b"[..]));
-        assert_eq!(split_datagram(b"reg"), ("reg".to_string(), &b""[..]));
-    }
-
-    #[test]
-    fn coded_errors_follow_the_seed_pattern() {
-        assert!(is_coded_error(b"404: LESS not available"));
-        assert!(is_coded_error(b"  500: x"));
-        assert!(!is_coded_error(b"200: fine"));
-        assert!(!is_coded_error(b"40: x"));
-        assert!(!is_coded_error(b"Test"));
-    }
-
-    #[test]
-    fn answers_for_each_outcome() {
-        let r = |o: Outcome, out: &[u8]| {
-            String::from_utf8(render_answer("m", &o, out.to_vec())).unwrap()
-        };
-        assert_eq!(r(Outcome::Exited(0), b"Test"), "Test");
-        assert_eq!(
-            r(Outcome::Exited(3), b"x"),
-            "500: Module m failed (exit status 3)"
-        );
-        assert_eq!(
-            r(Outcome::Exited(1), b"404: LESS not available"),
-            "404: LESS not available"
-        );
-        assert_eq!(
-            r(Outcome::Signaled(9), b""),
-            "500: Module m failed (killed by signal 9)"
-        );
-        assert_eq!(r(Outcome::TimedOut, b"404: x"), "504: Module m timed out");
-        assert_eq!(
-            r(Outcome::OutputTooLarge(10), b""),
-            "500: Module m failed (output over 10 bytes)"
-        );
-    }
-}
+#[path = "protocol_tests.rs"]
+mod tests;

@@ -58,10 +58,14 @@ pub fn next_reply(buf: &mut Vec<u8>) -> Option<Reply> {
     Some(reply)
 }
 
-/// A job's frame for a worker.
-pub fn job_frame(transport: &str, remote: &str, data: &[u8]) -> Vec<u8> {
+/// A job's frame for a worker: `job <transport> <remote> <length>
+/// <queue id or -> <attempt>`, then the data; the host hands the id and the
+/// attempt to the module as `client.jobId` and `client.attempt`.
+pub fn job_frame(transport: &str, remote: &str, data: &[u8], job: (Option<u64>, u32)) -> Vec<u8> {
     let remote = if remote.is_empty() { "-" } else { remote };
-    let mut frame = format!("job {transport} {remote} {}\n", data.len()).into_bytes();
+    let id = job.0.map_or_else(|| "-".to_string(), |id| id.to_string());
+    let mut frame =
+        format!("job {transport} {remote} {} {id} {}\n", data.len(), job.1).into_bytes();
     frame.extend_from_slice(data);
     frame
 }
@@ -105,9 +109,12 @@ mod tests {
     #[test]
     fn job_frames_carry_transport_remote_and_data() {
         assert_eq!(
-            job_frame("tcp", "127.0.0.1:5", b"a\nb"),
-            b"job tcp 127.0.0.1:5 3\na\nb"
+            job_frame("tcp", "127.0.0.1:5", b"a\nb", (None, 1)),
+            b"job tcp 127.0.0.1:5 3 - 1\na\nb"
         );
-        assert_eq!(job_frame("queue", "", b""), b"job queue - 0\n");
+        assert_eq!(
+            job_frame("queue", "", b"", (Some(42), 2)),
+            b"job queue - 0 42 2\n"
+        );
     }
 }

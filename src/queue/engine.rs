@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::keys::ConnKey;
 use crate::net::protocol::Refusal;
-use crate::queue::options::Priority;
+use crate::queue::options::{JobOptions, Priority};
 use crate::queue::store::{Removal, Status};
 use crate::run::modules::Module;
 use crate::run::receipt::Receipt;
@@ -44,6 +44,11 @@ pub struct NewJob {
     pub conn: Option<ConnKey>,
     /// The datagram's sender; none for `queue:add`.
     pub udp_peer: Option<SocketAddr>,
+    /// Its place in the waiting line: its own, else its module policy's.
+    pub priority: Priority,
+    /// What it asked for on `queue:add`, its retries resolved (its own,
+    /// else its module policy's).
+    pub options: JobOptions,
 }
 
 /// How full the daemon's own waiting line is, and the bounds: the engine
@@ -61,6 +66,10 @@ pub struct Admission {
     pub max_waiting_per_client: usize,
     pub max_waiting_bytes: usize,
     pub max_waiting_bytes_per_client: usize,
+    /// Jobs of the new job's module in the daemon's waiting line, and its
+    /// module's own bound (`module_policy`'s `max_waiting`), if it has one.
+    pub module_waiting: usize,
+    pub module_max_waiting: Option<usize>,
 }
 
 /// How many bytes of unfetched results are kept, and for how long.
@@ -102,6 +111,23 @@ pub struct Finish {
     /// Killed at the end of the shutdown grace period: with a journal it
     /// runs again after the restart.
     pub interrupted: bool,
+    /// The first line it wrote to stderr.
+    pub stderr: String,
+    /// How long to wait before another attempt, if it failed and has
+    /// retries left (its module policy's backoff, with jitter).
+    pub retry_wait: Duration,
+}
+
+/// Finds a job's module by name (at start-up, and for `queue:retry`).
+pub type Lookup<'a> = &'a mut dyn FnMut(&str) -> Option<Rc<Module>>;
+
+/// What `queue:retry` queues again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryTarget {
+    /// One failed job (operators, or its own listener).
+    Id(u64),
+    /// Every failed job of a module (operators).
+    Module(String),
 }
 
 /// What a connection waits for after a request.
@@ -170,6 +196,10 @@ pub trait QueueEngine {
     fn list(&mut self, asker: Asker);
     /// `queue:stats`: the engine's counters.
     fn stats(&mut self, conn: ConnKey);
+    /// `queue:failed`: the failed jobs whose results are held (operators).
+    fn failed(&mut self, asker: Asker);
+    /// `queue:retry`: failed jobs run once more, as their next attempt.
+    fn retry(&mut self, asker: Asker, target: RetryTarget, lookup: Lookup);
     /// Run `attempt` of job `id` started.
     fn started(&mut self, id: u64, attempt: u32);
     /// Job `id` ended.

@@ -4,27 +4,28 @@
 //! it tells waiting from running itself; what it emits is in `engine.rs`.
 //! The queries (check, get, cancel, info, list, stats) are in `queries.rs`.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::Error;
 use crate::journal::{Journal, SyncPolicy};
 
 use crate::keys::ConnKey;
 use crate::net::protocol::Refusal;
-use crate::queue::engine::{Admission, Event, NewJob, Retention, RunJob, Wait};
+use crate::queue::attempts::Attempt;
+use crate::queue::engine::{Event, RunJob, Wait};
 use crate::queue::held::{Held, HeldAnswers};
 use crate::queue::ids::IdKey;
-use crate::queue::options::Priority;
-use crate::queue::results::{Done, Entry, QueueBook, ResultLimits};
+use crate::queue::keys::Keys;
+use crate::queue::results::{Done, Entry, QueueBook};
 use crate::queue::store::{
     Arrival, Change, Completion, MemoryStore, QueueStore, Recovered, Removal,
 };
-use crate::run::modules::Module;
+use crate::queue::tally::Tally;
 
 /// Where an accepted job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +36,17 @@ pub(super) enum Phase {
     Waiting,
     /// Started (cold, or on a warm worker).
     Running,
+    /// Kept, and held by the engine until its run time (a delay, or the
+    /// wait before a retry).
+    Scheduled,
+}
+
+impl Phase {
+    /// True while the engine holds the job itself, outside the daemon's
+    /// waiting line: it counts as waiting through the engine's tally.
+    pub(super) fn held(self) -> bool {
+        matches!(self, Phase::Unkept | Phase::Scheduled)
+    }
 }
 
 /// A job accepted and not ended.
@@ -42,6 +54,28 @@ pub(super) enum Phase {
 pub(super) struct Live {
     pub job: RunJob,
     pub phase: Phase,
+    /// Not started before this Unix time (ms): its delay, or its retry.
+    pub run_at_ms: Option<u64>,
+    /// Attempts allowed after the first.
+    pub retries: u32,
+    /// Its finished attempts.
+    pub tries: Vec<Attempt>,
+    /// Its `key` option.
+    pub key: Option<Box<[u8]>>,
+}
+
+impl Live {
+    /// A job in `phase`, to run as soon as it may, with no retries.
+    pub(super) fn new(job: RunJob, phase: Phase) -> Live {
+        Live {
+            job,
+            phase,
+            run_at_ms: None,
+            retries: 0,
+            tries: Vec::new(),
+            key: None,
+        }
+    }
 }
 
 /// The queue kept by this daemon alone.
@@ -51,10 +85,21 @@ pub struct LocalEngine {
     pub(super) store: Box<dyn QueueStore>,
     pub(super) live: HashMap<u64, Live>,
     pub(super) events: VecDeque<Event>,
+    /// Jobs held for later: (run time in Unix ms, id), earliest on top.
+    /// An entry whose job was cancelled or rescheduled is skipped when due.
+    pub(super) due: BinaryHeap<Reverse<(u64, u64)>>,
+    /// Counts of the jobs in a held phase.
+    pub(super) tally: Tally,
+    /// The keys of held jobs.
+    pub(super) keys: Keys,
 }
 
-/// Finds a job's module by name, at start-up.
-pub type Lookup<'a> = &'a mut dyn FnMut(&str) -> Option<Rc<Module>>;
+/// Now, in Unix milliseconds, the clock run times are kept in.
+pub(super) fn unix_ms_now() -> u64 {
+    crate::journal::live::unix_ms(SystemTime::now())
+}
+
+pub use crate::queue::engine::Lookup;
 
 impl LocalEngine {
     /// Opens the queue: the journal in `state_dir` (its writer wakes the
@@ -102,11 +147,17 @@ impl LocalEngine {
             store,
             live: HashMap::new(),
             events: VecDeque::new(),
+            due: BinaryHeap::new(),
+            tally: Tally::default(),
+            keys: Keys::default(),
         };
         engine.book.continue_from(recovered.next_counter);
         let (now, wall) = (Instant::now(), SystemTime::now());
         let results = recovered.results.len();
         for result in recovered.results {
+            if let Some(key) = &result.key {
+                engine.hold_key(&result.owner, key, result.id);
+            }
             let age = wall.duration_since(result.finished_at).unwrap_or_default();
             let done = Done {
                 owner: result.owner,
@@ -115,6 +166,8 @@ impl LocalEngine {
                 answer: result.answer,
                 finished: now.checked_sub(age).unwrap_or(now),
                 receipt: result.receipt,
+                tries: result.tries,
+                again: result.again,
             };
             engine.book.restore(result.id, Entry::Done(Box::new(done)));
         }
@@ -140,15 +193,34 @@ impl LocalEngine {
                 owner: found.owner,
                 client: found.client,
                 attempts: found.attempts,
-                priority: Priority::Normal,
-                timeout: None,
+                priority: found.options.priority.unwrap_or_default(),
+                timeout: found.options.timeout_ms.map(Duration::from_millis),
                 added_at: found.added_at,
                 created: now,
             };
             if found.arrival == Arrival::Queue {
                 engine.book.restore(id, Entry::Active);
             }
-            engine.run(job);
+            // An attempt cut off by the stop runs again at once; a job
+            // waiting for a retry or for its time keeps its time (a past
+            // one is due at once).
+            let cut_off = found.attempts as usize > found.tries.len();
+            let run_at = match found.tries.last() {
+                _ if cut_off => None,
+                Some(last) => last.retry_at_ms,
+                None => found.options.run_at_ms,
+            };
+            let mut live = Live::new(job, Phase::Waiting);
+            live.retries = found.options.retries.unwrap_or(0);
+            live.tries = found.tries;
+            if let Some(key) = found.options.key {
+                engine.hold_key(&live.job.owner, &key, id);
+                live.key = Some(key.into());
+            }
+            match run_at {
+                Some(at) if at > unix_ms_now() => engine.schedule(id, live, at),
+                _ => engine.run(live),
+            }
             if found.attempts > 0 {
                 rerun += 1;
             } else {
@@ -165,14 +237,43 @@ impl LocalEngine {
     }
 
     /// Hands a kept job to the loop to run.
-    fn run(&mut self, job: RunJob) {
-        self.events.push_back(Event::Run(job.clone()));
-        let phase = Phase::Waiting;
-        self.live.insert(job.id, Live { job, phase });
+    pub(super) fn run(&mut self, mut live: Live) {
+        self.events.push_back(Event::Run(live.job.clone()));
+        live.phase = Phase::Waiting;
+        self.put_live(live);
+    }
+
+    /// Keeps `live` under its id, counted if the engine holds it.
+    pub(super) fn put_live(&mut self, live: Live) {
+        if live.phase.held() {
+            self.tally.add(&live.job);
+        }
+        if let Some(old) = self.live.insert(live.job.id, live) {
+            if old.phase.held() {
+                self.tally.remove(&old.job);
+            }
+        }
+    }
+
+    /// Takes job `id` out of the live jobs (and out of the tally).
+    pub(super) fn take_live(&mut self, id: u64) -> Option<Live> {
+        let live = self.live.remove(&id)?;
+        if live.phase.held() {
+            self.tally.remove(&live.job);
+        }
+        Some(live)
+    }
+
+    /// Moves job `id` to `phase`, keeping the tally.
+    pub(super) fn set_phase(&mut self, id: u64, phase: Phase) {
+        if let Some(mut live) = self.take_live(id) {
+            live.phase = phase;
+            self.put_live(live);
+        }
     }
 
     pub(super) fn removed_now(&mut self, id: u64, why: Removal) {
-        self.live.remove(&id);
+        self.take_live(id);
         self.store.submit(Change::Removed { id, why }, None);
     }
 
@@ -183,109 +284,6 @@ impl LocalEngine {
 
     pub(super) fn refuse(&mut self, conn: ConnKey, refusal: Refusal) {
         self.events.push_back(Event::Refuse { conn, refusal });
-    }
-
-    /// Jobs accepted and not kept yet: in all, of `client`, datagrams, and
-    /// their data's bytes in all and of `client`.
-    pub(super) fn unkept_counts(&self, client: Option<IpAddr>) -> [usize; 5] {
-        let mut n = [0; 5];
-        for live in self.live.values().filter(|l| l.phase == Phase::Unkept) {
-            let mine = client.is_some() && live.job.client == client;
-            n[0] += 1;
-            n[1] += usize::from(mine);
-            n[2] += usize::from(live.job.udp_peer.is_some());
-            n[3] += live.job.data.len();
-            n[4] += if mine { live.job.data.len() } else { 0 };
-        }
-        n
-    }
-
-    /// Admits a queue job (or, with `udp_peer`, a datagram's job) under a
-    /// new id: it is handed to the store, and acknowledged and run only
-    /// once the store has kept it.
-    pub(super) fn admit(
-        &mut self,
-        job: NewJob,
-        room: Admission,
-        keep: Retention,
-    ) -> Result<u64, Refusal> {
-        if self.store.failing().is_some() {
-            return Err(Refusal::JournalFailed);
-        }
-        let [unkept, mine_unkept, _, unkept_bytes, mine_unkept_bytes] =
-            self.unkept_counts(job.client);
-        if room.waiting + unkept >= room.max_waiting {
-            return Err(Refusal::Busy);
-        }
-        if job.client.is_some() && room.client_waiting + mine_unkept >= room.max_waiting_per_client
-        {
-            return Err(Refusal::Busy);
-        }
-        let (held, mine) = (
-            room.data_bytes + unkept_bytes,
-            room.client_data_bytes + mine_unkept_bytes,
-        );
-        let len = job.data.len();
-        if held + len > room.max_waiting_bytes || mine + len > room.max_waiting_bytes_per_client {
-            log::warn!(
-                "job of {len} bytes refused: jobs' data held {held} bytes, this client's {mine}"
-            );
-            return Err(Refusal::Busy);
-        }
-        let limits = ResultLimits {
-            total: keep.total,
-            per_client: keep.per_client,
-        };
-        if job.udp_peer.is_none() && !self.book.has_room(job.client, limits) {
-            log::warn!(
-                "queue:add refused: unfetched results fill this client's share or the total"
-            );
-            return Err(Refusal::Busy);
-        }
-        let Some((id, counter)) = self.book.allocate_id() else {
-            log::error!("queue ids used up");
-            return Err(Refusal::Busy);
-        };
-        let arrival = job.udp_peer.map_or(Arrival::Queue, Arrival::Udp);
-        let data: Rc<[u8]> = job.data.into();
-        let added_at = SystemTime::now();
-        let change = Change::Added {
-            id,
-            counter,
-            owner: job.owner.clone(),
-            client: job.client,
-            arrival,
-            module: job.module.name.clone(),
-            data: data.clone(),
-            added_at,
-        };
-        if arrival == Arrival::Queue {
-            self.book.restore(id, Entry::Active);
-        }
-        let ticket = self.held.hold(Held::Added { id, conn: job.conn });
-        self.store.submit(change, Some(ticket));
-        if let Some(conn) = job.conn {
-            self.events.push_back(Event::Wait {
-                conn,
-                on: Wait::Store,
-            });
-        }
-        let run = RunJob {
-            id,
-            module: job.module,
-            data,
-            udp_peer: job.udp_peer,
-            owner: job.owner,
-            client: job.client,
-            attempts: 0,
-            priority: Priority::Normal,
-            timeout: None,
-            added_at,
-            created: Instant::now(),
-        };
-        let phase = Phase::Unkept;
-        self.live.insert(id, Live { job: run, phase });
-        Ok(id)
     }
 
     /// The store reported progress: what waited for a kept change goes
@@ -309,10 +307,12 @@ impl LocalEngine {
 
     fn added_completed(&mut self, id: u64, conn: Option<ConnKey>, done: Completion) {
         let ours = self.live.get(&id).is_some_and(|l| l.phase == Phase::Unkept);
+        let kept = !matches!(done, Completion::Refused(_) | Completion::Unknown(_));
+        self.duplicates_kept(id, kept);
         if let Completion::Refused(why) | Completion::Unknown(why) = &done {
             log::warn!("job {id} not kept by the queue store: {why}");
             if ours {
-                self.live.remove(&id);
+                self.take_live(id);
                 self.book.remove(id);
             }
             if let Some(conn) = conn {
@@ -320,10 +320,11 @@ impl LocalEngine {
             }
             return;
         }
-        if let Some(live) = self.live.get_mut(&id).filter(|_| ours) {
-            live.phase = Phase::Waiting;
-            let job = live.job.clone();
-            self.events.push_back(Event::Run(job));
+        if let Some(live) = self.take_live(id).filter(|_| ours) {
+            match live.run_at_ms {
+                Some(at) if at > unix_ms_now() => self.schedule(id, live, at),
+                _ => self.run(live),
+            }
         }
         if let Some(conn) = conn {
             self.answer(conn, format!("id:{id}").into_bytes());

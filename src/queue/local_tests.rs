@@ -8,8 +8,9 @@ use std::time::Duration;
 use super::*;
 use crate::journal::{Journal, SyncPolicy};
 use crate::keys::Key;
-use crate::queue::engine::{Asker, Finish, QueueEngine};
+use crate::queue::engine::{Admission, Asker, Finish, NewJob, QueueEngine, Retention};
 use crate::queue::store::MemoryStore;
+use crate::run::modules::Module;
 use crate::run::outcome::Outcome;
 use crate::run::receipt::Receipt;
 
@@ -60,6 +61,8 @@ fn add(engine: &mut LocalEngine, by: usize, owner: &str) -> u64 {
         client: Some([10, 0, 0, by as u8].into()),
         conn: Some(conn(by)),
         udp_peer: None,
+        priority: Default::default(),
+        options: Default::default(),
     };
     engine.add(job, room(), keep()).unwrap()
 }
@@ -98,6 +101,8 @@ fn finish(answer: &[u8], outcome: Outcome) -> Finish {
             ..Receipt::default()
         },
         interrupted: false,
+        stderr: String::new(),
+        retry_wait: Duration::ZERO,
     }
 }
 
@@ -243,6 +248,8 @@ fn jobs_not_kept_yet_count_against_the_waiting_bound() {
         client: None,
         conn: None,
         udp_peer: None,
+        priority: Default::default(),
+        options: Default::default(),
     };
     assert!(engine.add(job(1), bound, keep()).is_ok());
     assert_eq!(engine.add(job(2), bound, keep()), Err(Refusal::Busy));

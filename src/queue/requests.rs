@@ -4,15 +4,15 @@
 
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use crate::keys::ConnKey;
 use crate::net::protocol::Refusal;
 use crate::queue::engine::{
-    Admission, Asker, Event, Finish, NewJob, QueueEngine, QueueStats, Retention, Wait,
+    Admission, Asker, Event, Finish, NewJob, QueueEngine, QueueStats, Retention, RetryTarget, Wait,
 };
-use crate::queue::local::{LocalEngine, Phase};
-use crate::queue::results::{Done, Entry, Finished, ResultLimits};
+use crate::queue::local::{LocalEngine, Lookup, Phase};
+use crate::queue::results::Entry;
 use crate::queue::store::{Change, Removal, Status};
 use crate::run::outcome::Outcome;
 use crate::run::receipt::Receipt;
@@ -46,6 +46,7 @@ impl LocalEngine {
     fn status_of(&self, id: u64) -> &'static str {
         match self.live.get(&id).map(|l| l.phase) {
             Some(Phase::Running) => "running",
+            Some(Phase::Scheduled) => "scheduled",
             _ => "waiting",
         }
     }
@@ -61,11 +62,15 @@ impl LocalEngine {
             self.events.push_back(Event::Kill { id });
             return self.answer(conn, &b"cancelled: running job killed"[..]);
         }
-        self.live.remove(&id);
-        self.events.push_back(Event::Withdraw {
-            id,
-            module: module.clone(),
-        });
+        let scheduled = live.phase == Phase::Scheduled;
+        self.take_live(id);
+        if !scheduled {
+            // A scheduled job is not in the daemon's waiting line.
+            self.events.push_back(Event::Withdraw {
+                id,
+                module: module.clone(),
+            });
+        }
         let answer: Rc<[u8]> = format!("410: Module {module} cancelled")
             .into_bytes()
             .into();
@@ -84,76 +89,18 @@ impl LocalEngine {
         self.answer(conn, what.as_bytes());
     }
 
-    fn finish_queued(
-        &mut self,
-        id: u64,
-        live: crate::queue::local::Live,
-        f: Finish,
-        keep: Retention,
-    ) {
-        if f.receipt.outcome == Some(Outcome::Cancelled) {
-            self.store.submit(
-                Change::Removed {
-                    id,
-                    why: Removal::Cancelled,
-                },
-                None,
-            );
-            for conn in self.book.remove(id) {
-                self.answer(conn, f.answer.clone());
-            }
-            return;
-        }
-        let job = live.job;
-        let done = Done {
-            owner: job.owner.clone(),
-            client: job.client,
-            module: job.module.name.clone(),
-            answer: f.answer.clone(),
-            finished: Instant::now(),
-            receipt: f.receipt.clone(),
-        };
-        let limits = ResultLimits {
-            total: keep.total,
-            per_client: keep.per_client,
-        };
-        let evicted = match self.book.finish(id, done, limits) {
-            Finished::Watched(done, watchers) => {
-                return self.remove_when_kept(id, done, watchers, Removal::Fetched);
-            }
-            Finished::Kept { evicted } => evicted,
-        };
-        let change = Change::Finished {
-            id,
-            owner: job.owner,
-            client: job.client,
-            module: job.module.name.clone(),
-            answer: f.answer,
-            receipt: f.receipt,
-            finished_at: SystemTime::now(),
-        };
-        self.store.submit(change, None);
-        for old in evicted {
-            log::info!(
-                "queue result {old} dropped: its client's results over its share ({} bytes) or the total ({} bytes)",
-                keep.per_client,
-                keep.total
-            );
-            self.store.submit(
-                Change::Removed {
-                    id: old,
-                    why: Removal::Expired,
-                },
-                None,
-            );
-        }
-    }
-
-    fn tell_watchers_stopping(&mut self, id: u64) {
+    pub(super) fn tell_watchers_stopping(&mut self, id: u64) {
         for conn in self.book.watchers(id) {
             self.refuse(conn, Refusal::ShuttingDown);
         }
     }
+}
+
+/// `attempt_N: exit 3, 0.12 s, <stderr line>`, one line per attempt.
+fn attempt_lines(tries: &[crate::queue::attempts::Attempt]) -> String {
+    (tries.iter())
+        .map(|t| format!("attempt_{}: {}\n", t.number, t.describe()))
+        .collect()
 }
 
 impl QueueEngine for LocalEngine {
@@ -221,14 +168,25 @@ impl QueueEngine for LocalEngine {
                     module_sha256: job.module.hash_for_receipt(),
                     ..Receipt::default()
                 };
-                receipt.render(id, &job.module.name, self.status_of(id))
+                let mut text = receipt.render(id, &job.module.name, self.status_of(id));
+                text.push_str(&self.run_at_line(id).unwrap_or_default());
+                text + &attempt_lines(&live.tries)
             }
-            (Some(Entry::Done(done)), _) => done.receipt.render(id, &done.module, "done"),
+            (Some(Entry::Done(done)), _) => {
+                let failed = done
+                    .receipt
+                    .outcome
+                    .as_ref()
+                    .is_some_and(Outcome::is_failure);
+                let status = if failed { "failed" } else { "done" };
+                done.receipt.render(id, &done.module, status) + &attempt_lines(&done.tries)
+            }
             _ => match self.book.fetched_receipt(id) {
                 Some(f) => f.receipt.render(id, &f.module, "fetched"),
                 None => return self.refuse(asker.conn, Refusal::UnknownJob),
             },
         };
+        let text = text + &format!("duplicates: {}\n", self.keys.duplicates_of(id));
         self.answer(asker.conn, text.into_bytes());
     }
 
@@ -259,6 +217,14 @@ impl QueueEngine for LocalEngine {
         self.events.push_back(Event::List { conn, rows });
     }
 
+    fn failed(&mut self, asker: Asker) {
+        self.failed_list(asker);
+    }
+
+    fn retry(&mut self, asker: Asker, target: RetryTarget, lookup: Lookup) {
+        self.retry_failed(asker, target, lookup);
+    }
+
     fn stats(&mut self, conn: ConnKey) {
         let done_unfetched = self
             .book
@@ -276,15 +242,15 @@ impl QueueEngine for LocalEngine {
     }
 
     fn started(&mut self, id: u64, attempt: u32) {
+        self.set_phase(id, Phase::Running);
         if let Some(live) = self.live.get_mut(&id) {
-            live.phase = Phase::Running;
             live.job.attempts = attempt;
         }
         self.store.submit(Change::Started { id, attempt }, None);
     }
 
     fn finished(&mut self, id: u64, finish: Finish, keep: Retention) {
-        let Some(live) = self.live.remove(&id) else {
+        let Some(live) = self.take_live(id) else {
             return;
         };
         if finish.interrupted && self.store.durable() {
@@ -292,9 +258,13 @@ impl QueueEngine for LocalEngine {
             if live.job.udp_peer.is_none() {
                 self.tell_watchers_stopping(id);
             }
-            self.live.insert(id, live);
+            self.put_live(live);
             return;
         }
+        let live = match self.end_attempt(live, &finish) {
+            Ok(()) => return,
+            Err(live) => *live,
+        };
         if live.job.udp_peer.is_some() {
             return self.removed_now(id, Removal::Done);
         }
@@ -307,6 +277,7 @@ impl QueueEngine for LocalEngine {
     }
 
     fn forget(&mut self, conn: ConnKey) {
+        self.keys.forget(conn);
         self.held.forget_conn(conn);
         self.book.forget(conn);
     }
@@ -331,7 +302,7 @@ impl QueueEngine for LocalEngine {
             Some(_) => {}
         }
         if !kept {
-            self.live.remove(&id);
+            self.take_live(id);
         }
         kept
     }
@@ -353,6 +324,7 @@ impl QueueEngine for LocalEngine {
     fn end_turn(&mut self) {
         self.store.end_turn();
         self.release_held();
+        self.release_due();
     }
 
     fn poll_event(&mut self) -> Option<Event> {
@@ -360,7 +332,10 @@ impl QueueEngine for LocalEngine {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.store.deadline()
+        match (self.store.deadline(), self.next_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn unkept(&self, client: Option<IpAddr>) -> (usize, usize, usize) {
@@ -394,6 +369,9 @@ impl QueueEngine for LocalEngine {
 
     fn shrink(&mut self) {
         self.book.shrink();
+        self.shrink_schedule();
+        let book = &self.book;
+        self.keys.shrink(|id| book.get(id).is_some());
     }
 
     fn compact(&mut self) {

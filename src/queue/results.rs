@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::keys::ConnKey;
+use crate::queue::attempts::{Again, Attempt};
 use crate::queue::ids::{IdKey, ID_SPACE};
 use crate::run::receipt::Receipt;
 
@@ -26,6 +27,25 @@ pub struct Done {
     pub answer: Rc<[u8]>,
     pub finished: Instant,
     pub receipt: Receipt,
+    /// Every attempt it made, the last one included.
+    pub tries: Vec<Attempt>,
+    /// A failed job's data and options, for `queue:retry`.
+    pub again: Option<Box<Again>>,
+}
+
+/// A held result whose job failed for good: a row of `queue:failed`
+/// (and of any other view of the failed jobs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedResult {
+    pub id: u64,
+    pub module: String,
+    /// The listener it was added on.
+    pub owner: String,
+    pub attempts: u32,
+    pub finished: Instant,
+    pub outcome: crate::run::outcome::Outcome,
+    /// The last attempt's first stderr line.
+    pub stderr: String,
 }
 
 /// What is kept of a fetched job for `queue:info`.
@@ -167,6 +187,33 @@ impl QueueBook {
 
     pub fn held_bytes(&self) -> usize {
         self.held_bytes
+    }
+
+    /// The held results whose job failed for good, newest first.
+    pub fn failed(&self) -> Vec<FailedResult> {
+        let mut failed: Vec<FailedResult> = (self.entries.iter())
+            .filter_map(|(&id, entry)| match entry {
+                Entry::Done(done) => {
+                    let outcome = done.receipt.outcome.clone()?;
+                    outcome.is_failure().then(|| FailedResult {
+                        id,
+                        module: done.module.clone(),
+                        owner: done.owner.clone(),
+                        attempts: done.receipt.attempts,
+                        finished: done.finished,
+                        outcome,
+                        stderr: done
+                            .tries
+                            .last()
+                            .map(|t| t.stderr.clone())
+                            .unwrap_or_default(),
+                    })
+                }
+                Entry::Active => None,
+            })
+            .collect();
+        failed.sort_by(|a, b| b.finished.cmp(&a.finished).then(b.id.cmp(&a.id)));
+        failed
     }
 
     /// The receipt of a job fetched a while ago.

@@ -24,6 +24,8 @@ fn done_by(answer: &[u8], finished: Instant, client: [u8; 4]) -> Done {
         answer: Rc::from(answer),
         finished,
         receipt: Receipt::default(),
+        tries: Vec::new(),
+        again: None,
     }
 }
 

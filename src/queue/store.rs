@@ -13,7 +13,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::SystemTime;
 
+use crate::queue::attempts::{Again, Attempt};
 use crate::queue::ids::IdKey;
+use crate::queue::options::JobOptions;
 use crate::run::receipt::Receipt;
 
 /// The caller's name for a change it waits for.
@@ -56,6 +58,8 @@ pub enum Change {
         module: String,
         data: Rc<[u8]>,
         added_at: SystemTime,
+        /// What it asked for (its run time, retries, key, ...).
+        options: JobOptions,
     },
     /// Run `attempt` of job `id` started.
     Started { id: u64, attempt: u32 },
@@ -68,7 +72,16 @@ pub enum Change {
         answer: Rc<[u8]>,
         receipt: Receipt,
         finished_at: SystemTime,
+        /// Every attempt it made.
+        tries: Vec<Attempt>,
+        /// A failed job's data and options, for `queue:retry`.
+        again: Option<Box<Again>>,
+        /// Its `key` option.
+        key: Option<Vec<u8>>,
     },
+    /// An attempt of job `id` failed and another is scheduled (or the job
+    /// failed for good, and `Finished` follows).
+    Attempt { id: u64, attempt: Attempt },
     /// Job `id` and whatever is kept of it are gone.
     Removed { id: u64, why: Removal },
 }
@@ -94,8 +107,11 @@ pub struct RecoveredJob {
     pub module: String,
     pub data: Rc<[u8]>,
     pub added_at: SystemTime,
-    /// Runs started before (more than zero: it was interrupted).
+    /// Runs started before (more than zero: it was interrupted or failed).
     pub attempts: u32,
+    pub options: JobOptions,
+    /// Its failed attempts, the last one saying when it runs again.
+    pub tries: Vec<Attempt>,
 }
 
 /// A result nobody had fetched yet.
@@ -108,6 +124,12 @@ pub struct RecoveredResult {
     pub answer: Rc<[u8]>,
     pub receipt: Receipt,
     pub finished_at: SystemTime,
+    /// Every attempt it made.
+    pub tries: Vec<Attempt>,
+    /// A failed job's data and options, for `queue:retry`.
+    pub again: Option<Box<Again>>,
+    /// Its `key` option.
+    pub key: Option<Vec<u8>>,
 }
 
 /// What a store held at start.

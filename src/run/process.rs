@@ -233,6 +233,11 @@ impl Process {
         self.stderr.is_some()
     }
 
+    /// The first line the process wrote to stderr that was not empty.
+    pub fn first_stderr_line(&self) -> &[u8] {
+        self.stderr_log.first_line()
+    }
+
     /// Ends the stderr log's share of one job (a warm worker serves many).
     pub fn finish_stderr_log(&mut self, name: &str) {
         self.stderr_log.finish(name, self.pid);

@@ -15,7 +15,13 @@ pub struct StderrLog {
     line: Vec<u8>,
     /// Bytes seen since the last [`StderrLog::finish`].
     seen: usize,
+    /// The first line that was not empty (cut at [`FIRST_CAP`]): what a
+    /// failed queue job's attempt is remembered by.
+    first: Vec<u8>,
 }
+
+/// How much of the first line is kept.
+const FIRST_CAP: usize = 200;
 
 impl StderrLog {
     /// Logs the complete lines of `chunk`, keeping a partial last one.
@@ -46,7 +52,16 @@ impl StderrLog {
         self.seen = 0;
     }
 
+    /// The first line written that was not empty.
+    pub fn first_line(&self) -> &[u8] {
+        &self.first
+    }
+
     fn flush_line(&mut self, module: &str, pid: Option<u32>) {
+        if self.first.is_empty() {
+            let cut = self.line.len().min(FIRST_CAP);
+            self.first.extend_from_slice(&self.line[..cut]);
+        }
         if self.seen < LOG_CAP {
             let pid = pid.map_or_else(String::new, |pid| format!(" [{pid}]"));
             log::warn!("module {module}{pid}: {}", loggable(&self.line, LINE_CAP));
@@ -71,5 +86,6 @@ mod tests {
         assert_eq!(log.line.len(), 10, "a long line is logged in pieces");
         log.finish("m", None);
         assert_eq!((log.line.len(), log.seen), (0, 0), "each job starts afresh");
+        assert_eq!(log.first_line(), b"one", "the first line is kept");
     }
 }

@@ -236,7 +236,7 @@ fn info_tells_exit_code_signal_cut_output_cpu_time_and_module_hash() {
     }
     let info = |i: usize| d.ask_str(&format!("queue:info:id:{}", ids[i]));
     let three = info(0);
-    assert_eq!(field(&three, "status"), "done");
+    assert_eq!(field(&three, "status"), "failed", "its last attempt failed");
     assert_eq!(field(&three, "exit_code"), "3");
     assert_eq!(field(&three, "attempts"), "1");
     assert_eq!(field(&three, "bytes_in"), "5");

@@ -46,6 +46,9 @@ fn forged_salted_finished(id: u64, answer: &[u8]) -> Vec<u8> {
         answer: answer.into(),
         receipt: Default::default(),
         at_ms: 0,
+        tries: Vec::new(),
+        again: None,
+        key: None,
     });
     let mut frame = Vec::new();
     Salt([0; 16]).encode(&record, &mut frame);

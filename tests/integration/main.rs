@@ -33,8 +33,14 @@ mod node;
 mod node_host;
 mod ownership;
 mod package;
+/// The waiting line: priorities and per-module bounds.
+mod priority;
 mod protocol;
 mod queue;
+/// Options on queue:add, and jobs held for later.
+mod queue_later;
+/// Retries, failed jobs, queue:failed and queue:retry.
+mod queue_retries;
 mod reload;
 mod seed_clients;
 mod seed_modules;

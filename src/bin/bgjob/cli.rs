@@ -45,6 +45,30 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The options of `add`, sent as `queue:add?<options>:...`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AddOptions {
+    /// Not started before this long from now: seconds, or with a unit
+    /// (`30s`, `5m`, `2h`, `1d`).
+    #[arg(long, conflicts_with = "at")]
+    pub delay: Option<String>,
+    /// Not started before this Unix time, in seconds.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// high, normal or low.
+    #[arg(long)]
+    pub priority: Option<String>,
+    /// Attempts after the first when an attempt fails (0-25).
+    #[arg(long)]
+    pub retries: Option<u32>,
+    /// At most one held job per key on the listener.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// This job's time limit (as --delay), at most its module's.
+    #[arg(long = "job-timeout")]
+    pub job_timeout: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run MODULE over TCP and print its answer. DATA comes from the
@@ -71,6 +95,8 @@ pub enum Command {
         module: String,
         /// The module's input; from stdin when absent or `-`.
         data: Option<String>,
+        #[command(flatten)]
+        options: AddOptions,
     },
     /// Print a queued job's status: waiting, running or done.
     #[command(after_help = EXIT_CODES)]
@@ -109,6 +135,21 @@ pub enum Command {
     /// List the jobs the daemon holds.
     #[command(after_help = EXIT_CODES)]
     List,
+    /// List the failed jobs whose results are held: id, module, attempts,
+    /// age in seconds, the last attempt's first stderr line (operators).
+    #[command(after_help = EXIT_CODES)]
+    Failed,
+    /// Queue failed jobs once more, as their next attempt: one by its id,
+    /// or every failed job of a module (operators).
+    #[command(after_help = EXIT_CODES)]
+    Retry {
+        /// The failed job's id.
+        #[arg(required_unless_present = "module", conflicts_with = "module")]
+        id: Option<u64>,
+        /// Every failed job of this module.
+        #[arg(long)]
+        module: Option<String>,
+    },
     /// Check that the daemon answers (helo/oleh).
     #[command(after_help = EXIT_CODES)]
     Ping,

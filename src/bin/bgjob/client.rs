@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Ok = 0,
-    /// A bad command line: clap exits with it itself, so it is never built.
-    #[allow(dead_code)]
+    /// A bad command line (clap exits with it itself, `add` for a bad
+    /// `--delay`).
     Usage = 2,
     /// The daemon cannot be reached, or the connection broke.
     CannotConnect = 3,

@@ -9,6 +9,8 @@
 mod cli;
 /// What an answer means for the exit code; `stats --watch`.
 mod client;
+/// `add`'s flags as `queue:add?<options>`.
+mod options;
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
@@ -59,8 +61,22 @@ fn run(cli: &Cli) -> io::Result<Exit> {
             socket.send_to(&datagram, address(cli)?)?;
             Ok(Exit::Ok)
         }
-        Command::Add { module, data } => {
-            let mut request = b"queue:add:".to_vec();
+        Command::Add {
+            module,
+            data,
+            options,
+        } => {
+            let query = match options::query(options) {
+                Ok(query) => query,
+                Err(why) => {
+                    eprintln!("bgjob: {why}");
+                    return Ok(Exit::Usage);
+                }
+            };
+            let mut request = match query.is_empty() {
+                true => b"queue:add:".to_vec(),
+                false => format!("queue:add?{query}:").into_bytes(),
+            };
             request.extend(module_request(module, data)?);
             let reply = ask(request)?;
             match reply.strip_prefix(b"id:") {
@@ -99,6 +115,15 @@ fn run(cli: &Cli) -> io::Result<Exit> {
                 eprintln!("bgjob: no jobs held (none waiting, running or done and not fetched)");
             }
             Ok(exit)
+        }
+        Command::Failed => answer(ask(b"queue:failed".to_vec())?),
+        Command::Retry { id, module } => {
+            let request = match (id, module) {
+                (Some(id), _) => format!("queue:retry:id:{id}"),
+                (None, Some(module)) => format!("queue:retry:module:{module}"),
+                (None, None) => return Ok(Exit::Usage),
+            };
+            line(ask(request.into_bytes())?)
         }
         Command::Stats { watch: false, .. } => answer(ask(b"queue:stats".to_vec())?),
         Command::Stats { watch: true, count } => watch(cli, *count),
