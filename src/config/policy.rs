@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::queue::options::{Priority, MAX_RETRIES};
+
 /// How a direct TCP call's answer reaches its client.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -48,13 +50,46 @@ pub struct ModulePolicy {
     /// `node_workers`.
     #[serde(default)]
     pub node_workers: Option<usize>,
+    /// Attempts after the first when an attempt fails (0-25), for jobs that
+    /// do not ask for their own: a flaky mailer retries, a renderer not.
+    #[serde(default, deserialize_with = "retries")]
+    pub retries: Option<u32>,
+    /// The wait before the first retry, in seconds; it doubles with each
+    /// further attempt, up to `retry_max_secs`.
+    #[serde(default, deserialize_with = "positive_secs")]
+    pub retry_base_secs: Option<Duration>,
+    /// The longest wait between two attempts, in seconds.
+    #[serde(default, deserialize_with = "positive_secs")]
+    pub retry_max_secs: Option<Duration>,
+    /// The priority of this module's jobs that do not ask for their own.
+    #[serde(default, deserialize_with = "priority")]
+    pub priority: Option<Priority>,
 }
+
+/// The policy of a module that has none: every default.
+static DEFAULT_POLICY: ModulePolicy = ModulePolicy {
+    answer: Answer::Buffered,
+    job_timeout_secs: None,
+    max_jobs: None,
+    max_waiting: None,
+    node_workers: None,
+    retries: None,
+    retry_base_secs: None,
+    retry_max_secs: None,
+    priority: None,
+};
+
+/// The wait before the first retry when a policy does not set one.
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(10);
+/// The longest wait between attempts when a policy does not set one.
+pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(3600);
 
 /// The longest per-module time limit, a day, as for the global one.
 const MAX_TIMEOUT_SECS: f64 = 86_400.0;
 
-/// Reads a time limit: a number of seconds above 0 and at most a day. A
-/// bad value is an error, so `--check-config` names its path.
+/// Reads a time limit or a wait: a number of seconds above 0 and at most a
+/// day (a decimal such as 0.05 is fine). A bad value is an error, so
+/// `--check-config` names its path.
 fn positive_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let secs = f64::deserialize(d)?;
     if secs.is_finite() && secs > 0.0 && secs <= MAX_TIMEOUT_SECS {
@@ -66,11 +101,69 @@ fn positive_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Durati
     }
 }
 
+/// Reads a retry count: 0 to `MAX_RETRIES`, as a job may ask for.
+fn retries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let n = u64::deserialize(d)?;
+    match u32::try_from(n) {
+        Ok(n) if n <= MAX_RETRIES => Ok(Some(n)),
+        _ => Err(serde::de::Error::custom(format!(
+            "{n} is out of range (0 to {MAX_RETRIES})"
+        ))),
+    }
+}
+
+/// Reads a priority by its option's spelling: `high`, `normal` or `low`.
+fn priority<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Priority>, D::Error> {
+    let name = String::deserialize(d)?;
+    [Priority::High, Priority::Normal, Priority::Low]
+        .into_iter()
+        .find(|p| p.name() == name)
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!("{name:?} is not a priority (high, normal or low)"))
+        })
+}
+
 impl ModulePolicy {
     /// The time limit of this module's jobs: its own, else the global one.
     pub fn job_timeout(&self, global: Duration) -> Duration {
         self.job_timeout_secs.unwrap_or(global)
     }
+
+    /// The retries of this module's jobs that do not ask for their own.
+    pub fn retries(&self) -> u32 {
+        self.retries.unwrap_or(0)
+    }
+
+    /// The wait before the first retry.
+    pub fn retry_base(&self) -> Duration {
+        self.retry_base_secs.unwrap_or(DEFAULT_RETRY_BASE)
+    }
+
+    /// The longest wait between two attempts.
+    pub fn retry_max(&self) -> Duration {
+        self.retry_max_secs.unwrap_or(DEFAULT_RETRY_MAX)
+    }
+
+    /// The priority of this module's jobs that do not ask for their own.
+    pub fn priority(&self) -> Priority {
+        self.priority.unwrap_or_default()
+    }
+
+    /// The wait after failed attempt `attempt` (1-based): `retry_base x
+    /// 2^(attempt-1)` times `jitter` (the caller's random factor, meant to
+    /// lie in [0.75, 1.25], so that jobs failed together do not retry
+    /// together), at most `retry_max`.
+    pub fn retry_wait(&self, attempt: u32, jitter: f64) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(60) as i32;
+        let secs = self.retry_base().as_secs_f64() * 2f64.powi(doublings) * jitter.max(0.0);
+        Duration::from_secs_f64(secs.min(self.retry_max().as_secs_f64()))
+    }
+}
+
+/// The policy of `module` under `policies`, else the default one.
+pub fn policy<'a>(policies: &'a Policies, module: &str) -> &'a ModulePolicy {
+    policies.get(module).unwrap_or(&DEFAULT_POLICY)
 }
 
 /// The time limit of `module`'s jobs under `policies`, else `global`.
@@ -133,6 +226,76 @@ mod tests {
             assert!(
                 e.contains("module_policy.slow.job_timeout_secs"),
                 "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn retries_and_priority_parse_with_their_defaults() {
+        let config = Config::parse(
+            r#"{"module_policy": {"mailer": {"retries": 25, "retry_base_secs": 0.05,
+                "retry_max_secs": 0.5, "priority": "high"}, "plain": {}}}"#,
+        )
+        .unwrap();
+        let policies = &config.settings.module_policy;
+        let mailer = policy(policies, "mailer");
+        assert_eq!(mailer.retries(), 25);
+        assert_eq!(mailer.retry_base(), Duration::from_millis(50));
+        assert_eq!(mailer.retry_max(), Duration::from_millis(500));
+        assert_eq!(mailer.priority(), Priority::High);
+        for defaults in [policy(policies, "plain"), policy(policies, "absent")] {
+            assert_eq!(defaults.retries(), 0);
+            assert_eq!(defaults.retry_base(), Duration::from_secs(10));
+            assert_eq!(defaults.retry_max(), Duration::from_secs(3600));
+            assert_eq!(defaults.priority(), Priority::Normal);
+        }
+        let low = Config::parse(r#"{"module_policy": {"m": {"priority": "low"}}}"#).unwrap();
+        assert_eq!(
+            policy(&low.settings.module_policy, "m").priority(),
+            Priority::Low
+        );
+    }
+
+    #[test]
+    fn the_retry_wait_doubles_with_jitter_up_to_its_ceiling() {
+        let config = Config::parse(
+            r#"{"module_policy": {"m": {"retry_base_secs": 2, "retry_max_secs": 10}}}"#,
+        )
+        .unwrap();
+        let m = policy(&config.settings.module_policy, "m");
+        let secs = |attempt, jitter| m.retry_wait(attempt, jitter).as_secs_f64();
+        assert_eq!(secs(1, 1.0), 2.0);
+        assert_eq!(secs(2, 1.0), 4.0);
+        assert_eq!(secs(2, 0.75), 3.0);
+        assert_eq!(secs(3, 1.25), 10.0);
+        assert_eq!(secs(40, 1.0), 10.0);
+        let default = policy(&config.settings.module_policy, "other");
+        assert_eq!(default.retry_wait(1, 1.0), Duration::from_secs(10));
+        assert_eq!(default.retry_wait(30, 1.0), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn a_bad_retry_or_priority_names_its_path() {
+        for (key, bad) in [
+            ("retries", "26"),
+            ("retries", "-1"),
+            ("retries", "1.5"),
+            ("retries", r#""3""#),
+            ("retry_base_secs", "0"),
+            ("retry_base_secs", "-0.05"),
+            ("retry_max_secs", "86401"),
+            ("retry_max_secs", r#""1h""#),
+            ("priority", r#""urgent""#),
+            ("priority", "1"),
+        ] {
+            let e = Config::parse(&format!(
+                r#"{{"module_policy": {{"m": {{"{key}": {bad}}}}}}}"#
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains(&format!("module_policy.m.{key}")),
+                "{key} {bad}: {e}"
             );
         }
     }
