@@ -140,6 +140,14 @@ impl Daemon {
                     let why = format!("{name}: this client has {waiting} jobs waiting");
                     return self.refuse_for(key, Refusal::Busy, &why);
                 }
+                let policy = crate::config::policy::policy(&self.settings.module_policy, &name);
+                if policy
+                    .max_waiting
+                    .is_some_and(|max| self.jobs.waiting_of(&name) >= max)
+                {
+                    let why = format!("{name}: its max_waiting jobs are waiting");
+                    return self.refuse_for(key, Refusal::Busy, &why);
+                }
                 let origin = Origin::Tcp {
                     conn: Some(key),
                     peer,

@@ -16,14 +16,20 @@ use crate::run::spawns::Owner;
 use crate::sanitize::loggable;
 
 impl Daemon {
-    /// Starts waiting jobs, oldest first, while running slots are free.
+    /// Starts waiting jobs, highest priority first and oldest first within
+    /// one, while running slots are free, in all and for their module.
     pub(super) fn start_waiting_jobs(&mut self) {
         if self.stopping.is_some() {
             return;
         }
         // With module uids, a job starts only when a uid is free for it.
         while self.uid_available() {
-            let Some(key) = self.jobs.pop_waiting(self.settings.max_jobs) else {
+            let policies = &self.settings.module_policy;
+            let module_limit = |module: &str| {
+                let policy = crate::config::policy::policy(policies, module);
+                policy.max_jobs.unwrap_or(usize::MAX)
+            };
+            let Some(key) = self.jobs.pop_waiting(self.settings.max_jobs, module_limit) else {
                 break;
             };
             let warm = self

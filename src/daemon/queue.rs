@@ -48,8 +48,9 @@ impl Daemon {
             client: Some(peer.ip()),
             conn: Some(key),
             udp_peer: None,
+            priority: self.default_priority(module),
         };
-        let (room, keep) = (self.admission(job.client), self.retention());
+        let (room, keep) = (self.admission(&job), self.retention());
         let added = self.queue.add(job, room, keep);
         self.route_queue();
         match added {
@@ -77,23 +78,31 @@ impl Daemon {
         data: &[u8],
         peer: SocketAddr,
     ) -> Result<u64, Refusal> {
-        let job = NewJob {
+        let mut job = NewJob {
             module,
             data: data.to_vec(),
             owner: String::new(),
             client: Some(peer.ip()),
             conn: None,
             udp_peer: Some(peer),
+            priority: Default::default(),
         };
-        let (room, keep) = (self.admission(job.client), self.retention());
+        job.priority = self.default_priority(&job.module.name);
+        let (room, keep) = (self.admission(&job), self.retention());
         let added = self.queue.add(job, room, keep);
         self.route_queue();
         added
     }
 
-    /// The waiting line's load and the bounds, for the engine to decide.
-    fn admission(&self, client: Option<IpAddr>) -> Admission {
-        let s = &self.settings;
+    /// The priority of `module`'s jobs that do not ask for their own.
+    fn default_priority(&self, module: &str) -> crate::queue::options::Priority {
+        crate::config::policy::policy(&self.settings.module_policy, module).priority()
+    }
+
+    /// The waiting line's load and the bounds, for the engine to decide
+    /// on `job`.
+    fn admission(&self, job: &NewJob) -> Admission {
+        let (s, client, module) = (&self.settings, job.client, &job.module.name);
         let (data_bytes, client_data_bytes) = self.jobs.data_bytes(client);
         Admission {
             waiting: self.jobs.waiting(),
@@ -104,6 +113,8 @@ impl Daemon {
             max_waiting_per_client: s.max_waiting_per_client,
             max_waiting_bytes: s.max_waiting_bytes,
             max_waiting_bytes_per_client: s.max_waiting_bytes_per_client,
+            module_waiting: self.jobs.waiting_of(module),
+            module_max_waiting: crate::config::policy::policy(&s.module_policy, module).max_waiting,
         }
     }
 

@@ -44,6 +44,8 @@ pub struct NewJob {
     pub conn: Option<ConnKey>,
     /// The datagram's sender; none for `queue:add`.
     pub udp_peer: Option<SocketAddr>,
+    /// Its place in the waiting line: its module policy's default.
+    pub priority: Priority,
 }
 
 /// How full the daemon's own waiting line is, and the bounds: the engine
@@ -61,6 +63,10 @@ pub struct Admission {
     pub max_waiting_per_client: usize,
     pub max_waiting_bytes: usize,
     pub max_waiting_bytes_per_client: usize,
+    /// Jobs of the new job's module in the daemon's waiting line, and its
+    /// module's own bound (`module_policy`'s `max_waiting`), if it has one.
+    pub module_waiting: usize,
+    pub module_max_waiting: Option<usize>,
 }
 
 /// How many bytes of unfetched results are kept, and for how long.

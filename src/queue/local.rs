@@ -221,6 +221,15 @@ impl LocalEngine {
         {
             return Err(Refusal::Busy);
         }
+        if let Some(max) = room.module_max_waiting {
+            let module = &job.module.name;
+            let unkept = self.live.values().filter(|l| l.phase == Phase::Unkept);
+            if room.module_waiting + unkept.filter(|l| &l.job.module.name == module).count() >= max
+            {
+                log::debug!("job of {module} refused: {max} of its jobs wait");
+                return Err(Refusal::Busy);
+            }
+        }
         let (held, mine) = (
             room.data_bytes + unkept_bytes,
             room.client_data_bytes + mine_unkept_bytes,
@@ -278,7 +287,7 @@ impl LocalEngine {
             owner: job.owner,
             client: job.client,
             attempts: 0,
-            priority: Priority::Normal,
+            priority: job.priority,
             timeout: None,
             added_at,
             created: Instant::now(),

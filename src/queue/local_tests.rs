@@ -60,6 +60,7 @@ fn add(engine: &mut LocalEngine, by: usize, owner: &str) -> u64 {
         client: Some([10, 0, 0, by as u8].into()),
         conn: Some(conn(by)),
         udp_peer: None,
+        priority: Default::default(),
     };
     engine.add(job, room(), keep()).unwrap()
 }
@@ -243,6 +244,7 @@ fn jobs_not_kept_yet_count_against_the_waiting_bound() {
         client: None,
         conn: None,
         udp_peer: None,
+        priority: Default::default(),
     };
     assert!(engine.add(job(1), bound, keep()).is_ok());
     assert_eq!(engine.add(job(2), bound, keep()), Err(Refusal::Busy));

@@ -12,6 +12,8 @@ pub mod hasher;
 pub mod job;
 /// What a module may use and see: limits, user, environment.
 pub mod limits;
+/// The waiting line: by priority, FIFO within one, per module.
+pub mod line;
 /// The modules folder: which modules exist and how each runs.
 pub mod modules;
 /// The module-name rule (a leaf).

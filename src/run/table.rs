@@ -1,9 +1,13 @@
-//! The job table: every job the daemon holds and the FIFO waiting line.
+//! The job table: every job the daemon holds, the waiting line
+//! (`line.rs`: highest priority first, FIFO within one), and what bounds
+//! the starting of jobs: running slots in all and per module, and the
+//! modules whose starting is paused.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
 
 use crate::keys::{JobKey, Table};
 use crate::run::job::{ColdRun, Job, JobState, Origin, WarmRun};
+use crate::run::line::WaitingLine;
 
 /// The waiting line is full.
 #[derive(Debug)]
@@ -12,10 +16,14 @@ pub struct Busy;
 #[derive(Debug, Default)]
 pub struct JobTable {
     jobs: Table<JobKey, Job>,
-    waiting: VecDeque<JobKey>,
+    waiting: WaitingLine,
     /// Jobs started (cold, or on a warm worker or waiting for one): each
     /// holds a running slot.
     running: usize,
+    /// The same by module, for the modules' own `max_jobs`.
+    running_by_module: HashMap<String, usize>,
+    /// Modules whose queued jobs do not start (`queue:pause`).
+    paused: HashSet<String>,
     /// Jobs not started yet, by client address.
     by_client: HashMap<std::net::IpAddr, usize>,
     /// UDP jobs not started yet.
@@ -39,11 +47,7 @@ impl JobTable {
         if self.waiting.len() >= max_waiting {
             return Err(Busy);
         }
-        self.count(counted(&job), true);
-        self.count_data(&job, true);
-        let key = self.jobs.insert(job);
-        self.waiting.push_back(key);
-        Ok(key)
+        Ok(self.insert_waiting(job))
     }
 
     /// Bytes of journaled jobs' data held: in all, and for `client`.
@@ -105,10 +109,16 @@ impl JobTable {
     /// A queue or datagram job the queue says to run (kept, or recovered
     /// at start): it waits, whatever the limit (the queue admitted it).
     pub fn add_kept(&mut self, job: Job) -> JobKey {
+        self.insert_waiting(job)
+    }
+
+    /// Counts a job as waiting and puts it in the line.
+    fn insert_waiting(&mut self, job: Job) -> JobKey {
         self.count(counted(&job), true);
         self.count_data(&job, true);
+        let (module, priority) = (job.module.clone(), job.priority);
         let key = self.jobs.insert(job);
-        self.waiting.push_back(key);
+        self.waiting.push(&module.name, priority, key);
         key
     }
 
@@ -116,12 +126,22 @@ impl JobTable {
         self.jobs.iter()
     }
 
-    /// The next job to start, if fewer than `max_running` run.
-    pub fn pop_waiting(&mut self, max_running: usize) -> Option<JobKey> {
+    /// The next job to start, if fewer than `max_running` run: the first
+    /// of the highest priority among the modules that run fewer than
+    /// `module_limit` of their jobs and are not paused.
+    pub fn pop_waiting(
+        &mut self,
+        max_running: usize,
+        module_limit: impl Fn(&str) -> usize,
+    ) -> Option<JobKey> {
         if self.running() >= max_running {
             return None;
         }
-        let key = self.waiting.pop_front()?;
+        let (running, paused) = (&self.running_by_module, &self.paused);
+        let key = self.waiting.pop(|module| {
+            !paused.contains(module)
+                && running.get(module).copied().unwrap_or(0) < module_limit(module)
+        })?;
         if let Some(who) = self.jobs.get(key).map(counted) {
             self.count(who, false);
         }
@@ -142,6 +162,10 @@ impl JobTable {
         if let Some(job) = self.jobs.get_mut(key) {
             if !job.is_running() {
                 self.running += 1;
+                *self
+                    .running_by_module
+                    .entry(job.module.name.clone())
+                    .or_default() += 1;
             }
             job.state = state;
         }
@@ -153,6 +177,7 @@ impl JobTable {
             if matches!(job.state, JobState::Warm(_)) {
                 job.state = JobState::Waiting;
                 self.running -= 1;
+                Self::ran(&mut self.running_by_module, &job.module.name);
             }
         }
     }
@@ -170,17 +195,48 @@ impl JobTable {
         let job = self.jobs.remove(key)?;
         self.count_data(&job, false);
         match &job.state {
-            JobState::Running(_) | JobState::Warm(_) => self.running -= 1,
+            JobState::Running(_) | JobState::Warm(_) => {
+                self.running -= 1;
+                Self::ran(&mut self.running_by_module, &job.module.name);
+            }
             JobState::Waiting => {
                 // Popped waiting jobs are no longer counted (they are starting).
-                let before = self.waiting.len();
-                self.waiting.retain(|&k| k != key);
-                if self.waiting.len() < before {
+                if self.waiting.remove(&job.module.name, job.priority, key) {
                     self.count(counted(&job), false);
                 }
             }
         }
         Some(job)
+    }
+
+    /// One job of `module` no longer runs.
+    fn ran(running: &mut HashMap<String, usize>, module: &str) {
+        if let Some(n) = running.get_mut(module) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(module);
+            }
+        }
+    }
+
+    /// Jobs of `module` started and not finished.
+    pub fn running_of(&self, module: &str) -> usize {
+        self.running_by_module.get(module).copied().unwrap_or(0)
+    }
+
+    /// Jobs of `module` waiting to start.
+    pub fn waiting_of(&self, module: &str) -> usize {
+        self.waiting.len_of(module)
+    }
+
+    /// Stops (true) or restarts (false) the starting of `module`'s jobs;
+    /// those already running go on.
+    pub fn set_paused(&mut self, module: &str, paused: bool) {
+        if paused {
+            self.paused.insert(module.to_string());
+        } else {
+            self.paused.remove(module);
+        }
     }
 
     /// Jobs started and not finished.
@@ -201,7 +257,8 @@ impl JobTable {
     /// Gives back the capacity a load left (see `daemon/memory.rs`).
     pub fn shrink(&mut self) {
         self.jobs.shrink();
-        self.waiting.shrink_to_fit();
+        self.waiting.shrink();
+        self.running_by_module.shrink_to_fit();
         self.by_client.shrink_to_fit();
         self.data_by_client.shrink_to_fit();
     }
@@ -213,7 +270,7 @@ impl JobTable {
 
     /// Keys of the jobs waiting, oldest first.
     pub fn waiting_keys(&self) -> Vec<JobKey> {
-        self.waiting.iter().copied().collect()
+        self.waiting.keys()
     }
 }
 
@@ -232,6 +289,10 @@ mod tests {
         }
     }
 
+    fn any(_: &str) -> usize {
+        usize::MAX
+    }
+
     fn job() -> Job {
         let module = crate::run::modules::test_module("m");
         Job::new(module.into(), Origin::Queue { id: 1 }, b"", true)
@@ -243,11 +304,11 @@ mod tests {
         let a = table.add(job(), 2).unwrap();
         let b = table.add(job(), 2).unwrap();
         assert!(table.add(job(), 2).is_err());
-        assert_eq!(table.pop_waiting(1), Some(a));
+        assert_eq!(table.pop_waiting(1, any), Some(a));
         table.warm_started(a, warm());
-        assert_eq!(table.pop_waiting(1), None, "running limit reached");
+        assert_eq!(table.pop_waiting(1, any), None, "running limit reached");
         assert_eq!(table.running(), 1);
-        assert_eq!(table.pop_waiting(2), Some(b));
+        assert_eq!(table.pop_waiting(2, any), Some(b));
         assert!(table.remove(a).is_some());
         assert_eq!(table.running(), 0);
         assert_eq!(table.waiting(), 0);
@@ -255,7 +316,7 @@ mod tests {
         assert_eq!(table.waiting(), 1);
         table.add_kept(job());
         assert_eq!(table.waiting(), 2, "a kept job waits whatever the limit");
-        assert_eq!(table.pop_waiting(9), Some(kept));
+        assert_eq!(table.pop_waiting(9, any), Some(kept));
     }
 
     #[test]
@@ -268,7 +329,7 @@ mod tests {
         let k = table.add_kept(with_data);
         assert_eq!(table.data_bytes(Some(client)), (100, 100));
         assert_eq!(table.data_bytes(None), (100, 0));
-        assert_eq!(table.pop_waiting(9), Some(k));
+        assert_eq!(table.pop_waiting(9, any), Some(k));
         assert_eq!(
             table.data_bytes(Some(client)),
             (100, 100),
@@ -276,5 +337,40 @@ mod tests {
         );
         table.remove(k);
         assert_eq!(table.data_bytes(Some(client)), (0, 0));
+    }
+
+    fn job_of(module: &str, priority: crate::queue::options::Priority) -> Job {
+        let module = crate::run::modules::test_module(module);
+        let mut job = Job::new(module.into(), Origin::Queue { id: 1 }, b"", true);
+        job.priority = priority;
+        job
+    }
+
+    #[test]
+    fn a_module_at_its_limit_or_paused_lets_the_others_start() {
+        use crate::queue::options::Priority::{High, Low, Normal};
+        let mut table = JobTable::default();
+        let limit = |m: &str| if m == "one" { 1 } else { usize::MAX };
+        let a = table.add_kept(job_of("one", Normal));
+        let b = table.add_kept(job_of("one", High));
+        let c = table.add_kept(job_of("other", Low));
+        let d = table.add_kept(job_of("other", Normal));
+        assert_eq!(table.pop_waiting(9, limit), Some(b), "high first");
+        table.warm_started(b, warm());
+        assert_eq!(table.running_of("one"), 1);
+        assert_eq!(table.waiting_of("one"), 1);
+        assert_eq!(table.pop_waiting(9, limit), Some(d), "one is at its limit");
+        table.warm_started(d, warm());
+        table.set_paused("other", true);
+        assert_eq!(table.pop_waiting(9, limit), None, "one full, other paused");
+        table.remove(b);
+        assert_eq!(table.running_of("one"), 0);
+        assert_eq!(table.pop_waiting(9, limit), Some(a));
+        table.warm_started(a, warm());
+        table.set_paused("other", false);
+        assert_eq!(table.pop_waiting(9, limit), Some(c));
+        table.warm_started(c, warm());
+        table.warm_to_cold(c);
+        assert_eq!((table.running(), table.running_of("other")), (2, 1));
     }
 }

@@ -33,6 +33,8 @@ mod node;
 mod node_host;
 mod ownership;
 mod package;
+/// The waiting line: priorities and per-module bounds.
+mod priority;
 mod protocol;
 mod queue;
 mod reload;
