@@ -183,6 +183,20 @@ impl Daemon {
         Ok(None)
     }
 
+    /// `queue:pause`/`queue:resume` of a module: the engine checks the
+    /// asker's rights and keeps the change; an operator naming no module is
+    /// told so.
+    pub(super) fn queue_pause(&mut self, key: ConnKey, module: String, paused: bool) -> Reply {
+        if let Some(asker) = self.asker(key) {
+            if asker.operator && self.modules.lookup(&module).is_none() {
+                return Err(Refusal::UnknownModule);
+            }
+            self.queue.pause(asker, module, paused);
+            self.route_queue();
+        }
+        Ok(None)
+    }
+
     pub(super) fn queue_stats(&mut self, key: ConnKey) -> Reply {
         self.queue.stats(key);
         self.route_queue();
@@ -290,6 +304,7 @@ impl Daemon {
                     self.answer(conn, text.into_bytes());
                 }
                 Event::List { conn, rows } => self.answer_list(conn, rows),
+                Event::Pause { module, paused } => self.jobs.set_paused(&module, paused),
             }
         }
     }
@@ -376,6 +391,9 @@ impl Daemon {
         line("datagrams_forbidden", &s.udp_forbidden);
         line("datagrams_over_budget", &s.udp_over_budget);
         line("next_id", &queue.next_id);
+        if !queue.paused.is_empty() {
+            line("paused_modules", &queue.paused.join(" "));
+        }
         match &queue.store {
             Status::Journal {
                 bytes,

@@ -54,5 +54,6 @@ pub(super) fn record_of(change: Change) -> Record {
             at_ms: unix_ms(finished_at),
         }),
         Change::Removed { id, why } => Record::Removed { id, why },
+        Change::Paused { module, paused } => Record::Paused { module, paused },
     }
 }

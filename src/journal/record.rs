@@ -78,6 +78,12 @@ pub enum Record {
         id: u64,
         why: Removal,
     },
+    /// The starting of a module's queued jobs was stopped (`paused`) or
+    /// restarted (`queue:pause`, `queue:resume`); the last one counts.
+    Paused {
+        module: String,
+        paused: bool,
+    },
 }
 
 impl Record {
@@ -88,6 +94,8 @@ impl Record {
             | Record::Started { id, .. }
             | Record::Finished(Finished { id, .. })
             | Record::Removed { id, .. } => *id,
+            // Of no job.
+            Record::Paused { .. } => 0,
         }
     }
 
@@ -147,6 +155,11 @@ impl Record {
                 w.u64(*id);
                 w.u8(*why as u8);
             }
+            Record::Paused { module, paused } => {
+                w.u8(6);
+                w.bytes(module.as_bytes());
+                w.u8(u8::from(*paused));
+            }
         }
     }
 
@@ -199,6 +212,14 @@ impl Record {
                     _ => return None,
                 },
             },
+            6 => Record::Paused {
+                module: r.text()?,
+                paused: match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return None,
+                },
+            },
             _ => return None,
         };
         r.0.is_empty().then_some(record)
@@ -212,5 +233,31 @@ impl Record {
             _ => true,
         };
         ok.then_some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pause_record_reads_back_and_a_bad_one_does_not() {
+        for paused in [true, false] {
+            let record = Record::Paused {
+                module: "render".into(),
+                paused,
+            };
+            let mut body = Vec::new();
+            record.encode_body(&mut body);
+            assert_eq!(body[0], 6);
+            assert_eq!(Record::decode_body(&body, Format::V2), Some(record));
+            let mut longer = body.clone();
+            longer.push(0);
+            assert_eq!(Record::decode_body(&longer, Format::V2), None, "trailing");
+            body.pop();
+            assert_eq!(Record::decode_body(&body, Format::V2), None, "cut");
+            body.push(2);
+            assert_eq!(Record::decode_body(&body, Format::V2), None, "neither");
+        }
     }
 }

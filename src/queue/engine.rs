@@ -128,6 +128,8 @@ pub struct QueueStats {
     pub results_bytes: usize,
     pub next_id: u64,
     pub store: Status,
+    /// Modules whose queued jobs do not start, by name.
+    pub paused: Vec<String>,
 }
 
 /// What the engine tells the loop to do.
@@ -149,6 +151,9 @@ pub enum Event {
     Withdraw { id: u64, module: String },
     /// The engine's counters, for `queue:stats` on this connection.
     Stats { conn: ConnKey, stats: QueueStats },
+    /// The starting of `module`'s queued jobs stops (`paused`) or restarts:
+    /// the waiting line holds them, or lets them start again.
+    Pause { module: String, paused: bool },
     /// `queue:list` rows of the engine's jobs (`id module transport status
     /// age_secs`), by id.
     List {
@@ -176,6 +181,9 @@ pub trait QueueEngine {
     fn list(&mut self, asker: Asker);
     /// `queue:stats`: the engine's counters.
     fn stats(&mut self, conn: ConnKey);
+    /// `queue:pause:<module>` (`paused`) or `queue:resume:<module>`
+    /// (operators only): stops or restarts the starting of its queued jobs.
+    fn pause(&mut self, asker: Asker, module: String, paused: bool);
     /// Run `attempt` of job `id` started.
     fn started(&mut self, id: u64, attempt: u32);
     /// Job `id` ended.

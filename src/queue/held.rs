@@ -26,6 +26,12 @@ pub enum Held {
         conns: Vec<ConnKey>,
         why: Removal,
     },
+    /// A module paused or resumed: its operator is answered once kept.
+    Paused {
+        conn: Option<ConnKey>,
+        module: String,
+        paused: bool,
+    },
 }
 
 /// Tickets handed to the store and what waits for each.
@@ -52,7 +58,7 @@ impl HeldAnswers {
     pub fn forget_conn(&mut self, conn: ConnKey) {
         for held in self.held.values_mut() {
             match held {
-                Held::Added { conn: waiting, .. } => {
+                Held::Added { conn: waiting, .. } | Held::Paused { conn: waiting, .. } => {
                     if *waiting == Some(conn) {
                         *waiting = None;
                     }

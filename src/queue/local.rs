@@ -51,6 +51,8 @@ pub struct LocalEngine {
     pub(super) store: Box<dyn QueueStore>,
     pub(super) live: HashMap<u64, Live>,
     pub(super) events: VecDeque<Event>,
+    /// Modules whose queued jobs do not start (`pause.rs`).
+    pub(super) paused: std::collections::BTreeSet<String>,
 }
 
 /// Finds a job's module by name, at start-up.
@@ -102,7 +104,9 @@ impl LocalEngine {
             store,
             live: HashMap::new(),
             events: VecDeque::new(),
+            paused: Default::default(),
         };
+        engine.recover_paused(recovered.paused);
         engine.book.continue_from(recovered.next_counter);
         let (now, wall) = (Instant::now(), SystemTime::now());
         let results = recovered.results.len();
@@ -312,6 +316,11 @@ impl LocalEngine {
                     conns,
                     why,
                 } => self.removal_completed((id, done, conns, why), completion),
+                Held::Paused {
+                    conn,
+                    module,
+                    paused,
+                } => self.pause_completed((conn, module, paused), completion),
             }
         }
     }

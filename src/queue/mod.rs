@@ -14,6 +14,8 @@ pub mod ids;
 pub mod local;
 /// Options of `queue:add?<options>:...`, parsed without I/O.
 pub mod options;
+/// Paused modules: their queued jobs do not start.
+mod pause;
 /// The local engine's requests, and its `QueueEngine` implementation.
 mod requests;
 /// Results of queue jobs and the clients waiting for them.

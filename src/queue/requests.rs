@@ -271,8 +271,13 @@ impl QueueEngine for LocalEngine {
             results_bytes: self.book.held_bytes(),
             next_id: self.book.next_counter(),
             store: self.store.status(),
+            paused: self.paused.iter().cloned().collect(),
         };
         self.events.push_back(Event::Stats { conn, stats });
+    }
+
+    fn pause(&mut self, asker: Asker, module: String, paused: bool) {
+        self.pause_module(asker, module, paused);
     }
 
     fn started(&mut self, id: u64, attempt: u32) {

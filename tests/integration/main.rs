@@ -33,6 +33,8 @@ mod node;
 mod node_host;
 mod ownership;
 mod package;
+/// Pausing and resuming a module's queued jobs.
+mod pause;
 /// The waiting line: priorities and per-module bounds.
 mod priority;
 mod protocol;

@@ -100,6 +100,8 @@ fn run(cli: &Cli) -> io::Result<Exit> {
             }
             Ok(exit)
         }
+        Command::Pause { module } => line(ask(format!("queue:pause:{module}").into_bytes())?),
+        Command::Resume { module } => line(ask(format!("queue:resume:{module}").into_bytes())?),
         Command::Stats { watch: false, .. } => answer(ask(b"queue:stats".to_vec())?),
         Command::Stats { watch: true, count } => watch(cli, *count),
         Command::Ping => {
