@@ -20,6 +20,7 @@ use crate::queue::store::Status;
 use crate::run::job::{Job, JobState, Origin};
 use crate::run::modules::Module;
 use crate::run::outcome::Outcome;
+use crate::run::progress::Progress;
 use crate::run::receipt::Receipt;
 
 /// An answer, or a refusal to answer with.
@@ -78,16 +79,15 @@ impl Daemon {
         data: &[u8],
         peer: SocketAddr,
     ) -> Result<u64, Refusal> {
-        let mut job = NewJob {
+        let job = NewJob {
+            priority: self.default_priority(&module.name),
             module,
             data: data.to_vec(),
             owner: String::new(),
             client: Some(peer.ip()),
             conn: None,
             udp_peer: Some(peer),
-            priority: Default::default(),
         };
-        job.priority = self.default_priority(&job.module.name);
         let (room, keep) = (self.admission(&job), self.retention());
         let added = self.queue.add(job, room, keep);
         self.route_queue();
@@ -183,9 +183,7 @@ impl Daemon {
         Ok(None)
     }
 
-    /// `queue:pause`/`queue:resume` of a module: the engine checks the
-    /// asker's rights and keeps the change; an operator naming no module is
-    /// told so.
+    /// `queue:pause`/`queue:resume`: the engine checks rights and keeps it.
     pub(super) fn queue_pause(&mut self, key: ConnKey, module: String, paused: bool) -> Reply {
         if let Some(asker) = self.asker(key) {
             if asker.operator && self.modules.lookup(&module).is_none() {
@@ -207,6 +205,11 @@ impl Daemon {
     pub(super) fn queue_started(&mut self, id: u64, attempt: u32) {
         self.queue.started(id, attempt);
         self.route_queue();
+    }
+
+    /// A queue or datagram job said how far it is.
+    pub(super) fn queue_progress(&mut self, id: u64, progress: Progress) {
+        self.queue.progress(id, progress);
     }
 
     /// A queue or datagram job ended.

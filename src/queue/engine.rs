@@ -69,6 +69,20 @@ pub struct Admission {
     pub module_max_waiting: Option<usize>,
 }
 
+impl Admission {
+    /// True if the new job's module has its own `max_waiting` jobs waiting,
+    /// counting `unkept` of its jobs the engine holds itself.
+    pub fn module_full(&self, unkept: usize) -> bool {
+        let full = self
+            .module_max_waiting
+            .is_some_and(|max| self.module_waiting + unkept >= max);
+        if full {
+            log::debug!("a job refused: its module's max_waiting jobs wait");
+        }
+        full
+    }
+}
+
 /// How many bytes of unfetched results are kept, and for how long.
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
@@ -186,6 +200,8 @@ pub trait QueueEngine {
     fn pause(&mut self, asker: Asker, module: String, paused: bool);
     /// Run `attempt` of job `id` started.
     fn started(&mut self, id: u64, attempt: u32);
+    /// Job `id` said how far it is (shown by `queue:info` while it runs).
+    fn progress(&mut self, id: u64, progress: crate::run::progress::Progress);
     /// Job `id` ended.
     fn finished(&mut self, id: u64, finish: Finish, keep: Retention);
     /// Job `id` is gone without a result (dropped at start-up or shutdown).

@@ -42,6 +42,8 @@ pub(super) enum Phase {
 pub(super) struct Live {
     pub job: RunJob,
     pub phase: Phase,
+    /// How far it is, as its module last said.
+    pub progress: crate::run::progress::Progress,
 }
 
 /// The queue kept by this daemon alone.
@@ -171,8 +173,7 @@ impl LocalEngine {
     /// Hands a kept job to the loop to run.
     fn run(&mut self, job: RunJob) {
         self.events.push_back(Event::Run(job.clone()));
-        let phase = Phase::Waiting;
-        self.live.insert(job.id, Live { job, phase });
+        self.live.insert(job.id, Live::new(job, Phase::Waiting));
     }
 
     pub(super) fn removed_now(&mut self, id: u64, why: Removal) {
@@ -225,14 +226,13 @@ impl LocalEngine {
         {
             return Err(Refusal::Busy);
         }
-        if let Some(max) = room.module_max_waiting {
-            let module = &job.module.name;
-            let unkept = self.live.values().filter(|l| l.phase == Phase::Unkept);
-            if room.module_waiting + unkept.filter(|l| &l.job.module.name == module).count() >= max
-            {
-                log::debug!("job of {module} refused: {max} of its jobs wait");
-                return Err(Refusal::Busy);
-            }
+        let unkept = self.live.values().filter(|l| l.phase == Phase::Unkept);
+        if room.module_full(
+            unkept
+                .filter(|l| l.job.module.name == job.module.name)
+                .count(),
+        ) {
+            return Err(Refusal::Busy);
         }
         let (held, mine) = (
             room.data_bytes + unkept_bytes,
@@ -296,8 +296,7 @@ impl LocalEngine {
             added_at,
             created: Instant::now(),
         };
-        let phase = Phase::Unkept;
-        self.live.insert(id, Live { job: run, phase });
+        self.live.insert(id, Live::new(run, Phase::Unkept));
         Ok(id)
     }
 
@@ -316,11 +315,7 @@ impl LocalEngine {
                     conns,
                     why,
                 } => self.removal_completed((id, done, conns, why), completion),
-                Held::Paused {
-                    conn,
-                    module,
-                    paused,
-                } => self.pause_completed((conn, module, paused), completion),
+                Held::Paused(pause) => self.pause_completed(pause, completion),
             }
         }
     }

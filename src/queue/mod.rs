@@ -16,6 +16,8 @@ pub mod local;
 pub mod options;
 /// Paused modules: their queued jobs do not start.
 mod pause;
+/// How far the engine's running jobs are.
+mod progress;
 /// The local engine's requests, and its `QueueEngine` implementation.
 mod requests;
 /// Results of queue jobs and the clients waiting for them.

@@ -7,10 +7,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::keys::ConnKey;
 use crate::net::protocol::Refusal;
 use crate::queue::engine::{Asker, Event, Wait};
-use crate::queue::held::Held;
+use crate::queue::held::{Held, Pausing};
 use crate::queue::local::LocalEngine;
 use crate::queue::store::{Change, Completion};
 
@@ -69,11 +68,11 @@ impl LocalEngine {
             module: module.clone(),
             paused,
         };
-        let held = Held::Paused {
+        let held = Held::Paused(Pausing {
             conn: Some(conn),
             module,
             paused,
-        };
+        });
         let ticket = self.held.hold(held);
         self.store.submit(change, Some(ticket));
         let on = Wait::Store;
@@ -82,11 +81,12 @@ impl LocalEngine {
 
     /// A pause's record was kept (answered) or not (taken back, refused):
     /// what the daemon does after a restart is what it was told.
-    pub(super) fn pause_completed(
-        &mut self,
-        (conn, module, paused): (Option<ConnKey>, String, bool),
-        done: Completion,
-    ) {
+    pub(super) fn pause_completed(&mut self, pausing: Pausing, done: Completion) {
+        let Pausing {
+            conn,
+            module,
+            paused,
+        } = pausing;
         if let Completion::Refused(why) | Completion::Unknown(why) = &done {
             log::warn!("the pause of module {module} was not kept by the queue store: {why}");
             if set(&mut self.paused, &module, !paused) {

@@ -222,6 +222,7 @@ impl QueueEngine for LocalEngine {
                     ..Receipt::default()
                 };
                 receipt.render(id, &job.module.name, self.status_of(id))
+                    + &live.progress.info_lines()
             }
             (Some(Entry::Done(done)), _) => done.receipt.render(id, &done.module, "done"),
             _ => match self.book.fetched_receipt(id) {
@@ -278,6 +279,10 @@ impl QueueEngine for LocalEngine {
 
     fn pause(&mut self, asker: Asker, module: String, paused: bool) {
         self.pause_module(asker, module, paused);
+    }
+
+    fn progress(&mut self, id: u64, progress: crate::run::progress::Progress) {
+        self.set_progress(id, progress);
     }
 
     fn started(&mut self, id: u64, attempt: u32) {

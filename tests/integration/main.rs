@@ -37,6 +37,8 @@ mod package;
 mod pause;
 /// The waiting line: priorities and per-module bounds.
 mod priority;
+/// Progress lines of running jobs.
+mod progress;
 mod protocol;
 mod queue;
 mod reload;
