@@ -289,6 +289,8 @@ impl QueueEngine for LocalEngine {
         if let Some(live) = self.live.get_mut(&id) {
             live.phase = Phase::Running;
             live.job.attempts = attempt;
+            // An attempt says its own progress.
+            live.progress = Default::default();
         }
         self.store.submit(Change::Started { id, attempt }, None);
     }

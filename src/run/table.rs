@@ -246,6 +246,11 @@ impl JobTable {
         }
     }
 
+    /// True while `module`'s queued jobs do not start.
+    pub fn is_paused(&self, module: &str) -> bool {
+        self.paused.contains(module)
+    }
+
     /// Jobs started and not finished.
     pub fn running(&self) -> usize {
         self.running
@@ -369,6 +374,7 @@ mod tests {
         assert_eq!(table.pop_waiting(9, limit), Some(d), "one is at its limit");
         table.warm_started(d, warm());
         table.set_paused("other", true);
+        assert!(table.is_paused("other") && !table.is_paused("one"));
         assert_eq!(table.pop_waiting(9, limit), None, "one full, other paused");
         table.remove(b);
         assert_eq!(table.running_of("one"), 0);
