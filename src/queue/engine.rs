@@ -71,11 +71,12 @@ pub struct Admission {
 
 impl Admission {
     /// True if the new job's module has its own `max_waiting` jobs waiting,
-    /// counting `unkept` of its jobs the engine holds itself.
-    pub fn module_full(&self, unkept: usize) -> bool {
+    /// counting those of its jobs the engine holds itself (`unkept`, only
+    /// counted when the module has a bound).
+    pub fn module_full(&self, unkept: impl FnOnce() -> usize) -> bool {
         let full = self
             .module_max_waiting
-            .is_some_and(|max| self.module_waiting + unkept >= max);
+            .is_some_and(|max| self.module_waiting + unkept() >= max);
         if full {
             log::debug!("a job refused: its module's max_waiting jobs wait");
         }

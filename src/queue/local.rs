@@ -226,12 +226,8 @@ impl LocalEngine {
         {
             return Err(Refusal::Busy);
         }
-        let unkept = self.live.values().filter(|l| l.phase == Phase::Unkept);
-        if room.module_full(
-            unkept
-                .filter(|l| l.job.module.name == job.module.name)
-                .count(),
-        ) {
+        let mine = |l: &&Live| l.phase == Phase::Unkept && l.job.module.name == job.module.name;
+        if room.module_full(|| self.live.values().filter(mine).count()) {
             return Err(Refusal::Busy);
         }
         let (held, mine) = (
