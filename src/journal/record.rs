@@ -156,7 +156,8 @@ impl Record {
                 w.u8(*why as u8);
             }
             Record::Paused { module, paused } => {
-                w.u8(6);
+                // Kind 6 is reserved for the outcome of an attempt.
+                w.u8(7);
                 w.bytes(module.as_bytes());
                 w.u8(u8::from(*paused));
             }
@@ -212,7 +213,7 @@ impl Record {
                     _ => return None,
                 },
             },
-            6 => Record::Paused {
+            7 => Record::Paused {
                 module: r.text()?,
                 paused: match r.u8()? {
                     0 => false,
@@ -249,7 +250,7 @@ mod tests {
             };
             let mut body = Vec::new();
             record.encode_body(&mut body);
-            assert_eq!(body[0], 6);
+            assert_eq!(body[0], 7);
             assert_eq!(Record::decode_body(&body, Format::V2), Some(record));
             let mut longer = body.clone();
             longer.push(0);
