@@ -104,3 +104,25 @@ fn bgjob_pauses_and_resumes_a_module() {
         .unwrap();
     assert_eq!(tcp.status.code(), Some(6), "403 over plain TCP");
 }
+
+#[test]
+fn a_pause_the_journal_cannot_keep_is_refused_and_taken_back() {
+    let d = Setup::new().module("m", "#!/bin/sh\nprintf ran\n").start();
+    let journal = d.dir.path().join("state/journal");
+    let limit = |value: String| {
+        let ok = Command::new("prlimit")
+            .args(["--pid", &d.pid().to_string(), &format!("--fsize={value}:")])
+            .status()
+            .expect("prlimit (bin/test installs util-linux)");
+        assert!(ok.success());
+    };
+    let len = std::fs::metadata(&journal).unwrap().len();
+    limit(len.to_string());
+    assert_eq!(d.ask_operator("queue:pause:m"), "503: Journal write failed");
+    assert_eq!(stats_line(&d), None, "the pause was taken back");
+    assert_eq!(d.ask_str("m:"), "ran");
+    limit("unlimited".into());
+    d.wait_log("writes succeed again");
+    assert_eq!(d.ask_operator("queue:pause:m"), "paused: m");
+    assert_eq!(stats_line(&d).as_deref(), Some("paused_modules: m"));
+}
