@@ -126,3 +126,21 @@ fn a_pause_the_journal_cannot_keep_is_refused_and_taken_back() {
     assert_eq!(d.ask_operator("queue:pause:m"), "paused: m");
     assert_eq!(stats_line(&d).as_deref(), Some("paused_modules: m"));
 }
+
+#[test]
+fn a_paused_modules_datagrams_wait_too() {
+    let d = Setup::new().start();
+    let log = d.dir.path().join("got");
+    d.add_module("note", &format!("#!/bin/sh\ncat >> {}\n", log.display()));
+    assert_eq!(d.ask_operator("queue:pause:note"), "paused: note");
+    d.send_udp(b"note:datagram");
+    wait_for("the datagram to wait", || {
+        d.ask_str("queue:stats").contains("jobs_waiting: 1\n")
+    });
+    a_while();
+    assert!(!log.exists(), "a paused module's datagram does not run");
+    assert_eq!(d.ask_operator("queue:resume:note"), "resumed: note");
+    wait_for("the datagram to run", || {
+        std::fs::read_to_string(&log).unwrap_or_default() == "datagram"
+    });
+}
