@@ -8,6 +8,9 @@
 //   answered 500, as Node's own socket throws on it), client.end() finishes;
 //   a module that wrote and has nothing left to do without calling end()
 //   (the seed's page never asks for it) is answered with what it wrote.
+//   client.progress(n, m) says how far the job is (n of m, or n percent
+//   without m), for `queue:info`: through BGJOB_PROGRESS_FD when the job
+//   runs in a process of its own, as a frame from a warm worker.
 // - A module exporting UExecute(parts) handles UDP datagrams; what it
 //   returns is ignored.
 // - parts[0] is the module name, parts[1] the data as a string.
@@ -93,6 +96,7 @@ function runOnce() {
           jobId: process.env.BGJOB_JOB_ID ? Number(process.env.BGJOB_JOB_ID) : null,
           attempt: Number(process.env.BGJOB_ATTEMPT || 1),
         },
+        coldProgress(),
       );
       // Nothing left to do: what it wrote is the answer.
       process.on('beforeExit', settle);
@@ -144,18 +148,42 @@ function described(value) {
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
 }
 
+// A progress line from client.progress(n, m): `n/m`, or `n%` without m;
+// numbers are floored (the daemon takes whole numbers).
+function progressLine(n, m) {
+  const whole = (x) => (Number.isFinite(Number(x)) ? String(Math.floor(Number(x))) : String(x));
+  return m === undefined ? `${whole(n)}%` : `${whole(n)}/${whole(m)}`;
+}
+
+// Where a cold job's progress lines go: the pipe BGJOB_PROGRESS_FD names.
+// A module that cannot write there (none given, or it closed) just goes
+// on: progress is a courtesy, never a failure.
+function coldProgress() {
+  const fd = Number(process.env.BGJOB_PROGRESS_FD);
+  const fs = require('fs');
+  return (line) => {
+    if (!Number.isInteger(fd)) return;
+    try {
+      fs.writeSync(fd, `${line}\n`);
+    } catch (e) {
+      // ignored, as above
+    }
+  };
+}
+
 // The `client` a module's TExecute writes to, shaped like the socket the
 // old service passed: write() takes what a socket takes (a string, with an
 // optional encoding, a Buffer or a Uint8Array, and an optional callback);
 // anything else, on which the socket threw, is refused with a message that
 // says what was written, instead of becoming text like `[object Object]`.
 // `finish(body)` takes the answer at end(); `refuse(text)` a bad write;
-// `open()` says whether the job still takes writes. `settle()` is for when
+// `report(line)` a progress line; `open()` says whether the job still
+// takes writes. `settle()` is for when
 // the module has nothing left to do without having called end(): the
 // seed's page never asks for end() (its service left the socket open and
 // its PHP clients read what came), so what it wrote is the answer, and a
 // module that wrote nothing did not answer.
-function makeClient(remote, open, finish, refuse, ids) {
+function makeClient(remote, open, finish, refuse, ids, report) {
   const chunks = [];
   const [host, port] = splitRemote(remote);
   const later = (callback) => {
@@ -197,6 +225,9 @@ function makeClient(remote, open, finish, refuse, ids) {
     },
     destroy() {
       client.end();
+    },
+    progress(n, m) {
+      if (open()) report(progressLine(n, m));
     },
   };
   const settle = () => {
@@ -336,6 +367,7 @@ function serveWarm() {
         (body) => reply(job, true, body),
         (text) => reply(job, false, `500: Module ${name} ${text}`),
         ids,
+        (line) => send(`progress ${String(line).replace(/\n/g, ' ')}\n`),
       );
       const before = pendingWork(false);
       const result = mod.TExecute(parts, client);

@@ -161,6 +161,16 @@ impl ModulePolicy {
     }
 }
 
+/// A random factor in [0.75, 1.25] for a retry's wait, so that jobs failed
+/// together do not all retry in the same instant.
+pub fn jitter() -> f64 {
+    let mut bytes = [0u8; 4];
+    if crate::journal::frame::fill_random(&mut bytes).is_err() {
+        return 1.0;
+    }
+    0.75 + f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX) * 0.5
+}
+
 /// The policy of `module` under `policies`, else the default one.
 pub fn policy<'a>(policies: &'a Policies, module: &str) -> &'a ModulePolicy {
     policies.get(module).unwrap_or(&DEFAULT_POLICY)

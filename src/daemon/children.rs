@@ -16,6 +16,7 @@ use crate::keys::JobKey;
 use crate::run::job::{Job, JobState, Origin, Stopping};
 use crate::run::outcome::Outcome;
 use crate::run::process::{self, Exit, StdinWrite, Stream};
+use crate::run::progress::Progress;
 use crate::run::spawns::Owner;
 
 /// Request bytes a job may have waiting for its stdin before its client's
@@ -30,6 +31,37 @@ impl Daemon {
             Stream::Stdin => self.feed_stdin(key),
             Stream::Stdout => self.read_stdout(key),
             Stream::Stderr => self.read_stderr(key),
+            Stream::Progress => self.read_progress(key),
+        }
+    }
+
+    /// Reads a cold job's progress lines; the last one is the job's, and
+    /// a queued job's goes to the queue (`queue:info`).
+    fn read_progress(&mut self, key: JobKey) {
+        let watch = (
+            self.poll.registry(),
+            tokens::job_pipe(key, Stream::Progress),
+        );
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
+        let JobState::Running(run) = &mut job.state else {
+            return;
+        };
+        if run.process.read_progress(&mut self.scratch, watch) {
+            let progress = run.process.progress_lines.progress;
+            self.job_progressed(key, progress);
+        }
+    }
+
+    /// A job, cold or warm, said how far it is.
+    pub(super) fn job_progressed(&mut self, key: JobKey, progress: Progress) {
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
+        job.progress = progress;
+        if let Some(id) = job.id {
+            self.queue_progress(id, progress);
         }
     }
 
@@ -118,7 +150,11 @@ impl Daemon {
         let JobState::Running(run) = &mut job.state else {
             return;
         };
-        if !run.process.read_stderr(&job.module.name, &mut self.scratch) {
+        let watch = (self.poll.registry(), tokens::job_pipe(key, Stream::Stderr));
+        if !run
+            .process
+            .read_stderr(&job.module.name, &mut self.scratch, watch)
+        {
             // A streamed job has no stdout pipe: its stderr ends as it
             // exits, and it is reaped now rather than at its SIGCHLD.
             let exited = run.process.output_closed() && run.process.has_exited();
@@ -180,6 +216,7 @@ impl Daemon {
             self.timers.schedule(run.deadline, Timer::Job(key));
         }
         // Read what is left now: the exit may be seen before the last output.
+        self.read_progress(key);
         self.read_stdout(key);
         self.read_stderr(key);
         self.finish_if_done(key);

@@ -218,6 +218,7 @@ impl Daemon {
             Control::QueueCancel(id) => self.queue_cancel(key, id),
             Control::QueueStats => self.queue_stats(key),
             Control::QueueList => self.queue_list(key),
+            Control::QueuePause { module, paused } => self.queue_pause(key, module, paused),
             Control::QueueInfo(id) => self.queue_info(key, id),
         };
         let Some(peer) = self.conns.get(key).map(|c| c.peer) else {

@@ -16,6 +16,7 @@ use crate::keys::ScrapeKey;
 use crate::net::exposition::{Exposition, CONTENT_TYPE};
 use crate::net::http::{read_request, response, Request, Status, MAX_HEAD};
 use crate::queue::store::Status as StoreStatus;
+use crate::run::job::JobState;
 
 impl Daemon {
     pub(super) fn accept_scrapes(&mut self) {
@@ -150,6 +151,31 @@ impl Daemon {
         }
     }
 
+    /// The running jobs that said how far they are: (module, pid) and how
+    /// far. A job is named by its process (a warm one by its worker's), not
+    /// by its queue id, which is for its own listener and operators only.
+    fn job_progress(&self) -> Vec<(Vec<String>, f64)> {
+        let mut rows = Vec::new();
+        for (_, job) in self.jobs.iter() {
+            let Some(step) = job.progress.last else {
+                continue;
+            };
+            let pid = match &job.state {
+                JobState::Running(run) => run.process.pid,
+                JobState::Warm(run) => run
+                    .worker
+                    .and_then(|w| self.workers.slab.get(w))
+                    .and_then(|w| w.process.pid),
+                JobState::Waiting => None,
+            };
+            if let Some(pid) = pid {
+                rows.push((vec![job.module.name.clone(), pid.to_string()], step.ratio()));
+            }
+        }
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+
     /// The `queue:stats` counters, per-module job counts and the duration
     /// histograms, in the Prometheus text format.
     fn metrics_page(&self) -> String {
@@ -248,6 +274,12 @@ impl Daemon {
             } else {
                 0.0
             },
+        );
+        e.labelled_gauge(
+            "bgjob_job_progress_ratio",
+            "How far each running job that reports progress is, 0 to 1, by module and process id.",
+            &["module", "pid"],
+            self.job_progress(),
         );
         e.histogram("bgjob_job_run_seconds", "How long jobs ran.", &s.run_time);
         e.histogram(

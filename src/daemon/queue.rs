@@ -20,6 +20,7 @@ use crate::queue::store::Status;
 use crate::run::job::{Job, JobState, Origin};
 use crate::run::modules::Module;
 use crate::run::outcome::Outcome;
+use crate::run::progress::Progress;
 use crate::run::receipt::Receipt;
 
 /// An answer, or a refusal to answer with.
@@ -243,6 +244,23 @@ impl Daemon {
         self.route_queue();
     }
 
+    /// `queue:pause`/`queue:resume`: the engine checks rights and keeps it.
+    pub(super) fn queue_pause(&mut self, key: ConnKey, module: String, paused: bool) -> Reply {
+        if let Some(asker) = self.asker(key) {
+            if asker.operator && self.modules.lookup(&module).is_none() {
+                return Err(Refusal::UnknownModule);
+            }
+            self.queue.pause(asker, module, paused);
+            self.route_queue();
+        }
+        Ok(None)
+    }
+
+    /// A queue or datagram job said how far it is.
+    pub(super) fn queue_progress(&mut self, id: u64, progress: Progress) {
+        self.queue.progress(id, progress);
+    }
+
     /// A queue or datagram job of `module` ended; `stderr` is the first
     /// line it wrote there.
     pub(super) fn queue_finished(
@@ -256,7 +274,7 @@ impl Daemon {
         let policy = crate::config::policy::policy(&self.settings.module_policy, module);
         let finish = Finish {
             answer: answer.into(),
-            retry_wait: policy.retry_wait(receipt.attempts, jitter()),
+            retry_wait: policy.retry_wait(receipt.attempts, crate::config::policy::jitter()),
             receipt,
             interrupted: stop,
             stderr,
@@ -349,6 +367,7 @@ impl Daemon {
                     self.answer(conn, text.into_bytes());
                 }
                 Event::List { conn, rows } => self.answer_list(conn, rows),
+                Event::Pause { module, paused } => self.jobs.set_paused(&module, paused),
             }
         }
     }
@@ -391,14 +410,4 @@ impl Daemon {
             JobState::Waiting => {}
         }
     }
-}
-
-/// A random factor in [0.75, 1.25] for a retry's wait, so that jobs failed
-/// together do not all retry in the same instant.
-fn jitter() -> f64 {
-    let mut bytes = [0u8; 4];
-    if crate::journal::frame::fill_random(&mut bytes).is_err() {
-        return 1.0;
-    }
-    0.75 + f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX) * 0.5
 }

@@ -56,6 +56,9 @@ impl Daemon {
         line("datagrams_forbidden", &s.udp_forbidden);
         line("datagrams_over_budget", &s.udp_over_budget);
         line("next_id", &queue.next_id);
+        if !queue.paused.is_empty() {
+            line("paused_modules", &queue.paused.join(" "));
+        }
         match &queue.store {
             Status::Journal {
                 bytes,

@@ -66,7 +66,8 @@ fn stream_of(offset: usize) -> Stream {
     match offset % 4 {
         0 => Stream::Stdin,
         1 => Stream::Stdout,
-        _ => Stream::Stderr,
+        2 => Stream::Stderr,
+        _ => Stream::Progress,
     }
 }
 
@@ -120,6 +121,10 @@ mod tests {
         assert_eq!(
             source(worker_pipe(worker, Stream::Stdin)),
             Source::WorkerPipe(worker, Stream::Stdin)
+        );
+        assert_eq!(
+            source(job_pipe(job, Stream::Progress)),
+            Source::JobPipe(job, Stream::Progress)
         );
         assert_eq!(source(conn(conn_key)), Source::Conn(conn_key));
         assert_eq!(source(tcp_listener(2)), Source::TcpListener(2));

@@ -46,7 +46,8 @@ impl Daemon {
             (program, &args),
             vars,
             &limits,
-            stdout,
+            // A cold job gets a progress pipe; a warm worker sends frames.
+            (stdout, mode == Mode::Cold),
             |stream| tokens::pipe(owner, stream),
         );
         match started {

@@ -210,6 +210,8 @@ impl Daemon {
             Stream::Stdin => self.feed_worker(key),
             Stream::Stdout => self.read_worker(key),
             Stream::Stderr => self.read_worker_stderr(key),
+            // A worker has no progress pipe: its jobs send frames.
+            Stream::Progress => {}
         }
     }
 
@@ -293,6 +295,11 @@ impl Daemon {
                 self.finish_job_with(job, outcome, answer);
                 self.dispatch_warm(&name);
             }
+            (Reply::Progress(line), WorkerState::Busy(job)) => {
+                let mut progress = self.jobs.get(job).map(|j| j.progress).unwrap_or_default();
+                progress.say(&line);
+                self.job_progressed(job, progress);
+            }
             (Reply::Garbled(line), _) => {
                 log::warn!(
                     "module {name}: worker wrote outside its framing: {:?}",
@@ -306,8 +313,13 @@ impl Daemon {
     }
 
     fn read_worker_stderr(&mut self, key: WorkerKey) {
+        let watch = (
+            self.poll.registry(),
+            tokens::worker_pipe(key, Stream::Stderr),
+        );
         if let Some(w) = self.workers.slab.get_mut(key) {
-            w.process.read_stderr(&w.module.name, &mut self.scratch);
+            w.process
+                .read_stderr(&w.module.name, &mut self.scratch, watch);
         }
     }
 

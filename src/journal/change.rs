@@ -63,5 +63,6 @@ pub(super) fn record_of(change: Change) -> Record {
         }),
         Change::Attempt { id, attempt } => Record::Attempt { id, attempt },
         Change::Removed { id, why } => Record::Removed { id, why },
+        Change::Paused { module, paused } => Record::Paused { module, paused },
     }
 }

@@ -67,7 +67,8 @@ impl Footprints {
     pub(super) fn track(&mut self, record: &Record, len: u64, seq: u64, at: Option<u64>) {
         self.file_bytes += len;
         let id = match record {
-            Record::NextId(_) => return,
+            // Of no job: small, and rewritten from the live view.
+            Record::NextId(_) | Record::Paused { .. } => return,
             Record::Removed { id, .. } => {
                 self.take(*id);
                 return;
@@ -189,7 +190,8 @@ impl Footprints {
         }
     }
 
-    /// The whole file as rewrite `seq` writes it: the header and next id,
+    /// The whole file as rewrite `seq` writes it: the header, next id and
+    /// paused modules,
     /// each live job (its add, copied or encoded, and its last start) or
     /// result, then the results whose removal is not kept yet, each only
     /// if that removal is lost.
@@ -204,6 +206,9 @@ impl Footprints {
         let mut pieces = Vec::new();
         let mut fresh = salt.header();
         salt.encode(&Record::NextId(next_counter), &mut fresh);
+        for paused in live.pauses() {
+            salt.encode(&paused, &mut fresh);
+        }
         let mut at = fresh.len() as u64;
         let mut moved = Vec::new();
         for (id, entry) in live.iter() {

@@ -96,9 +96,16 @@ fn compaction_on_the_writer_keeps_exactly_the_live_jobs_and_results() {
     let dir = folder("compact");
     let (mut j, _, _poll) = open(&dir.0);
     let data = vec![b'd'; 1000];
+    let pause = |module: &str, paused| Change::Paused {
+        module: module.into(),
+        paused,
+    };
+    j.submit(pause("render", true), None);
+    j.submit(pause("mailer", true), None);
     for id in 1..=100 {
         j.submit(added(id, &data), (id == 100).then_some(100));
     }
+    j.submit(pause("mailer", false), None);
     assert_eq!(complete(&mut j, 100), Completion::Done);
     for id in 1..=90 {
         j.submit(finished(id, b"answer"), None);
@@ -132,6 +139,7 @@ fn compaction_on_the_writer_keeps_exactly_the_live_jobs_and_results() {
         .map(|r| (r.id, &*r.answer))
         .collect();
     assert_eq!(results, vec![(95, &b"kept result"[..])]);
+    assert_eq!(recovered.paused, ["render"], "the pauses are rewritten too");
 }
 
 #[test]

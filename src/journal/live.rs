@@ -3,7 +3,7 @@
 //! Replaying a file builds it, every appended record keeps it current,
 //! compaction writes it out, and recovery hands it to the daemon.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -62,6 +62,8 @@ pub struct Live {
     /// Id counters below this were used.
     next_counter: u64,
     entries: BTreeMap<u64, Entry>,
+    /// Modules whose queued jobs do not start.
+    paused: BTreeSet<String>,
 }
 
 impl Live {
@@ -104,13 +106,29 @@ impl Live {
             Record::Removed { id, .. } => {
                 self.entries.remove(id);
             }
+            Record::Paused { module, paused } => {
+                if *paused {
+                    self.paused.insert(module.clone());
+                } else {
+                    self.paused.remove(module);
+                }
+            }
         }
     }
 
-    /// The records a compacted journal holds: the next id, then each live
-    /// job (with its last start) or result.
+    /// A record for each paused module, for a compacted journal.
+    pub fn pauses(&self) -> impl Iterator<Item = Record> + '_ {
+        self.paused.iter().map(|module| Record::Paused {
+            module: module.clone(),
+            paused: true,
+        })
+    }
+
+    /// The records a compacted journal holds: the next id, the paused
+    /// modules, then each live job (with its last start) or result.
     pub fn records(&self) -> Vec<Record> {
         let mut records = vec![Record::NextId(self.next_counter.max(1))];
+        records.extend(self.pauses());
         for (&id, entry) in &self.entries {
             records.push(entry.defining());
             records.extend(entry.started(id));
@@ -136,6 +154,7 @@ impl Live {
     pub fn recovered(&self) -> Recovered {
         let mut recovered = Recovered {
             next_counter: self.next_counter.max(1),
+            paused: self.paused.iter().cloned().collect(),
             ..Recovered::default()
         };
         for (&id, entry) in &self.entries {
@@ -265,6 +284,31 @@ mod tests {
             again.apply(&record);
         }
         assert_eq!(again.recovered(), recovered);
+    }
+
+    #[test]
+    fn the_last_pause_of_a_module_counts_and_survives_compaction() {
+        let mut live = Live::default();
+        let pause = |module: &str, paused| Record::Paused {
+            module: module.into(),
+            paused,
+        };
+        for record in [
+            pause("a", true),
+            pause("b", true),
+            added(1),
+            pause("a", false),
+            pause("c", true),
+            pause("c", true),
+        ] {
+            live.apply(&record);
+        }
+        assert_eq!(live.recovered().paused, ["b", "c"]);
+        let mut again = Live::default();
+        for record in live.records() {
+            again.apply(&record);
+        }
+        assert_eq!(again.recovered(), live.recovered());
     }
 
     #[test]

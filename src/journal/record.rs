@@ -94,6 +94,12 @@ pub enum Record {
         id: u64,
         attempt: Attempt,
     },
+    /// The starting of a module's queued jobs was stopped (`paused`) or
+    /// restarted (`queue:pause`, `queue:resume`); the last one counts.
+    Paused {
+        module: String,
+        paused: bool,
+    },
 }
 
 impl Record {
@@ -105,6 +111,8 @@ impl Record {
             | Record::Finished(Finished { id, .. })
             | Record::Removed { id, .. }
             | Record::Attempt { id, .. } => *id,
+            // Of no job.
+            Record::Paused { .. } => 0,
         }
     }
 
@@ -184,6 +192,11 @@ impl Record {
                 w.u8(6);
                 w.u64(*id);
                 w.attempt(attempt);
+            }
+            Record::Paused { module, paused } => {
+                w.u8(7);
+                w.bytes(module.as_bytes());
+                w.u8(u8::from(*paused));
             }
         }
     }
@@ -268,6 +281,14 @@ impl Record {
             6 => Record::Attempt {
                 id: r.u64()?,
                 attempt: r.attempt()?,
+            },
+            7 => Record::Paused {
+                module: r.text()?,
+                paused: match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return None,
+                },
             },
             _ => return None,
         };
@@ -382,5 +403,26 @@ mod tests {
         assert_eq!(old.key.take(), None);
         old.key = Some(b"k".to_vec());
         assert_eq!(Record::Finished(old), plain);
+    }
+
+    #[test]
+    fn a_pause_record_reads_back_and_a_bad_one_does_not() {
+        for paused in [true, false] {
+            let record = Record::Paused {
+                module: "render".into(),
+                paused,
+            };
+            let mut body = Vec::new();
+            record.encode_body(&mut body);
+            assert_eq!(body[0], 7);
+            assert_eq!(Record::decode_body(&body, Format::V2), Some(record));
+            let mut longer = body.clone();
+            longer.push(0);
+            assert_eq!(Record::decode_body(&longer, Format::V2), None, "trailing");
+            body.pop();
+            assert_eq!(Record::decode_body(&body, Format::V2), None, "cut");
+            body.push(2);
+            assert_eq!(Record::decode_body(&body, Format::V2), None, "neither");
+        }
     }
 }

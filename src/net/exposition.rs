@@ -76,6 +76,26 @@ impl Exposition {
         }
     }
 
+    /// A gauge family with the labels `labels`, one sample per set of
+    /// their values (in the same order).
+    pub fn labelled_gauge(
+        &mut self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        samples: impl IntoIterator<Item = (Vec<String>, f64)>,
+    ) {
+        self.family(name, "gauge", help);
+        for (values, value) in samples {
+            let set: Vec<String> = labels
+                .iter()
+                .zip(&values)
+                .map(|(label, v)| format!("{label}=\"{}\"", escape_label(v)))
+                .collect();
+            let _ = writeln!(self.out, "{name}{{{}}} {value}", set.join(","));
+        }
+    }
+
     /// A histogram: cumulative `_bucket` lines, then `_sum` and `_count`.
     pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
         self.family(name, "histogram", help);

@@ -48,6 +48,11 @@ pub enum Control {
     QueueStats,
     /// `queue:list`: one line per job held.
     QueueList,
+    /// `queue:pause:<module>` (`paused`) or `queue:resume:<module>`.
+    QueuePause {
+        module: String,
+        paused: bool,
+    },
     /// Any other `queue:` request.
     UnknownQueue,
 }
@@ -111,6 +116,7 @@ pub fn is_whole_control(buf: &[u8]) -> bool {
                 | Control::QueueList
                 | Control::QueueFailed
                 | Control::QueueRetry(RetryRef::Id(Id(_)) | RetryRef::Module(_))
+                | Control::QueuePause { .. }
                 | Control::QueueCheck(Id(_))
                 | Control::QueueGet(Id(_))
                 | Control::QueueCancel(Id(_))
@@ -196,6 +202,14 @@ fn parse_queue(req: &[u8]) -> Control {
     }
     if let Some(id) = rest.strip_prefix(b"info:") {
         return parse_job_ref(id).map_or(Control::UnknownQueue, Control::QueueInfo);
+    }
+    for (verb, paused) in [(&b"pause:"[..], true), (b"resume:", false)] {
+        if let Some(module) = rest.strip_prefix(verb).map(|m| clean_module_name(trim(m))) {
+            if module.is_empty() {
+                return Control::UnknownQueue;
+            }
+            return Control::QueuePause { module, paused };
+        }
     }
     match trim(rest) {
         b"stats" => Control::QueueStats,

@@ -200,3 +200,32 @@ fn queue_add_takes_options_between_add_and_the_module() {
     );
     assert!(is_whole_control(b"queue:failed"));
 }
+
+#[test]
+fn pause_and_resume_name_a_module() {
+    let pause = |module: &str, paused| {
+        Head::Control(Control::QueuePause {
+            module: module.into(),
+            paused,
+        })
+    };
+    assert_eq!(classify(b"queue:pause:render", true), pause("render", true));
+    assert_eq!(
+        classify(b"queue:resume:render\n", true),
+        pause("render", false)
+    );
+    assert_eq!(classify(b"queue:pause:../x", true), pause("x", true));
+    assert!(is_whole_control(b"queue:pause:render"));
+    for bad in [
+        &b"queue:pause:"[..],
+        b"queue:resume: ",
+        b"queue:pause",
+        b"queue:pause:/",
+    ] {
+        assert_eq!(
+            classify(bad, true),
+            Head::Control(Control::UnknownQueue),
+            "{bad:?}"
+        );
+    }
+}

@@ -6,7 +6,8 @@
 //! - worker to daemon: `ready\n` once the module is loaded; `cold\n` if the
 //!   module cannot be served warm (no TExecute/UExecute: a plain script, or
 //!   it does not load) and it exits; `ok <length>\n<answer>` or
-//!   `fail <length>\n<answer>` per job.
+//!   `fail <length>\n<answer>` per job; `progress <N/M or N%>\n` while a
+//!   job runs (its `client.progress(n, m)`).
 
 /// A reply from a worker.
 #[derive(Debug, PartialEq, Eq)]
@@ -17,6 +18,8 @@ pub enum Reply {
         ok: bool,
         answer: Vec<u8>,
     },
+    /// How far the current job is: one progress line, unparsed.
+    Progress(Vec<u8>),
     /// The worker wrote something outside the framing.
     Garbled(String),
 }
@@ -29,6 +32,7 @@ pub fn next_reply(buf: &mut Vec<u8>) -> Option<Reply> {
     let reply = match (words.next(), words.next()) {
         (Some("ready"), None) => Reply::Ready,
         (Some("cold"), None) => Reply::Cold,
+        (Some("progress"), step) => Reply::Progress(step.unwrap_or_default().into()),
         (Some(status @ ("ok" | "fail")), Some(len)) => {
             // A length that overflows (found by fuzzing) is garbage.
             let Some(end) = len
@@ -95,8 +99,16 @@ mod tests {
             })
         );
         assert!(buf.is_empty());
-        let mut buf = b"cold\n".to_vec();
+        let mut buf = b"cold\nprogress 40/100\nok 0\n".to_vec();
         assert_eq!(next_reply(&mut buf), Some(Reply::Cold));
+        assert_eq!(
+            next_reply(&mut buf),
+            Some(Reply::Progress(b"40/100".to_vec()))
+        );
+        assert!(matches!(
+            next_reply(&mut buf),
+            Some(Reply::Done { ok: true, .. })
+        ));
         let mut buf = b"console.log noise\n".to_vec();
         assert!(matches!(next_reply(&mut buf), Some(Reply::Garbled(_))));
         let mut buf = format!("ok {}\nx", usize::MAX).into_bytes();

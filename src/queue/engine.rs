@@ -148,6 +148,8 @@ pub struct QueueStats {
     pub results_bytes: usize,
     pub next_id: u64,
     pub store: Status,
+    /// Modules whose queued jobs do not start, by name.
+    pub paused: Vec<String>,
 }
 
 /// What the engine tells the loop to do.
@@ -169,6 +171,9 @@ pub enum Event {
     Withdraw { id: u64, module: String },
     /// The engine's counters, for `queue:stats` on this connection.
     Stats { conn: ConnKey, stats: QueueStats },
+    /// The starting of `module`'s queued jobs stops (`paused`) or restarts:
+    /// the waiting line holds them, or lets them start again.
+    Pause { module: String, paused: bool },
     /// `queue:list` rows of the engine's jobs (`id module transport status
     /// age_secs`), by id.
     List {
@@ -200,8 +205,13 @@ pub trait QueueEngine {
     fn failed(&mut self, asker: Asker);
     /// `queue:retry`: failed jobs run once more, as their next attempt.
     fn retry(&mut self, asker: Asker, target: RetryTarget, lookup: Lookup);
+    /// `queue:pause:<module>` (`paused`) or `queue:resume:<module>`
+    /// (operators only): stops or restarts the starting of its queued jobs.
+    fn pause(&mut self, asker: Asker, module: String, paused: bool);
     /// Run `attempt` of job `id` started.
     fn started(&mut self, id: u64, attempt: u32);
+    /// Job `id` said how far it is (shown by `queue:info` while it runs).
+    fn progress(&mut self, id: u64, progress: crate::run::progress::Progress);
     /// Job `id` ended.
     fn finished(&mut self, id: u64, finish: Finish, keep: Retention);
     /// Job `id` is gone without a result (dropped at start-up or shutdown).

@@ -26,6 +26,17 @@ pub enum Held {
         conns: Vec<ConnKey>,
         why: Removal,
     },
+    /// A module paused or resumed: its operator is answered once kept.
+    Paused(Pausing),
+}
+
+/// A pause or resume waiting for its record.
+#[derive(Debug)]
+pub struct Pausing {
+    /// The operator waiting for the answer, while connected.
+    pub conn: Option<ConnKey>,
+    pub module: String,
+    pub paused: bool,
 }
 
 /// Tickets handed to the store and what waits for each.
@@ -52,7 +63,7 @@ impl HeldAnswers {
     pub fn forget_conn(&mut self, conn: ConnKey) {
         for held in self.held.values_mut() {
             match held {
-                Held::Added { conn: waiting, .. } => {
+                Held::Added { conn: waiting, .. } | Held::Paused(Pausing { conn: waiting, .. }) => {
                     if *waiting == Some(conn) {
                         *waiting = None;
                     }

@@ -62,6 +62,8 @@ pub(super) struct Live {
     pub tries: Vec<Attempt>,
     /// Its `key` option.
     pub key: Option<Box<[u8]>>,
+    /// How far it is, as its module last said.
+    pub progress: crate::run::progress::Progress,
 }
 
 impl Live {
@@ -74,6 +76,7 @@ impl Live {
             retries: 0,
             tries: Vec::new(),
             key: None,
+            progress: Default::default(),
         }
     }
 }
@@ -92,6 +95,8 @@ pub struct LocalEngine {
     pub(super) tally: Tally,
     /// The keys of held jobs.
     pub(super) keys: Keys,
+    /// Modules whose queued jobs do not start (`pause.rs`).
+    pub(super) paused: std::collections::BTreeSet<String>,
 }
 
 /// Now, in Unix milliseconds, the clock run times are kept in.
@@ -150,7 +155,9 @@ impl LocalEngine {
             due: BinaryHeap::new(),
             tally: Tally::default(),
             keys: Keys::default(),
+            paused: Default::default(),
         };
+        engine.recover_paused(recovered.paused);
         engine.book.continue_from(recovered.next_counter);
         let (now, wall) = (Instant::now(), SystemTime::now());
         let results = recovered.results.len();
@@ -301,6 +308,7 @@ impl LocalEngine {
                     conns,
                     why,
                 } => self.removal_completed((id, done, conns, why), completion),
+                Held::Paused(pause) => self.pause_completed(pause, completion),
             }
         }
     }

@@ -22,6 +22,10 @@ mod keys;
 pub mod local;
 /// Options of `queue:add?<options>:...`, parsed without I/O.
 pub mod options;
+/// Paused modules: their queued jobs do not start.
+mod pause;
+/// How far the engine's running jobs are.
+mod progress;
 /// The local engine's requests, and its `QueueEngine` implementation.
 mod requests;
 /// Results of queue jobs and the clients waiting for them.

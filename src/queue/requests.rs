@@ -170,6 +170,7 @@ impl QueueEngine for LocalEngine {
                 };
                 let mut text = receipt.render(id, &job.module.name, self.status_of(id));
                 text.push_str(&self.run_at_line(id).unwrap_or_default());
+                text.push_str(&live.progress.info_lines());
                 text + &attempt_lines(&live.tries)
             }
             (Some(Entry::Done(done)), _) => {
@@ -237,14 +238,25 @@ impl QueueEngine for LocalEngine {
             results_bytes: self.book.held_bytes(),
             next_id: self.book.next_counter(),
             store: self.store.status(),
+            paused: self.paused.iter().cloned().collect(),
         };
         self.events.push_back(Event::Stats { conn, stats });
+    }
+
+    fn pause(&mut self, asker: Asker, module: String, paused: bool) {
+        self.pause_module(asker, module, paused);
+    }
+
+    fn progress(&mut self, id: u64, progress: crate::run::progress::Progress) {
+        self.set_progress(id, progress);
     }
 
     fn started(&mut self, id: u64, attempt: u32) {
         self.set_phase(id, Phase::Running);
         if let Some(live) = self.live.get_mut(&id) {
             live.job.attempts = attempt;
+            // An attempt says its own progress.
+            live.progress = Default::default();
         }
         self.store.submit(Change::Started { id, attempt }, None);
     }

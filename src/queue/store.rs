@@ -84,6 +84,8 @@ pub enum Change {
     Attempt { id: u64, attempt: Attempt },
     /// Job `id` and whatever is kept of it are gone.
     Removed { id: u64, why: Removal },
+    /// The starting of `module`'s queued jobs stopped or restarted.
+    Paused { module: String, paused: bool },
 }
 
 /// How a request ended.
@@ -141,6 +143,8 @@ pub struct Recovered {
     pub id_key: Option<IdKey>,
     pub jobs: Vec<RecoveredJob>,
     pub results: Vec<RecoveredResult>,
+    /// Modules whose queued jobs do not start (`queue:pause`).
+    pub paused: Vec<String>,
 }
 
 /// What a store tells `queue:stats`.

@@ -103,6 +103,8 @@ pub struct Job {
     pub priority: Priority,
     /// Its own time limit (`queue:add?timeout=`), within its module's.
     pub timeout: Option<std::time::Duration>,
+    /// How far it is, as its module said (`BGJOB_PROGRESS_FD`).
+    pub progress: crate::run::progress::Progress,
     /// The client address that asked for it, for the per-client bound on
     /// waiting work (none for jobs recovered from the journal).
     pub client: Option<std::net::IpAddr>,
@@ -132,6 +134,7 @@ impl Job {
             attempts: 0,
             priority: Priority::Normal,
             timeout: None,
+            progress: Default::default(),
             client: origin.peer().map(|p| p.ip()),
             input: OutBuf::new(data.to_vec()),
             input_complete,

@@ -1,36 +1,46 @@
-//! The waiting line: jobs not started yet, in one line per module and
+//! The waiting line: jobs not started yet, in one line per module, kind
+//! (direct calls, and queued jobs: `queue:add` and datagrams) and
 //! priority. The next job is the one of highest priority, first come
 //! first served within one priority, among the modules that may start one
-//! now: a module at its own `max_jobs` (or paused) is passed over, so it
-//! never holds up the line for the others. Finding it looks at the head of
-//! each module's lines, so its cost grows with the modules waiting, never
-//! with the jobs.
+//! now: a module at its own `max_jobs` is passed over, and so are the
+//! queued jobs of a paused module, so neither holds up the line for the
+//! others. Finding it looks at the head of each module's lines, so its
+//! cost grows with the modules waiting, never with the jobs.
 
 use std::collections::{HashMap, VecDeque};
 
 use crate::keys::JobKey;
 use crate::queue::options::Priority;
 
-/// The lines of one module, one per priority (`Priority as usize`), each
-/// holding (arrival number, job), oldest first.
+/// One line: (arrival number, job), oldest first.
+type Line = VecDeque<(u64, JobKey)>;
+
+/// The lines of one module: by kind (0: direct calls, 1: queued jobs),
+/// then by priority (`Priority as usize`).
 #[derive(Debug, Default)]
 struct ModuleLine {
-    by_priority: [VecDeque<(u64, JobKey)>; 3],
+    lines: [[Line; 3]; 2],
 }
 
 impl ModuleLine {
-    /// Its next job: the oldest of its highest priority that waits.
-    fn head(&self) -> Option<(Priority, u64)> {
-        let (p, line) = self
-            .by_priority
-            .iter()
-            .enumerate()
-            .find(|(_, line)| !line.is_empty())?;
-        Some((Priority::from_byte(p as u8), line.front()?.0))
+    /// Its next job (without the queued ones unless `queued_too`): the
+    /// oldest of its highest priority, as (priority, arrival), and its kind.
+    fn head(&self, queued_too: bool) -> Option<((Priority, u64), usize)> {
+        let kinds = if queued_too { 0..2 } else { 0..1 };
+        kinds
+            .filter_map(|kind| {
+                let by_priority = &self.lines[kind];
+                let (p, line) = by_priority
+                    .iter()
+                    .enumerate()
+                    .find(|(_, line)| !line.is_empty())?;
+                Some(((Priority::from_byte(p as u8), line.front()?.0), kind))
+            })
+            .min()
     }
 
     fn len(&self) -> usize {
-        self.by_priority.iter().map(VecDeque::len).sum()
+        self.lines.iter().flatten().map(VecDeque::len).sum()
     }
 }
 
@@ -45,29 +55,35 @@ pub struct WaitingLine {
 }
 
 impl WaitingLine {
-    /// Puts a job at the end of its module's line for its priority.
-    pub fn push(&mut self, module: &str, priority: Priority, key: JobKey) {
+    /// Puts a job at the end of its module's line for its kind (`queued`:
+    /// a queue or datagram job) and priority.
+    pub fn push(&mut self, module: &str, queued: bool, priority: Priority, key: JobKey) {
         let line = match self.modules.get_mut(module) {
             Some(line) => line,
             None => self.modules.entry(module.to_string()).or_default(),
         };
-        line.by_priority[priority as usize].push_back((self.next, key));
+        line.lines[usize::from(queued)][priority as usize].push_back((self.next, key));
         self.next += 1;
         self.len += 1;
     }
 
-    /// Takes out the next job of the modules `may_start` lets start one:
-    /// the highest priority first, then the oldest.
-    pub fn pop(&mut self, may_start: impl Fn(&str) -> bool) -> Option<JobKey> {
-        let (name, (priority, _)) = self
+    /// Takes out the next job of the modules `may_start` lets start one,
+    /// passing over the queued jobs of the modules `held` names: the
+    /// highest priority first, then the oldest.
+    pub fn pop(
+        &mut self,
+        may_start: impl Fn(&str) -> bool,
+        held: impl Fn(&str) -> bool,
+    ) -> Option<JobKey> {
+        let (name, ((priority, _), kind)) = self
             .modules
             .iter()
-            .filter_map(|(name, line)| Some((name, line.head()?)))
             .filter(|(name, _)| may_start(name))
+            .filter_map(|(name, line)| Some((name, line.head(!held(name))?)))
             .min_by_key(|&(_, head)| head)?;
         let name = name.clone();
         let line = self.modules.get_mut(&name)?;
-        let (_, key) = line.by_priority[priority as usize].pop_front()?;
+        let (_, key) = line.lines[kind][priority as usize].pop_front()?;
         if line.len() == 0 {
             self.modules.remove(&name);
         }
@@ -76,11 +92,11 @@ impl WaitingLine {
     }
 
     /// Takes a job out wherever it waits; false if it was not waiting.
-    pub fn remove(&mut self, module: &str, priority: Priority, key: JobKey) -> bool {
+    pub fn remove(&mut self, module: &str, queued: bool, priority: Priority, key: JobKey) -> bool {
         let Some(line) = self.modules.get_mut(module) else {
             return false;
         };
-        let queue = &mut line.by_priority[priority as usize];
+        let queue = &mut line.lines[usize::from(queued)][priority as usize];
         let Some(at) = queue.iter().position(|&(_, k)| k == key) else {
             return false;
         };
@@ -102,7 +118,7 @@ impl WaitingLine {
         self.len == 0
     }
 
-    /// Jobs of `module` waiting.
+    /// Jobs of `module` waiting, of both kinds.
     pub fn len_of(&self, module: &str) -> usize {
         self.modules.get(module).map_or(0, ModuleLine::len)
     }
@@ -112,7 +128,7 @@ impl WaitingLine {
         let mut all: Vec<(u64, JobKey)> = self
             .modules
             .values()
-            .flat_map(|line| line.by_priority.iter().flatten().copied())
+            .flat_map(|line| line.lines.iter().flatten().flatten().copied())
             .collect();
         all.sort_unstable_by_key(|&(seq, _)| seq);
         all.into_iter().map(|(_, key)| key).collect()
@@ -121,8 +137,9 @@ impl WaitingLine {
     /// Gives back the capacity a load left.
     pub fn shrink(&mut self) {
         for line in self.modules.values_mut() {
-            line.by_priority
+            line.lines
                 .iter_mut()
+                .flatten()
                 .for_each(VecDeque::shrink_to_fit);
         }
         self.modules.shrink_to_fit();
@@ -140,7 +157,7 @@ mod tests {
     }
 
     fn drain(line: &mut WaitingLine, may_start: impl Fn(&str) -> bool + Copy) -> Vec<usize> {
-        std::iter::from_fn(|| line.pop(may_start))
+        std::iter::from_fn(|| line.pop(may_start, |_| false))
             .map(|k| k.index())
             .collect()
     }
@@ -156,7 +173,7 @@ mod tests {
             (5, High),
             (6, Normal),
         ] {
-            line.push("m", priority, key(n));
+            line.push("m", n % 2 == 0, priority, key(n));
         }
         assert_eq!(line.len(), 6);
         assert_eq!(
@@ -170,11 +187,11 @@ mod tests {
     #[test]
     fn priority_holds_across_modules_and_arrival_breaks_ties() {
         let mut line = WaitingLine::default();
-        line.push("a", Normal, key(1));
-        line.push("b", Normal, key(2));
-        line.push("a", Low, key(3));
-        line.push("b", High, key(4));
-        line.push("a", Normal, key(5));
+        line.push("a", true, Normal, key(1));
+        line.push("b", true, Normal, key(2));
+        line.push("a", true, Low, key(3));
+        line.push("b", true, High, key(4));
+        line.push("a", false, Normal, key(5));
         assert_eq!(drain(&mut line, |_| true), [4, 1, 2, 5, 3]);
     }
 
@@ -182,27 +199,41 @@ mod tests {
     fn a_module_that_may_not_start_does_not_hold_up_the_others() {
         let mut line = WaitingLine::default();
         for n in 0..1000 {
-            line.push("busy", High, key(n));
+            line.push("busy", true, High, key(n));
         }
-        line.push("free", Low, key(5000));
-        line.push("free", Normal, key(5001));
+        line.push("free", true, Low, key(5000));
+        line.push("free", false, Normal, key(5001));
         assert_eq!(drain(&mut line, |m| m != "busy"), [5001, 5000]);
         assert_eq!(line.len_of("busy"), 1000);
         assert_eq!(line.len_of("free"), 0);
-        assert_eq!(line.pop(|m| m != "busy"), None);
-        assert_eq!(line.pop(|_| true).map(|k| k.index()), Some(0));
+        assert_eq!(line.pop(|m| m != "busy", |_| false), None);
+        assert_eq!(line.pop(|_| true, |_| false).map(|k| k.index()), Some(0));
+    }
+
+    #[test]
+    fn a_held_module_starts_its_direct_calls_but_not_its_queued_jobs() {
+        let mut line = WaitingLine::default();
+        line.push("m", true, High, key(1));
+        line.push("m", false, Low, key(2));
+        line.push("m", true, Normal, key(3));
+        let held = |m: &str| m == "m";
+        assert_eq!(line.pop(|_| true, held).map(|k| k.index()), Some(2));
+        assert_eq!(line.pop(|_| true, held), None);
+        assert_eq!(line.len_of("m"), 2);
+        assert_eq!(drain(&mut line, |_| true), [1, 3]);
     }
 
     #[test]
     fn a_removed_job_is_gone_from_its_line() {
         let mut line = WaitingLine::default();
-        line.push("a", Normal, key(1));
-        line.push("a", High, key(2));
-        line.push("b", Normal, key(3));
-        assert!(!line.remove("a", Normal, key(2)), "wrong priority");
-        assert!(line.remove("a", High, key(2)));
-        assert!(!line.remove("a", High, key(2)), "already gone");
-        assert!(line.remove("b", Normal, key(3)));
+        line.push("a", true, Normal, key(1));
+        line.push("a", true, High, key(2));
+        line.push("b", false, Normal, key(3));
+        assert!(!line.remove("a", true, Normal, key(2)), "wrong priority");
+        assert!(!line.remove("a", false, High, key(2)), "wrong kind");
+        assert!(line.remove("a", true, High, key(2)));
+        assert!(!line.remove("a", true, High, key(2)), "already gone");
+        assert!(line.remove("b", false, Normal, key(3)));
         assert_eq!((line.len(), line.len_of("a"), line.len_of("b")), (1, 1, 0));
         assert_eq!(drain(&mut line, |_| true), [1]);
     }

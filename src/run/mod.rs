@@ -22,6 +22,8 @@ pub mod name;
 pub mod outcome;
 /// A module process: pid, pipes, signalling its group, reaping.
 pub mod process;
+/// Progress lines a job writes, parsed (a leaf).
+pub mod progress;
 /// What a finished job's receipt says (`queue:info`).
 pub mod receipt;
 /// Starting processes from a thread of their own.

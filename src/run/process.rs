@@ -16,20 +16,24 @@ use mio::unix::pipe::{Receiver, Sender};
 use mio::{Interest, Registry, Token};
 
 use crate::io::{drain, OutBuf, ReadEnd};
+use crate::run::fds::drain_budget;
 use crate::run::limits::ModuleLimits;
 use crate::run::outcome::Usage;
+use crate::run::progress::ProgressLines;
 use crate::run::spawn::{Pipes, Spawner};
 use crate::run::stderr::StderrLog;
 
 /// The size a child's stdin pipe grows to once a request fills it.
 const STDIN_PIPE_BYTES: libc::c_int = 1 << 20;
 
-/// One of a process's three pipes.
+/// One of a process's pipes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
     Stdin = 0,
     Stdout = 1,
     Stderr = 2,
+    /// Its progress lines (`BGJOB_PROGRESS_FD`), for cold jobs.
+    Progress = 3,
 }
 
 /// A reaped process: its raw wait status and resource use.
@@ -61,6 +65,9 @@ pub struct Process {
     stdout: Option<Receiver>,
     stderr: Option<Receiver>,
     stderr_log: StderrLog,
+    /// The read end of its progress pipe, and the lines read from it.
+    progress: Option<Receiver>,
+    pub progress_lines: ProgressLines,
     /// Exit status and resource use, once reaped.
     pub exit: Option<Exit>,
     /// To be killed: done at once if the pid is known, else when it arrives.
@@ -73,21 +80,22 @@ impl Process {
     /// Orders `program` started by the spawn thread, as the leader of a new
     /// process group, and watches its stdout and stderr under `token(stream)`.
     /// With `stdout`, the process writes there (a client's socket) and
-    /// only its stderr is watched.
+    /// only its stderr is watched. With `progress`, it gets a progress pipe.
     pub fn start(
         spawner: &mut Spawner,
         registry: &Registry,
         (program, args): (&Path, &[&OsStr]),
         env: &[String],
         limits: &ModuleLimits,
-        stdout: Option<OwnedFd>,
+        outputs: (Option<OwnedFd>, bool),
         token: impl Fn(Stream) -> Token,
     ) -> io::Result<Process> {
-        let (serial, pipes) = spawner.start(program, args, env, limits, stdout)?;
+        let (serial, pipes) = spawner.start(program, args, env, limits, outputs)?;
         let Pipes {
             stdin,
             mut stdout,
             mut stderr,
+            mut progress,
         } = pipes;
         let mut process = Process {
             pid: None,
@@ -98,6 +106,8 @@ impl Process {
             stdout: None,
             stderr: None,
             stderr_log: StderrLog::default(),
+            progress: None,
+            progress_lines: ProgressLines::default(),
             exit: None,
             condemned: false,
             uid: limits.identity.map(|(uid, _)| uid),
@@ -109,6 +119,11 @@ impl Process {
             })
             .and_then(|()| {
                 registry.register(&mut stderr, token(Stream::Stderr), Interest::READABLE)
+            })
+            .and_then(|()| {
+                progress.as_mut().map_or(Ok(()), |progress| {
+                    registry.register(progress, token(Stream::Progress), Interest::READABLE)
+                })
             });
         if let Err(e) = watched {
             // Started but unwatchable: killed as soon as its pid is known.
@@ -118,6 +133,7 @@ impl Process {
         }
         process.stdout = stdout;
         process.stderr = Some(stderr);
+        process.progress = progress;
         Ok(process)
     }
 
@@ -216,15 +232,21 @@ impl Process {
         self.stdout.is_some()
     }
 
-    /// Logs what stderr has, line by line under `name`; true while it is open.
-    pub fn read_stderr(&mut self, name: &str, scratch: &mut [u8]) -> bool {
-        let Some(stderr) = &self.stderr else {
+    /// Logs what stderr has, line by line under `name`, up to the pipe
+    /// budget (`registry` watches it again under `token` for the rest);
+    /// true while it is open.
+    pub fn read_stderr(
+        &mut self,
+        name: &str,
+        scratch: &mut [u8],
+        (registry, token): (&Registry, Token),
+    ) -> bool {
+        let Some(stderr) = &mut self.stderr else {
             return false;
         };
         let (pid, log) = (self.pid, &mut self.stderr_log);
-        let end = drain(stderr, scratch, |chunk| {
-            log.feed(name, pid, chunk);
-            true
+        let end = drain_budget(stderr, scratch, (registry, token), |chunk| {
+            log.feed(name, pid, chunk)
         });
         if !matches!(end, Ok(ReadEnd::Open)) {
             log.finish(name, pid);
@@ -238,6 +260,29 @@ impl Process {
         self.stderr_log.first_line()
     }
 
+    /// Reads the progress pipe up to the pipe budget, as stderr; true if
+    /// what the job says of its progress changed. The pipe closes at end
+    /// of file (a module that closes it early just says nothing more).
+    pub fn read_progress(
+        &mut self,
+        scratch: &mut [u8],
+        (registry, token): (&Registry, Token),
+    ) -> bool {
+        let Some(progress) = &mut self.progress else {
+            return false;
+        };
+        let lines = &mut self.progress_lines;
+        let mut changed = false;
+        let end = drain_budget(progress, scratch, (registry, token), |chunk| {
+            changed |= lines.feed(chunk);
+        });
+        if !matches!(end, Ok(ReadEnd::Open)) {
+            changed |= lines.finish();
+            self.progress = None;
+        }
+        changed
+    }
+
     /// Ends the stderr log's share of one job (a warm worker serves many).
     pub fn finish_stderr_log(&mut self, name: &str) {
         self.stderr_log.finish(name, self.pid);
@@ -248,6 +293,7 @@ impl Process {
         self.close_stdin();
         self.stdout = None;
         self.stderr = None;
+        self.progress = None;
     }
 
     /// Closes stdout and stderr: after a grace period, a pipe held open by

@@ -40,6 +40,8 @@ pub struct Pipes {
     /// None when the child's stdout is a descriptor given to it.
     pub stdout: Option<Receiver>,
     pub stderr: Receiver,
+    /// The read end of its progress pipe, if it was given one.
+    pub progress: Option<Receiver>,
 }
 
 /// What became of a spawn order.
@@ -62,6 +64,8 @@ struct Order {
     extra_env: Vec<CString>,
     /// The child's ends: stdin, stdout, stderr; none for a uid's clearing.
     fds: Option<[OwnedFd; 3]>,
+    /// The write end of its progress pipe, if it gets one.
+    progress: Option<OwnedFd>,
     limits: Vec<(libc::__rlimit_resource_t, libc::rlim_t)>,
     identity: Option<(u32, u32)>,
     /// Where the kernel writes the child's pid as it is created.
@@ -150,7 +154,7 @@ impl Spawner {
                     while let Ok(order) = rx.lock().map_or(Err(mpsc::RecvError), |rx| rx.recv()) {
                         let workdir = workdir.as_ref().as_ref();
                         let (pid, error) = spawn_now(&mut stack, &base_env, workdir, &order);
-                        drop(order.fds);
+                        drop((order.fds, order.progress));
                         let wanted = results.lock().map_or(true, |mut reports| {
                             reports.list.push(SpawnResult {
                                 serial: order.serial,
@@ -181,13 +185,15 @@ impl Spawner {
     /// group. Returns the order's serial number and our ends of its pipes;
     /// the pid comes later from [`Spawner::take_results`]. With `stdout`,
     /// the child writes there (a client's socket) instead of to a pipe.
+    /// With `progress`, it gets a fourth pipe for its progress lines, on the
+    /// descriptor `BGJOB_PROGRESS_FD` names.
     pub fn start(
         &mut self,
         program: &Path,
         args: &[&OsStr],
         extra_env: &[String],
         limits: &ModuleLimits,
-        stdout: Option<OwnedFd>,
+        (stdout, progress): (Option<OwnedFd>, bool),
     ) -> io::Result<(u64, Pipes)> {
         let c = |bytes: &[u8]| {
             CString::new(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
@@ -197,10 +203,18 @@ impl Spawner {
             .iter()
             .map(|a| c(a.as_bytes()))
             .collect::<Result<_, _>>()?;
-        let extra_env = extra_env
+        let mut extra_env: Vec<CString> = extra_env
             .iter()
             .map(|v| c(v.as_bytes()))
             .collect::<Result<_, _>>()?;
+        let (progress_r, progress_w) = match progress {
+            true => {
+                let fd = vfork::PROGRESS_FD;
+                extra_env.push(c(format!("BGJOB_PROGRESS_FD={fd}").as_bytes())?);
+                pipe().map(|(r, w)| (Some(r), Some(w)))?
+            }
+            false => (None, None),
+        };
         let (stdin_r, stdin_w) = pipe()?;
         let (stdout_r, stdout_w) = match stdout {
             Some(given) => (None, given),
@@ -213,6 +227,7 @@ impl Spawner {
             args,
             extra_env,
             fds: Some([stdin_r, stdout_w, stderr_w]),
+            progress: progress_w,
             limits: limits.as_rlimits(),
             identity: limits.identity,
             pid_slot: Arc::default(),
@@ -223,6 +238,9 @@ impl Spawner {
                 .map(|r| nonblocking(Receiver::from(r)))
                 .transpose()?,
             stderr: nonblocking(Receiver::from(stderr_r))?,
+            progress: progress_r
+                .map(|r| nonblocking(Receiver::from(r)))
+                .transpose()?,
         };
         Ok((serial, pipes))
     }
@@ -237,6 +255,7 @@ impl Spawner {
             args: Vec::new(),
             extra_env: Vec::new(),
             fds: None,
+            progress: None,
             limits: Vec::new(),
             identity: Some((uid, gid)),
             pid_slot: Arc::default(),
@@ -325,10 +344,11 @@ fn spawn_now(
     order: &Order,
 ) -> (Option<u32>, Option<io::Error>) {
     let no_fd = -1;
+    let progress = order.progress.as_ref().map_or(no_fd, fd);
     let fds = order
         .fds
         .as_ref()
-        .map_or([no_fd; 3], |f| [fd(&f[0]), fd(&f[1]), fd(&f[2])]);
+        .map_or([no_fd; 4], |f| [fd(&f[0]), fd(&f[1]), fd(&f[2]), progress]);
     let mut argv: Vec<*mut libc::c_char> = Vec::with_capacity(order.args.len() + 2);
     argv.push(order.program.as_ptr() as *mut _);
     argv.extend(order.args.iter().map(|a| a.as_ptr() as *mut _));

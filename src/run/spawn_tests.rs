@@ -25,7 +25,7 @@ fn result(poll: &mut mio::Poll, spawner: &mut Spawner) -> SpawnResult {
 fn a_process_gets_its_pipes_group_and_environment() {
     let (mut poll, mut spawner) = spawner();
     let script =
-        "read line; echo \"$line|$BGJOB_MODULE|$(cut -d' ' -f5 /proc/$$/stat)|$$\"; echo err >&2";
+        "read line; echo \"$line|$BGJOB_MODULE|$(cut -d' ' -f5 /proc/$$/stat)|$$\"; echo err >&2; echo 1/2 >&$BGJOB_PROGRESS_FD; [ -e /proc/$$/fd/4 ] || echo no-4 >&2";
     let args = [OsStr::new("-c"), OsStr::new(script)];
     let (serial, pipes) = spawner
         .start(
@@ -33,7 +33,7 @@ fn a_process_gets_its_pipes_group_and_environment() {
             &args,
             &["BGJOB_MODULE=m".to_string()],
             &ModuleLimits::default(),
-            None,
+            (None, true),
         )
         .unwrap();
     let done = result(&mut poll, &mut spawner);
@@ -49,8 +49,16 @@ fn a_process_gets_its_pipes_group_and_environment() {
     (&stdout).read_to_string(&mut out).unwrap();
     let mut err = String::new();
     (&pipes.stderr).read_to_string(&mut err).unwrap();
+    let progress = pipes.progress.unwrap();
+    progress.set_nonblocking(false).unwrap();
+    let mut said = String::new();
+    (&progress).read_to_string(&mut said).unwrap();
     assert_eq!(out, format!("hello|m|{0}|{0}\n", pid), "own process group");
-    assert_eq!(err, "err\n");
+    assert_eq!(said, "1/2\n", "its progress pipe is on BGJOB_PROGRESS_FD");
+    assert_eq!(
+        err, "err\nno-4\n",
+        "the progress pipe, and nothing after it"
+    );
     let mut status = 0;
     // SAFETY: waiting for our own child.
     unsafe { libc::waitpid(pid as i32, &mut status, 0) };
@@ -66,7 +74,7 @@ fn a_missing_program_is_an_error() {
             &[],
             &[],
             &ModuleLimits::default(),
-            None,
+            (None, false),
         )
         .unwrap();
     let done = result(&mut poll, &mut spawner);

@@ -34,6 +34,12 @@ pub struct JobTable {
     data_by_client: HashMap<std::net::IpAddr, usize>,
 }
 
+/// True for a job of the queue (`queue:add` or a datagram), which a pause
+/// of its module holds; direct calls are answered live and still start.
+fn queued(job: &Job) -> bool {
+    !matches!(job.origin, Origin::Tcp { .. })
+}
+
 /// Who a waiting job counts against: its client address, and whether it
 /// came by UDP.
 fn counted(job: &Job) -> (Option<std::net::IpAddr>, bool) {
@@ -116,9 +122,9 @@ impl JobTable {
     fn insert_waiting(&mut self, job: Job) -> JobKey {
         self.count(counted(&job), true);
         self.count_data(&job, true);
-        let (module, priority) = (job.module.clone(), job.priority);
+        let (module, priority, queued) = (job.module.clone(), job.priority, queued(&job));
         let key = self.jobs.insert(job);
-        self.waiting.push(&module.name, priority, key);
+        self.waiting.push(&module.name, queued, priority, key);
         key
     }
 
@@ -128,7 +134,7 @@ impl JobTable {
 
     /// The next job to start, if fewer than `max_running` run: the first
     /// of the highest priority among the modules that run fewer than
-    /// `module_limit` of their jobs and are not paused.
+    /// `module_limit` of their jobs, queued jobs of paused modules aside.
     pub fn pop_waiting(
         &mut self,
         max_running: usize,
@@ -138,10 +144,10 @@ impl JobTable {
             return None;
         }
         let (running, paused) = (&self.running_by_module, &self.paused);
-        let key = self.waiting.pop(|module| {
-            !paused.contains(module)
-                && running.get(module).copied().unwrap_or(0) < module_limit(module)
-        })?;
+        let key = self.waiting.pop(
+            |module| running.get(module).copied().unwrap_or(0) < module_limit(module),
+            |module| paused.contains(module),
+        )?;
         if let Some(who) = self.jobs.get(key).map(counted) {
             self.count(who, false);
         }
@@ -201,7 +207,8 @@ impl JobTable {
             }
             JobState::Waiting => {
                 // Popped waiting jobs are no longer counted (they are starting).
-                if self.waiting.remove(&job.module.name, job.priority, key) {
+                let (module, queued) = (&job.module.name, queued(&job));
+                if self.waiting.remove(module, queued, job.priority, key) {
                     self.count(counted(&job), false);
                 }
             }
@@ -229,14 +236,19 @@ impl JobTable {
         self.waiting.len_of(module)
     }
 
-    /// Stops (true) or restarts (false) the starting of `module`'s jobs;
-    /// those already running go on.
+    /// Stops (true) or restarts (false) the starting of `module`'s queued
+    /// jobs; those already running go on, and so do direct calls.
     pub fn set_paused(&mut self, module: &str, paused: bool) {
         if paused {
             self.paused.insert(module.to_string());
         } else {
             self.paused.remove(module);
         }
+    }
+
+    /// True while `module`'s queued jobs do not start.
+    pub fn is_paused(&self, module: &str) -> bool {
+        self.paused.contains(module)
     }
 
     /// Jobs started and not finished.
@@ -362,6 +374,7 @@ mod tests {
         assert_eq!(table.pop_waiting(9, limit), Some(d), "one is at its limit");
         table.warm_started(d, warm());
         table.set_paused("other", true);
+        assert!(table.is_paused("other") && !table.is_paused("one"));
         assert_eq!(table.pop_waiting(9, limit), None, "one full, other paused");
         table.remove(b);
         assert_eq!(table.running_of("one"), 0);

@@ -24,7 +24,9 @@ pub(super) struct ChildPlan {
     pub(super) program: *const libc::c_char,
     pub(super) argv: *const *mut libc::c_char,
     pub(super) envp: *const *mut libc::c_char,
-    pub(super) fds: [RawFd; 3],
+    /// Its stdin, stdout and stderr, and the write end of its progress
+    /// pipe (put on [`PROGRESS_FD`]; -1 for none).
+    pub(super) fds: [RawFd; 4],
     /// Resource limits to set: (resource, value) pairs.
     pub(super) limits: *const (libc::__rlimit_resource_t, libc::rlim_t),
     pub(super) limit_count: usize,
@@ -40,6 +42,9 @@ pub(super) struct ChildPlan {
     pub(super) pid_slot: *mut libc::pid_t,
     pub(super) error: libc::c_int,
 }
+
+/// Where a module finds its progress pipe (`BGJOB_PROGRESS_FD`).
+pub(super) const PROGRESS_FD: RawFd = 3;
 
 /// The stack of the vfork child: it only runs `child_main`.
 pub(super) const CHILD_STACK: usize = 64 * 1024;
@@ -80,7 +85,7 @@ pub(super) fn vfork_exec(
 
 /// The vfork child: resets the signals the daemon handles or ignores, leads
 /// a new process group, sets its limits, drops to its user, puts the pipes
-/// on 0, 1 and 2, closes every other descriptor (whatever the daemon
+/// on 0, 1 and 2 (and its progress pipe on 3), closes every other descriptor (whatever the daemon
 /// inherited), enters its working folder, forbids gaining privileges
 /// (setuid binaries run as their caller), unblocks signals and execs. On
 /// failure it leaves errno in the plan and exits.
@@ -125,8 +130,14 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         // running on without its time limit (and running twice once the
         // restarted daemon runs its job again).
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        // In this order: a source below 3 is always its own target (0 to 2
+        // are open in the daemon), and one that is 3 was moved before 3
+        // is replaced.
         for (target, &fd) in plan.fds.iter().enumerate() {
             let target = target as RawFd;
+            if fd < 0 {
+                continue;
+            }
             if fd == target {
                 libc::fcntl(fd, libc::F_SETFD, 0);
             } else if libc::dup2(fd, target) < 0 {
@@ -134,7 +145,7 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
                 libc::_exit(127);
             }
         }
-        close_from(3);
+        close_from(if plan.fds[3] < 0 { 3 } else { 4 });
         if !plan.workdir.is_null() && libc::chdir(plan.workdir) != 0 {
             plan.error = *libc::__errno_location();
             libc::_exit(127);

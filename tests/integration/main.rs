@@ -33,8 +33,12 @@ mod node;
 mod node_host;
 mod ownership;
 mod package;
+/// Pausing and resuming a module's queued jobs.
+mod pause;
 /// The waiting line: priorities and per-module bounds.
 mod priority;
+/// Progress lines of running jobs.
+mod progress;
 mod protocol;
 mod queue;
 /// Options on queue:add, and jobs held for later.

@@ -1,7 +1,8 @@
 //! Per-module limits (`"module_policy": {"m": {"job_timeout_secs": ..}}`):
 //! a module's own time limit replaces the global one for its direct calls
 //! and its queue jobs, while other modules keep the global limit; a bad
-//! value is named by its path in `--check-config`.
+//! value of any policy key (limits, retries, priority) is named by its path
+//! in `--check-config`.
 
 use std::time::{Duration, Instant};
 
@@ -56,6 +57,10 @@ fn check_config_names_a_bad_per_module_limit_by_its_path() {
         r#"{"job_timeout_secs": "soon"}"#,
         r#"{"max_jobs": -1}"#,
         r#"{"max_waitnig": 3}"#,
+        r#"{"retries": 26}"#,
+        r#"{"retry_base_secs": 0}"#,
+        r#"{"retry_max_secs": "1h"}"#,
+        r#"{"priority": "urgent"}"#,
     ] {
         let config = format!(r#"{{{listen}, "module_policy": {{"cat": {policy}}}}}"#);
         let (code, text) = crate::util::check_config(&config, &modules, &[]);
@@ -64,7 +69,8 @@ fn check_config_names_a_bad_per_module_limit_by_its_path() {
     }
     let config = format!(
         r#"{{{listen}, "module_policy": {{"cat": {{"job_timeout_secs": 2.5, "max_jobs": 1,
-            "max_waiting": 4, "node_workers": 2}}}}}}"#
+            "max_waiting": 4, "node_workers": 2, "retries": 3, "retry_base_secs": 0.05,
+            "retry_max_secs": 60, "priority": "low"}}}}}}"#
     );
     let (code, text) = crate::util::check_config(&config, &modules, &[]);
     assert_eq!(code, Some(0), "{text}");

@@ -1,7 +1,7 @@
 //! The waiting line over real sockets: strict priority (highest first,
 //! FIFO within one priority), a module's own `max_jobs` within the global
-//! one without holding up other modules, and a module's own `max_waiting`
-//! refused as the global bound is.
+//! one without holding up other modules (and read again on SIGHUP), and a
+//! module's own `max_waiting` refused as the global bound is.
 
 use std::path::Path;
 
@@ -144,4 +144,35 @@ fn a_modules_own_max_waiting_is_refused_as_busy_and_others_are_not() {
     // Room again once they ran.
     let again = d.add("gate:4");
     assert_eq!(d.ask_str(&format!("queue:get:{}", again)), "open");
+}
+
+fn running(d: &Daemon) -> String {
+    let stats = d.ask_str("queue:stats");
+    let line = stats.lines().find(|l| l.starts_with("jobs_running: "));
+    line.unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_modules_own_max_jobs_is_read_again_on_sighup() {
+    let d = Setup::new()
+        .settings(r#""max_jobs": 8, "module_policy": {"gate": {"max_jobs": 1}}"#)
+        .start();
+    let gate = d.dir.path().join("gate");
+    d.add_module("gate", &gated(&gate));
+    let ids: Vec<String> = (0..4).map(|i| d.add(&format!("gate:{i}"))).collect();
+    wait_status(&d, &ids[0], "1");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(running(&d), "jobs_running: 1");
+    std::fs::write(
+        d.dir.path().join("service.config"),
+        r#"{"max_jobs": 8, "module_policy": {"gate": {"max_jobs": 3}}}"#,
+    )
+    .unwrap();
+    d.signal("HUP");
+    d.wait_log("reloaded ");
+    wait_for("three running", || running(&d) == "jobs_running: 3");
+    std::fs::write(&gate, "").unwrap();
+    for id in &ids {
+        assert_eq!(d.ask_str(&format!("queue:get:{id}")), "open");
+    }
 }

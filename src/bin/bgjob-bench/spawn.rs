@@ -84,9 +84,13 @@ impl Driver {
         let began = Instant::now();
         let (serial, pid, pipes) = match way {
             Way::Vfork => {
-                let (serial, pipes) =
-                    self.spawner
-                        .start(&self.script, &[], &self.job_vars, &self.limits, None)?;
+                let (serial, pipes) = self.spawner.start(
+                    &self.script,
+                    &[],
+                    &self.job_vars,
+                    &self.limits,
+                    (None, false),
+                )?;
                 (Some(serial), None, pipes)
             }
             Way::Command => {

@@ -150,6 +150,19 @@ pub enum Command {
         #[arg(long)]
         module: Option<String>,
     },
+    /// Stop starting MODULE's queued jobs (operators): adds are still
+    /// accepted, and the pause survives restarts.
+    #[command(after_help = EXIT_CODES)]
+    Pause {
+        /// The module's name.
+        module: String,
+    },
+    /// Start MODULE's queued jobs again after a pause (operators).
+    #[command(after_help = EXIT_CODES)]
+    Resume {
+        /// The module's name.
+        module: String,
+    },
     /// Check that the daemon answers (helo/oleh).
     #[command(after_help = EXIT_CODES)]
     Ping,

@@ -125,6 +125,8 @@ fn run(cli: &Cli) -> io::Result<Exit> {
             };
             line(ask(request.into_bytes())?)
         }
+        Command::Pause { module } => line(ask(format!("queue:pause:{module}").into_bytes())?),
+        Command::Resume { module } => line(ask(format!("queue:resume:{module}").into_bytes())?),
         Command::Stats { watch: false, .. } => answer(ask(b"queue:stats".to_vec())?),
         Command::Stats { watch: true, count } => watch(cli, *count),
         Command::Ping => {

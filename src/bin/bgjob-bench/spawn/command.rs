@@ -84,6 +84,7 @@ pub fn start(
         stdin: child.stdin.take().ok_or_else(no_pipe)?.into(),
         stdout: Some(child.stdout.take().ok_or_else(no_pipe)?.into()),
         stderr: child.stderr.take().ok_or_else(no_pipe)?.into(),
+        progress: None,
     };
     pipes.stdin.set_nonblocking(true)?;
     if let Some(stdout) = &pipes.stdout {
