@@ -157,32 +157,38 @@ impl Live {
             paused: self.paused.iter().cloned().collect(),
             ..Recovered::default()
         };
+        // Jobs in the order they arrived (ids are a permutation of the
+        // counter, so their order is not), for the waiting line's FIFO.
+        let mut jobs = Vec::new();
         for (&id, entry) in &self.entries {
             match entry {
                 Entry::Job {
                     added,
                     attempts,
                     tries,
-                } => recovered.jobs.push(RecoveredJob {
-                    id,
-                    owner: added.owner.clone(),
-                    client: client_of(&added.peer),
-                    arrival: match added.transport {
-                        Transport::Queue => Arrival::Queue,
-                        Transport::Udp => Arrival::Udp(
-                            added
-                                .peer
-                                .parse()
-                                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-                        ),
+                } => jobs.push((
+                    added.counter,
+                    RecoveredJob {
+                        id,
+                        owner: added.owner.clone(),
+                        client: client_of(&added.peer),
+                        arrival: match added.transport {
+                            Transport::Queue => Arrival::Queue,
+                            Transport::Udp => Arrival::Udp(
+                                added
+                                    .peer
+                                    .parse()
+                                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                            ),
+                        },
+                        module: added.module.clone(),
+                        data: added.data.clone(),
+                        added_at: from_unix_ms(added.at_ms),
+                        attempts: *attempts,
+                        options: added.options.clone(),
+                        tries: tries.clone(),
                     },
-                    module: added.module.clone(),
-                    data: added.data.clone(),
-                    added_at: from_unix_ms(added.at_ms),
-                    attempts: *attempts,
-                    options: added.options.clone(),
-                    tries: tries.clone(),
-                }),
+                )),
                 Entry::Result(finished) => recovered.results.push(RecoveredResult {
                     id,
                     owner: finished.owner.clone(),
@@ -197,6 +203,8 @@ impl Live {
                 }),
             }
         }
+        jobs.sort_by_key(|(counter, _)| *counter);
+        recovered.jobs = jobs.into_iter().map(|(_, job)| job).collect();
         recovered
     }
 }
@@ -237,6 +245,20 @@ mod tests {
             at_ms: 1000,
             options: Default::default(),
         })
+    }
+
+    #[test]
+    fn recovered_jobs_come_in_the_order_they_arrived_not_by_id() {
+        let mut live = Live::default();
+        for (id, counter) in [(9, 1), (3, 2), (7, 3)] {
+            let Record::Added(mut add) = added(id) else {
+                unreachable!()
+            };
+            add.counter = counter;
+            live.apply(&Record::Added(add));
+        }
+        let ids: Vec<u64> = live.recovered().jobs.iter().map(|j| j.id).collect();
+        assert_eq!(ids, [9000, 3000, 7000]);
     }
 
     #[test]

@@ -176,3 +176,33 @@ fn a_modules_own_max_jobs_is_read_again_on_sighup() {
         assert_eq!(d.ask_str(&format!("queue:get:{id}")), "open");
     }
 }
+
+#[test]
+fn waiting_jobs_keep_their_order_across_a_restart() {
+    // Ids are unguessable, so their order is not the order of arrival:
+    // after a crash the line must come back in the order the jobs came.
+    let mut d = Setup::new().settings(r#""max_jobs": 1"#).start();
+    let (gate, order) = (d.dir.path().join("gate"), d.dir.path().join("order"));
+    d.add_module("gate", &gated(&gate));
+    d.add_module(
+        "note",
+        &format!("#!/bin/sh\ncat >> {}\necho >> {}\n", order.display(), order.display()),
+    );
+    let first = d.add("gate:");
+    wait_status(&d, &first, "1");
+    let names: Vec<String> = (0..12).map(|i| format!("job{i}")).collect();
+    for name in &names {
+        d.add(&format!("note:{name}"));
+    }
+    d.crash_and_restart();
+    std::fs::write(&gate, "").unwrap();
+    wait_for("every job to run", || {
+        std::fs::read_to_string(&order).is_ok_and(|t| t.lines().count() == names.len())
+    });
+    let ran: Vec<String> = std::fs::read_to_string(&order)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(ran, names);
+}
