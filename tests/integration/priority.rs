@@ -186,7 +186,11 @@ fn waiting_jobs_keep_their_order_across_a_restart() {
     d.add_module("gate", &gated(&gate));
     d.add_module(
         "note",
-        &format!("#!/bin/sh\ncat >> {}\necho >> {}\n", order.display(), order.display()),
+        &format!(
+            "#!/bin/sh\ncat >> {}\necho >> {}\n",
+            order.display(),
+            order.display()
+        ),
     );
     let first = d.add("gate:");
     wait_status(&d, &first, "1");

@@ -155,6 +155,8 @@ printf 'attempt %s' \"$BGJOB_ATTEMPT\"
     let id = d.ask_str("queue:add?retries=3:cut:");
     let second = d.modules.join("../second");
     wait_for("attempt 2 running", || second.exists());
+    // Its start record reaches the disk with the turn's group commit.
+    std::thread::sleep(Duration::from_millis(300));
     d.crash_and_restart();
     assert_eq!(d.ask_str(&format!("queue:get:{id}")), "attempt 3");
     let attempts = std::fs::read_to_string(d.modules.join("../attempts")).unwrap();
