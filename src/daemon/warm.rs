@@ -332,14 +332,10 @@ impl Daemon {
         self.release_uid(w.process.uid);
         let name = w.module.name.clone();
         if let WorkerState::Busy(job) = w.state {
-            let outcome = match status.map(decode_status) {
-                Some(outcome @ (Outcome::Exited(_) | Outcome::Signaled(_)))
-                    if outcome != Outcome::Exited(0) =>
-                {
-                    outcome
-                }
-                _ => Outcome::Exited(-1),
-            };
+            // Its real status, 0 included: a module that exits its worker
+            // without answering answers nothing, as it does when it runs
+            // cold; -1 only when the status is not known.
+            let outcome = status.map_or(Outcome::Exited(-1), decode_status);
             log::warn!("module {name}: a worker died during a job ({outcome})");
             self.finish_job_with(job, outcome, Vec::new());
         }

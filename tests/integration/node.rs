@@ -256,6 +256,21 @@ fn a_module_that_crashes_its_worker_fails_one_job() {
 }
 
 #[test]
+fn a_module_that_exits_its_process_answers_alike_warm_and_cold() {
+    let exits = [(
+        "quit.js",
+        "exports.TExecute = function () { process.exit(0); };\n",
+    )];
+    for settings in [r#""node_workers": 1"#, r#""node_workers": 0"#] {
+        let d = with_js(&exits, Some(settings));
+        let id = d.add("quit:");
+        assert_eq!(d.ask_str(&format!("queue:get:{id}")), "", "{settings}");
+        let info = d.ask_str(&format!("queue:info:{id}"));
+        assert!(info.contains("exit_code: 0\n"), "{settings}: {info}");
+    }
+}
+
+#[test]
 fn a_changed_module_is_unloaded_and_reloaded() {
     let unloaded = TempDir::new("unloaded");
     let marker = unloaded.path().join("unloaded");
