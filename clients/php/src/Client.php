@@ -73,19 +73,17 @@ final class Client
      * Queues a job and returns its id. The job runs in the background; fetch
      * its answer with get().
      *
-     * @param array<string, scalar> $options the job's queue options (delay,
-     *        priority, ...); this daemon takes none yet, so the array must be
-     *        empty: options are refused here rather than sent to a daemon that
-     *        would answer `500: Unknown queue request`.
+     * @param array<string, scalar> $options the job's queue options, sent as
+     *        `queue:add?<options>:` in http_build_query's form: `delay`
+     *        (seconds) or `at` (Unix time), `priority` (high, normal, low),
+     *        `retries` (0-25), `key` (one held job per key: a repeat add
+     *        returns the same id) and `timeout` (seconds). A bad or unknown
+     *        one is thrown as the daemon's `400`, and nothing is added.
      */
     public function add(string $module, string $data = '', array $options = []): int
     {
-        if ($options !== []) {
-            throw new \InvalidArgumentException(
-                'bgjobd takes no queue options yet: ' . implode(', ', array_keys($options))
-            );
-        }
-        $answer = $this->ask('queue:add:' . self::call($module, $data), $this->timeout);
+        $add = $options === [] ? 'queue:add:' : 'queue:add?' . http_build_query($options) . ':';
+        $answer = $this->ask($add . self::call($module, $data), $this->timeout);
         if (!preg_match('/^id:([0-9]+)\z/', $answer, $m)) {
             throw new BgjobException(0, "unexpected answer to queue:add: $answer");
         }

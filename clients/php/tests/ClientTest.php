@@ -300,17 +300,25 @@ final class ClientTest extends TestCase
         $this->assertSame('hello over udp', file_get_contents($file));
     }
 
-    public function testQueueOptionsAreRefusedUntilTheDaemonTakesThem(): void
+    public function testQueueOptionsReachTheDaemon(): void
     {
         $client = self::client();
-        $before = $client->stats()['connections_total'];
-        $this->expectException(\InvalidArgumentException::class);
-        $this->expectExceptionMessage('delay');
+        $key = 'invoice ' . bin2hex(random_bytes(4));
+        $id = $client->add('echo', 'later', ['delay' => 0.5, 'key' => $key, 'priority' => 'high']);
+        $this->assertSame(JobState::Waiting, $client->check($id), 'scheduled');
+        $this->assertSame('scheduled', $client->info($id)['status']);
+        $this->assertSame($id, $client->add('echo', 'again', ['key' => $key]), 'one job per key');
+        $this->assertSame('later', $client->get($id));
+    }
+
+    public function testABadQueueOptionIsTheDaemons400(): void
+    {
         try {
-            $client->add('test', '', ['delay' => 5]);
-        } finally {
-            // Nothing was sent: one more connection is this stats request.
-            $this->assertSame((int) $before + 1, (int) $client->stats()['connections_total']);
+            self::client()->add('echo', 'x', ['delay' => 'soon']);
+            $this->fail('a bad option was accepted');
+        } catch (BgjobException $e) {
+            $this->assertSame(400, $e->getCode());
+            $this->assertSame('Bad option delay', $e->getText());
         }
     }
 

@@ -299,14 +299,22 @@ def test_send_reaches_the_module_over_udp():
     until("the module wrote its note", written)
 
 
-def test_queue_options_are_refused_until_the_daemon_takes_them():
+def test_queue_options_reach_the_daemon():
     c = client()
-    before = int(c.stats()["connections_total"])
-    with pytest.raises(ValueError, match="delay"):
-        c.add("test", b"", {"delay": 5})
-    # Nothing was sent: one more connection is this stats request.
-    assert int(c.stats()["connections_total"]) == before + 1
+    key = "invoice " + os.urandom(4).hex()
+    job = c.add("echo", b"later", {"delay": 0.5, "key": key, "priority": "high"})
+    assert c.check(job) == JobState.WAITING, "scheduled"
+    assert c.info(job)["status"] == "scheduled"
+    assert c.add("echo", b"again", {"key": key}) == job, "one job per key"
+    assert c.get(job) == b"later"
     assert isinstance(c.add("test", b"", {}), int)
+
+
+def test_a_bad_queue_option_is_the_daemons_400():
+    with pytest.raises(BgjobError) as raised:
+        client().add("echo", b"x", {"delay": "soon"})
+    assert raised.value.code == 400
+    assert raised.value.text == "Bad option delay"
 
 
 def test_module_names_the_daemon_would_change_are_refused():

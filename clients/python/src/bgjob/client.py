@@ -7,6 +7,7 @@ import re
 import socket
 import time
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from urllib.parse import urlencode
 
 from .errors import BgjobError, ConnectionFailed, Timeout, error_from_answer
 
@@ -86,16 +87,17 @@ class Client:
     ) -> int:
         """Queues a job and returns its id; fetch its answer with get().
 
-        ``options`` are the job's queue options (delay, priority, ...); this
-        daemon takes none yet, so they must be empty: options are refused
-        here rather than sent to a daemon that would answer
-        ``500: Unknown queue request``.
+        ``options`` are the job's queue options, sent as
+        ``queue:add?<options>:`` in the form PHP's http_build_query writes:
+        ``delay`` (seconds) or ``at`` (Unix time), ``priority`` (high,
+        normal, low), ``retries`` (0-25), ``key`` (one held job per key: a
+        repeat add returns the same id) and ``timeout`` (seconds). A bad or
+        unknown one is raised as the daemon's ``400``; nothing is added.
         """
+        add = b"queue:add:"
         if options:
-            raise ValueError(
-                "bgjobd takes no queue options yet: " + ", ".join(options)
-            )
-        answer = self._ask(b"queue:add:" + _call(module, data), self.timeout)
+            add = b"queue:add?" + urlencode(options).encode("ascii") + b":"
+        answer = self._ask(add + _call(module, data), self.timeout)
         m = re.fullmatch(rb"id:([0-9]+)", answer)
         if m is None:
             raise BgjobError(0, f"unexpected answer to queue:add: {answer!r}")
