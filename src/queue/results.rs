@@ -33,6 +33,15 @@ pub struct Done {
     pub again: Option<Box<Again>>,
 }
 
+impl Done {
+    /// Bytes it holds against the retention bounds: its answer, and a
+    /// failed job's data kept for `queue:retry` (without it, jobs failing
+    /// with large data and a short answer would pile up unbounded).
+    pub fn held_len(&self) -> usize {
+        self.answer.len() + self.again.as_ref().map_or(0, |a| a.data.len())
+    }
+}
+
 /// A held result whose job failed for good: a row of `queue:failed`
 /// (and of any other view of the failed jobs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,17 +161,17 @@ impl QueueBook {
     }
 
     fn hold(&mut self, done: &Done) {
-        self.held_bytes += done.answer.len();
+        self.held_bytes += done.held_len();
         if let Some(client) = done.client {
-            *self.held_by_client.entry(client).or_default() += done.answer.len();
+            *self.held_by_client.entry(client).or_default() += done.held_len();
         }
     }
 
     fn release(&mut self, done: &Done) {
-        self.held_bytes -= done.answer.len();
+        self.held_bytes -= done.held_len();
         if let Some(client) = done.client {
             if let Some(n) = self.held_by_client.get_mut(&client) {
-                *n -= done.answer.len();
+                *n -= done.held_len();
                 if *n == 0 {
                     self.held_by_client.remove(&client);
                 }

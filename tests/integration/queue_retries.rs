@@ -204,3 +204,33 @@ fn a_js_module_sees_its_job_id_and_attempt_through_the_host_api_warm_and_cold() 
         assert_eq!(answer, format!("{} 2", id_of(&id)), "workers {workers}");
     }
 }
+
+#[test]
+fn a_failed_jobs_kept_data_counts_against_the_result_bounds() {
+    // A failed job keeps its data for queue:retry: with a short answer and
+    // large data, only counting the data keeps failed jobs bounded.
+    let d = Setup::new()
+        .module("broken", BROKEN)
+        .settings(r#""result_retention_bytes": 100000"#)
+        .start();
+    let data = "x".repeat(60_000);
+    let stats_bytes = || {
+        let stats = d.ask_str("queue:stats");
+        field(&stats, "results_bytes").parse::<usize>().unwrap()
+    };
+    let first = d.add(&format!("broken:{data}"));
+    wait_for("the job to fail", || {
+        d.ask_str(&format!("queue:check:{first}")) == "2"
+    });
+    assert!(stats_bytes() >= 60_000, "{}", d.ask_str("queue:stats"));
+    let second = d.add(&format!("broken:{data}"));
+    wait_for("the second to fail", || {
+        d.ask_str(&format!("queue:check:{second}")) == "2"
+    });
+    // Two of them are over the bound: the older one's result goes.
+    assert_eq!(
+        d.ask_str(&format!("queue:check:{first}")),
+        "404: Unknown job"
+    );
+    assert!(stats_bytes() <= 100_000, "{}", d.ask_str("queue:stats"));
+}
