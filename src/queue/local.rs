@@ -401,4 +401,4 @@ impl LocalEngine {
 
 #[cfg(test)]
 #[path = "local_tests.rs"]
-mod tests;
+pub(in crate::queue) mod tests;

@@ -40,7 +40,8 @@ fn room() -> Admission {
     }
 }
 
-fn keep() -> Retention {
+/// Retention roomy enough for every test of the engine.
+pub(in crate::queue) fn keep() -> Retention {
     Retention {
         total: 1 << 20,
         per_client: 1 << 20,

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::keys::{ConnKey, Key};
-use crate::queue::engine::{Admission, Event, Finish, NewJob, QueueEngine, Retention};
+use crate::queue::engine::{Admission, Event, Finish, NewJob, QueueEngine};
 use crate::queue::ids::IdKey;
+use crate::queue::local::tests::keep;
 use crate::queue::options::JobOptions;
 use crate::queue::store::{MemoryStore, Recovered};
 use crate::run::outcome::Outcome;
@@ -26,14 +27,6 @@ fn room() -> Admission {
         max_waiting_bytes: 1 << 30,
         max_waiting_bytes_per_client: 1 << 30,
         ..Admission::default()
-    }
-}
-
-fn keep() -> Retention {
-    Retention {
-        total: 1 << 20,
-        per_client: 1 << 20,
-        time: Duration::from_secs(60),
     }
 }
 
