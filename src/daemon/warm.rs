@@ -224,7 +224,19 @@ impl Daemon {
             inbuf.extend_from_slice(chunk);
             true
         });
-        // An answer past the output cap fails its job and costs the worker.
+        while let Some(reply) = self
+            .workers
+            .slab
+            .get_mut(key)
+            .and_then(|w| next_reply(&mut w.inbuf))
+        {
+            self.worker_replied(key, reply);
+        }
+        // Left: a frame not complete yet (progress frames are not answer
+        // bytes). One past the output cap fails its job and its worker.
+        let Some(w) = self.workers.slab.get_mut(key) else {
+            return;
+        };
         let cap = self.settings.max_output + 64;
         if w.inbuf.len() > cap {
             let job = match w.state {
@@ -245,15 +257,6 @@ impl Daemon {
                     Vec::new(),
                 );
             }
-            return;
-        }
-        while let Some(reply) = self
-            .workers
-            .slab
-            .get_mut(key)
-            .and_then(|w| next_reply(&mut w.inbuf))
-        {
-            self.worker_replied(key, reply);
         }
     }
 
@@ -286,10 +289,12 @@ impl Daemon {
                 let usage = w.job_usage();
                 // Each job gets its own share of the log.
                 w.process.finish_stderr_log(&name);
-                let outcome = if ok {
-                    Outcome::Exited(0)
-                } else {
-                    Outcome::Exited(1)
+                // A whole answer over the cap can arrive in one read.
+                let max = self.settings.max_output;
+                let (outcome, answer) = match ok {
+                    _ if answer.len() > max => (Outcome::OutputTooLarge(max), Vec::new()),
+                    true => (Outcome::Exited(0), answer),
+                    false => (Outcome::Exited(1), answer),
                 };
                 self.warm_usage(job, usage);
                 self.finish_job_with(job, outcome, answer);

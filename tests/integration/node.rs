@@ -368,6 +368,31 @@ fn a_warm_answer_past_the_output_cap_fails_its_job() {
 }
 
 #[test]
+fn progress_frames_are_not_answer_bytes() {
+    // Many progress calls in one tick arrive with the answer in one read:
+    // only the answer counts against the output cap.
+    let d = with_js(
+        &[(
+            "steps.js",
+            "exports.TExecute = (parts, client) => { for (let i = 0; i < 5000; i++) client.progress(i, 5000); client.end('ok'); };",
+        )],
+        Some(r#""max_output_bytes": 1000, "node_workers": 1"#),
+    );
+    for _ in 0..4 {
+        assert_eq!(d.ask_str("steps:"), "ok");
+    }
+    // A whole answer over the cap in one read is still refused.
+    d.add_module(
+        "over.js",
+        "exports.TExecute = (parts, client) => client.end('y'.repeat(1500));",
+    );
+    assert_eq!(
+        d.ask_str("over:"),
+        "500: Module over failed (output over 1000 bytes)"
+    );
+}
+
+#[test]
 fn a_warm_worker_takes_a_request_larger_than_a_pipe() {
     let d = with_js(
         &[(
