@@ -111,6 +111,7 @@ pub fn parse(text: &[u8], now_ms: u64) -> Result<JobOptions, BadOptions> {
     let mut options = JobOptions::default();
     let mut delay = false;
     let mut at = false;
+    let mut seen: Vec<String> = Vec::new();
     for pair in text.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
         let (name, value) = match pair.iter().position(|&b| b == b'=') {
             Some(i) => (&pair[..i], &pair[i + 1..]),
@@ -121,6 +122,11 @@ pub fn parse(text: &[u8], now_ms: u64) -> Result<JobOptions, BadOptions> {
             return Err(BadOptions::Unknown(crate::sanitize::loggable(pair, 64)));
         };
         let bad = || BadOptions::Bad(name.clone());
+        // Given twice, it says two things: which one was meant is a guess.
+        if seen.contains(&name) {
+            return Err(bad());
+        }
+        seen.push(name.clone());
         let value = decode(value).ok_or_else(bad)?;
         match name.as_str() {
             "delay" => {
@@ -135,7 +141,9 @@ pub fn parse(text: &[u8], now_ms: u64) -> Result<JobOptions, BadOptions> {
             "at" => {
                 let secs = seconds(&value).ok_or_else(bad)?;
                 let ms = (secs * 1000.0).round();
-                if delay || ms > 1e15 {
+                // As far ahead as a delay may be, and no further.
+                let latest = now_ms as f64 + MAX_DELAY_SECS * 1000.0;
+                if delay || ms > latest {
                     return Err(bad());
                 }
                 at = true;
@@ -241,5 +249,16 @@ mod tests {
         );
         let longest = format!("key={}", "k".repeat(200));
         assert!(parse(longest.as_bytes(), NOW).is_ok());
+    }
+
+    #[test]
+    fn an_option_given_twice_or_an_at_past_thirty_days_is_bad() {
+        let bad = |t: &str| parse(t.as_bytes(), NOW).unwrap_err();
+        assert_eq!(bad("delay=1&delay=5"), BadOptions::Bad("delay".into()));
+        assert_eq!(bad("key=a&retries=1&key=b"), BadOptions::Bad("key".into()));
+        let month = MAX_DELAY_SECS as u64;
+        let at = |secs: u64| format!("at={}", NOW / 1000 + secs);
+        assert!(parse(at(month).as_bytes(), NOW).is_ok());
+        assert_eq!(bad(&at(month + 1)), BadOptions::Bad("at".into()));
     }
 }
