@@ -45,6 +45,11 @@ key!(
     ScrapeKey
 );
 
+key!(
+    /// An HTTP connection to the dashboard.
+    WebKey
+);
+
 /// A slab whose entries are reached only by keys of type `K`.
 #[derive(Debug)]
 pub struct Table<K, V> {

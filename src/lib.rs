@@ -31,3 +31,5 @@ pub mod ratelimit;
 pub mod run;
 /// Untrusted bytes made safe to log (a leaf).
 pub mod sanitize;
+/// The dashboard's pure parts: requests, routes, checks, the state document.
+pub mod web;

@@ -117,6 +117,7 @@ fn settings_source(cli: &Cli, activated: bool) -> SettingsSource {
         timeout: cli.timeout,
         max_jobs: cli.max_jobs,
         state: cli.state.clone(),
+        web: cli.web,
     }
 }
 

@@ -50,6 +50,14 @@ impl Cidr {
             _ => false,
         }
     }
+
+    /// True if every address of the network is this host's loopback.
+    pub fn is_loopback(&self) -> bool {
+        match self.addr {
+            IpAddr::V4(v4) => v4.is_loopback() && self.prefix >= 8,
+            IpAddr::V6(v6) => v6.is_loopback() && self.prefix == 128,
+        }
+    }
 }
 
 /// As written in the config: `10.0.0.0/8`.

@@ -32,6 +32,7 @@ const CHECKS: &[Check] = &[
     policies_for_no_module,
     state_folder,
     first_read_framing,
+    actions_beyond_loopback,
 ];
 
 /// Runs every check.
@@ -181,6 +182,25 @@ fn policies_for_no_module(s: &Subject) -> Vec<Finding> {
             )
         })
         .collect()
+}
+
+/// A dashboard that can act on jobs from beyond this host is a choice
+/// whose cost the operator should know: said, not refused.
+pub fn actions_beyond_loopback(s: &Subject) -> Vec<Finding> {
+    let Some(web) = &s.config.settings.web else {
+        return Vec::new();
+    };
+    if !(web.actions && web.reaches_beyond_loopback()) {
+        return Vec::new();
+    }
+    let nets: Vec<String> = web.allow.iter().map(|n| n.to_string()).collect();
+    vec![notice(
+        format!(
+            "web: actions are on and allow reaches beyond this host ({}): anyone there who opens the dashboard can cancel, retry, pause and resume jobs",
+            nets.join(", ")
+        ),
+        "keep allow to loopback and reach the dashboard through an SSH tunnel, or set \"actions\": false",
+    )]
 }
 
 #[cfg(test)]

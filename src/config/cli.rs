@@ -42,6 +42,11 @@ pub struct Cli {
     #[arg(short = 'l', long = "listen", value_name = "ADDR:PORT[/tcp]")]
     pub listen: Vec<ListenArg>,
 
+    /// Serve the dashboard on ADDR:PORT (overrides the config's
+    /// `web.listen`; its allow list and actions still apply).
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_web)]
+    pub web: Option<std::net::SocketAddr>,
+
     /// Job time limit in seconds (overrides the config).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
@@ -149,6 +154,12 @@ impl Cli {
             _ => PanicPolicy::CatchAndPrint,
         }
     }
+}
+
+/// `--web`'s address, read as the config's addresses are.
+fn parse_web(text: &str) -> Result<std::net::SocketAddr, String> {
+    crate::config::values::parse_addr(text)
+        .ok_or_else(|| format!("{text:?} is not ADDR:PORT (for example 127.0.0.1:9465)"))
 }
 
 #[cfg(test)]

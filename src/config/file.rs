@@ -104,6 +104,7 @@ struct RawConfig {
     state_dir: Option<String>,
     journal_sync: Option<Value>,
     metrics: Option<String>,
+    web: Option<crate::config::web::RawWeb>,
     module_policy: Option<crate::config::policy::Policies>,
 }
 
@@ -313,6 +314,10 @@ impl Config {
                         "metrics: {text:?} is not ADDR:PORT (for example \"127.0.0.1:9464\")"
                     ))
                 })?),
+            },
+            web: match raw.web {
+                Some(web) => crate::config::web::WebSettings::parse(web)?,
+                None => None,
             },
         };
         Ok(Config {

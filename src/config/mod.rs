@@ -32,6 +32,8 @@ pub mod settings;
 pub mod source;
 /// Addresses, networks, the sync policy, and numbers clamped with a note.
 pub mod values;
+/// The dashboard's setting (`web`).
+pub mod web;
 /// Whether others than their owner and root can change the modules.
 pub mod writable;
 

@@ -125,6 +125,44 @@ fn priority<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Priority>, 
 }
 
 impl ModulePolicy {
+    /// The keys set, as the config file writes them (for the dashboard):
+    /// `{}` for the default policy.
+    pub fn as_json(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        let mut put = |key: &str, value: serde_json::Value| {
+            map.insert(key.to_string(), value);
+        };
+        if self.answer == Answer::Stream {
+            put("answer", "stream".into());
+        }
+        let secs = |d: Duration| serde_json::Value::from(d.as_secs_f64());
+        if let Some(d) = self.job_timeout_secs {
+            put("job_timeout_secs", secs(d));
+        }
+        if let Some(n) = self.max_jobs {
+            put("max_jobs", n.into());
+        }
+        if let Some(n) = self.max_waiting {
+            put("max_waiting", n.into());
+        }
+        if let Some(n) = self.node_workers {
+            put("node_workers", n.into());
+        }
+        if let Some(n) = self.retries {
+            put("retries", n.into());
+        }
+        if let Some(d) = self.retry_base_secs {
+            put("retry_base_secs", secs(d));
+        }
+        if let Some(d) = self.retry_max_secs {
+            put("retry_max_secs", secs(d));
+        }
+        if let Some(p) = self.priority {
+            put("priority", p.name().into());
+        }
+        serde_json::Value::Object(map)
+    }
+
     /// The time limit of this module's jobs: its own, else the global one.
     pub fn job_timeout(&self, global: Duration) -> Duration {
         self.job_timeout_secs.unwrap_or(global)

@@ -91,6 +91,8 @@ pub struct Settings {
     pub journal_sync: SyncPolicy,
     /// Where `/metrics` and `/healthz` are served over HTTP; `None`: nowhere.
     pub metrics: Option<std::net::SocketAddr>,
+    /// The dashboard (`web`); `None`: off.
+    pub web: Option<crate::config::web::WebSettings>,
     /// Per-module policies (`module_policy`), by module name.
     pub module_policy: crate::config::policy::Policies,
 }
@@ -134,6 +136,7 @@ impl Default for Settings {
             state_dir: Some(PathBuf::from("./state")),
             journal_sync: SyncPolicy::Always,
             metrics: None,
+            web: None,
             module_policy: Default::default(),
         }
     }

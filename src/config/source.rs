@@ -19,6 +19,8 @@ pub struct SettingsSource {
     pub timeout: Option<f64>,
     pub max_jobs: Option<u64>,
     pub state: Option<String>,
+    /// `--web ADDR:PORT`: the dashboard's address, over the config's.
+    pub web: Option<std::net::SocketAddr>,
 }
 
 impl SettingsSource {
@@ -53,6 +55,13 @@ impl SettingsSource {
         }
         if let Some(state) = &self.state {
             config.settings.state_dir = crate::config::file::parse_state_dir(state);
+        }
+        if let Some(addr) = self.web {
+            let web = config
+                .settings
+                .web
+                .get_or_insert_with(|| crate::config::web::WebSettings::on(addr));
+            web.listen = addr;
         }
         let s = &config.settings;
         config.settings.module_limits.identity = crate::config::identity::module_identity(

@@ -280,6 +280,9 @@ impl Daemon {
     /// The one path that answers a client: the connection starts writing,
     /// and what its previous phase stood for is undone.
     pub(super) fn answer(&mut self, key: ConnKey, answer: impl Into<std::rc::Rc<[u8]>>) {
+        if let Some(web) = crate::daemon::tokens::asked_by_web(key) {
+            return self.web_answered(web, &answer.into());
+        }
         let limits = self.conn_limits();
         if let Some(conn) = self.conns.get(key) {
             self.stats

@@ -8,6 +8,7 @@ use crate::daemon::timers::Timer;
 use crate::daemon::Daemon;
 use crate::keys::JobKey;
 use crate::net::protocol::{render_answer, Refusal};
+use crate::queue::engine::RunJob;
 use crate::run::command::{JobEnv, Mode};
 use crate::run::job::{ColdRun, Job, JobState, Origin};
 use crate::run::outcome::Outcome;
@@ -32,10 +33,11 @@ impl Daemon {
             let Some(key) = self.jobs.pop_waiting(self.settings.max_jobs, module_limit) else {
                 break;
             };
-            let warm = self
-                .jobs
-                .get(key)
-                .is_some_and(|job| self.runs_warm(&job.module));
+            let Some(job) = self.jobs.get(key) else {
+                continue;
+            };
+            let (warm, waited) = (self.runs_warm(&job.module), job.created.elapsed());
+            self.note_started(waited);
             if warm {
                 self.start_warm(key);
             } else {
@@ -163,6 +165,7 @@ impl Daemon {
         let waited = job.created.elapsed().saturating_sub(receipt.wall);
         self.stats.run_time.observe(receipt.wall.as_secs_f64());
         self.stats.wait_time.observe(waited.as_secs_f64());
+        self.note_finished(&job.module.name, receipt.wall, &outcome);
         let line = format!(
             "{} {peer} {name}{}: in {} bytes, out {}, {outcome}, ran {:.1} ms, waited {:.1} ms",
             job.origin.transport(),
@@ -282,6 +285,47 @@ impl Daemon {
                 }
                 JobState::Waiting => {}
             }
+        }
+    }
+
+    pub(super) fn job_of(&self, id: u64) -> Option<JobKey> {
+        self.jobs.keys_where(|j| j.id == Some(id)).first().copied()
+    }
+
+    /// A job the queue says may run now joins the waiting line.
+    pub(super) fn run_queued(&mut self, run: RunJob) {
+        let origin = match run.udp_peer {
+            Some(peer) => Origin::Udp { peer },
+            None => Origin::Queue { id: run.id },
+        };
+        let mut job = Job::journaled(run.module, origin, run.id, run.data);
+        job.owner = run.owner;
+        job.client = run.client;
+        job.attempts = run.attempts;
+        job.priority = run.priority;
+        job.timeout = run.timeout;
+        job.added_at = run.added_at;
+        job.created = run.created;
+        self.jobs.add_kept(job);
+    }
+
+    /// A queue job cancelled while it runs is killed.
+    pub(super) fn kill_queued(&mut self, id: u64) {
+        let Some(key) = self.job_of(id) else { return };
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
+        let module = job.module.name.clone();
+        match &mut job.state {
+            JobState::Running(run) => {
+                run.end(Outcome::Cancelled);
+                log::info!("queue job {id} ({module}) cancelled: killing its process group");
+            }
+            JobState::Warm(_) => {
+                log::info!("queue job {id} ({module}) cancelled: killing its warm worker");
+                self.end_warm(key, Outcome::Cancelled);
+            }
+            JobState::Waiting => {}
         }
     }
 }

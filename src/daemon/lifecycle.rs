@@ -71,6 +71,7 @@ impl Daemon {
                 }
                 self.settings = config.settings;
                 self.last_read = read;
+                self.apply_web();
                 self.find_node();
                 self.modules.rescan();
                 log::info!(target: "bgjobd", "reloaded {}: {}", self.source.config_path.display(), self.describe());
@@ -117,6 +118,9 @@ impl Daemon {
         };
         let metrics = match &self.metrics {
             Some(m) => format!("; metrics on http://{}/metrics", m.addr),
+            None => String::new(),
+        } + &match &self.web {
+            Some(w) => format!("; dashboard on http://{}/", w.addr),
             None => String::new(),
         };
         format!(
@@ -203,6 +207,7 @@ impl Daemon {
         self.stop_idle_workers(now);
         self.report_held_warnings(now);
         self.expire_scrapes(now);
+        self.expire_web(now);
         self.release_memory(now);
         if now.duration_since(self.last_refresh) >= MODULE_REFRESH {
             self.modules.rescan();

@@ -178,7 +178,7 @@ impl Daemon {
 
     /// The `queue:stats` counters, per-module job counts and the duration
     /// histograms, in the Prometheus text format.
-    fn metrics_page(&self) -> String {
+    pub(super) fn metrics_page(&self) -> String {
         let s = &self.stats;
         let mut e = Exposition::default();
         let gauge = |n: usize| n as f64;

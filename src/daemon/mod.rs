@@ -50,6 +50,12 @@ mod uids;
 mod warm;
 /// Rate-limited warn lines.
 mod warnings;
+/// The dashboard: its listener, requests and actions.
+mod web;
+/// The dashboard's listener and connections.
+mod web_server;
+/// The dashboard's `/api/state`, gathered from the loop's tables.
+mod web_state;
 
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -134,6 +140,10 @@ pub struct Daemon {
     warnings: RateLimit,
     /// The metrics listener, if the settings ask for one.
     metrics: Option<MetricsServer>,
+    /// The dashboard, if the settings ask for one.
+    web: Option<web_server::WebServer>,
+    /// What jobs did lately, for the dashboard's charts and hour counts.
+    activity: crate::web::history::Activity,
     /// The operator socket in the state folder, and its path.
     operator: Option<(mio::net::UnixListener, PathBuf)>,
     /// When memory a load left is given back.
@@ -273,10 +283,20 @@ impl Daemon {
             node: None,
             warnings: RateLimit::new(std::time::Duration::from_secs(1)),
             metrics,
+            web: None,
+            activity: Default::default(),
             operator,
             release: heap::Release::new(Instant::now()),
         };
         daemon.find_node();
+        if let Some(settings) = daemon.settings.web.clone() {
+            // A dashboard that cannot bind at start is an error, as a listener is.
+            daemon.web = Some(web_server::WebServer::bind(
+                settings,
+                None,
+                daemon.poll.registry(),
+            )?);
+        }
         log::info!(target: "bgjobd", "bgjobd {} started: {}", env!("CARGO_PKG_VERSION"), daemon.describe());
         daemon.route_queue();
         Ok(daemon)
@@ -359,6 +379,8 @@ impl Daemon {
             Source::Conn(key) => self.conn_ready(key),
             Source::Metrics => self.accept_scrapes(),
             Source::Scrape(key) => self.scrape_ready(key),
+            Source::Web => self.accept_web(),
+            Source::WebConn(key) => self.web_ready(key),
         }
     }
 

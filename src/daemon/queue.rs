@@ -10,14 +10,13 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use crate::daemon::Daemon;
-use crate::keys::{ConnKey, JobKey};
+use crate::keys::ConnKey;
 use crate::net::protocol::{JobRef, Refusal, RetryRef};
 use crate::queue::engine::{
-    Admission, Asker, Event, Finish, NewJob, QueueEngine, Retention, RetryTarget, RunJob, Wait,
+    Admission, Asker, Event, Finish, NewJob, QueueEngine, Retention, RetryTarget, Wait,
 };
 use crate::queue::options::{parse as parse_options, JobOptions};
 use crate::queue::store::Status;
-use crate::run::job::{Job, JobState, Origin};
 use crate::run::modules::Module;
 use crate::run::outcome::Outcome;
 use crate::run::progress::Progress;
@@ -162,7 +161,17 @@ impl Daemon {
         )
     }
 
+    /// Who asks: a TCP or operator connection, or the dashboard, which
+    /// acts as an operator (its checks are in `web.rs`).
     fn asker(&self, key: ConnKey) -> Option<Asker> {
+        if crate::daemon::tokens::asked_by_web(key).is_some() {
+            let owner = "web".into();
+            return Some(Asker {
+                conn: key,
+                owner,
+                operator: true,
+            });
+        }
         let conn = self.conns.get(key)?;
         Some(Asker {
             conn: key,
@@ -328,6 +337,10 @@ impl Daemon {
         self.queue.settled()
     }
 
+    pub(super) fn queue_view(&self) -> crate::queue::engine::QueueView {
+        self.queue.view()
+    }
+
     pub(super) fn queue_failing(&self) -> Option<String> {
         self.queue.failing()
     }
@@ -369,45 +382,6 @@ impl Daemon {
                 Event::List { conn, rows } => self.answer_list(conn, rows),
                 Event::Pause { module, paused } => self.jobs.set_paused(&module, paused),
             }
-        }
-    }
-
-    fn job_of(&self, id: u64) -> Option<JobKey> {
-        self.jobs.keys_where(|j| j.id == Some(id)).first().copied()
-    }
-
-    fn run_queued(&mut self, run: RunJob) {
-        let origin = match run.udp_peer {
-            Some(peer) => Origin::Udp { peer },
-            None => Origin::Queue { id: run.id },
-        };
-        let mut job = Job::journaled(run.module, origin, run.id, run.data);
-        job.owner = run.owner;
-        job.client = run.client;
-        job.attempts = run.attempts;
-        job.priority = run.priority;
-        job.timeout = run.timeout;
-        job.added_at = run.added_at;
-        job.created = run.created;
-        self.jobs.add_kept(job);
-    }
-
-    fn kill_queued(&mut self, id: u64) {
-        let Some(key) = self.job_of(id) else { return };
-        let Some(job) = self.jobs.get_mut(key) else {
-            return;
-        };
-        let module = job.module.name.clone();
-        match &mut job.state {
-            JobState::Running(run) => {
-                run.end(Outcome::Cancelled);
-                log::info!("queue job {id} ({module}) cancelled: killing its process group");
-            }
-            JobState::Warm(_) => {
-                log::info!("queue job {id} ({module}) cancelled: killing its warm worker");
-                self.end_warm(key, Outcome::Cancelled);
-            }
-            JobState::Waiting => {}
         }
     }
 }

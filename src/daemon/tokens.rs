@@ -3,7 +3,7 @@
 
 use mio::Token;
 
-use crate::keys::{ConnKey, JobKey, Key, ScrapeKey, WorkerKey};
+use crate::keys::{ConnKey, JobKey, Key, ScrapeKey, WebKey, WorkerKey};
 use crate::run::process::Stream;
 use crate::run::spawns::Owner;
 
@@ -24,6 +24,16 @@ pub const METRICS: Token = Token(usize::MAX - 3);
 /// An HTTP connection to the metrics listener has `SCRAPES + key`.
 const SCRAPES: usize = 1 << 43;
 
+/// The dashboard's listener.
+pub const WEB: Token = Token(usize::MAX - 4);
+/// An HTTP connection to the dashboard has `WEB_CONNS + key`.
+const WEB_CONNS: usize = 1 << 44;
+/// A dashboard connection asks the queue as connection `WEB_ASKERS + key`:
+/// far above any TCP connection's key, and below the listeners' tokens, so
+/// the queue's answer for it is routed back to the dashboard
+/// ([`web_asker`], [`asked_by_web`]) and never reaches a TCP client.
+const WEB_ASKERS: usize = 1 << 39;
+
 /// What a token stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -37,6 +47,8 @@ pub enum Source {
     Conn(ConnKey),
     Metrics,
     Scrape(ScrapeKey),
+    Web,
+    WebConn(WebKey),
 }
 
 pub fn source(token: Token) -> Source {
@@ -45,6 +57,8 @@ pub fn source(token: Token) -> Source {
         _ if token == WAKER => Source::Waker,
         _ if token == OPERATOR => Source::Operator,
         _ if token == METRICS => Source::Metrics,
+        _ if token == WEB => Source::Web,
+        t if t >= WEB_CONNS => Source::WebConn(WebKey::new(t - WEB_CONNS)),
         t if t >= SCRAPES => Source::Scrape(ScrapeKey::new(t - SCRAPES)),
         t if t >= WORKER_PIPES => {
             let t = t - WORKER_PIPES;
@@ -81,6 +95,23 @@ pub fn udp(i: usize) -> Token {
 
 pub fn scrape(key: ScrapeKey) -> Token {
     Token(SCRAPES + key.index())
+}
+
+pub fn web_conn(key: WebKey) -> Token {
+    Token(WEB_CONNS + key.index())
+}
+
+/// The connection key a dashboard connection asks the queue as.
+pub fn web_asker(key: WebKey) -> ConnKey {
+    ConnKey::new(WEB_ASKERS + key.index())
+}
+
+/// The dashboard connection a queue answer is for, if it is for one.
+pub fn asked_by_web(key: ConnKey) -> Option<WebKey> {
+    let i = key.index();
+    (WEB_ASKERS..LISTENERS)
+        .contains(&i)
+        .then(|| WebKey::new(i - WEB_ASKERS))
 }
 
 pub fn conn(key: ConnKey) -> Token {
@@ -135,5 +166,10 @@ mod tests {
         let scrape_key = ScrapeKey::new(5);
         assert_eq!(source(scrape(scrape_key)), Source::Scrape(scrape_key));
         assert_eq!(source(OPERATOR), Source::Operator);
+        let web = WebKey::new(9);
+        assert_eq!(source(WEB), Source::Web);
+        assert_eq!(source(web_conn(web)), Source::WebConn(web));
+        assert_eq!(asked_by_web(web_asker(web)), Some(web));
+        assert_eq!(asked_by_web(conn_key), None);
     }
 }

@@ -152,6 +152,19 @@ pub struct QueueStats {
     pub paused: Vec<String>,
 }
 
+/// What the dashboard shows of the queue, read at once.
+#[derive(Debug, Clone, Default)]
+pub struct QueueView {
+    /// Jobs held until a later run time (a delay, or a retry's wait).
+    pub scheduled: usize,
+    /// Jobs accepted whose record is not kept yet (they count as waiting).
+    pub unkept: usize,
+    /// Held results of jobs that failed for good.
+    pub failed: Vec<crate::queue::results::FailedResult>,
+    /// Modules whose queued jobs do not start.
+    pub paused: Vec<String>,
+}
+
 /// What the engine tells the loop to do.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -234,6 +247,8 @@ pub trait QueueEngine {
     /// Jobs accepted but not kept yet, in all, of this client, and datagrams:
     /// they count as waiting.
     fn unkept(&self, client: Option<IpAddr>) -> (usize, usize, usize);
+    /// What the dashboard shows of the queue.
+    fn view(&self) -> QueueView;
     /// Why new jobs would fail now, if they would.
     fn failing(&self) -> Option<String>;
     /// True if what it keeps survives a restart.

@@ -36,3 +36,5 @@ mod schedule;
 pub mod store;
 /// Counts of the jobs held outside the daemon's waiting line.
 mod tally;
+/// What the dashboard reads of the queue.
+mod view;

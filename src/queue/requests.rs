@@ -243,6 +243,10 @@ impl QueueEngine for LocalEngine {
         self.events.push_back(Event::Stats { conn, stats });
     }
 
+    fn view(&self) -> crate::queue::engine::QueueView {
+        self.dashboard_view()
+    }
+
     fn pause(&mut self, asker: Asker, module: String, paused: bool) {
         self.pause_module(asker, module, paused);
     }

@@ -93,6 +93,11 @@ impl ModuleIndex {
         }
     }
 
+    /// The names of the modules found at the last scan or lookup.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.modules.keys().map(String::as_str)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -10,6 +10,8 @@ mod checks;
 mod classic;
 /// The PHP and Python libraries in clients/, by their own test suites.
 mod client_libraries;
+/// The dashboard: page, /api/state, actions and their checks.
+mod dashboard;
 mod docs;
 mod durable;
 mod edges;

@@ -67,6 +67,9 @@ pub struct Setup {
     pub verbose: bool,
     /// The daemon's open-files limit (soft and hard), as `ulimit -n` sets it.
     pub open_files: Option<u64>,
+    /// The dashboard's `web` object members besides `listen` (which is a
+    /// free loopback port unless given); `None`: no dashboard.
+    pub web: Option<String>,
 }
 
 impl Setup {
@@ -79,7 +82,16 @@ impl Setup {
             listen: "127.0.0.1:0".into(),
             verbose: true,
             open_files: None,
+            web: None,
         }
+    }
+
+    /// Serves the dashboard on a free loopback port, with these members of
+    /// the `web` object (`""`, or e.g. `"actions": true`); see
+    /// [`Daemon::web_addr`] and [`Daemon::web_get`].
+    pub fn web(mut self, members: &str) -> Setup {
+        self.web = Some(members.into());
+        self
     }
 
     /// Starts the daemon with this open-files limit (soft and hard).
@@ -132,7 +144,21 @@ impl Setup {
         }
         args.push("--modules".into());
         args.push(modules.display().to_string());
-        if let Some(settings) = &self.settings {
+        let mut settings = self.settings.clone();
+        if let Some(members) = &self.web {
+            let listen = if members.contains("\"listen\"") {
+                String::new()
+            } else {
+                r#""listen": "127.0.0.1:0""#.to_string()
+                    + if members.is_empty() { "" } else { ", " }
+            };
+            let web = format!(r#""web": {{{listen}{members}}}"#);
+            settings = Some(match settings {
+                Some(s) => format!("{s}, {web}"),
+                None => web,
+            });
+        }
+        if let Some(settings) = &settings {
             let config = dir.path().join("service.config");
             fs::write(&config, format!("{{{settings}}}")).unwrap();
             args.push("--config".into());
@@ -425,6 +451,91 @@ impl Daemon {
     /// Waits until the log contains `text`.
     pub fn wait_log(&self, text: &str) {
         wait_for(&format!("log line {text:?}"), || self.log().contains(text));
+    }
+
+    /// The dashboard's address, as the last start or reload line gives it.
+    pub fn web_addr(&self) -> SocketAddr {
+        self.wait_log("dashboard on http://");
+        let log = self.log();
+        let rest = log.rsplit_once("dashboard on http://").unwrap().1;
+        rest.split_once('/').unwrap().0.parse().unwrap()
+    }
+
+    /// `GET path` from the dashboard, with its own Host header.
+    pub fn web_get(&self, path: &str) -> WebResponse {
+        let addr = self.web_addr();
+        web_request(
+            addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
+        )
+    }
+
+    /// `/api/state` as JSON.
+    pub fn web_state(&self) -> serde_json::Value {
+        let r = self.web_get("/api/state");
+        assert_eq!(r.status, 200, "{r:?}");
+        serde_json::from_str(&r.body).unwrap()
+    }
+
+    /// The token the dashboard's page carries.
+    pub fn web_token(&self) -> String {
+        let page = self.web_get("/").body;
+        let rest = page
+            .split_once(r#"name="bgjob-token" content=""#)
+            .unwrap()
+            .1;
+        rest.split_once('"').unwrap().0.to_string()
+    }
+
+    /// A dashboard action as the page sends it (`POST path`, with the
+    /// page's token and its own Origin).
+    pub fn web_act(&self, path: &str) -> WebResponse {
+        let (addr, token) = (self.web_addr(), self.web_token());
+        web_request(
+            addr,
+            &format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nX-Bgjob-Token: {token}\r\nContent-Length: 0\r\n\r\n"),
+        )
+    }
+}
+
+/// A dashboard response: status, head and body.
+#[derive(Debug, Clone)]
+pub struct WebResponse {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl WebResponse {
+    /// A header's value (the name's case does not matter).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// Sends a raw request to `addr` and reads the response to EOF.
+pub fn web_request(addr: SocketAddr, request: &str) -> WebResponse {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    WebResponse {
+        status,
+        head: head.to_string(),
+        body: body.to_string(),
     }
 }
 
