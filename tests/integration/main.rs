@@ -12,6 +12,8 @@ mod classic;
 mod client_libraries;
 /// The dashboard: page, /api/state, actions and their checks.
 mod dashboard;
+/// The dashboard in a headless Chromium, driven over WebDriver.
+mod dashboard_browser;
 mod docs;
 mod durable;
 mod edges;
@@ -57,5 +59,7 @@ mod soak;
 mod streaming;
 mod udp;
 mod util;
+/// A minimal W3C WebDriver client (chromedriver) for the browser test.
+mod webdriver;
 mod writable;
 mod write_errors;

@@ -18,7 +18,8 @@
 //                                  (the row has class "paused" when paused)
 //   #chart-rate, #chart-times      the two charts (canvas); #legend-rate, #legend-times
 //   #running tr[data-id=N]         td.module .listener .attempt .age; progress (hidden without
-//                                  progress) and span.progress-text
+//                                  progress) and span.progress-text; a direct call's row has
+//                                  class "direct" and no data-id
 //   #failed tr[data-id=N]          td.module .attempts .age .exit; pre.stderr
 //   #running-total, #failed-total  "N of M" when the lists are capped
 //   button[data-action]            "cancel" / "retry" (data-id), "retry-module" / "pause" /
@@ -119,8 +120,8 @@
     const old = new Map();
     for (const row of Array.from(tbody.rows)) old.set(row.dataset.key, row);
     let prev = null;
-    for (const item of items) {
-      const key = String(keyOf(item));
+    items.forEach((item, index) => {
+      const key = String(keyOf(item, index));
       let row = old.get(key);
       if (row) {
         old.delete(key);
@@ -133,7 +134,7 @@
       const want = prev ? prev.nextSibling : tbody.firstChild;
       if (want !== row) tbody.insertBefore(row, want);
       prev = row;
-    }
+    });
     for (const row of old.values()) row.remove();
     const table = tbody.closest("table");
     const empty = document.querySelector(`p[data-empty="${table.id}"]`);
@@ -212,20 +213,23 @@
     tr.retryButton.hidden = failed === 0;
   }
 
+  /** A running job's row; a direct call (not a queue job) has no id. */
   function buildRunning(j) {
     const tr = row(["id", "module", "listener", "attempt", "age", "progress", "act"]);
-    tr.dataset.id = j.id;
+    const queued = typeof j.id === "number";
+    if (queued) tr.dataset.id = j.id;
+    else tr.classList.add("direct");
     for (const name of ["id", "attempt", "age"]) tr.cells$[name].classList.add("num");
     tr.bar = document.createElement("progress");
     tr.barText = el("span", "progress-text");
     tr.cells$.progress.append(tr.bar, tr.barText);
-    tr.cells$.act.appendChild(button("cancel", "Cancel", { id: j.id }));
+    if (queued) tr.cells$.act.appendChild(button("cancel", "Cancel", { id: j.id }));
     return tr;
   }
 
   function updateRunning(tr, j) {
     const c = tr.cells$;
-    setText(c.id, j.id);
+    setText(c.id, typeof j.id === "number" ? j.id : "direct");
     setText(c.module, j.module);
     setText(c.listener, j.listener ?? DASH);
     setText(c.attempt, j.attempt ?? DASH);
@@ -483,7 +487,9 @@
     syncRows(byId("modules").tBodies[0], state.modules || [], (m) => m.name, buildModule,
       (tr, m) => updateModule(tr, m, failedOf));
     const running = Array.isArray(state.running) ? state.running : [];
-    syncRows(byId("running").tBodies[0], running, (j) => j.id, buildRunning, updateRunning);
+    // Direct calls (id null) come last, keyed by their place among them.
+    syncRows(byId("running").tBodies[0], running,
+      (j, i) => (typeof j.id === "number" ? j.id : `direct-${i}`), buildRunning, updateRunning);
     syncRows(byId("failed").tBodies[0], failed, (j) => j.id, buildFailed, updateFailed);
     setText(byId("running-total"), totalText(running.length, state.running_total));
     setText(byId("failed-total"), totalText(failed.length, state.failed_total));
