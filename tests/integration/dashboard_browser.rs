@@ -608,15 +608,17 @@ fn the_page_fits_1280_and_400_pixels_and_its_screenshots_are_taken() {
     // For the pictures in docs/, a few minutes of history first, so that
     // the charts have lines to show; the test itself needs none.
     if std::env::var_os("BGJOB_SCREENSHOTS").is_some_and(|v| v == "1") {
-        let until = Instant::now() + Duration::from_secs(150);
+        let start = Instant::now();
         let mut n = 0u64;
-        while Instant::now() < until {
+        while start.elapsed() < Duration::from_secs(180) {
             n += 1;
-            let burst = 2 + (n / 4) % 5;
+            // A rate that rises and falls over about a minute.
+            let phase = start.elapsed().as_secs_f64() / 60.0 * std::f64::consts::TAU;
+            let burst = (4.0 + 3.0 * phase.sin()).round() as usize;
             for _ in 0..burst {
                 d.add("thumbs:");
             }
-            if n.is_multiple_of(13) {
+            if n.is_multiple_of(150) {
                 d.add("mailer:");
             }
             std::thread::sleep(Duration::from_millis(400));

@@ -29,7 +29,8 @@
 (() => {
   const TOKEN = document.querySelector('meta[name="bgjob-token"]').content;
   const POLL_MS = 1000;
-  const WINDOW_SECS = 3600;
+  /** The charts span the last hour, or less while the daemon is younger. */
+  const HOUR_SECS = 3600;
 
   const byId = (id) => document.getElementById(id);
 
@@ -275,8 +276,8 @@
   // ---- charts --------------------------------------------------------
 
   const RATE_SERIES = [
+    { key: "succeeded", name: "succeeded", color: "--c-succeeded", area: true, fmt: fmtRate },
     { key: "started", name: "started", color: "--c-started", fmt: fmtRate },
-    { key: "succeeded", name: "succeeded", color: "--c-succeeded", fmt: fmtRate },
     { key: "failed", name: "failed", color: "--c-failed", fmt: fmtRate },
   ];
   const TIME_SERIES = [
@@ -298,7 +299,13 @@
     return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   }
 
-  function drawChart(canvas, history, now, series, axisFmt) {
+  /** Seconds the charts span: the hour, or the uptime rounded up to 5 min. */
+  function chartSpan(uptime) {
+    if (typeof uptime !== "number" || uptime >= HOUR_SECS) return HOUR_SECS;
+    return Math.min(HOUR_SECS, Math.max(300, Math.ceil(uptime / 300) * 300));
+  }
+
+  function drawChart(canvas, history, now, span, series, axisFmt) {
     const width = canvas.clientWidth;
     const height = canvas.clientHeight;
     if (width === 0 || height === 0) return;
@@ -315,8 +322,10 @@
     const plotW = Math.max(width - left - right, 10);
     const plotH = Math.max(height - top - bottom, 10);
     const t1 = typeof now === "number" ? now : Date.now() / 1000;
-    const t0 = t1 - WINDOW_SECS;
-    const x = (t) => left + ((t - t0) / WINDOW_SECS) * plotW;
+    const t0 = t1 - span;
+    const x = (t) => left + ((t - t0) / span) * plotW;
+    // A point stands for its interval: drawn at the middle of it.
+    const at = (p) => x(p.t + interval / 2);
 
     let max = 0;
     for (const p of points) {
@@ -347,23 +356,27 @@
     }
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
-    const every = plotW < 320 ? 20 : 10;
-    for (let m = 60; m >= 0; m -= every) {
+    const minutes = span / 60;
+    const ticks = plotW < 320 ? 3 : 6;
+    const every = [1, 2, 5, 10, 15, 20, 30].find((m) => minutes / m <= ticks) || 60;
+    for (let m = Math.floor(minutes / every) * every; m >= 0; m -= every) {
       const xx = Math.round(x(t1 - m * 60)) + 0.5;
       ctx.beginPath();
       ctx.moveTo(xx, top + plotH);
       ctx.lineTo(xx, top + plotH + 4);
       ctx.stroke();
       const label = m === 0 ? "now" : `−${m} min`;
-      ctx.textAlign = m === 60 ? "left" : m === 0 ? "right" : "center";
-      ctx.fillText(label, m === 60 ? Math.max(xx - 8, 0) : xx, top + plotH + 6);
+      const first = m * 60 >= span;
+      ctx.textAlign = first ? "left" : m === 0 ? "right" : "center";
+      ctx.fillText(label, first ? Math.max(xx - 8, 0) : xx, top + plotH + 6);
     }
 
-    const visible = points.filter((p) => p.t >= t0 - interval);
+    const visible = points.filter((p) => p.t + interval >= t0);
     if (!visible.some((p) => series.some((s) => typeof p[s.key] === "number"))) {
       ctx.textAlign = "center";
       ctx.textBaseline = "middle";
-      ctx.fillText("no jobs in the last hour", left + plotW / 2, top + plotH / 2);
+      ctx.fillText(span < HOUR_SECS ? "no jobs yet" : "no jobs in the last hour",
+        left + plotW / 2, top + plotH / 2);
     }
     ctx.save();
     ctx.beginPath();
@@ -371,6 +384,9 @@
     ctx.clip();
     ctx.lineJoin = "round";
     ctx.lineCap = "round";
+    for (const s of series) {
+      if (s.area) area(ctx, visible, s, interval, at, y, top + plotH);
+    }
     for (const s of series) {
       ctx.strokeStyle = cssVar(s.color);
       ctx.fillStyle = ctx.strokeStyle;
@@ -384,34 +400,64 @@
         const ok = typeof v === "number" && isFinite(v);
         const joined = ok && last && p.t - last.t <= interval * 1.5;
         if (!ok) {
-          if (runLength === 1) dot(ctx, last, s.key, x, y);
+          if (runLength === 1) dot(ctx, last, s.key, at, y);
           last = null;
           runLength = 0;
           continue;
         }
         if (joined) {
-          ctx.lineTo(x(p.t), y(v));
+          ctx.lineTo(at(p), y(v));
           runLength++;
         } else {
-          if (runLength === 1) dot(ctx, last, s.key, x, y);
-          ctx.moveTo(x(p.t), y(v));
+          if (runLength === 1) dot(ctx, last, s.key, at, y);
+          ctx.moveTo(at(p), y(v));
           runLength = 1;
         }
         last = p;
       }
       ctx.stroke();
-      if (runLength === 1) dot(ctx, last, s.key, x, y);
+      if (runLength === 1) dot(ctx, last, s.key, at, y);
     }
     ctx.restore();
   }
 
+  /** The area under a series, lightly filled, in runs of joined points. */
+  function area(ctx, points, s, interval, at, y, base) {
+    ctx.save();
+    ctx.fillStyle = cssVar(s.color);
+    ctx.globalAlpha = 0.12;
+    let run = [];
+    const flush = () => {
+      if (run.length > 1) {
+        ctx.beginPath();
+        ctx.moveTo(at(run[0]), base);
+        for (const p of run) ctx.lineTo(at(p), y(p[s.key]));
+        ctx.lineTo(at(run[run.length - 1]), base);
+        ctx.closePath();
+        ctx.fill();
+      }
+      run = [];
+    };
+    for (const p of points) {
+      const v = p[s.key];
+      if (typeof v !== "number" || !isFinite(v)) {
+        flush();
+        continue;
+      }
+      if (run.length && p.t - run[run.length - 1].t > interval * 1.5) flush();
+      run.push(p);
+    }
+    flush();
+    ctx.restore();
+  }
+
   /** A lone point, which a line of one point would not show. */
-  function dot(ctx, p, key, x, y) {
+  function dot(ctx, p, key, at, y) {
     if (!p) return;
     ctx.save();
     ctx.setLineDash([]);
     ctx.beginPath();
-    ctx.arc(x(p.t), y(p[key]), 2.5, 0, Math.PI * 2);
+    ctx.arc(at(p), y(p[key]), 2.5, 0, Math.PI * 2);
     ctx.fill();
     ctx.restore();
   }
@@ -478,7 +524,10 @@
     }
     renderCluster(state.cluster);
 
-    const failed = Array.isArray(state.failed) ? state.failed : [];
+    // Newest failures first; the longest-running jobs first (ids say
+    // nothing of order).
+    const byAge = (sign) => (a, b) => sign * ((a.age_secs || 0) - (b.age_secs || 0));
+    const failed = Array.isArray(state.failed) ? state.failed.slice().sort(byAge(1)) : [];
     const capped = typeof state.failed_total === "number" && state.failed_total > failed.length;
     const failedBy = new Map();
     for (const j of failed) failedBy.set(j.module, (failedBy.get(j.module) || 0) + 1);
@@ -486,7 +535,7 @@
 
     syncRows(byId("modules").tBodies[0], state.modules || [], (m) => m.name, buildModule,
       (tr, m) => updateModule(tr, m, failedOf));
-    const running = Array.isArray(state.running) ? state.running : [];
+    const running = Array.isArray(state.running) ? state.running.slice().sort(byAge(-1)) : [];
     // Direct calls (id null) come last, keyed by their place among them.
     syncRows(byId("running").tBodies[0], running,
       (j, i) => (typeof j.id === "number" ? j.id : `direct-${i}`), buildRunning, updateRunning);
@@ -502,8 +551,12 @@
 
   function drawCharts() {
     if (!last) return;
-    drawChart(byId("chart-rate"), last.history, last.now, RATE_SERIES, (v) => `${v}/s`);
-    drawChart(byId("chart-times"), last.history, last.now, TIME_SERIES, fmtMsAxis);
+    const span = chartSpan(last.uptime_secs);
+    const interval = (last.history && last.history.interval_secs) || 10;
+    const caption = span < HOUR_SECS ? `since start, per ${interval} s` : `last 60 min, per ${interval} s`;
+    for (const node of document.querySelectorAll(".chart .span")) setText(node, caption);
+    drawChart(byId("chart-rate"), last.history, last.now, span, RATE_SERIES, (v) => `${v}/s`);
+    drawChart(byId("chart-times"), last.history, last.now, span, TIME_SERIES, fmtMsAxis);
   }
 
   function setConn(ok, error) {
