@@ -548,3 +548,54 @@ fn reload_applies_web_changes() {
     assert!(d.log().contains("dashboard off"), "{}", d.log());
     assert!(TcpStream::connect(first).is_err(), "the listener is closed");
 }
+
+#[test]
+fn bgjob_status_prints_the_state() {
+    let d = Setup::new()
+        .web("")
+        .module("slow", SLOW)
+        .module("invoice", BROKEN)
+        .start();
+    let running = id_of(&d.add("slow:a"));
+    let failed = id_of(&d.add("invoice:1"));
+    wait_for("the jobs to run and fail", || {
+        let s = d.web_state();
+        s["failed_total"] == 1
+            && find(&s["running"], running).is_some_and(|r| r["progress"]["done"] == 40)
+    });
+    let web = d.web_addr().to_string();
+    let status = |args: &[&str], env: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_bgjob"));
+        c.args(args).env_remove("BGJOB_WEB");
+        if let Some(addr) = env {
+            c.env("BGJOB_WEB", addr);
+        }
+        c.output().unwrap()
+    };
+    let o = status(&["status", "--web", &web], None);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(text.starts_with("bgjobd "), "{text}");
+    assert!(
+        text.contains("jobs: 1 running, 0 waiting, 0 scheduled, 1 failed"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("  {running} slow (")), "{text}");
+    assert!(text.contains(", 40/100\n"), "{text}");
+    assert!(
+        text.contains(&format!("  {failed} invoice, 1 attempts, ")),
+        "{text}"
+    );
+    assert!(text.contains("exit 3: no such invoice"), "{text}");
+    let o = status(&["status", "--json"], Some(&web));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["failed_total"], 1);
+    // Nobody there: exit 3, and the hint names the setting.
+    let o = status(&["status", "--web", "127.0.0.1:1"], None);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("\"web\" in the config"));
+}
