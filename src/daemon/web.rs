@@ -81,16 +81,11 @@ impl Daemon {
                 log::warn!("dashboard: cannot watch a connection: {e}");
                 continue;
             }
-            // Refused at once: nothing it sends is read.
-            let out = (!server.settings.allows(peer.ip())).then(|| {
-                log::debug!("dashboard {peer}: not in the allow list: 403");
-                OutBuf::new(refusal(Status::Forbidden))
-            });
             server.conns.insert(WebConn {
                 stream,
                 peer,
                 buf: Vec::new(),
-                out,
+                out: None,
                 acting: false,
                 opened: Instant::now(),
             });
@@ -101,7 +96,7 @@ impl Daemon {
     /// action to the queue), writes the answer and closes.
     pub(super) fn web_ready(&mut self, key: WebKey) {
         if let Some(answer) = self.read_web(key) {
-            self.web_reply(key, answer);
+            self.set_web_answer(key, answer);
         }
         self.flush_web(key);
     }
@@ -149,6 +144,12 @@ impl Daemon {
             Ok(pair) => pair,
             Err(status) => return Some(refusal(status)),
         };
+        // Refused once its request is read, so that the refusal is not
+        // lost to a reset for unread bytes.
+        if !self.web.as_ref()?.settings.allows(peer.ip()) {
+            log::debug!("dashboard {peer}: not in the allow list: 403");
+            return Some(refusal(Status::Forbidden));
+        }
         let Some(host) = request.host.as_deref().filter(|h| host_allowed(h)) else {
             log::debug!("dashboard {peer}: Host {:?} refused: 421", request.host);
             return Some(refusal(Status::MisdirectedRequest));
@@ -252,10 +253,6 @@ impl Daemon {
         }
         self.set_web_answer(key, web_answer(answer));
         self.flush_web(key);
-    }
-
-    fn web_reply(&mut self, key: WebKey, answer: Vec<u8>) {
-        self.set_web_answer(key, answer);
     }
 
     /// Closes dashboard connections that have been open too long.

@@ -62,7 +62,12 @@ impl Daemon {
         let paused: BTreeSet<&str> = view.paused.iter().map(String::as_str).collect();
         let mut names: BTreeSet<String> = self.modules.names().map(str::to_string).collect();
         names.extend(self.activity.active_modules(secs));
-        names.extend(self.jobs.iter().map(|(_, j)| j.module.name.clone()));
+        for (_, job) in self.jobs.iter() {
+            // Thousands of jobs share a few names: copied once each.
+            if !names.contains(&job.module.name) {
+                names.insert(job.module.name.clone());
+            }
+        }
         names.extend(view.paused.iter().cloned());
         let modules = names
             .into_iter()

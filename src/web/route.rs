@@ -58,6 +58,13 @@ pub fn route(method: &str, path: &str, query: &str) -> Result<(Route, bool), Sta
             _ => Err(Status::MethodNotAllowed),
         };
     }
+    let acts = ["/api/cancel", "/api/retry", "/api/pause", "/api/resume"];
+    if !acts.contains(&path) {
+        return Err(Status::NotFound);
+    }
+    if method != "POST" {
+        return Err(Status::MethodNotAllowed);
+    }
     let id = || {
         query_value(query, "id")
             .and_then(|v| v.parse::<u64>().ok())
@@ -81,10 +88,7 @@ pub fn route(method: &str, path: &str, query: &str) -> Result<(Route, bool), Sta
         "/api/resume" => Action::Resume(module()?),
         _ => return Err(Status::NotFound),
     };
-    match method {
-        "POST" => Ok((Route::Act(action), false)),
-        _ => Err(Status::MethodNotAllowed),
-    }
+    Ok((Route::Act(action), false))
 }
 
 #[cfg(test)]
@@ -127,6 +131,10 @@ mod tests {
             Err(Status::BadRequest)
         );
         assert_eq!(route("POST", "/api/cancel", ""), Err(Status::BadRequest));
+        assert_eq!(
+            route("GET", "/api/cancel", ""),
+            Err(Status::MethodNotAllowed)
+        );
         assert_eq!(
             route("POST", "/api/pause", "module=../x"),
             Err(Status::BadRequest)

@@ -168,7 +168,7 @@ fn each_error_class_has_its_exit_code() {
 #[test]
 fn every_subcommand_has_help() {
     for sub in [
-        "run", "send", "add", "check", "get", "cancel", "info", "stats", "list", "ping",
+        "run", "send", "add", "check", "get", "cancel", "info", "stats", "list", "ping", "status",
     ] {
         let o = Command::new(BGJOB).args([sub, "--help"]).output().unwrap();
         assert!(o.status.success(), "{sub}");

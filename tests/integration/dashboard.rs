@@ -2,7 +2,45 @@
 //! token, `/api/state` reflecting real jobs, the actions and every way of
 //! being refused one, HTTP bounds, the Host check, slow clients, reload.
 
-use crate::util::{web_request, Setup};
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{check_config, wait_for, web_request, Daemon, Setup, TempDir, WebResponse};
+
+const SLOW: &str = "#!/bin/sh\necho 40/100 >&\"$BGJOB_PROGRESS_FD\"\nsleep 30\n";
+const BROKEN: &str = "#!/bin/sh\necho 'no such invoice' >&2\necho second line >&2\nexit 3\n";
+const QUICK: &str = "#!/bin/sh\ncat\n";
+
+fn id_of(answer: &str) -> u64 {
+    answer.strip_prefix("id:").unwrap().parse().unwrap()
+}
+
+fn json(r: &WebResponse) -> Value {
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {r:?}"))
+}
+
+/// A POST to the dashboard with these header lines (Host is its own).
+fn post(d: &Daemon, path: &str, headers: &str) -> WebResponse {
+    let addr = d.web_addr();
+    let head =
+        format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: 0\r\n\r\n");
+    web_request(addr, &head)
+}
+
+fn find(list: &Value, id: u64) -> Option<&Value> {
+    list.as_array()?.iter().find(|row| row["id"] == id)
+}
+
+fn module<'a>(state: &'a Value, name: &str) -> &'a Value {
+    let modules = state["modules"].as_array().unwrap();
+    modules
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {state}"))
+}
 
 #[test]
 fn the_page_and_assets_are_served_with_their_headers() {
@@ -14,9 +52,9 @@ fn the_page_and_assets_are_served_with_their_headers() {
         Some("text/html; charset=utf-8")
     );
     let csp = page.header("Content-Security-Policy").unwrap();
-    assert!(
-        csp.starts_with("default-src 'none'; script-src 'self'"),
-        "{csp}"
+    assert_eq!(
+        csp,
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     );
     for (name, value) in [
         ("Cache-Control", "no-store"),
@@ -45,77 +83,519 @@ fn the_page_and_assets_are_served_with_their_headers() {
     );
     let weight = page.body.len() + js.body.len() + css.body.len();
     assert!(weight < 150 * 1024, "the page weighs {weight} bytes");
+    let state = d.web_get("/api/state");
+    assert_eq!(state.header("Content-Type"), Some("application/json"));
+    assert_eq!(state.header("Cache-Control"), Some("no-store"));
     let metrics = d.web_get("/metrics");
     assert_eq!(metrics.status, 200);
     assert!(metrics.body.contains("bgjob_jobs_running"), "{metrics:?}");
     assert_eq!(d.web_get("/healthz").body, "ok\n");
+    let head = web_request(
+        d.web_addr(),
+        &format!("HEAD / HTTP/1.1\r\nHost: {}\r\n\r\n", d.web_addr()),
+    );
+    assert_eq!((head.status, head.body.as_str()), (200, ""));
     // Another start draws another token.
     let again = Setup::new().web("").start();
     assert_ne!(again.web_token(), token);
 }
 
 #[test]
-fn the_dashboard_is_off_by_default() {
+fn the_dashboard_is_off_by_default_and_checked_by_check_config() {
     let d = Setup::new().start();
     d.wait_log("started");
     assert!(!d.log().contains("dashboard on"), "{}", d.log());
-}
-
-#[test]
-fn state_has_the_documented_fields() {
-    let d = Setup::new().web("").arg("--state").arg("none").start();
-    let s = d.web_state();
-    assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
-    assert!(s["uptime_secs"].is_u64());
-    assert!(s["now"].as_f64().unwrap() > 1.7e9);
-    assert_eq!(s["actions"], false);
-    assert_eq!(s["journal"]["state"], "memory");
-    assert_eq!(s["cluster"], serde_json::Value::Null);
-    assert_eq!(s["counts"]["running"], 0);
-    assert_eq!(s["history"]["interval_secs"], 10);
-    assert!(s["running"].as_array().unwrap().is_empty());
-    assert_eq!(s["failed_total"], 0);
-    let host = format!("Host: {}", d.web_addr());
-    let bad = web_request(
-        d.web_addr(),
-        "GET /api/state HTTP/1.1\r\nHost: evil.example:80\r\n\r\n",
+    let dir = TempDir::new("web-check");
+    let modules = dir.path().join("modules");
+    std::fs::create_dir(&modules).unwrap();
+    let check = |web: &str| check_config(&format!(r#"{{"web": {web}}}"#), &modules, &[]);
+    let (code, text) = check(r#"{"listen": "127.0.0.1:9465"}"#);
+    assert_eq!(code, Some(0), "{text}");
+    for (web, says) in [
+        (
+            r#"{"listen": "nowhere"}"#,
+            "web.listen: \"nowhere\" is not ADDR:PORT",
+        ),
+        (
+            r#"{"listen": "127.0.0.1:1", "allow": ["10.0.0.0/33"]}"#,
+            "web.allow",
+        ),
+        (
+            r#"{"listen": "127.0.0.1:1", "colour": "red"}"#,
+            "unknown field `colour`",
+        ),
+        (r#"{"allow": []}"#, "web.listen: missing"),
+    ] {
+        let (code, text) = check(web);
+        assert_eq!(code, Some(1), "{web}: {text}");
+        assert!(text.contains(says), "{web}: {text}");
+    }
+    let (code, text) =
+        check(r#"{"listen": "0.0.0.0:1", "allow": ["10.0.0.0/8"], "actions": true}"#);
+    assert_eq!(code, Some(0), "a note, not a warning: {text}");
+    assert!(
+        text.contains("note: web: actions are on and allow reaches beyond this host (10.0.0.0/8)"),
+        "{text}"
     );
-    assert_eq!(bad.status, 421, "{bad:?}");
-    assert!(!host.is_empty());
 }
 
 #[test]
-fn a_running_job_shows_with_its_progress_and_can_be_cancelled() {
+fn clients_outside_the_allow_list_get_403() {
     let d = Setup::new()
-        .web(r#""actions": true"#)
-        .arg("--state")
-        .arg("none")
-        .module(
-            "slow",
-            "#!/bin/sh\necho 40/100 >&\"$BGJOB_PROGRESS_FD\"\nsleep 30\n",
-        )
+        .web(r#""allow": ["10.0.0.0/8"], "actions": true"#)
         .start();
-    let id = d.add("slow:x");
-    let id: u64 = id.strip_prefix("id:").unwrap().parse().unwrap();
-    crate::util::wait_for("the job to report progress", || {
-        d.web_state()["running"][0]["progress"]["done"] == 40
+    for path in ["/", "/api/state", "/metrics", "/nothing"] {
+        let r = d.web_get(path);
+        assert_eq!(r.status, 403, "{path}: {r:?}");
+        assert!(!r.body.contains("bgjob-token"), "{r:?}");
+    }
+    let r = post(&d, "/api/pause?module=x", "Origin: http://x\r\n");
+    assert_eq!(r.status, 403);
+}
+
+#[test]
+fn state_reflects_real_jobs() {
+    let d = Setup::new()
+        .web("")
+        .settings(r#""max_jobs": 2, "module_policy": {"slow": {"max_jobs": 1, "retries": 2}}"#)
+        .module("slow", SLOW)
+        .module("invoice", BROKEN)
+        .module("quick", QUICK)
+        .module("held", QUICK)
+        .start();
+    let s = d.web_state();
+    assert_eq!(s["journal"]["state"], "syncing", "{s}");
+    assert_eq!(s["journal"]["error"], Value::Null);
+    let running = id_of(&d.add("slow:a"));
+    let waiting = id_of(&d.add("slow:b"));
+    let failed = id_of(&d.add("invoice:1"));
+    let scheduled = id_of(&d.ask_str("queue:add?delay=600:quick:later"));
+    assert_eq!(d.ask_operator("queue:pause:held"), "paused: held");
+    let held = id_of(&d.add("held:x"));
+    for _ in 0..5 {
+        let id = d.add("quick:fast");
+        assert_eq!(d.ask_str(&format!("queue:get:{id}")), "fast");
+    }
+    wait_for("the state to show every job", || {
+        let s = d.web_state();
+        find(&s["running"], running).is_some_and(|r| r["progress"]["done"] == 40)
+            && find(&s["failed"], failed).is_some()
     });
     let s = d.web_state();
-    let row = &s["running"][0];
-    assert_eq!(row["id"], id);
+    let row = find(&s["running"], running).unwrap();
     assert_eq!(row["module"], "slow");
+    assert!(
+        row["listener"].as_str().unwrap().starts_with("--listen"),
+        "{row}"
+    );
     assert_eq!(row["attempt"], 1);
     assert_eq!(row["progress"]["total"], 100);
-    assert_eq!(s["counts"]["running"], 1);
-    assert_eq!(s["actions"], true);
-    let done = d.web_act(&format!("/api/cancel?id={id}"));
-    assert_eq!(done.status, 200, "{done:?}");
-    let answer: serde_json::Value = serde_json::from_str(&done.body).unwrap();
-    assert_eq!(answer["ok"], true, "{answer}");
-    crate::util::wait_for("the job to end", || d.web_state()["counts"]["running"] == 0);
-    assert!(
-        d.log().contains("dashboard 127.0.0.1: cancel of job"),
-        "{}",
-        d.log()
+    assert!(row["age_secs"].as_f64().unwrap() >= 0.0);
+    assert!(find(&s["running"], waiting).is_none(), "it waits: {s}");
+    assert_eq!(s["running_total"], 1);
+    let f = find(&s["failed"], failed).unwrap();
+    assert_eq!(f["module"], "invoice");
+    assert_eq!(f["attempts"], 1);
+    assert_eq!(f["exit"], "exit 3");
+    assert_eq!(f["stderr"], "no such invoice");
+    assert_eq!(s["failed_total"], 1);
+    let counts = &s["counts"];
+    assert_eq!(counts["running"], 1, "{s}");
+    assert_eq!(counts["waiting"], 2, "slow:b and the paused held:x: {s}");
+    assert_eq!(counts["scheduled"], 1, "{s}");
+    assert_eq!(counts["failed"], 1);
+    let slow = module(&s, "slow");
+    assert_eq!(
+        (slow["running"].as_u64(), slow["waiting"].as_u64()),
+        (Some(1), Some(1))
     );
+    assert_eq!(slow["policy"]["max_jobs"], 1);
+    assert_eq!(slow["policy"]["retries"], 2);
+    assert_eq!(slow["paused"], false);
+    let h = module(&s, "held");
+    assert_eq!(
+        (h["paused"].as_bool(), h["waiting"].as_u64()),
+        (Some(true), Some(1))
+    );
+    assert_eq!(h["policy"], serde_json::json!({}));
+    let quick = module(&s, "quick");
+    assert_eq!(
+        (quick["done_hour"].as_u64(), quick["failed_hour"].as_u64()),
+        (Some(5), Some(0))
+    );
+    let (p50, p95) = (
+        quick["run_p50_ms"].as_f64().unwrap(),
+        quick["run_p95_ms"].as_f64().unwrap(),
+    );
+    assert!(p50 > 0.0 && p95 >= p50 && p95 < 10_000.0, "{quick}");
+    let inv = module(&s, "invoice");
+    assert_eq!(
+        (inv["done_hour"].as_u64(), inv["failed_hour"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(
+        module(&s, "slow")["run_p50_ms"],
+        Value::Null,
+        "nothing of it ended"
+    );
+    let _ = (scheduled, held);
+    // The ten seconds in which the jobs ran become a history point.
+    let start = Instant::now();
+    let point = loop {
+        let s = d.web_state();
+        let points = s["history"]["points"].as_array().unwrap().clone();
+        if let Some(p) = points.iter().find(|p| p["succeeded"].as_f64() > Some(0.0)) {
+            break p.clone();
+        }
+        assert!(start.elapsed() < Duration::from_secs(25), "no point: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(point["t"].as_u64().unwrap() % 10 == 0, "{point}");
+    assert!(
+        point["started"].as_f64().unwrap() >= 0.6,
+        "7 started in 10 s: {point}"
+    );
+    assert_eq!(point["succeeded"], 0.5, "{point}");
+    assert_eq!(point["failed"], 0.1, "{point}");
+    for key in ["wait_p50_ms", "wait_p95_ms", "run_p50_ms", "run_p95_ms"] {
+        assert!(point[key].as_f64().is_some(), "{key} in {point}");
+    }
+}
+
+/// The dashboard actions, each with its token and Origin, and the state after.
+#[test]
+fn every_action_works_with_the_token_and_origin() {
+    let d = Setup::new()
+        .web(r#""actions": true"#)
+        .module("slow", SLOW)
+        .module("invoice", BROKEN)
+        .module("other", BROKEN)
+        .start();
+    let running = id_of(&d.add("slow:a"));
+    let one = id_of(&d.add("invoice:1"));
+    let two = id_of(&d.add("other:1"));
+    let three = id_of(&d.add("other:2"));
+    wait_for("the jobs to run and fail", || {
+        let s = d.web_state();
+        s["failed_total"] == 3 && find(&s["running"], running).is_some()
+    });
+    let ok = |r: WebResponse| {
+        assert_eq!(r.status, 200, "{r:?}");
+        let v = json(&r);
+        assert_eq!(v["ok"], true, "{v}");
+        v["answer"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        ok(d.web_act(&format!("/api/cancel?id={running}"))),
+        "cancelled: running job killed"
+    );
+    wait_for("the cancelled job to end", || {
+        find(&d.web_state()["running"], running).is_none()
+    });
+    d.add_module("invoice", "#!/bin/sh\nprintf paid\n");
+    d.add_module("other", "#!/bin/sh\nprintf fixed\n");
+    assert_eq!(ok(d.web_act(&format!("/api/retry?id={one}"))), "queued: 1");
+    assert_eq!(d.ask_str(&format!("queue:get:id:{one}")), "paid");
+    assert_eq!(ok(d.web_act("/api/retry?module=other")), "queued: 2");
+    for id in [two, three] {
+        assert_eq!(d.ask_str(&format!("queue:get:id:{id}")), "fixed");
+    }
+    assert_eq!(d.web_state()["failed_total"], 0);
+    assert_eq!(ok(d.web_act("/api/pause?module=other")), "paused: other");
+    assert_eq!(module(&d.web_state(), "other")["paused"], true);
+    let held = id_of(&d.add("other:3"));
+    assert_eq!(
+        d.ask_str(&format!("queue:check:id:{held}")),
+        "0",
+        "paused: it waits"
+    );
+    assert_eq!(ok(d.web_act("/api/resume?module=other")), "resumed: other");
+    assert_eq!(d.ask_str(&format!("queue:get:id:{held}")), "fixed");
+    assert_eq!(module(&d.web_state(), "other")["paused"], false);
+    // The queue's refusals come back with their status.
+    let r = d.web_act("/api/cancel?id=123456789");
+    assert_eq!(
+        (r.status, json(&r)["error"].as_str()),
+        (404, Some("404: Unknown job"))
+    );
+    let r = d.web_act("/api/pause?module=nosuch");
+    assert_eq!(r.status, 400, "as queue:pause answers: {r:?}");
+    assert_eq!(json(&r)["error"], "400: Unknown request");
+    assert_eq!(json(&r)["ok"], false);
+    let log = d.log();
+    for line in [
+        format!("dashboard 127.0.0.1: cancel of job {running}"),
+        format!("dashboard 127.0.0.1: retry of job {one}"),
+        "dashboard 127.0.0.1: retry of module other's failed jobs".to_string(),
+        "dashboard 127.0.0.1: pause of module other".to_string(),
+        "dashboard 127.0.0.1: resume of module other".to_string(),
+    ] {
+        assert!(log.contains(&line), "{line} in {log}");
+    }
+    assert!(
+        log.contains("INFO  bgjob::daemon::web] dashboard 127.0.0.1: pause"),
+        "{log}"
+    );
+}
+
+/// Without the token, with a wrong one, with a foreign Origin or none,
+/// or with actions off: 403, and nothing changes.
+#[test]
+fn actions_without_token_and_origin_are_refused_and_change_nothing() {
+    let on = Setup::new()
+        .web(r#""actions": true"#)
+        .module("slow", SLOW)
+        .module("invoice", BROKEN)
+        .start();
+    let off = Setup::new()
+        .web("")
+        .module("slow", SLOW)
+        .module("invoice", BROKEN)
+        .start();
+    for d in [&on, &off] {
+        let running = id_of(&d.add("slow:a"));
+        let failed = id_of(&d.add("invoice:1"));
+        wait_for("the jobs to run and fail", || {
+            let s = d.web_state();
+            s["failed_total"] == 1 && find(&s["running"], running).is_some()
+        });
+        let addr = d.web_addr();
+        let token = d.web_token();
+        let origin = format!("Origin: http://{addr}\r\n");
+        let good_token = format!("X-Bgjob-Token: {token}\r\n");
+        let wrong = format!("X-Bgjob-Token: {}\r\n", "0".repeat(64));
+        let refusals = [
+            ("no token", origin.clone()),
+            ("a wrong token", format!("{origin}{wrong}")),
+            (
+                "a short token",
+                format!("{origin}X-Bgjob-Token: {}\r\n", &token[..10]),
+            ),
+            (
+                "a foreign Origin",
+                format!("Origin: http://evil.example\r\n{good_token}"),
+            ),
+            (
+                "an https Origin",
+                format!("Origin: https://{addr}\r\n{good_token}"),
+            ),
+            ("no Origin", good_token.clone()),
+        ];
+        let paths = [
+            format!("/api/cancel?id={running}"),
+            format!("/api/retry?id={failed}"),
+            "/api/retry?module=invoice".to_string(),
+            "/api/pause?module=slow".to_string(),
+            "/api/resume?module=slow".to_string(),
+        ];
+        for (what, headers) in &refusals {
+            for path in &paths {
+                let r = post(d, path, headers);
+                assert_eq!(r.status, 403, "{what} {path}: {r:?}");
+                assert_eq!(json(&r)["ok"], false);
+            }
+        }
+        if std::ptr::eq(d, &off) {
+            // Actions off: even the page's own token and Origin are refused.
+            for path in &paths {
+                let r = d.web_act(path);
+                assert_eq!(r.status, 403, "actions off {path}: {r:?}");
+            }
+            assert_eq!(d.web_state()["actions"], false);
+        }
+        let s = d.web_state();
+        assert!(find(&s["running"], running).is_some(), "still running: {s}");
+        assert!(find(&s["failed"], failed).is_some(), "still failed: {s}");
+        assert_eq!(module(&s, "slow")["paused"], false);
+        assert_eq!(d.ask_str(&format!("queue:check:id:{running}")), "1");
+        assert!(d
+            .log()
+            .contains("refused (actions off, or token or Origin wrong): 403"));
+        assert!(
+            !d.log().contains("dashboard 127.0.0.1: cancel of job"),
+            "{}",
+            d.log()
+        );
+    }
+}
+
+#[test]
+fn http_bounds_methods_paths_and_host_are_checked() {
+    let d = Setup::new().web(r#""actions": true"#).start();
+    let addr = d.web_addr();
+    let ask = |raw: &str| web_request(addr, raw).status;
+    let host = format!("Host: {addr}\r\n");
+    let long = format!(
+        "GET / HTTP/1.1\r\n{host}X-Long: {}\r\n\r\n",
+        "a".repeat(9000)
+    );
+    assert_eq!(ask(&long), 431);
+    let big = format!("POST /api/pause?module=a HTTP/1.1\r\n{host}Content-Length: 5000\r\n\r\n");
+    assert_eq!(ask(&big), 413);
+    let chunked = format!(
+        "POST /api/pause?module=a HTTP/1.1\r\n{host}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    );
+    assert_eq!(ask(&chunked), 411);
+    assert_eq!(
+        ask(&format!("DELETE /api/state HTTP/1.1\r\n{host}\r\n")),
+        405
+    );
+    assert_eq!(
+        ask(&format!("GET /api/cancel?id=1 HTTP/1.1\r\n{host}\r\n")),
+        405
+    );
+    assert_eq!(
+        ask(&format!(
+            "POST / HTTP/1.1\r\n{host}Content-Length: 0\r\n\r\n"
+        )),
+        405
+    );
+    assert_eq!(ask(&format!("GET /nothing HTTP/1.1\r\n{host}\r\n")), 404);
+    assert_eq!(ask(&format!("GET /api/cancel HTTP/1.1\r\n{host}\r\n")), 405);
+    assert_eq!(ask("garbage\r\n\r\n"), 400);
+    // DNS rebinding: a name other than localhost is refused.
+    for bad in ["Host: evil.example:80\r\n", "Host: evil.example\r\n", ""] {
+        assert_eq!(
+            ask(&format!("GET /api/state HTTP/1.1\r\n{bad}\r\n")),
+            421,
+            "{bad:?}"
+        );
+    }
+    let port = addr.port();
+    for good in [
+        format!("Host: localhost:{port}\r\n"),
+        "Host: localhost\r\n".into(),
+        host.clone(),
+    ] {
+        assert_eq!(
+            ask(&format!("GET /api/state HTTP/1.1\r\n{good}\r\n")),
+            200,
+            "{good:?}"
+        );
+    }
+    // A body within bounds is read before the answer.
+    let body = format!("POST /api/pause?module=a HTTP/1.1\r\n{host}Content-Length: 5\r\n\r\nhello");
+    assert_eq!(ask(&body), 403, "no token");
+}
+
+#[test]
+fn dripping_clients_do_not_hold_the_daemon() {
+    let d = Setup::new().web("").start();
+    let addr = d.web_addr();
+    let mut drips: Vec<TcpStream> = (0..40)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /api/state HTTP/1.1\r\nHo").unwrap();
+            s
+        })
+        .collect();
+    for round in 0..5 {
+        for s in &mut drips {
+            let _ = s.write_all(b"s");
+        }
+        assert_eq!(d.ask_str("helo"), "oleh", "round {round}");
+        let r = d.web_get("/api/state");
+        assert_eq!(r.status, 200, "round {round}: {r:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Idle ones are closed after their time.
+    let mut lone = TcpStream::connect(addr).unwrap();
+    lone.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    lone.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut lone, &mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "closed after about 10 s"
+    );
+    assert!(rest.is_empty(), "closed without an answer");
+}
+
+#[test]
+fn reload_applies_web_changes() {
+    let d = Setup::new().web(r#""listen": "127.0.0.1:0""#).start();
+    let first = d.web_addr();
+    let token = d.web_token();
+    assert_eq!(d.web_state()["actions"], false);
+    let config = d.dir.path().join("service.config");
+    std::fs::write(
+        &config,
+        r#"{"web": {"listen": "127.0.0.1:0", "actions": true}}"#,
+    )
+    .unwrap();
+    d.signal("HUP");
+    wait_for("the reload", || d.log().contains("reloaded "));
+    assert_eq!(d.web_addr(), first, "same listen: the listener stays");
+    assert_eq!(d.web_state()["actions"], true);
+    assert_eq!(d.web_token(), token, "one token per start");
+    std::fs::write(
+        &config,
+        r#"{"web": {"listen": "127.0.0.1:0", "allow": ["10.0.0.0/8"]}}"#,
+    )
+    .unwrap();
+    d.signal("HUP");
+    wait_for("the second reload", || {
+        d.log().matches("reloaded ").count() >= 2
+    });
+    assert_eq!(d.web_get("/api/state").status, 403);
+    std::fs::write(&config, "{}").unwrap();
+    d.signal("HUP");
+    wait_for("the third reload", || {
+        d.log().matches("reloaded ").count() >= 3
+    });
+    assert!(d.log().contains("dashboard off"), "{}", d.log());
+    assert!(TcpStream::connect(first).is_err(), "the listener is closed");
+}
+
+#[test]
+fn bgjob_status_prints_the_state() {
+    let d = Setup::new()
+        .web("")
+        .module("slow", SLOW)
+        .module("invoice", BROKEN)
+        .start();
+    let running = id_of(&d.add("slow:a"));
+    let failed = id_of(&d.add("invoice:1"));
+    wait_for("the jobs to run and fail", || {
+        let s = d.web_state();
+        s["failed_total"] == 1
+            && find(&s["running"], running).is_some_and(|r| r["progress"]["done"] == 40)
+    });
+    let web = d.web_addr().to_string();
+    let status = |args: &[&str], env: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_bgjob"));
+        c.args(args).env_remove("BGJOB_WEB");
+        if let Some(addr) = env {
+            c.env("BGJOB_WEB", addr);
+        }
+        c.output().unwrap()
+    };
+    let o = status(&["status", "--web", &web], None);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(text.starts_with("bgjobd "), "{text}");
+    assert!(
+        text.contains("jobs: 1 running, 0 waiting, 0 scheduled, 1 failed"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("  {running} slow (")), "{text}");
+    assert!(text.contains(", 40/100\n"), "{text}");
+    assert!(
+        text.contains(&format!("  {failed} invoice, 1 attempts, ")),
+        "{text}"
+    );
+    assert!(text.contains("exit 3: no such invoice"), "{text}");
+    let o = status(&["status", "--json"], Some(&web));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["failed_total"], 1);
+    // Nobody there: exit 3, and the hint names the setting.
+    let o = status(&["status", "--web", "127.0.0.1:1"], None);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("\"web\" in the config"));
 }

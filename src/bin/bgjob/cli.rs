@@ -5,6 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// The dashboard's address when neither `--web` nor `BGJOB_WEB` says
+/// (the example `web.listen` of the docs).
+pub const DEFAULT_WEB: &str = "127.0.0.1:9465";
+
 /// The exit statuses, shown at the end of `--help`.
 pub const EXIT_CODES: &str = "\
 Exit status:
@@ -162,6 +166,17 @@ pub enum Command {
     Resume {
         /// The module's name.
         module: String,
+    },
+    /// Print the dashboard's state (`/api/state` of the daemon's `web`
+    /// listener): counts, modules, running and failed jobs.
+    #[command(after_help = EXIT_CODES)]
+    Status {
+        /// The dashboard's address, ADDR:PORT (its `web.listen`).
+        #[arg(long, env = "BGJOB_WEB", default_value = DEFAULT_WEB)]
+        web: String,
+        /// Print the JSON document as it came.
+        #[arg(long)]
+        json: bool,
     },
     /// Check that the daemon answers (helo/oleh).
     #[command(after_help = EXIT_CODES)]

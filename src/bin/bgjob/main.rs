@@ -11,6 +11,8 @@ mod cli;
 mod client;
 /// `add`'s flags as `queue:add?<options>`.
 mod options;
+/// `status`: the dashboard's `/api/state`, for people.
+mod status;
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
@@ -129,6 +131,7 @@ fn run(cli: &Cli) -> io::Result<Exit> {
         Command::Resume { module } => line(ask(format!("queue:resume:{module}").into_bytes())?),
         Command::Stats { watch: false, .. } => answer(ask(b"queue:stats".to_vec())?),
         Command::Stats { watch: true, count } => watch(cli, *count),
+        Command::Status { web, json } => show_status(cli, web, *json),
         Command::Ping => {
             let started = Instant::now();
             let (reply, via) = ask_via(cli, b"helo")?;
@@ -138,6 +141,43 @@ fn run(cli: &Cli) -> io::Result<Exit> {
             let ms = started.elapsed().as_secs_f64() * 1e3;
             print_line(&format!("oleh from {via} in {ms:.2} ms"))?;
             Ok(Exit::Ok)
+        }
+    }
+}
+
+/// `status`: the document, raw or for people; errors name the dashboard.
+fn show_status(cli: &Cli, web: &str, json: bool) -> io::Result<Exit> {
+    let limit = (cli.timeout > 0.0).then(|| Duration::from_secs_f64(cli.timeout));
+    let text = match status::fetch(web, limit) {
+        Ok(Ok(text)) => text,
+        Ok(Err(why)) => {
+            eprintln!("bgjob: {web}: {why}");
+            return Ok(Exit::Failed);
+        }
+        Err(e) if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock => {
+            eprintln!("bgjob: dashboard {web}: timed out after {} s", cli.timeout);
+            return Ok(Exit::TimedOut);
+        }
+        Err(e) => {
+            let hint =
+                "is the dashboard on (\"web\" in the config)? --web ADDR or BGJOB_WEB names it";
+            eprintln!("bgjob: dashboard {web}: {e} ({hint})");
+            return Ok(Exit::CannotConnect);
+        }
+    };
+    if json {
+        print_line(text.trim_end())?;
+        return Ok(Exit::Ok);
+    }
+    match serde_json::from_str(&text) {
+        Ok(state) => {
+            let text = status::render(&state);
+            to_stdout(|out| out.write_all(text.as_bytes()))?;
+            Ok(Exit::Ok)
+        }
+        Err(e) => {
+            eprintln!("bgjob: {web}: /api/state is not JSON: {e}");
+            Ok(Exit::Failed)
         }
     }
 }
