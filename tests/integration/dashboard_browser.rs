@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::util::{wait_for, web_request, Daemon, Setup, TempDir};
+use crate::util::{wait_for, web_request, write_module, Daemon, Setup, SmallDisk, TempDir};
 use crate::webdriver::Browser;
 
 /// How soon the page must show a change: it polls once a second.
@@ -120,6 +120,15 @@ fn status(d: &Daemon, id: u64) -> String {
         .unwrap_or(info)
 }
 
+/// Polls `check` every 50 ms for up to `limit`.
+fn wait_for_long(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Where screenshots go: a temporary folder, and `docs/` as well with
 /// `BGJOB_SCREENSHOTS=1`.
 fn keep_screenshot(dir: &TempDir, name: &str, png: &[u8]) {
@@ -186,6 +195,10 @@ fn jobs_appear_fail_run_again_and_are_paused_resumed_and_cancelled_from_the_page
         added.elapsed()
     );
     wait_text(&b, "#counts [data-count=running] .n", "3", LIVE);
+    assert_eq!(
+        text_of(&b, "#version"),
+        Some(format!("v{}", env!("CARGO_PKG_VERSION")))
+    );
     wait_text(&b, "#modules tr[data-module=slow] td.running", "3", LIVE);
     assert_eq!(
         text_of(&b, &format!("{} td.attempt", row("running", slow[0]))).as_deref(),
@@ -658,6 +671,38 @@ fn the_page_fits_1280_and_400_pixels_and_its_screenshots_are_taken() {
         SLOW,
         "document.querySelector('#modules tr[data-module=thumbs] td.running').textContent === '0'",
     );
+    wait_text(
+        &b,
+        "#modules tr[data-module=render] td.policy",
+        "max_jobs 3 · retries 1 · retry_base_secs 0.05",
+        LIVE,
+    );
+    b.wait_true(
+        "the thumbs' run times",
+        SLOW,
+        "/ms$/.test(document.querySelector('#modules tr[data-module=thumbs] td.p95').textContent)",
+    );
+    // The rate chart draws the first closed interval (of 10 s) in the
+    // started series' colour.
+    wait_for_long("a point in the history", Duration::from_secs(30), || {
+        d.web_state()["history"]["points"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["started"].as_f64() > Some(0.0)))
+    });
+    b.wait_true(
+        "the started line on the chart",
+        LIVE,
+        "(() => {
+           const c = document.getElementById('chart-rate');
+           const hex = getComputedStyle(document.documentElement).getPropertyValue('--c-started').trim();
+           const want = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+           const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+           let n = 0;
+           for (let i = 0; i < data.length; i += 4)
+             if (want.every((v, k) => Math.abs(data[i + k] - v) < 8) && data[i + 3] > 200) n++;
+           return n > 3;
+         })()",
+    );
 
     for (width, name) in [(1280, "dashboard.png"), (400, "dashboard-narrow.png")] {
         b.set_viewport(width, 900);
@@ -696,4 +741,46 @@ fn the_page_fits_1280_and_400_pixels_and_its_screenshots_are_taken() {
     for id in running {
         release(g, id);
     }
+}
+
+#[test]
+fn the_header_shows_a_failing_journal_with_its_error_until_it_writes_again() {
+    let dir = TempDir::new("webdisk");
+    let Some(disk) = SmallDisk::mount(&dir.path().join("state"), "256k") else {
+        return;
+    };
+    let modules = dir.path().join("modules");
+    std::fs::create_dir(&modules).unwrap();
+    write_module(&modules, "ok", "#!/bin/sh\ncat\n");
+    std::fs::write(
+        dir.path().join("service.config"),
+        r#"{"state_dir": "state", "listen": [{"port": 0}], "web": {"listen": "127.0.0.1:0"}}"#,
+    )
+    .unwrap();
+    let args = ["-vv", "-1", "-c", "service.config", "-m", "modules"];
+    let mut d = Daemon::spawn(dir, modules, args.map(String::from).to_vec());
+    d.add("ok:kept");
+    d.kill9();
+    disk.fill(0);
+    d.start_again();
+    let Some((b, _)) = open(&d, 1024, 768) else {
+        return;
+    };
+    wait_text(&b, "#journal", "failing", LIVE);
+    b.wait_true(
+        "the journal's error shown",
+        LIVE,
+        "!document.getElementById('journal-error').hidden && \
+         document.getElementById('journal-error').textContent.includes('No space left on device')",
+    );
+    disk.empty();
+    wait_for("adds accepted once there is room", || {
+        d.ask_str("queue:add:ok:after").starts_with("id:")
+    });
+    wait_text(&b, "#journal", "syncing", SLOW);
+    b.wait_true(
+        "the error gone",
+        LIVE,
+        "document.getElementById('journal-error').hidden",
+    );
 }
