@@ -7,6 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -71,41 +72,17 @@ impl Browser {
         }
         let dir = TempDir::new("browser");
         let log = dir.path().join("chromedriver.log");
-        let mut command = Command::new(DRIVER);
-        {
-            use std::os::unix::process::CommandExt;
-            // Its own process group, so that a kill on drop takes the
-            // browser's processes too.
-            command.process_group(0);
-        }
-        let mut driver = command
-            .arg("--port=0")
-            .arg(format!("--log-path={}", log.display()))
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        // "ChromeDriver was started successfully on port 34227."
-        let mut port = None;
-        let mut lines = BufReader::new(driver.stdout.take().unwrap()).lines();
-        for line in lines.by_ref() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.split("started successfully on port ").nth(1) {
-                port = rest.trim_end_matches('.').trim().parse().ok();
-                break;
+        // With --port=0 chromedriver picks a free port itself, and a
+        // driver starting at the same moment can take it first (its log
+        // then says "bind() failed"): try again a few times.
+        let mut tries = 0;
+        let (driver, port) = loop {
+            tries += 1;
+            match spawn_driver(dir.path(), &log) {
+                Ok(started) => break started,
+                Err(log_text) if tries < 5 && log_text.contains("bind() failed") => continue,
+                Err(log_text) => panic!("chromedriver printed no port; log:\n{log_text}"),
             }
-        }
-        // Keep reading its stdout elsewhere so that it never blocks on it.
-        std::thread::spawn(move || lines.for_each(drop));
-        let Some(port) = port else {
-            let _ = driver.kill();
-            let _ = driver.wait();
-            panic!(
-                "chromedriver printed no port; log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
         };
         let profile = dir.path().join("profile");
         let mut browser = Browser {
@@ -225,23 +202,30 @@ impl Browser {
     /// Resizes the window so that the page's viewport is `width` x
     /// `height` CSS pixels (the window's frame, if any, added).
     pub fn set_viewport(&self, width: u32, height: u32) {
-        let mut w = width;
-        let mut h = height;
-        for _ in 0..3 {
+        let inner = || {
+            let v = self.script("return [window.innerWidth, window.innerHeight];", vec![]);
+            (
+                v[0].as_u64().unwrap_or(0) as u32,
+                v[1].as_u64().unwrap_or(0) as u32,
+            )
+        };
+        let (mut w, mut h) = (width, height);
+        let mut seen = (0, 0);
+        for _ in 0..4 {
             self.call("POST", "/window/rect", json!({"width": w, "height": h}));
-            let inner = self.script("return [window.innerWidth, window.innerHeight];", vec![]);
-            let (iw, ih) = (
-                inner[0].as_u64().unwrap_or(0) as u32,
-                inner[1].as_u64().unwrap_or(0) as u32,
-            );
-            if iw == width && ih == height {
-                return;
+            // The page may see its new size a moment after the answer.
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(3) {
+                seen = inner();
+                if seen == (width, height) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(25));
             }
-            w = (w + width).saturating_sub(iw);
-            h = (h + height).saturating_sub(ih);
+            w = (w + width).saturating_sub(seen.0);
+            h = (h + height).saturating_sub(seen.1);
         }
-        let inner = self.script("return [window.innerWidth, window.innerHeight];", vec![]);
-        panic!("the viewport is {inner}, not {width}x{height}");
+        panic!("the viewport is {seen:?}, not {width}x{height}");
     }
 
     /// A PNG of the viewport.
@@ -298,9 +282,11 @@ impl Browser {
             if let Some(answer) = parse_response(&raw) {
                 break answer;
             }
-            let n = stream
-                .read(&mut buf)
-                .unwrap_or_else(|e| panic!("{method} {path}: chromedriver's answer: {e}"));
+            let n = match stream.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => panic!("{method} {path}: chromedriver's answer: {e}"),
+            };
             if n == 0 {
                 panic!(
                     "{method} {path}: a bad HTTP answer: {:?}",
@@ -336,6 +322,53 @@ impl Drop for Browser {
             let log = self.driver_log();
             let tail = &log[log.len().saturating_sub(4000)..];
             eprintln!("--- chromedriver log (end):\n{tail}");
+        }
+    }
+}
+
+/// Starts chromedriver on a port of its choosing: the child and the port,
+/// or its log when it printed none.
+fn spawn_driver(dir: &Path, log: &Path) -> Result<(Child, u16), String> {
+    let mut command = Command::new(DRIVER);
+    {
+        use std::os::unix::process::CommandExt;
+        // Its own process group, so that a kill on drop takes the
+        // browser's processes too.
+        command.process_group(0);
+    }
+    let mut driver = command
+        .arg("--port=0")
+        .arg(format!("--log-path={}", log.display()))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    // "ChromeDriver was started successfully on port 34227."
+    let mut port = None;
+    let mut lines = BufReader::new(driver.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let Ok(line) = line else { break };
+        if let Some(rest) = line.split("started successfully on port ").nth(1) {
+            port = rest.trim_end_matches('.').trim().parse().ok();
+            break;
+        }
+    }
+    match port {
+        Some(port) => {
+            // Keep reading its stdout so that it never blocks on it.
+            std::thread::spawn(move || lines.for_each(drop));
+            Ok((driver, port))
+        }
+        None => {
+            // SAFETY: kill with the process group id of our own child,
+            // which exists until the child is reaped below.
+            unsafe {
+                libc::kill(-(driver.id() as i32), libc::SIGKILL);
+            }
+            let _ = driver.wait();
+            Err(std::fs::read_to_string(log).unwrap_or_default())
         }
     }
 }
