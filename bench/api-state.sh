@@ -18,7 +18,7 @@ work=$(mktemp -d)
 chmod 755 "$work"
 daemons=()
 cleanup() {
-  for pid in "${daemons[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  for pid in "${daemons[@]}"; do { kill -9 "$pid"; wait "$pid"; } 2>/dev/null || true; done
   if [ -s "$work/hold.pids" ]; then
     while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done < "$work/hold.pids"
   fi

@@ -20,7 +20,7 @@ use crate::keys::WebKey;
 use crate::net::protocol::{JobRef, RetryRef};
 use crate::web::guard::{host_allowed, origin_matches, token_matches};
 use crate::web::request::{parse, Parsed, MAX_BODY, MAX_HEAD};
-use crate::web::response::{self, action_refused, refusal, Status};
+use crate::web::response::{self, action_refused, queue_answer, refusal, Status};
 use crate::web::route::{route, Action, Route};
 
 impl Daemon {
@@ -96,7 +96,7 @@ impl Daemon {
     /// action to the queue), writes the answer and closes.
     pub(super) fn web_ready(&mut self, key: WebKey) {
         if let Some(answer) = self.read_web(key) {
-            self.set_web_answer(key, answer);
+            self.set_queue_answer(key, answer);
         }
         self.flush_web(key);
     }
@@ -127,7 +127,7 @@ impl Daemon {
         // Dropping the socket closes it and takes it out of the poll.
     }
 
-    fn set_web_answer(&mut self, key: WebKey, answer: Vec<u8>) {
+    fn set_queue_answer(&mut self, key: WebKey, answer: Vec<u8>) {
         if let Some(conn) = self.web.as_mut().and_then(|s| s.conns.get_mut(key)) {
             conn.acting = false;
             conn.out = Some(OutBuf::new(answer));
@@ -239,8 +239,8 @@ impl Daemon {
         };
         match reply {
             Ok(None) => None,
-            Ok(Some(answer)) => Some(web_answer(&answer)),
-            Err(refused) => Some(web_answer(refused.answer().as_bytes())),
+            Ok(Some(answer)) => Some(queue_answer(&answer)),
+            Err(refused) => Some(queue_answer(refused.answer().as_bytes())),
         }
     }
 
@@ -251,7 +251,7 @@ impl Daemon {
         if !waiting.is_some_and(|c| c.acting) {
             return;
         }
-        self.set_web_answer(key, web_answer(answer));
+        self.set_queue_answer(key, queue_answer(answer));
         self.flush_web(key);
     }
 
@@ -266,20 +266,5 @@ impl Daemon {
         for key in old {
             self.web_close(key);
         }
-    }
-}
-
-/// A queue answer as the dashboard's JSON: `NNN: text` is an error with
-/// that status, anything else a success.
-fn web_answer(answer: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(answer);
-    let text = text.trim_end();
-    let code = text
-        .get(..4)
-        .filter(|c| c.ends_with(':'))
-        .and_then(|c| c[..3].parse::<u16>().ok());
-    match code {
-        Some(code) => action_refused(Status::of_code(code), text),
-        None => response::action_done(text),
     }
 }

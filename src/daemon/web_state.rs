@@ -62,12 +62,7 @@ impl Daemon {
         let paused: BTreeSet<&str> = view.paused.iter().map(String::as_str).collect();
         let mut names: BTreeSet<String> = self.modules.names().map(str::to_string).collect();
         names.extend(self.activity.active_modules(secs));
-        for (_, job) in self.jobs.iter() {
-            // Thousands of jobs share a few names: copied once each.
-            if !names.contains(&job.module.name) {
-                names.insert(job.module.name.clone());
-            }
-        }
+        names.extend(self.jobs.busy_modules().map(str::to_string));
         names.extend(view.paused.iter().cloned());
         let modules = names
             .into_iter()

@@ -123,6 +123,11 @@ impl WaitingLine {
         self.modules.get(module).map_or(0, ModuleLine::len)
     }
 
+    /// The modules with jobs waiting.
+    pub fn modules(&self) -> impl Iterator<Item = &str> {
+        self.modules.keys().map(String::as_str)
+    }
+
     /// Every waiting job, in arrival order.
     pub fn keys(&self) -> Vec<JobKey> {
         let mut all: Vec<(u64, JobKey)> = self

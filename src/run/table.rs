@@ -231,6 +231,12 @@ impl JobTable {
         self.running_by_module.get(module).copied().unwrap_or(0)
     }
 
+    /// The modules with jobs running or waiting.
+    pub fn busy_modules(&self) -> impl Iterator<Item = &str> {
+        let running = self.running_by_module.iter().filter(|(_, &n)| n > 0);
+        (running.map(|(m, _)| m.as_str())).chain(self.waiting.modules())
+    }
+
     /// Jobs of `module` waiting to start.
     pub fn waiting_of(&self, module: &str) -> usize {
         self.waiting.len_of(module)

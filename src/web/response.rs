@@ -126,6 +126,21 @@ pub fn action_refused(status: Status, error: &str) -> Vec<u8> {
     response(status, JSON, body.as_bytes(), false)
 }
 
+/// A queue answer to an action, as the dashboard's JSON: `NNN: text` is
+/// an error with that status, anything else a success.
+pub fn queue_answer(answer: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(answer);
+    let text = text.trim_end();
+    let code = text
+        .get(..4)
+        .filter(|c| c.ends_with(':'))
+        .and_then(|c| c[..3].parse::<u16>().ok());
+    match code {
+        Some(code) => action_refused(Status::of_code(code), text),
+        None => action_done(text),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +186,13 @@ mod tests {
             "{no}"
         );
         assert_eq!(Status::of_code(410), Status::Gone);
+        let queued = text(queue_answer(b"queued: 2"));
+        assert!(queued.starts_with("HTTP/1.1 200 OK") && queued.ends_with(r#""ok":true}"#));
+        let unknown = text(queue_answer(b"404: Unknown job\n"));
+        assert!(unknown.starts_with("HTTP/1.1 404 Not Found"), "{unknown}");
+        assert!(unknown.ends_with(r#"{"error":"404: Unknown job","ok":false}"#));
+        let odd = text(queue_answer(b"599: odd"));
+        assert!(odd.starts_with("HTTP/1.1 500 "), "{odd}");
         assert_eq!(Status::of_code(502), Status::Internal);
     }
 }

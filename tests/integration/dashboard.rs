@@ -140,6 +140,20 @@ fn the_dashboard_is_off_by_default_and_checked_by_check_config() {
 }
 
 #[test]
+fn web_on_the_command_line_turns_the_dashboard_on() {
+    let d = Setup::new().arg("--web").arg("127.0.0.1:0").start();
+    let s = d.web_state();
+    assert_eq!(s["actions"], false, "the defaults: {s}");
+    assert_eq!(d.web_act("/api/pause?module=x").status, 403);
+    let o = std::process::Command::new(crate::util::BIN)
+        .args(["--web", "nowhere", "--check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "a bad command line");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not ADDR:PORT"));
+}
+
+#[test]
 fn clients_outside_the_allow_list_get_403() {
     let d = Setup::new()
         .web(r#""allow": ["10.0.0.0/8"], "actions": true"#)

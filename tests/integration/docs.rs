@@ -3,7 +3,8 @@
 //! - `sh run`, `php run`, `python run`: run in order, per file, in one
 //!   folder, against one live daemon (whose modules folder is `./modules`);
 //!   `12341` stands for its port (and `bgjob`'s default server for its
-//!   address), `127.0.0.1:9464` for its metrics listener. A `text output` block right after is the exact stdout.
+//!   address), `127.0.0.1:9464` for its metrics listener, `127.0.0.1:9465`
+//!   for its dashboard. A `text output` block right after is the exact stdout.
 //!   The folder also holds a copy of the checkout's `clients/` (the client
 //!   libraries, installed from there as the docs show), and `python` blocks
 //!   find the Python library on `PYTHONPATH`.
@@ -134,7 +135,9 @@ fn first_command_daemon(readme: &[Block]) -> (Daemon, String) {
 
 /// The daemon `run` blocks talk to, with the repository's shell modules.
 fn live_daemon() -> (Daemon, String) {
-    let mut setup = Setup::new().settings(r#""state_dir": "none", "metrics": "127.0.0.1:0""#);
+    let mut setup = Setup::new()
+        .settings(r#""state_dir": "none", "metrics": "127.0.0.1:0""#)
+        .web("");
     for name in ["test", "fail", "upper", "wc"] {
         let script = fs::read_to_string(Path::new(ROOT).join("modules").join(name)).unwrap();
         setup = setup.module(name, &script);
@@ -168,8 +171,11 @@ fn run_block(block: &Block, d: &Daemon, metrics: &str, path: &str, where_: &str)
         "python" => vec!["python3"],
         other => panic!("{where_}: cannot run {other}"),
     };
-    let text = block
-        .text
+    let mut text = block.text.clone();
+    if d.log().contains("dashboard on http://") {
+        text = text.replace("127.0.0.1:9465", &d.web_addr().to_string());
+    }
+    let text = text
         .replace("127.0.0.1:9464", metrics)
         .replace("12341", &d.addr.port().to_string());
     let script = d.dir.path().join(".snippet");
