@@ -784,3 +784,51 @@ fn the_header_shows_a_failing_journal_with_its_error_until_it_writes_again() {
         "document.getElementById('journal-error').hidden",
     );
 }
+
+#[test]
+fn a_page_that_loses_the_daemon_says_so_and_after_a_restart_asks_to_be_reloaded() {
+    // A fixed port, so that the restarted daemon is where the page looks.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut d = Setup::new()
+        .web(&format!(r#""listen": "127.0.0.1:{port}", "actions": true"#))
+        .module("m", "#!/bin/sh\nprintf m\n")
+        .start();
+    let Some((b, _)) = open(&d, 1024, 768) else {
+        return;
+    };
+    assert_eq!(
+        b.script("return document.getElementById('restarted').hidden", vec![]),
+        json!(true)
+    );
+    d.kill9();
+    wait_text(&b, "#conn", "stale", LIVE + LIVE);
+    b.wait_true(
+        "the page to say it cannot reach bgjobd",
+        LIVE,
+        "!document.getElementById('conn-error').hidden",
+    );
+    d.start_again();
+    wait_text(&b, "#conn", "live", SLOW);
+    b.wait_true(
+        "the page to ask for a reload",
+        LIVE,
+        "!document.getElementById('restarted').hidden",
+    );
+    // The old page's token is no longer the daemon's.
+    click(&b, "#modules tr[data-module=m] button[data-action=pause]");
+    wait_text(&b, "#message", "pause m: 403: Forbidden", LIVE);
+    assert!(!paused(&d, "m"));
+    b.goto(&format!("http://127.0.0.1:{port}/"));
+    b.wait_true(
+        "the reloaded page",
+        SLOW,
+        "document.getElementById('conn').dataset.state === 'live' && document.getElementById('restarted').hidden",
+    );
+    click(&b, "#modules tr[data-module=m] button[data-action=pause]");
+    wait_text(&b, "#message", "pause m: paused: m", LIVE);
+    assert!(paused(&d, "m"));
+}

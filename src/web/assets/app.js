@@ -11,6 +11,8 @@
 //   #version, #uptime              version and uptime
 //   #journal[data-state]           "syncing" | "failing" | "memory"; #journal-error holds the error
 //   #conn[data-state]              "live" | "stale" (the last poll failed); #conn-error says why
+//   #restarted                     shown once bgjobd has restarted since the page loaded (its
+//                                  token is then stale: the page must be reloaded to act)
 //   #counts .tile[data-count=K] .n jobs running / waiting / scheduled / failed
 //   #cluster                       shown when the state's "cluster" is not null
 //   #message[data-ok]              the answer to the last action
@@ -500,8 +502,20 @@
     });
   }
 
+  /** When the daemon started, by its clock; a later start means a restart. */
+  let startedAt = null;
+
+  function noteStart(state) {
+    if (typeof state.now !== "number" || typeof state.uptime_secs !== "number") return;
+    const start = state.now - state.uptime_secs;
+    if (startedAt === null) startedAt = start;
+    // uptime_secs is whole seconds: allow for its rounding and a poll's time.
+    if (start - startedAt > 3) show(byId("restarted"), true);
+  }
+
   function render(state) {
     last = state;
+    noteStart(state);
     document.body.classList.toggle("actions-off", !state.actions);
     setText(byId("version"), `v${state.version}`);
     setText(byId("uptime"), fmtSecs(state.uptime_secs));
