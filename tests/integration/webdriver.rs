@@ -54,7 +54,7 @@ impl Browser {
     /// under CI, elsewhere `None` after saying why (as the client library
     /// tests treat their missing tools).
     pub fn start(width: u32, height: u32) -> Option<Browser> {
-        let present = std::path::Path::new(CHROMIUM).exists()
+        let present = Path::new(CHROMIUM).exists()
             && Command::new(DRIVER)
                 .arg("--version")
                 .output()
