@@ -832,3 +832,51 @@ fn a_page_that_loses_the_daemon_says_so_and_after_a_restart_asks_to_be_reloaded(
     wait_text(&b, "#message", "pause m: paused: m", LIVE);
     assert!(paused(&d, "m"));
 }
+
+#[test]
+fn long_names_and_output_do_not_widen_a_400_px_page() {
+    let gates = TempDir::new("gates");
+    let long = "a".repeat(128);
+    let d = Setup::new()
+        .settings(&format!(
+            r#""module_policy": {{"{long}": {{"max_jobs": 2, "retries": 0, "job_timeout_secs": 3600, "max_waiting": 1000, "retry_base_secs": 30}}}}"#
+        ))
+        .web(r#""actions": true"#)
+        .module(
+            &long,
+            &format!(
+                "#!/bin/sh\nif [ \"$(cat)\" = wait ]; then\n\
+                 echo 123456789/987654321 >&$BGJOB_PROGRESS_FD\n\
+                 while [ ! -e {}/go-$BGJOB_JOB_ID ]; do sleep 0.02; done\nexit 0\nfi\n\
+                 printf '%01000d' 0 | tr 0 x >&2\nexit 2\n",
+                gates.path().display()
+            ),
+        )
+        .start();
+    let failed = number(&d.add(&format!("{long}:")));
+    let running = number(&d.add(&format!("{long}:wait")));
+    let Some((b, _)) = open(&d, 1024, 900) else {
+        return;
+    };
+    // (A window started narrower than 500 px is widened to 500.)
+    b.set_viewport(400, 900);
+    // As much of the line as the queue keeps (200 bytes today).
+    b.wait_true(
+        "the long stderr line",
+        SLOW,
+        &format!(
+            "(document.querySelector('{} pre.stderr') || {{}}).textContent?.startsWith('x'.repeat(200))",
+            row("failed", failed)
+        ),
+    );
+    b.wait("the progress bar", SLOW, || progress(&b, running).map(drop));
+    let width = b.script(
+        "return [document.documentElement.clientWidth, document.documentElement.scrollWidth,
+                 Array.from(document.querySelectorAll('body *'))
+                   .filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5)
+                   .map((e) => e.tagName + '.' + e.className)];",
+        vec![],
+    );
+    assert_eq!(width, json!([400, 400, []]));
+    release(gates.path(), running);
+}
