@@ -4,12 +4,13 @@
 
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use crate::keys::ConnKey;
 use crate::net::protocol::Refusal;
-use crate::queue::engine::{Admission, Event, NewJob, Retention, RunJob, Wait};
+use crate::queue::engine::{Admission, Event, NewJob, Retention, Wait};
 use crate::queue::held::Held;
+use crate::queue::job::Class;
 use crate::queue::local::{Live, LocalEngine, Phase};
 use crate::queue::options::JobOptions;
 use crate::queue::results::{Entry, ResultLimits};
@@ -112,27 +113,21 @@ impl LocalEngine {
                 on: Wait::Store,
             });
         }
-        let run = RunJob {
-            id,
-            module: job.module,
-            data,
-            udp_peer: job.udp_peer,
+        let class = self.classes.get(Class {
             owner: job.owner,
             client: job.client,
-            attempts: 0,
             priority: job.priority,
-            timeout: job.options.timeout_ms.map(Duration::from_millis),
-            added_at,
-            created: Instant::now(),
-        };
-        let mut live = Live::new(run, Phase::Unkept);
-        live.run_at_ms = job.options.run_at_ms;
-        live.retries = job.options.retries.unwrap_or(0);
+            timeout_ms: job.options.timeout_ms,
+            retries: job.options.retries.unwrap_or(0),
+        });
+        let mut live = Live::new(job.module, class, data, added_at, Phase::Unkept);
+        live.set_run_at_ms(job.options.run_at_ms);
+        live.set_udp_peer(job.udp_peer);
         if let Some(key) = job.options.key {
-            self.hold_key(&live.job.owner, &key, id);
-            live.key = Some(key.into());
+            self.hold_key(live.owner(), &key, id);
+            live.set_key(Some(key.into()));
         }
-        self.put_live(live);
+        self.put_live(id, live);
         Ok(id)
     }
 

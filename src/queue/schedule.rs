@@ -17,8 +17,8 @@ impl LocalEngine {
     /// Holds `live` until `at_ms` (Unix ms).
     pub(super) fn schedule(&mut self, id: u64, mut live: Live, at_ms: u64) {
         live.phase = Phase::Scheduled;
-        live.run_at_ms = Some(at_ms);
-        self.put_live(live);
+        live.set_run_at_ms(Some(at_ms));
+        self.put_live(id, live);
         self.due.push(Reverse((at_ms, id)));
     }
 
@@ -36,10 +36,10 @@ impl LocalEngine {
             let current = self
                 .live
                 .get(&id)
-                .is_some_and(|l| l.phase == Phase::Scheduled && l.run_at_ms == Some(at));
+                .is_some_and(|l| l.phase == Phase::Scheduled && l.run_at_ms() == Some(at));
             if current {
                 if let Some(live) = self.take_live(id) {
-                    self.run(live);
+                    self.run(id, live);
                 }
             }
         }
@@ -55,7 +55,9 @@ impl LocalEngine {
     /// `run_at: <Unix seconds>` of a held job, for `queue:info`.
     pub(super) fn run_at_line(&self, id: u64) -> Option<String> {
         let live = self.live.get(&id)?;
-        let at = live.run_at_ms.filter(|_| live.phase == Phase::Scheduled)?;
+        let at = live
+            .run_at_ms()
+            .filter(|_| live.phase == Phase::Scheduled)?;
         Some(format!("run_at: {:.3}\n", at as f64 / 1000.0))
     }
 
@@ -64,7 +66,7 @@ impl LocalEngine {
         let live = &self.live;
         self.due.retain(|&Reverse((at, id))| {
             live.get(&id)
-                .is_some_and(|l| l.phase == Phase::Scheduled && l.run_at_ms == Some(at))
+                .is_some_and(|l| l.phase == Phase::Scheduled && l.run_at_ms() == Some(at))
         });
         self.due.shrink_to_fit();
         self.tally.shrink();
