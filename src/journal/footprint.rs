@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use crate::journal::frame::Salt;
-use crate::journal::live::{Entry, Live, What};
+use crate::journal::live::{Entry, Live};
 use crate::journal::record::Record;
 use crate::journal::rewrite::{Piece, Plan, Source};
 use crate::journal::writer::Event;
@@ -25,13 +25,13 @@ const NOWHERE: u64 = u64::MAX;
 /// What one live id takes in the file, and where its defining frame is.
 #[derive(Debug, Clone, Copy)]
 pub struct Footprint {
-    /// Bytes of all its records in the file.
-    bytes: u64,
     /// The defining frame's sequence number, offset ([`NOWHERE`] until the
-    /// writer places it) and length.
+    /// writer places it) and length (a frame is at most 2 GiB and a bit).
     seq: u64,
     at: u64,
     len: u32,
+    /// Bytes of all its records in the file (saturating).
+    bytes: u32,
 }
 
 impl Default for Footprint {
@@ -115,8 +115,9 @@ impl Footprints {
             return;
         };
         let fp = &mut entry.fp;
-        fp.bytes += len;
-        self.live_bytes += len;
+        let before = fp.bytes;
+        fp.bytes = fp.bytes.saturating_add(len as u32);
+        self.live_bytes += u64::from(fp.bytes - before);
         if matches!(record, Record::Added(_) | Record::Finished(_)) {
             fp.seq = seq;
             fp.len = len as u32;
@@ -129,14 +130,14 @@ impl Footprints {
 
     /// What a removed id took is no longer live.
     pub(super) fn forget(&mut self, fp: &Footprint) {
-        self.live_bytes -= fp.bytes;
+        self.live_bytes -= u64::from(fp.bytes);
     }
 
     /// Puts back a result whose removal was not kept. Where its frame is
     /// may have changed since (a rewrite): the next rewrite encodes it.
     pub(super) fn put_back(&mut self, live: &mut Live, id: u64, mut entry: Entry) {
         entry.fp.unplace();
-        self.live_bytes += entry.fp.bytes;
+        self.live_bytes += u64::from(entry.fp.bytes);
         live.put_back(id, entry);
     }
 
@@ -162,7 +163,7 @@ impl Footprints {
     pub(super) fn unplaced_bytes(&self, live: &Live) -> u64 {
         (live.iter())
             .filter(|(_, e)| e.fp.at().is_none())
-            .map(|(_, e)| e.fp.bytes)
+            .map(|(_, e)| u64::from(e.fp.bytes))
             .sum()
     }
 
@@ -221,7 +222,7 @@ impl Footprints {
                 };
                 debug_assert_eq!(planned, seq);
                 self.moved(live, seq, moved);
-                self.live_bytes = live.iter().map(|(_, e)| e.fp.bytes).sum();
+                self.live_bytes = live.iter().map(|(_, e)| u64::from(e.fp.bytes)).sum();
                 self.file_bytes = bytes + self.file_bytes.saturating_sub(size_then);
             }
             Event::NotRewritten { broken, .. } => {
@@ -249,7 +250,8 @@ impl Footprints {
                 continue;
             };
             let fp = &mut entry.fp;
-            fp.bytes = (fp.bytes + m.bytes_after).saturating_sub(m.bytes_before);
+            let bytes = (u64::from(fp.bytes) + m.bytes_after).saturating_sub(m.bytes_before);
+            fp.bytes = bytes.min(u64::from(u32::MAX)) as u32;
             if fp.seq == m.seq {
                 fp.at = m.at;
                 fp.len = m.len as u32;
@@ -294,7 +296,7 @@ impl Footprints {
                 seq: entry.fp.seq,
                 at: start,
                 len,
-                bytes_before: entry.fp.bytes,
+                bytes_before: u64::from(entry.fp.bytes),
                 bytes_after: at - start,
             });
         }
@@ -335,12 +337,10 @@ impl Footprints {
             return Some(len);
         }
         let before = fresh.len();
-        match (&entry.what, self.held.get(&fp.seq)) {
-            (What::Result(finished), _) => {
-                salt.encode(&Record::Finished((**finished).clone()), fresh);
-            }
-            (What::Job(_), Some((held, frame))) if *held == id => fresh.extend_from_slice(frame),
-            (What::Job(_), _) => {
+        match (entry.what.finished(), self.held.get(&fp.seq)) {
+            (Some(finished), _) => salt.encode(&Record::Finished(finished.clone()), fresh),
+            (None, Some((held, frame))) if *held == id => fresh.extend_from_slice(frame),
+            (None, _) => {
                 log::error!("journal: the add of job {id} is neither in the file nor held");
                 return None;
             }

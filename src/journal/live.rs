@@ -27,12 +27,50 @@ pub struct Started {
     pub tries: Vec<Attempt>,
 }
 
-/// What is kept of one id besides its footprint.
+/// What is kept of one id besides its footprint: nothing for a job not
+/// started yet, else one box (a pointer either way).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct What(Option<Box<Kept>>);
+
+/// What a started job or a result keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum What {
-    /// A job; boxed only once it was started or failed an attempt.
-    Job(Option<Box<Started>>),
+enum Kept {
+    Started(Started),
+    /// Boxed again, so that a started job's box stays small.
     Result(Box<Finished>),
+}
+
+impl What {
+    fn result(finished: Finished) -> What {
+        What(Some(Box::new(Kept::Result(Box::new(finished)))))
+    }
+
+    /// A result's record; none for a job.
+    pub fn finished(&self) -> Option<&Finished> {
+        match self.0.as_deref() {
+            Some(Kept::Result(finished)) => Some(finished),
+            _ => None,
+        }
+    }
+
+    /// A job's starts, if it was started.
+    pub fn started(&self) -> Option<&Started> {
+        match self.0.as_deref() {
+            Some(Kept::Started(started)) => Some(started),
+            _ => None,
+        }
+    }
+
+    /// A job's starts, boxed on first use; none for a result.
+    fn started_mut(&mut self) -> Option<&mut Started> {
+        let kept = self
+            .0
+            .get_or_insert_with(|| Box::new(Kept::Started(Started::default())));
+        match &mut **kept {
+            Kept::Started(started) => Some(started),
+            Kept::Result(_) => None,
+        }
+    }
 }
 
 /// One live id: where its records are in the file, and what they say.
@@ -46,8 +84,8 @@ impl Entry {
     /// The records of its failed attempts and its last start, if it was
     /// started.
     pub fn started(&self, id: u64) -> Vec<Record> {
-        match &self.what {
-            What::Job(Some(started)) if started.attempts > 0 => {
+        match self.what.started() {
+            Some(started) if started.attempts > 0 => {
                 let mut records: Vec<Record> = (started.tries.iter())
                     .map(|attempt| Record::Attempt {
                         id,
@@ -108,9 +146,9 @@ impl Live {
                 self.next_counter = self.next_counter.max(added.counter.saturating_add(1));
                 let entry = self.entries.entry(added.id).or_insert_with(|| Entry {
                     fp: Footprint::default(),
-                    what: What::Job(None),
+                    what: What::default(),
                 });
-                entry.what = What::Job(None);
+                entry.what = What::default();
                 if let Some(adds) = &mut self.adds {
                     adds.insert(added.id, added.clone());
                 }
@@ -129,9 +167,9 @@ impl Live {
             Record::Finished(finished) => {
                 let entry = self.entries.entry(finished.id).or_insert_with(|| Entry {
                     fp: Footprint::default(),
-                    what: What::Job(None),
+                    what: What::default(),
                 });
-                entry.what = What::Result(Box::new(finished.clone()));
+                entry.what = What::result(finished.clone());
                 if let Some(adds) = &mut self.adds {
                     adds.remove(&finished.id);
                 }
@@ -155,10 +193,7 @@ impl Live {
 
     /// The starts of live job `id`, boxed on first use.
     fn started_mut(&mut self, id: u64) -> Option<&mut Started> {
-        match &mut self.entries.get_mut(&id)?.what {
-            What::Job(started) => Some(started.get_or_insert_with(Default::default)),
-            What::Result(_) => None,
-        }
+        self.entries.get_mut(&id)?.what.started_mut()
     }
 
     /// A record for each paused module, for a compacted journal.
@@ -179,9 +214,9 @@ impl Live {
         ids.sort_unstable();
         for id in ids {
             let entry = &self.entries[&id];
-            let defining = match &entry.what {
-                What::Result(finished) => Record::Finished((**finished).clone()),
-                What::Job(_) => match self.adds.as_ref().and_then(|adds| adds.get(&id)) {
+            let defining = match entry.what.finished() {
+                Some(finished) => Record::Finished(finished.clone()),
+                None => match self.adds.as_ref().and_then(|adds| adds.get(&id)) {
                     Some(added) => Record::Added(added.clone()),
                     None => continue,
                 },
@@ -228,10 +263,10 @@ impl Live {
         let no_adds = HashMap::new();
         let adds = self.adds.as_ref().unwrap_or(&no_adds);
         for (&id, entry) in &self.entries {
-            match &entry.what {
-                What::Job(started) => {
+            match entry.what.finished() {
+                None => {
                     let Some(added) = adds.get(&id) else { continue };
-                    let started = started.as_deref().cloned().unwrap_or_default();
+                    let started = entry.what.started().cloned().unwrap_or_default();
                     jobs.push((
                         added.counter,
                         RecoveredJob {
@@ -256,7 +291,7 @@ impl Live {
                         },
                     ))
                 }
-                What::Result(finished) => recovered.results.push(RecoveredResult {
+                Some(finished) => recovered.results.push(RecoveredResult {
                     id,
                     owner: finished.owner.clone(),
                     client: client_of(&finished.peer),
@@ -399,6 +434,31 @@ mod tests {
             again.apply(&record);
         }
         assert_eq!(again.recovered(), live.recovered());
+    }
+
+    #[test]
+    fn a_live_job_is_small_and_boxes_only_its_starts() {
+        assert_eq!(std::mem::size_of::<Entry>(), 32);
+        let mut live = Live::default();
+        live.apply(&added(1));
+        assert!(live.adds.is_none(), "no add record kept once loaded");
+        assert_eq!(live.get(1000).unwrap().what, What::default());
+        live.apply(&Record::Started {
+            id: 1000,
+            attempt: 2,
+        });
+        let started = live.get(1000).unwrap().what.started().cloned();
+        assert_eq!(started.map(|s| s.attempts), Some(2));
+        assert_eq!(live.get(1000).unwrap().started(1000).len(), 1);
+        // A start of an id that is not live keeps nothing.
+        live.apply(&Record::Started { id: 5, attempt: 1 });
+        assert!(live.get(5).is_none());
+        let removed = live.apply(&Record::Removed {
+            id: 1000,
+            why: Removal::Done,
+        });
+        assert!(removed.is_some());
+        assert_eq!(live.iter().count(), 0);
     }
 
     #[test]

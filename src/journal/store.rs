@@ -5,7 +5,6 @@
 use std::time::{Instant, SystemTime};
 
 use crate::journal::change::record_of;
-use crate::journal::live::What;
 use crate::journal::record::Record;
 use crate::journal::sync::SyncPolicy;
 use crate::journal::writer::Event;
@@ -92,7 +91,7 @@ impl QueueStore for Journal {
             // Only a result's removal is waited for (a fetch, a cancel);
             // a job's add frame could not be put back once it is gone.
             (Change::Removed { id, .. }, _) => match self.live.get(*id) {
-                Some(entry) if matches!(entry.what, What::Result(_)) => {
+                Some(entry) if entry.what.finished().is_some() => {
                     Undo::Remove(*id, Box::new(entry.clone()))
                 }
                 _ => Undo::Nothing,

@@ -114,13 +114,14 @@ impl LocalEngine {
             });
         }
         let class = self.classes.get(Class {
+            module: job.module,
             owner: job.owner,
             client: job.client,
             priority: job.priority,
             timeout_ms: job.options.timeout_ms,
             retries: job.options.retries.unwrap_or(0),
         });
-        let mut live = Live::new(job.module, class, data, added_at, Phase::Unkept);
+        let mut live = Live::new(class, data, added_at, Phase::Unkept);
         live.set_run_at_ms(job.options.run_at_ms);
         live.set_udp_peer(job.udp_peer);
         if let Some(key) = job.options.key {

@@ -48,7 +48,7 @@ impl LocalEngine {
         attempt.retry_at_ms = Some(at);
         log::info!(
             "queue job {id} ({}): attempt {number} failed ({}), attempt {} in {:.2} s",
-            live.module.name,
+            live.module().name,
             attempt.describe(),
             number + 1,
             f.retry_wait.as_secs_f64()
@@ -95,7 +95,7 @@ impl LocalEngine {
         let done = Done {
             owner: class.owner.clone(),
             client: class.client,
-            module: live.module.name.clone(),
+            module: live.module().name.clone(),
             answer: f.answer.clone(),
             finished: Instant::now(),
             receipt: receipt.clone(),
@@ -116,7 +116,7 @@ impl LocalEngine {
             id,
             owner: class.owner.clone(),
             client: class.client,
-            module: live.module.name.clone(),
+            module: live.module().name.clone(),
             answer: f.answer,
             receipt,
             finished_at: SystemTime::now(),
@@ -238,6 +238,7 @@ impl LocalEngine {
             attempts + 1
         );
         let class = self.classes.get(Class {
+            module,
             owner: done.owner,
             client: done.client,
             priority: options.priority.unwrap_or_default(),
@@ -245,7 +246,7 @@ impl LocalEngine {
             retries: attempts,
         });
         self.book.restore(id, Entry::Active);
-        let mut live = Live::new(module, class, again.data, added_at, Phase::Waiting);
+        let mut live = Live::new(class, again.data, added_at, Phase::Waiting);
         live.attempts = attempts;
         live.set_tries(done.tries);
         live.set_key(options.key.map(Vec::into_boxed_slice));

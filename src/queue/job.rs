@@ -16,10 +16,12 @@ use crate::queue::options::Priority;
 use crate::run::modules::Module;
 use crate::run::progress::Progress;
 
-/// What the jobs of one client on one listener, added with the same
-/// options, have in common.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// What the jobs of one module from one client on one listener, added
+/// with the same options, have in common.
+#[derive(Debug, Clone)]
 pub struct Class {
+    /// Their module (this version of it: the same one, not an equal one).
+    pub module: Rc<Module>,
     /// The listener the jobs belong to (empty for datagrams).
     pub owner: String,
     pub client: Option<IpAddr>,
@@ -28,6 +30,42 @@ pub struct Class {
     pub timeout_ms: Option<u64>,
     /// Attempts allowed after the first.
     pub retries: u32,
+}
+
+impl Class {
+    fn key(
+        &self,
+    ) -> (
+        *const Module,
+        &str,
+        Option<IpAddr>,
+        Priority,
+        Option<u64>,
+        u32,
+    ) {
+        (
+            Rc::as_ptr(&self.module),
+            &self.owner,
+            self.client,
+            self.priority,
+            self.timeout_ms,
+            self.retries,
+        )
+    }
+}
+
+impl PartialEq for Class {
+    fn eq(&self, other: &Class) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Class {}
+
+impl std::hash::Hash for Class {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
 }
 
 /// The classes of the held jobs, each kept once while a job points to it.
@@ -147,10 +185,9 @@ struct More {
     progress: Progress,
 }
 
-/// A job accepted and not ended (64 bytes; its id is its map key).
+/// A job accepted and not ended (56 bytes; its id is its map key).
 #[derive(Debug)]
 pub(super) struct Live {
-    pub module: Rc<Module>,
     pub class: Rc<Class>,
     pub data: Data,
     /// Not started before this Unix time (ms), if above 0: its delay, or
@@ -169,14 +206,12 @@ pub(super) struct Live {
 impl Live {
     /// A job in `phase`, to run as soon as it may.
     pub(super) fn new(
-        module: Rc<Module>,
         class: Rc<Class>,
         data: Rc<[u8]>,
         added_at: SystemTime,
         phase: Phase,
     ) -> Live {
         Live {
-            module,
             class,
             data: Data::new(data),
             run_at_ms: 0,
@@ -204,6 +239,10 @@ impl Live {
 
     pub(super) fn set_run_at_ms(&mut self, at: Option<u64>) {
         self.run_at_ms = at.unwrap_or(0);
+    }
+
+    pub(super) fn module(&self) -> &Rc<Module> {
+        &self.class.module
     }
 
     pub(super) fn owner(&self) -> &str {
@@ -280,7 +319,7 @@ impl Live {
     pub(super) fn run_job(&self, id: u64, start: Instant) -> RunJob {
         RunJob {
             id,
-            module: self.module.clone(),
+            module: self.class.module.clone(),
             data: self.data.shared(),
             udp_peer: self.udp_peer(),
             owner: self.class.owner.clone(),
@@ -303,7 +342,11 @@ mod tests {
     use super::*;
 
     fn class(owner: &str, retries: u32) -> Class {
+        thread_local! {
+            static MODULE: Rc<Module> = Rc::new(crate::run::modules::test_module("m"));
+        }
         Class {
+            module: MODULE.with(Rc::clone),
             owner: owner.into(),
             client: Some([127, 0, 0, 1].into()),
             priority: Priority::Normal,
@@ -314,7 +357,7 @@ mod tests {
 
     #[test]
     fn a_held_job_is_small() {
-        assert_eq!(std::mem::size_of::<Live>(), 64);
+        assert_eq!(std::mem::size_of::<Live>(), 56);
         assert_eq!(std::mem::size_of::<Data>(), 16);
     }
 
@@ -326,7 +369,11 @@ mod tests {
         assert!(Rc::ptr_eq(&a, &b), "one copy");
         let c = classes.get(class("main", 3));
         assert!(!Rc::ptr_eq(&a, &c), "other options, another class");
-        drop((a, b, c));
+        let mut reloaded = class("main", 0);
+        reloaded.module = Rc::new((*reloaded.module).clone());
+        let d = classes.get(reloaded);
+        assert!(!Rc::ptr_eq(&a, &d), "another version of the module");
+        drop((a, b, c, d));
         for n in 0..40 {
             let _gone = classes.get(class(&format!("l{n}"), 0));
         }
@@ -350,10 +397,9 @@ mod tests {
 
     #[test]
     fn what_few_jobs_have_is_boxed_only_when_they_have_it() {
-        let module = Rc::new(crate::run::modules::test_module("m"));
         let class = Rc::new(class("main", 0));
         let wall = UNIX_EPOCH + Duration::from_millis(5_000);
-        let mut live = Live::new(module, class, Rc::from(&b"x"[..]), wall, Phase::Unkept);
+        let mut live = Live::new(class, Rc::from(&b"x"[..]), wall, Phase::Unkept);
         live.set_udp_peer(None);
         live.set_key(None);
         live.set_tries(Vec::new());

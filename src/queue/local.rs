@@ -144,13 +144,14 @@ impl LocalEngine {
                 continue;
             };
             let class = engine.classes.get(Class {
+                module,
                 owner: found.owner,
                 client: found.client,
                 priority: found.options.priority.unwrap_or_default(),
                 timeout_ms: found.options.timeout_ms,
                 retries: found.options.retries.unwrap_or(0),
             });
-            let mut live = Live::new(module, class, found.data, found.added_at, Phase::Waiting);
+            let mut live = Live::new(class, found.data, found.added_at, Phase::Waiting);
             live = live.recovered();
             live.attempts = found.attempts;
             live.set_udp_peer(match found.arrival {

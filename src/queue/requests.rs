@@ -55,7 +55,7 @@ impl LocalEngine {
         let Some(live) = self.live.get(&id) else {
             return self.refuse(conn, Refusal::UnknownJob);
         };
-        let module = live.module.name.clone();
+        let module = live.module().name.clone();
         if live.phase == Phase::Running {
             // Its end comes back through `finished`, which journals it and
             // answers the clients waiting for it.
@@ -164,10 +164,10 @@ impl QueueEngine for LocalEngine {
                 let receipt = Receipt {
                     attempts: live.attempts,
                     bytes_in: live.data.len() as u64,
-                    module_sha256: live.module.hash_for_receipt(),
+                    module_sha256: live.module().hash_for_receipt(),
                     ..Receipt::default()
                 };
-                let mut text = receipt.render(id, &live.module.name, self.status_of(id));
+                let mut text = receipt.render(id, &live.module().name, self.status_of(id));
                 text.push_str(&self.run_at_line(id).unwrap_or_default());
                 text.push_str(&live.progress().info_lines());
                 text + &attempt_lines(live.tries())
@@ -204,7 +204,7 @@ impl QueueEngine for LocalEngine {
             };
             let created = live.created(self.start, now, wall);
             let age = now.duration_since(created).as_secs_f64();
-            let (name, status) = (&live.module.name, self.status_of(id));
+            let (name, status) = (&live.module().name, self.status_of(id));
             rows.push((id, format!("{id} {name} {transport} {status} {age:.1}")));
         }
         for (&id, entry) in self.book.entries() {
@@ -298,7 +298,7 @@ impl QueueEngine for LocalEngine {
         let Some(live) = self.live.get(&id) else {
             return kept;
         };
-        let (name, peer) = (live.module.name.clone(), live.udp_peer());
+        let (name, peer) = (live.module().name.clone(), live.udp_peer());
         match peer {
             None if kept => self.tell_watchers_stopping(id),
             None => {

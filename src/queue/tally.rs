@@ -28,10 +28,10 @@ impl Tally {
             mine.0 += 1;
             mine.1 += job.data.len();
         }
-        match self.modules.get_mut(&job.module.name) {
+        match self.modules.get_mut(&job.module().name) {
             Some(n) => *n += 1,
             None => {
-                self.modules.insert(job.module.name.clone(), 1);
+                self.modules.insert(job.module().name.clone(), 1);
             }
         }
     }
@@ -50,10 +50,10 @@ impl Tally {
                 }
             }
         }
-        if let Some(n) = self.modules.get_mut(&job.module.name) {
+        if let Some(n) = self.modules.get_mut(&job.module().name) {
             *n -= 1;
             if *n == 0 {
-                self.modules.remove(&job.module.name);
+                self.modules.remove(&job.module().name);
             }
         }
     }
