@@ -13,7 +13,7 @@ use crate::queue::held::Held;
 use crate::queue::job::Class;
 use crate::queue::local::{Live, LocalEngine, Phase};
 use crate::queue::options::JobOptions;
-use crate::queue::results::{Entry, ResultLimits};
+use crate::queue::results::ResultLimits;
 use crate::queue::store::{Arrival, Change};
 
 impl LocalEngine {
@@ -79,7 +79,8 @@ impl LocalEngine {
             );
             return Err(Refusal::Busy);
         }
-        let Some((id, counter)) = self.book.allocate_id() else {
+        let live = &self.live;
+        let Some((id, counter)) = self.book.allocate_id(|id| live.contains_key(&id)) else {
             log::error!("queue ids used up");
             return Err(Refusal::Busy);
         };
@@ -102,9 +103,6 @@ impl LocalEngine {
                 ..job.options.clone()
             },
         };
-        if arrival == Arrival::Queue {
-            self.book.restore(id, Entry::Active);
-        }
         let ticket = self.held.hold(Held::Added { id, conn: job.conn });
         self.store.submit(change, Some(ticket));
         if let Some(conn) = job.conn {
@@ -134,8 +132,10 @@ impl LocalEngine {
 
     /// The held job added with `key` on `owner`, if there is one.
     pub(super) fn keyed(&mut self, owner: &str, key: &[u8]) -> Option<u64> {
-        let book = &self.book;
-        self.keys.keyed(owner, key, |id| book.get(id).is_some())
+        let (book, live) = (&self.book, &self.live);
+        (self.keys).keyed(owner, key, |id| {
+            live.contains_key(&id) || book.get(id).is_some()
+        })
     }
 
     /// Job `id` holds `key` on `owner` from now on.

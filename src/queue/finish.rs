@@ -12,7 +12,7 @@ use crate::queue::engine::{Asker, Finish, Retention, RetryTarget};
 use crate::queue::job::Class;
 use crate::queue::local::{unix_ms_now, Live, LocalEngine, Lookup, Phase};
 use crate::queue::options::JobOptions;
-use crate::queue::results::{Done, Entry, Finished, ResultLimits};
+use crate::queue::results::{Done, Finished, ResultLimits};
 use crate::queue::store::{Arrival, Change, Removal};
 use crate::run::outcome::Outcome;
 
@@ -164,17 +164,15 @@ impl LocalEngine {
             RetryTarget::Module(_) if !asker.operator => {
                 return self.refuse(asker.conn, Refusal::Forbidden);
             }
-            RetryTarget::Module(module) => (self.book.entries())
-                .filter_map(|(&id, e)| match e {
-                    Entry::Done(d) if d.again.is_some() && &d.module == module => Some(id),
-                    _ => None,
-                })
+            RetryTarget::Module(module) => (self.book.results())
+                .filter(|(_, d)| d.again.is_some() && &d.module == module)
+                .map(|(id, _)| id)
                 .collect(),
         };
         let mut queued = 0;
         for &id in &ids {
             let mine = match self.book.get(id) {
-                Some(Entry::Done(d)) if d.again.is_some() => {
+                Some(d) if d.again.is_some() => {
                     asker.operator || d.owner.is_empty() || d.owner == asker.owner
                 }
                 _ => false,
@@ -197,7 +195,7 @@ impl LocalEngine {
     /// Puts failed job `id` back as waiting, its attempts kept.
     fn requeue(&mut self, id: u64, lookup: Lookup) -> bool {
         let module = match self.book.get(id) {
-            Some(Entry::Done(done)) => done.module.clone(),
+            Some(done) => done.module.clone(),
             _ => return false,
         };
         let Some(module) = lookup(&module) else {
@@ -245,7 +243,6 @@ impl LocalEngine {
             timeout_ms: options.timeout_ms,
             retries: attempts,
         });
-        self.book.restore(id, Entry::Active);
         let mut live = Live::new(class, again.data, added_at, Phase::Waiting);
         live.attempts = attempts;
         live.set_tries(done.tries);

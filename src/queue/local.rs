@@ -130,7 +130,7 @@ impl LocalEngine {
                 tries: result.tries,
                 again: result.again,
             };
-            engine.book.restore(result.id, Entry::Done(Box::new(done)));
+            engine.book.restore(result.id, Box::new(done));
         }
         let (mut waiting, mut rerun) = (0, 0);
         for found in recovered.jobs {
@@ -158,9 +158,6 @@ impl LocalEngine {
                 Arrival::Queue => None,
                 Arrival::Udp(peer) => Some(peer),
             });
-            if found.arrival == Arrival::Queue {
-                engine.book.restore(id, Entry::Active);
-            }
             // An attempt cut off by the stop runs again at once; a job
             // waiting for a retry or for its time keeps its time (a past
             // one is due at once).
@@ -229,6 +226,16 @@ impl LocalEngine {
             live.phase = phase;
             self.put_live(id, live);
         }
+    }
+
+    /// What queue id `id` is: a job not finished (held here; a datagram's
+    /// job has no queue id), or a result.
+    pub(super) fn entry(&self, id: u64) -> Option<Entry<'_>> {
+        if let Some(done) = self.book.get(id) {
+            return Some(Entry::Done(done));
+        }
+        let queued = self.live.get(&id)?.udp_peer().is_none();
+        queued.then_some(Entry::Active)
     }
 
     pub(super) fn removed_now(&mut self, id: u64, why: Removal) {
@@ -327,7 +334,7 @@ impl LocalEngine {
                 "cancelled"
             };
             log::warn!("queue result {id} not {what}: the queue store failed: {failed}");
-            self.book.restore(id, Entry::Done(done));
+            self.book.restore(id, done);
             for conn in conns {
                 self.refuse(conn, Refusal::JournalFailed);
             }

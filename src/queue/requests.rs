@@ -21,7 +21,7 @@ impl LocalEngine {
     /// The listener job `id` belongs to, if it is known at all (held, or
     /// fetched a while ago).
     fn owner_of(&self, id: u64) -> Option<&str> {
-        match self.book.get(id) {
+        match self.entry(id) {
             Some(Entry::Active) => self.live.get(&id).map(|l| l.owner()),
             Some(Entry::Done(done)) => Some(done.owner.as_str()),
             None => self.book.fetched_receipt(id).map(|f| f.owner.as_str()),
@@ -112,7 +112,7 @@ impl QueueEngine for LocalEngine {
         if !self.visible(&asker, id) {
             return;
         }
-        let status = match self.book.get(id) {
+        let status = match self.entry(id) {
             Some(Entry::Active) if self.status_of(id) == "running" => "1",
             Some(Entry::Active) => "0",
             Some(Entry::Done(_)) => "2",
@@ -126,7 +126,7 @@ impl QueueEngine for LocalEngine {
             return;
         }
         let conn = asker.conn;
-        match self.book.get(id) {
+        match self.entry(id) {
             Some(Entry::Active) => {
                 self.book.watch(id, conn);
                 let on = Wait::Result(id);
@@ -144,7 +144,7 @@ impl QueueEngine for LocalEngine {
         if !self.visible(&asker, id) {
             return;
         }
-        match self.book.get(id) {
+        match self.entry(id) {
             None => self.refuse(asker.conn, Refusal::UnknownJob),
             Some(Entry::Done(_)) => {
                 // Answered once the removal is kept, as a fetch is.
@@ -159,7 +159,7 @@ impl QueueEngine for LocalEngine {
         if !self.visible(&asker, id) {
             return;
         }
-        let text = match (self.book.get(id), self.live.get(&id)) {
+        let text = match (self.entry(id), self.live.get(&id)) {
             (Some(Entry::Active), Some(live)) => {
                 let receipt = Receipt {
                     attempts: live.attempts,
@@ -207,11 +207,9 @@ impl QueueEngine for LocalEngine {
             let (name, status) = (&live.module().name, self.status_of(id));
             rows.push((id, format!("{id} {name} {transport} {status} {age:.1}")));
         }
-        for (&id, entry) in self.book.entries() {
-            if let Entry::Done(done) = entry {
-                let age = now.duration_since(done.finished).as_secs_f64();
-                rows.push((id, format!("{id} {} queue done {age:.1}", done.module)));
-            }
+        for (id, done) in self.book.results() {
+            let age = now.duration_since(done.finished).as_secs_f64();
+            rows.push((id, format!("{id} {} queue done {age:.1}", done.module)));
         }
         let conn = asker.conn;
         self.events.push_back(Event::List { conn, rows });
@@ -226,11 +224,7 @@ impl QueueEngine for LocalEngine {
     }
 
     fn stats(&mut self, conn: ConnKey) {
-        let done_unfetched = self
-            .book
-            .entries()
-            .filter(|(_, e)| matches!(e, Entry::Done(_)))
-            .count();
+        let done_unfetched = self.book.results().count();
         let stats = QueueStats {
             unkept: self.unkept_counts(None)[0],
             done_unfetched,
@@ -382,8 +376,8 @@ impl QueueEngine for LocalEngine {
         self.book.shrink();
         self.shrink_schedule();
         self.classes.shrink();
-        let book = &self.book;
-        self.keys.shrink(|id| book.get(id).is_some());
+        let (book, live) = (&self.book, &self.live);
+        (self.keys).shrink(|id| live.contains_key(&id) || book.get(id).is_some());
     }
 
     fn compact(&mut self) {
