@@ -103,7 +103,11 @@ impl LocalEngine {
                 ..job.options.clone()
             },
         };
-        let ticket = self.held.hold(Held::Added { id, conn: job.conn });
+        let ticket = self.held.hold(Held::Added {
+            id,
+            conn: job.conn,
+            run_at_ms: job.options.run_at_ms,
+        });
         self.store.submit(change, Some(ticket));
         if let Some(conn) = job.conn {
             self.events.push_back(Event::Wait {
@@ -120,7 +124,6 @@ impl LocalEngine {
             retries: job.options.retries.unwrap_or(0),
         });
         let mut live = Live::new(class, data, added_at, Phase::Unkept);
-        live.set_run_at_ms(job.options.run_at_ms);
         live.set_udp_peer(job.udp_peer);
         if let Some(key) = job.options.key {
             self.hold_key(live.owner(), &key, id);

@@ -185,14 +185,13 @@ struct More {
     progress: Progress,
 }
 
-/// A job accepted and not ended (56 bytes; its id is its map key).
+/// A job accepted and not ended (48 bytes; its id is its map key). When a
+/// job held for later runs is kept once, in the engine's heap by run time
+/// (`schedule.rs`), and, until its add is kept, in what waits for that.
 #[derive(Debug)]
 pub(super) struct Live {
     pub class: Rc<Class>,
     pub data: Data,
-    /// Not started before this Unix time (ms), if above 0: its delay, or
-    /// its retry.
-    run_at_ms: u64,
     /// When it was added, in Unix ms.
     added_at_ms: u64,
     more: Option<Box<More>>,
@@ -214,7 +213,6 @@ impl Live {
         Live {
             class,
             data: Data::new(data),
-            run_at_ms: 0,
             added_at_ms: unix_ms(added_at),
             more: None,
             attempts: 0,
@@ -231,14 +229,6 @@ impl Live {
 
     fn more(&mut self) -> &mut More {
         self.more.get_or_insert_with(Default::default)
-    }
-
-    pub(super) fn run_at_ms(&self) -> Option<u64> {
-        (self.run_at_ms > 0).then_some(self.run_at_ms)
-    }
-
-    pub(super) fn set_run_at_ms(&mut self, at: Option<u64>) {
-        self.run_at_ms = at.unwrap_or(0);
     }
 
     pub(super) fn module(&self) -> &Rc<Module> {
@@ -357,7 +347,7 @@ mod tests {
 
     #[test]
     fn a_held_job_is_small() {
-        assert_eq!(std::mem::size_of::<Live>(), 56);
+        assert_eq!(std::mem::size_of::<Live>(), 48);
         assert_eq!(std::mem::size_of::<Data>(), 16);
     }
 
@@ -405,9 +395,6 @@ mod tests {
         live.set_tries(Vec::new());
         live.set_progress(Progress::default());
         assert!(live.more.is_none());
-        assert_eq!(live.run_at_ms(), None);
-        live.set_run_at_ms(Some(9_000));
-        assert_eq!(live.run_at_ms(), Some(9_000));
         live.set_key(Some(Box::from(&b"k"[..])));
         assert_eq!(live.key(), Some(&b"k"[..]));
         assert_eq!(live.added_at(), wall);

@@ -260,7 +260,11 @@ impl LocalEngine {
                 continue;
             };
             match held {
-                Held::Added { id, conn } => self.added_completed(id, conn, completion),
+                Held::Added {
+                    id,
+                    conn,
+                    run_at_ms,
+                } => self.added_completed(id, conn, run_at_ms, completion),
                 Held::Removed {
                     id,
                     done,
@@ -272,7 +276,13 @@ impl LocalEngine {
         }
     }
 
-    fn added_completed(&mut self, id: u64, conn: Option<ConnKey>, done: Completion) {
+    fn added_completed(
+        &mut self,
+        id: u64,
+        conn: Option<ConnKey>,
+        run_at_ms: Option<u64>,
+        done: Completion,
+    ) {
         let ours = self.live.get(&id).is_some_and(|l| l.phase == Phase::Unkept);
         let kept = !matches!(done, Completion::Refused(_) | Completion::Unknown(_));
         self.duplicates_kept(id, kept);
@@ -288,7 +298,7 @@ impl LocalEngine {
             return;
         }
         if let Some(live) = self.take_live(id).filter(|_| ours) {
-            match live.run_at_ms() {
+            match run_at_ms {
                 Some(at) if at > unix_ms_now() => self.schedule(id, live, at),
                 _ => self.run(id, live),
             }
