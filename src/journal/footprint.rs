@@ -1,10 +1,14 @@
-//! The loop's map of the journal file: how many bytes each live job takes
+//! The loop's map of the journal file: how many bytes each live id takes
 //! (to know when dead records dominate), and where the frame that defines
 //! it (its add, or its result) starts, as the writer reported, so that a
-//! rewrite copies that frame instead of the loop encoding the data again.
-//! It holds numbers, never data.
+//! rewrite copies that frame instead of the loop encoding it again. Each
+//! id's footprint is kept in its live entry (`live.rs`), so an id costs one
+//! map entry; here are the totals, and the frames handed to the writer
+//! that are not durably in the file yet, held encoded: a lost or cut-off
+//! one is written again by the next rewrite from these bytes, and a job's
+//! add is nowhere else in the journal.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::journal::frame::Salt;
 use crate::journal::live::{Entry, Live};
@@ -15,20 +19,41 @@ use crate::journal::writer::Event;
 /// A journal smaller than this is never compacted.
 const COMPACT_MIN_BYTES: u64 = 64 * 1024;
 
-/// The frame that defines a live id.
+/// No offset: the frame is not (or no longer) in the current file.
+const NOWHERE: u64 = u64::MAX;
+
+/// What one live id takes in the file, and where its defining frame is.
 #[derive(Debug, Clone, Copy)]
-struct Frame {
+pub struct Footprint {
+    /// The defining frame's sequence number, offset ([`NOWHERE`] until the
+    /// writer places it) and length (a frame is at most 2 GiB and a bit).
     seq: u64,
-    len: u64,
-    /// Its offset in the current file, once known.
-    at: Option<u64>,
+    at: u64,
+    len: u32,
+    /// Bytes of all its records in the file (saturating).
+    bytes: u32,
 }
 
-/// What one live id takes in the file.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Footprint {
-    bytes: u64,
-    frame: Option<Frame>,
+impl Default for Footprint {
+    fn default() -> Footprint {
+        Footprint {
+            bytes: 0,
+            seq: 0,
+            at: NOWHERE,
+            len: 0,
+        }
+    }
+}
+
+impl Footprint {
+    /// Its defining frame's offset in the current file, if it is there.
+    fn at(&self) -> Option<u64> {
+        (self.at != NOWHERE).then_some(self.at)
+    }
+
+    fn unplace(&mut self) {
+        self.at = NOWHERE;
+    }
 }
 
 /// A job or result a rewrite keeps, and where its frame lands.
@@ -47,65 +72,81 @@ struct Moved {
 pub(super) struct Pending<'a> {
     pub(super) removal: u64,
     pub(super) entry: &'a Entry,
-    pub(super) footprint: Footprint,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct Footprints {
-    by_id: HashMap<u64, Footprint>,
     live_bytes: u64,
     pub(super) file_bytes: u64,
-    /// Defining frames handed to the writer and not yet placed: seq to id.
-    unplaced: BTreeMap<u64, u64>,
+    /// Defining frames handed to the writer and not durably in the file
+    /// yet, encoded: seq to (id, frame).
+    held: BTreeMap<u64, (u64, Box<[u8]>)>,
     /// A rewrite handed over and not yet reported: its sequence number,
     /// the file's size then, and what it moves.
     moving: Option<(u64, u64, Vec<Moved>)>,
 }
 
 impl Footprints {
-    /// A record of `len` bytes, as `seq`, at `at` if known.
-    pub(super) fn track(&mut self, record: &Record, len: u64, seq: u64, at: Option<u64>) {
+    /// Record `seq` (`frame`, encoded), applied to `live`; at `at` in the
+    /// file if known. `removed`: the entry it removed.
+    pub(super) fn track(
+        &mut self,
+        live: &mut Live,
+        record: &Record,
+        frame: &[u8],
+        seq: u64,
+        at: Option<u64>,
+        removed: Option<&Entry>,
+    ) {
+        let len = frame.len() as u64;
         self.file_bytes += len;
         let id = match record {
             // Of no job: small, and rewritten from the live view.
             Record::NextId(_) | Record::Paused { .. } => return,
-            Record::Removed { id, .. } => {
-                self.take(*id);
+            Record::Removed { .. } => {
+                if let Some(entry) = removed {
+                    self.forget(&entry.fp);
+                }
                 return;
             }
             other => other.id(),
         };
-        let fp = self.by_id.entry(id).or_default();
-        fp.bytes += len;
-        self.live_bytes += len;
+        let Some(entry) = live.get_mut(id) else {
+            return;
+        };
+        let fp = &mut entry.fp;
+        let before = fp.bytes;
+        fp.bytes = fp.bytes.saturating_add(len as u32);
+        self.live_bytes += u64::from(fp.bytes - before);
         if matches!(record, Record::Added(_) | Record::Finished(_)) {
-            fp.frame = Some(Frame { seq, len, at });
+            fp.seq = seq;
+            fp.len = len as u32;
+            fp.at = at.unwrap_or(NOWHERE);
             if at.is_none() {
-                self.unplaced.insert(seq, id);
+                self.held.insert(seq, (id, frame.into()));
             }
         }
     }
 
-    /// Forgets an id; what it took.
-    pub(super) fn take(&mut self, id: u64) -> Footprint {
-        let fp = self.by_id.remove(&id).unwrap_or_default();
-        self.live_bytes -= fp.bytes;
-        fp
+    /// What a removed id took is no longer live.
+    pub(super) fn forget(&mut self, fp: &Footprint) {
+        self.live_bytes -= u64::from(fp.bytes);
     }
 
-    /// Puts back an id whose removal was not kept. Where its frame is may
-    /// have changed since (a rewrite): the next rewrite encodes it.
-    pub(super) fn put_back(&mut self, id: u64, mut fp: Footprint) {
-        if let Some(frame) = &mut fp.frame {
-            frame.at = None;
-        }
-        self.live_bytes += fp.bytes;
-        self.by_id.insert(id, fp);
+    /// Puts back a result whose removal was not kept. Where its frame is
+    /// may have changed since (a rewrite): the next rewrite encodes it.
+    pub(super) fn put_back(&mut self, live: &mut Live, id: u64, mut entry: Entry) {
+        entry.fp.unplace();
+        self.live_bytes += u64::from(entry.fp.bytes);
+        live.put_back(id, entry);
     }
 
     /// Starts over for a file about to be written whole.
-    pub(super) fn clear(&mut self) {
+    pub(super) fn clear(&mut self, live: &mut Live) {
         *self = Footprints::default();
+        for fp in live.footprints_mut() {
+            *fp = Footprint::default();
+        }
     }
 
     /// True when dead records dominate the file.
@@ -117,22 +158,45 @@ impl Footprints {
         self.moving.is_some()
     }
 
-    /// Bytes a rewrite would have the loop encode (frames not in the file).
-    pub(super) fn unplaced_bytes(&self) -> u64 {
-        let fp = self.by_id.values();
-        fp.filter(|f| f.frame.is_some_and(|f| f.at.is_none()))
-            .map(|f| f.bytes)
+    /// Bytes a rewrite would have the loop write from memory (frames not
+    /// in the file).
+    pub(super) fn unplaced_bytes(&self, live: &Live) -> u64 {
+        (live.iter())
+            .filter(|(_, e)| e.fp.at().is_none())
+            .map(|(_, e)| u64::from(e.fp.bytes))
             .sum()
     }
 
+    /// Frames held encoded, and their bytes.
+    #[cfg(test)]
+    pub(super) fn held(&self) -> (usize, usize) {
+        let bytes = self.held.values().map(|(_, f)| f.len()).sum();
+        (self.held.len(), bytes)
+    }
+
+    /// Drops the held frames that are durably in the file: placed, and at
+    /// or below `settled` (no failed sync can cut them off any more).
+    /// Those not placed (lost) stay, for the next rewrite.
+    pub(super) fn release(&mut self, live: &Live, settled: u64) {
+        let later = self.held.split_off(&settled.saturating_add(1));
+        let settled_ones = std::mem::replace(&mut self.held, later);
+        for (seq, (id, frame)) in settled_ones {
+            let unplaced = live
+                .get(id)
+                .is_some_and(|e| e.fp.seq == seq && e.fp.at().is_none());
+            if unplaced {
+                self.held.insert(seq, (id, frame));
+            }
+        }
+    }
+
     /// Takes what the writer reported.
-    pub(super) fn apply(&mut self, event: &Event) {
+    pub(super) fn apply(&mut self, live: &mut Live, event: &Event) {
         match *event {
             Event::Placed { seq, at } => {
-                if let Some(id) = self.unplaced.remove(&seq) {
-                    let frame = self.by_id.get_mut(&id).and_then(|f| f.frame.as_mut());
-                    if let Some(frame) = frame.filter(|f| f.seq == seq) {
-                        frame.at = Some(at);
+                if let Some(&(id, _)) = self.held.get(&seq) {
+                    if let Some(entry) = live.get_mut(id).filter(|e| e.fp.seq == seq) {
+                        entry.fp.at = at;
                     }
                 }
             }
@@ -142,17 +206,13 @@ impl Footprints {
                 cut_off,
                 ..
             } => {
-                let gone: Vec<u64> = self.unplaced.range(first..=last).map(|(&s, _)| s).collect();
-                for seq in gone {
-                    self.unplaced.remove(&seq);
-                }
                 if !cut_off {
                     return;
                 }
-                // Placed, then cut off by a failed sync.
-                for frame in self.by_id.values_mut().filter_map(|f| f.frame.as_mut()) {
-                    if (first..=last).contains(&frame.seq) {
-                        frame.at = None;
+                // Placed, then cut off by a failed sync: still held.
+                for fp in live.footprints_mut() {
+                    if (first..=last).contains(&fp.seq) {
+                        fp.unplace();
                     }
                 }
             }
@@ -161,40 +221,49 @@ impl Footprints {
                     return;
                 };
                 debug_assert_eq!(planned, seq);
-                for frame in self.by_id.values_mut().filter_map(|f| f.frame.as_mut()) {
-                    if frame.seq < seq {
-                        frame.at = None;
-                    }
-                }
-                for m in moved {
-                    let Some(fp) = self.by_id.get_mut(&m.id) else {
-                        continue;
-                    };
-                    fp.bytes = (fp.bytes + m.bytes_after).saturating_sub(m.bytes_before);
-                    if let Some(frame) = fp.frame.as_mut().filter(|f| f.seq == m.seq) {
-                        frame.at = Some(m.at);
-                        frame.len = m.len;
-                    }
-                }
-                self.live_bytes = self.by_id.values().map(|f| f.bytes).sum();
+                self.moved(live, seq, moved);
+                self.live_bytes = live.iter().map(|(_, e)| u64::from(e.fp.bytes)).sum();
                 self.file_bytes = bytes + self.file_bytes.saturating_sub(size_then);
             }
             Event::NotRewritten { broken, .. } => {
-                self.moving = None;
-                if broken {
-                    for frame in self.by_id.values_mut().filter_map(|f| f.frame.as_mut()) {
-                        frame.at = None;
-                    }
+                let moving = self.moving.take();
+                if let (true, Some((seq, _, moved))) = (broken, moving) {
+                    // The new file took the journal's name whole: its
+                    // frames are where the plan put them, and the next
+                    // rewrite copies them from it.
+                    self.moved(live, seq, moved);
                 }
+            }
+        }
+    }
+
+    /// The frames of rewrite `seq` are where it put them; the frames of
+    /// the old file are gone with it.
+    fn moved(&mut self, live: &mut Live, seq: u64, moved: Vec<Moved>) {
+        for fp in live.footprints_mut() {
+            if fp.seq < seq {
+                fp.unplace();
+            }
+        }
+        for m in moved {
+            let Some(entry) = live.get_mut(m.id) else {
+                continue;
+            };
+            let fp = &mut entry.fp;
+            let bytes = (u64::from(fp.bytes) + m.bytes_after).saturating_sub(m.bytes_before);
+            fp.bytes = bytes.min(u64::from(u32::MAX)) as u32;
+            if fp.seq == m.seq {
+                fp.at = m.at;
+                fp.len = m.len as u32;
             }
         }
     }
 
     /// The whole file as rewrite `seq` writes it: the header, next id and
     /// paused modules,
-    /// each live job (its add, copied or encoded, and its last start) or
-    /// result, then the results whose removal is not kept yet, each only
-    /// if that removal is lost.
+    /// each live job (its add, copied or written from the held frame, and
+    /// its last start) or result, then the results whose removal is not
+    /// kept yet, each only if that removal is lost.
     pub(super) fn plan(
         &mut self,
         seq: u64,
@@ -212,71 +281,71 @@ impl Footprints {
         let mut at = fresh.len() as u64;
         let mut moved = Vec::new();
         for (id, entry) in live.iter() {
-            let fp = self.by_id.get(&id).copied().unwrap_or_default();
             let start = at;
-            let len = put(&mut pieces, &mut fresh, fp, entry, &salt, None);
+            let Some(len) = self.put(&mut pieces, &mut fresh, id, entry, &salt, None) else {
+                continue;
+            };
             at += len;
             for started in entry.started(id) {
                 let before = fresh.len();
                 salt.encode(&started, &mut fresh);
                 at += (fresh.len() - before) as u64;
             }
-            if let Some(frame) = fp.frame {
-                moved.push(Moved {
-                    id,
-                    seq: frame.seq,
-                    at: start,
-                    len,
-                    bytes_before: fp.bytes,
-                    bytes_after: at - start,
-                });
-            }
+            moved.push(Moved {
+                id,
+                seq: entry.fp.seq,
+                at: start,
+                len,
+                bytes_before: u64::from(entry.fp.bytes),
+                bytes_after: at - start,
+            });
         }
         flush(&mut pieces, &mut fresh, None);
         for p in pending {
-            put(
-                &mut pieces,
-                &mut fresh,
-                p.footprint,
-                p.entry,
-                &salt,
-                Some(p.removal),
-            );
-            flush(&mut pieces, &mut fresh, Some(p.removal));
+            let unless = Some(p.removal);
+            self.put(&mut pieces, &mut fresh, 0, p.entry, &salt, unless);
+            flush(&mut pieces, &mut fresh, unless);
         }
         self.moving = Some((seq, self.file_bytes, moved));
         Plan { salt, pieces }
     }
-}
 
-/// Adds the defining frame of an id: a copy if the file has it, else
-/// encoded into `fresh`. Its length.
-fn put(
-    pieces: &mut Vec<Piece>,
-    fresh: &mut Vec<u8>,
-    fp: Footprint,
-    entry: &Entry,
-    salt: &Salt,
-    unless_kept: Option<u64>,
-) -> u64 {
-    match fp.frame {
-        Some(Frame {
-            seq,
-            len,
-            at: Some(at),
-        }) => {
+    /// Adds the defining frame of an id: a copy if the file has it, else
+    /// the frame held, or a result encoded, into `fresh`. Its length;
+    /// none for a job whose add is nowhere (which cannot be).
+    fn put(
+        &self,
+        pieces: &mut Vec<Piece>,
+        fresh: &mut Vec<u8>,
+        id: u64,
+        entry: &Entry,
+        salt: &Salt,
+        unless_kept: Option<u64>,
+    ) -> Option<u64> {
+        let fp = entry.fp;
+        if let Some(at) = fp.at() {
             flush(pieces, fresh, unless_kept);
+            let len = u64::from(fp.len);
             pieces.push(Piece {
-                source: Source::Copy { seq, at, len },
+                source: Source::Copy {
+                    seq: fp.seq,
+                    at,
+                    len,
+                },
                 unless_kept,
             });
-            len
+            return Some(len);
         }
-        _ => {
-            let before = fresh.len();
-            salt.encode(&entry.defining(), fresh);
-            (fresh.len() - before) as u64
+        let before = fresh.len();
+        match (entry.what.finished(), self.held.get(&fp.seq)) {
+            (Some(finished), _) => salt.encode(&Record::Finished(finished.clone()), fresh),
+            (None, Some((held, frame))) if *held == id => fresh.extend_from_slice(frame),
+            (None, _) => {
+                log::error!("journal: the add of job {id} is neither in the file nor held");
+                return None;
+            }
         }
+        Some((fresh.len() - before) as u64)
     }
 }
 

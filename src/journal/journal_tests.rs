@@ -120,7 +120,7 @@ fn compaction_on_the_writer_keeps_exactly_the_live_jobs_and_results() {
     let before = j.progress().file_bytes;
     // The jobs' data is in the file: the rewrite copies it, and the loop
     // encodes only what the writer has not placed yet (result 95).
-    assert!(j.footprints.unplaced_bytes() < 2000);
+    assert!(j.footprints.unplaced_bytes(&j.live) < 2000);
     j.end_turn();
     assert!(j.footprints.is_moving(), "dead records dominate: a rewrite");
     assert_eq!(complete(&mut j, 7), Completion::Done);
@@ -243,4 +243,35 @@ fn a_failing_journal_tries_one_last_rewrite_when_it_closes() {
         .map(|r| (r.id, &*r.answer))
         .collect();
     assert_eq!(results, vec![(1, &b"result"[..])]);
+}
+
+#[test]
+fn a_jobs_add_is_held_only_until_it_is_on_disk_then_copied_by_rewrites() {
+    let dir = folder("held");
+    let (mut j, _, _poll) = open(&dir.0);
+    for id in 1..=50 {
+        j.submit(added(id, &[b'x'; 100]), (id == 50).then_some(50));
+    }
+    assert_eq!(j.footprints.held().0, 50, "not written yet: held encoded");
+    assert_eq!(complete(&mut j, 50), Completion::Done);
+    j.completions();
+    assert_eq!(j.footprints.held(), (0, 0), "synced: nothing held");
+    j.submit(Change::Started { id: 7, attempt: 1 }, None);
+    // Twice: the second copies what the first wrote.
+    for _ in 0..2 {
+        j.rewrite();
+        settle(&mut j);
+        assert_eq!(j.failing(), None);
+    }
+    j.close();
+    drop(j);
+    let (_j, recovered, _poll) = open(&dir.0);
+    let jobs: Vec<(u64, u32, usize)> = recovered
+        .jobs
+        .iter()
+        .map(|j| (j.id, j.attempts, j.data.len()))
+        .collect();
+    let expected: Vec<(u64, u32, usize)> =
+        (1..=50).map(|id| (id, u32::from(id == 7), 100)).collect();
+    assert_eq!(jobs, expected);
 }

@@ -2,45 +2,91 @@
 //! not yet removed, with what a compacted journal must hold for it.
 //! Replaying a file builds it, every appended record keeps it current,
 //! compaction writes it out, and recovery hands it to the daemon.
+//!
+//! A job is held compactly: its add frame is in the file (or, until it is
+//! durably there, held encoded by `footprint.rs`), so all the view keeps of
+//! it is where that frame is and its starts and failed attempts. Only while
+//! the file is read at start are the add records themselves kept, for the
+//! daemon to take over. Results keep their record (their answer is shared
+//! with the queue's book).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::journal::footprint::Footprint;
 use crate::journal::record::{Added, Finished, Record, Transport};
 use crate::queue::attempts::Attempt;
 use crate::queue::store::{Arrival, Recovered, RecoveredJob, RecoveredResult};
 
-/// What is kept of one id: the record that added it (and its last start),
-/// or its result.
-#[derive(Debug, Clone)]
-pub enum Entry {
-    Job {
-        added: Added,
-        attempts: u32,
-        /// Its failed attempts so far.
-        tries: Vec<Attempt>,
-    },
-    Result(Finished),
+/// A started job's last start and failed attempts: the records a rewrite
+/// writes after its add.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Started {
+    pub attempts: u32,
+    pub tries: Vec<Attempt>,
 }
 
-impl Entry {
-    /// The record that defines it: the add of a job, or its result.
-    pub fn defining(&self) -> Record {
-        match self {
-            Entry::Job { added, .. } => Record::Added(added.clone()),
-            Entry::Result(finished) => Record::Finished(finished.clone()),
+/// What is kept of one id besides its footprint: nothing for a job not
+/// started yet, else one box (a pointer either way).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct What(Option<Box<Kept>>);
+
+/// What a started job or a result keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kept {
+    Started(Started),
+    /// Boxed again, so that a started job's box stays small.
+    Result(Box<Finished>),
+}
+
+impl What {
+    fn result(finished: Finished) -> What {
+        What(Some(Box::new(Kept::Result(Box::new(finished)))))
+    }
+
+    /// A result's record; none for a job.
+    pub fn finished(&self) -> Option<&Finished> {
+        match self.0.as_deref() {
+            Some(Kept::Result(finished)) => Some(finished),
+            _ => None,
         }
     }
 
+    /// A job's starts, if it was started.
+    pub fn started(&self) -> Option<&Started> {
+        match self.0.as_deref() {
+            Some(Kept::Started(started)) => Some(started),
+            _ => None,
+        }
+    }
+
+    /// A job's starts, boxed on first use; none for a result.
+    fn started_mut(&mut self) -> Option<&mut Started> {
+        let kept = self
+            .0
+            .get_or_insert_with(|| Box::new(Kept::Started(Started::default())));
+        match &mut **kept {
+            Kept::Started(started) => Some(started),
+            Kept::Result(_) => None,
+        }
+    }
+}
+
+/// One live id: where its records are in the file, and what they say.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub(super) fp: Footprint,
+    pub what: What,
+}
+
+impl Entry {
     /// The records of its failed attempts and its last start, if it was
     /// started.
     pub fn started(&self, id: u64) -> Vec<Record> {
-        match self {
-            Entry::Job {
-                attempts, tries, ..
-            } if *attempts > 0 => {
-                let mut records: Vec<Record> = (tries.iter())
+        match self.what.started() {
+            Some(started) if started.attempts > 0 => {
+                let mut records: Vec<Record> = (started.tries.iter())
                     .map(|attempt| Record::Attempt {
                         id,
                         attempt: attempt.clone(),
@@ -48,7 +94,7 @@ impl Entry {
                     .collect();
                 records.push(Record::Started {
                     id,
-                    attempt: *attempts,
+                    attempt: started.attempts,
                 });
                 records
             }
@@ -61,50 +107,78 @@ impl Entry {
 pub struct Live {
     /// Id counters below this were used.
     next_counter: u64,
-    entries: BTreeMap<u64, Entry>,
+    entries: HashMap<u64, Entry>,
     /// Modules whose queued jobs do not start.
     paused: BTreeSet<String>,
+    /// The add records of the live jobs, while the file is read at start
+    /// (none once [`Live::loaded`]).
+    adds: Option<HashMap<u64, Added>>,
 }
 
 impl Live {
+    /// A view for reading a file at start: it keeps the jobs' add records
+    /// until [`Live::loaded`].
+    pub fn loading() -> Live {
+        Live {
+            adds: Some(HashMap::new()),
+            ..Live::default()
+        }
+    }
+
+    /// Start-up is over: the add records are dropped (their frames are in
+    /// the file, or held encoded).
+    pub fn loaded(&mut self) {
+        self.adds = None;
+        self.entries.shrink_to_fit();
+    }
+
     /// The next id counter.
     pub fn next_counter(&self) -> u64 {
         self.next_counter.max(1)
     }
 
-    /// Applies one record, as replay and appending both do.
-    pub fn apply(&mut self, record: &Record) {
+    /// Applies one record, as replay and appending both do; the entry it
+    /// removed, if any.
+    pub fn apply(&mut self, record: &Record) -> Option<Entry> {
         match record {
             Record::NextId(n) => self.next_counter = self.next_counter.max(*n),
             Record::Added(added) => {
                 self.next_counter = self.next_counter.max(added.counter.saturating_add(1));
-                let entry = Entry::Job {
-                    added: added.clone(),
-                    attempts: 0,
-                    tries: Vec::new(),
-                };
-                self.entries.insert(added.id, entry);
+                let entry = self.entries.entry(added.id).or_insert_with(|| Entry {
+                    fp: Footprint::default(),
+                    what: What::default(),
+                });
+                entry.what = What::default();
+                if let Some(adds) = &mut self.adds {
+                    adds.insert(added.id, added.clone());
+                }
             }
             Record::Started { id, attempt } => {
-                if let Some(Entry::Job { attempts, .. }) = self.entries.get_mut(id) {
-                    *attempts = (*attempts).max(*attempt);
+                if let Some(started) = self.started_mut(*id) {
+                    started.attempts = started.attempts.max(*attempt);
                 }
             }
             Record::Attempt { id, attempt } => {
-                if let Some(Entry::Job {
-                    attempts, tries, ..
-                }) = self.entries.get_mut(id)
-                {
-                    *attempts = (*attempts).max(attempt.number);
-                    tries.push(attempt.clone());
+                if let Some(started) = self.started_mut(*id) {
+                    started.attempts = started.attempts.max(attempt.number);
+                    started.tries.push(attempt.clone());
                 }
             }
             Record::Finished(finished) => {
-                self.entries
-                    .insert(finished.id, Entry::Result(finished.clone()));
+                let entry = self.entries.entry(finished.id).or_insert_with(|| Entry {
+                    fp: Footprint::default(),
+                    what: What::default(),
+                });
+                entry.what = What::result(finished.clone());
+                if let Some(adds) = &mut self.adds {
+                    adds.remove(&finished.id);
+                }
             }
             Record::Removed { id, .. } => {
-                self.entries.remove(id);
+                if let Some(adds) = &mut self.adds {
+                    adds.remove(id);
+                }
+                return self.entries.remove(id);
             }
             Record::Paused { module, paused } => {
                 if *paused {
@@ -114,6 +188,12 @@ impl Live {
                 }
             }
         }
+        None
+    }
+
+    /// The starts of live job `id`, boxed on first use.
+    fn started_mut(&mut self, id: u64) -> Option<&mut Started> {
+        self.entries.get_mut(&id)?.what.started_mut()
     }
 
     /// A record for each paused module, for a compacted journal.
@@ -124,25 +204,45 @@ impl Live {
         })
     }
 
-    /// The records a compacted journal holds: the next id, the paused
-    /// modules, then each live job (with its last start) or result.
+    /// The records a compacted journal holds, while the file is read at
+    /// start: the next id, the paused modules, then each live job (with
+    /// its last start) or result, in id order.
     pub fn records(&self) -> Vec<Record> {
         let mut records = vec![Record::NextId(self.next_counter.max(1))];
         records.extend(self.pauses());
-        for (&id, entry) in &self.entries {
-            records.push(entry.defining());
+        let mut ids: Vec<u64> = self.entries.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let entry = &self.entries[&id];
+            let defining = match entry.what.finished() {
+                Some(finished) => Record::Finished(finished.clone()),
+                None => match self.adds.as_ref().and_then(|adds| adds.get(&id)) {
+                    Some(added) => Record::Added(added.clone()),
+                    None => continue,
+                },
+            };
+            records.push(defining);
             records.extend(entry.started(id));
         }
         records
     }
 
-    /// Each live id and what is kept of it, in id order.
+    /// Each live id and what is kept of it.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &Entry)> {
         self.entries.iter().map(|(&id, entry)| (id, entry))
     }
 
+    /// Each live id's footprint, to change.
+    pub(super) fn footprints_mut(&mut self) -> impl Iterator<Item = &mut Footprint> {
+        self.entries.values_mut().map(|entry| &mut entry.fp)
+    }
+
     pub fn get(&self, id: u64) -> Option<&Entry> {
         self.entries.get(&id)
+    }
+
+    pub(super) fn get_mut(&mut self, id: u64) -> Option<&mut Entry> {
+        self.entries.get_mut(&id)
     }
 
     /// Puts back what a removal that was not kept took away.
@@ -150,7 +250,7 @@ impl Live {
         self.entries.insert(id, entry);
     }
 
-    /// What the daemon takes over at start.
+    /// What the daemon takes over at start (while the file is read).
     pub fn recovered(&self) -> Recovered {
         let mut recovered = Recovered {
             next_counter: self.next_counter.max(1),
@@ -160,36 +260,38 @@ impl Live {
         // Jobs in the order they arrived (ids are a permutation of the
         // counter, so their order is not), for the waiting line's FIFO.
         let mut jobs = Vec::new();
+        let no_adds = HashMap::new();
+        let adds = self.adds.as_ref().unwrap_or(&no_adds);
         for (&id, entry) in &self.entries {
-            match entry {
-                Entry::Job {
-                    added,
-                    attempts,
-                    tries,
-                } => jobs.push((
-                    added.counter,
-                    RecoveredJob {
-                        id,
-                        owner: added.owner.clone(),
-                        client: client_of(&added.peer),
-                        arrival: match added.transport {
-                            Transport::Queue => Arrival::Queue,
-                            Transport::Udp => Arrival::Udp(
-                                added
-                                    .peer
-                                    .parse()
-                                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-                            ),
+            match entry.what.finished() {
+                None => {
+                    let Some(added) = adds.get(&id) else { continue };
+                    let started = entry.what.started().cloned().unwrap_or_default();
+                    jobs.push((
+                        added.counter,
+                        RecoveredJob {
+                            id,
+                            owner: added.owner.clone(),
+                            client: client_of(&added.peer),
+                            arrival: match added.transport {
+                                Transport::Queue => Arrival::Queue,
+                                Transport::Udp => Arrival::Udp(
+                                    added
+                                        .peer
+                                        .parse()
+                                        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                                ),
+                            },
+                            module: added.module.clone(),
+                            data: added.data.clone(),
+                            added_at: from_unix_ms(added.at_ms),
+                            attempts: started.attempts,
+                            options: added.options.clone(),
+                            tries: started.tries,
                         },
-                        module: added.module.clone(),
-                        data: added.data.clone(),
-                        added_at: from_unix_ms(added.at_ms),
-                        attempts: *attempts,
-                        options: added.options.clone(),
-                        tries: tries.clone(),
-                    },
-                )),
-                Entry::Result(finished) => recovered.results.push(RecoveredResult {
+                    ))
+                }
+                Some(finished) => recovered.results.push(RecoveredResult {
                     id,
                     owner: finished.owner.clone(),
                     client: client_of(&finished.peer),
@@ -205,6 +307,7 @@ impl Live {
         }
         jobs.sort_by_key(|(counter, _)| *counter);
         recovered.jobs = jobs.into_iter().map(|(_, job)| job).collect();
+        recovered.results.sort_by_key(|result| result.id);
         recovered
     }
 }
@@ -249,7 +352,7 @@ mod tests {
 
     #[test]
     fn recovered_jobs_come_in_the_order_they_arrived_not_by_id() {
-        let mut live = Live::default();
+        let mut live = Live::loading();
         for (id, counter) in [(9, 1), (3, 2), (7, 3)] {
             let Record::Added(mut add) = added(id) else {
                 unreachable!()
@@ -263,7 +366,7 @@ mod tests {
 
     #[test]
     fn replay_keeps_waiting_interrupted_and_finished_jobs() {
-        let mut live = Live::default();
+        let mut live = Live::loading();
         for record in [
             added(1),
             added(2),
@@ -301,7 +404,7 @@ mod tests {
         assert_eq!(recovered.results[0].client, Some([127, 0, 0, 1].into()));
         assert_eq!(&*recovered.results[0].answer, b"out");
         // A compacted journal replays to the same state.
-        let mut again = Live::default();
+        let mut again = Live::loading();
         for record in live.records() {
             again.apply(&record);
         }
@@ -310,7 +413,7 @@ mod tests {
 
     #[test]
     fn the_last_pause_of_a_module_counts_and_survives_compaction() {
-        let mut live = Live::default();
+        let mut live = Live::loading();
         let pause = |module: &str, paused| Record::Paused {
             module: module.into(),
             paused,
@@ -326,11 +429,36 @@ mod tests {
             live.apply(&record);
         }
         assert_eq!(live.recovered().paused, ["b", "c"]);
-        let mut again = Live::default();
+        let mut again = Live::loading();
         for record in live.records() {
             again.apply(&record);
         }
         assert_eq!(again.recovered(), live.recovered());
+    }
+
+    #[test]
+    fn a_live_job_is_small_and_boxes_only_its_starts() {
+        assert_eq!(std::mem::size_of::<Entry>(), 32);
+        let mut live = Live::default();
+        live.apply(&added(1));
+        assert!(live.adds.is_none(), "no add record kept once loaded");
+        assert_eq!(live.get(1000).unwrap().what, What::default());
+        live.apply(&Record::Started {
+            id: 1000,
+            attempt: 2,
+        });
+        let started = live.get(1000).unwrap().what.started().cloned();
+        assert_eq!(started.map(|s| s.attempts), Some(2));
+        assert_eq!(live.get(1000).unwrap().started(1000).len(), 1);
+        // A start of an id that is not live keeps nothing.
+        live.apply(&Record::Started { id: 5, attempt: 1 });
+        assert!(live.get(5).is_none());
+        let removed = live.apply(&Record::Removed {
+            id: 1000,
+            why: Removal::Done,
+        });
+        assert!(removed.is_some());
+        assert_eq!(live.iter().count(), 0);
     }
 
     #[test]

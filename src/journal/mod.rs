@@ -50,7 +50,7 @@ use std::time::Instant;
 
 use crate::error::Error;
 use crate::queue::store::{Recovered, Ticket};
-use footprint::{Footprint, Footprints};
+use footprint::Footprints;
 use frame::Salt;
 use health::Health;
 use live::{Entry, Live};
@@ -74,7 +74,7 @@ enum Undo {
     /// The job it adds.
     Add(u64),
     /// The result it removes (a fetch or a cancel), put back as it was.
-    Remove(u64, Box<Entry>, Footprint),
+    Remove(u64, Box<Entry>),
 }
 
 /// The loop's side of the journal.
@@ -167,6 +167,7 @@ impl Journal {
         }
         journal.start_writer(rx, file, broken)?;
         let mut recovered = journal.live.recovered();
+        journal.live.loaded();
         recovered.id_key = Some(id_key);
         Ok((journal, recovered))
     }
@@ -241,10 +242,11 @@ impl Journal {
     fn append(&mut self, record: &Record) -> u64 {
         let before = self.batch.len();
         self.salt.encode(record, &mut self.batch);
-        let len = (self.batch.len() - before) as u64;
         self.seq += 1;
-        self.footprints.track(record, len, self.seq, None);
-        self.live.apply(record);
+        let removed = self.live.apply(record);
+        let frame = &self.batch[before..];
+        let (live, seq) = (&mut self.live, self.seq);
+        (self.footprints).track(live, record, frame, seq, None, removed.as_ref());
         self.marks.push((self.batch.len(), self.seq));
         if self.policy == SyncPolicy::EachRecord {
             self.flush();
@@ -291,15 +293,19 @@ impl Journal {
     fn write_live(&mut self, out: &mut dyn std::io::Write, placed: bool) -> std::io::Result<()> {
         let header = self.salt.header();
         out.write_all(&header)?;
-        self.footprints.clear();
+        self.footprints.clear(&mut self.live);
         self.footprints.file_bytes = header.len() as u64;
         let mut frame = Vec::new();
         for record in self.live.records() {
             frame.clear();
             self.salt.encode(&record, &mut frame);
             out.write_all(&frame)?;
+            // Not placed: the frame is held, under a sequence number of
+            // its own, for a rewrite that works.
             let at = placed.then_some(self.footprints.file_bytes);
-            self.footprints.track(&record, frame.len() as u64, 0, at);
+            self.seq += 1;
+            let seq = self.seq;
+            (self.footprints).track(&mut self.live, &record, &frame, seq, at, None);
         }
         Ok(())
     }
@@ -315,10 +321,9 @@ impl Journal {
             .tickets
             .iter()
             .filter_map(|w| match &w.undo {
-                Undo::Remove(_, entry, footprint) => Some(footprint::Pending {
+                Undo::Remove(_, entry) => Some(footprint::Pending {
                     removal: w.seq,
                     entry,
-                    footprint: *footprint,
                 }),
                 _ => None,
             })
@@ -339,7 +344,7 @@ impl Journal {
     /// While failing: a rewrite once it is due, if the folder has room for
     /// what the loop would have to encode; else only a look at the room.
     fn repair(&mut self, now: Instant) {
-        let encode = self.footprints.unplaced_bytes();
+        let encode = self.footprints.unplaced_bytes(&self.live);
         match self.free_bytes {
             Some(free) if free < encode + rewrite::MARGIN => {
                 let why = format!("no room: {encode} bytes to write, {free} free");

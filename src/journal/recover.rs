@@ -23,9 +23,11 @@ use crate::journal::replay::{replay, Damage};
 /// damage (keeping aside a file nothing could be read from), and raises
 /// the id counter to the floor: the live view to start from.
 pub fn read(dir: &Path, path: &Path) -> Result<(Live, IdFloor), Error> {
-    let mut live = Live::default();
-    let damage = replay(path, |record| live.apply(&record))
-        .map_err(|e| Error::Io(format!("cannot read {}", path.display()), e))?;
+    let mut live = Live::loading();
+    let damage = replay(path, |record| {
+        live.apply(&record);
+    })
+    .map_err(|e| Error::Io(format!("cannot read {}", path.display()), e))?;
     report(path, &damage)?;
     let (floor, counter) = IdFloor::start(dir, live.next_counter());
     live.apply(&Record::NextId(counter));

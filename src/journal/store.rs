@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::journal::change::record_of;
 use crate::journal::record::Record;
+use crate::journal::sync::SyncPolicy;
 use crate::journal::writer::Event;
 use crate::journal::{Journal, Undo, Waiting};
 use crate::queue::store::{Change, Completion, QueueStore, Removal, Status, Ticket};
@@ -13,17 +14,27 @@ use crate::queue::store::{Change, Completion, QueueStore, Removal, Status, Ticke
 impl Journal {
     /// Takes what the writer reported, in order.
     fn take_events(&mut self, now: Instant) -> u64 {
-        let (events, durable, free) = {
+        let (events, durable, settled, free) = {
             let mut p = match self.shared.progress.lock() {
                 Ok(p) => p,
                 Err(poisoned) => poisoned.into_inner(),
             };
             let durable = self.durable_seq(&p);
-            (std::mem::take(&mut p.events), durable, p.free_bytes)
+            // Without syncs no sync can fail and cut a written frame off.
+            let settled = match self.policy {
+                SyncPolicy::Never => p.written,
+                _ => p.synced,
+            };
+            (
+                std::mem::take(&mut p.events),
+                durable,
+                settled,
+                p.free_bytes,
+            )
         };
         self.free_bytes = free;
         for event in &events {
-            self.footprints.apply(event);
+            self.footprints.apply(&mut self.live, event);
             match event {
                 Event::Placed { .. } => {}
                 Event::Lost {
@@ -42,6 +53,7 @@ impl Journal {
                 }
             }
         }
+        self.footprints.release(&self.live, settled);
         durable
     }
 
@@ -59,13 +71,11 @@ impl Journal {
                     id,
                     why: Removal::Dropped,
                 };
-                self.live.apply(&removed);
-                self.footprints.take(id);
+                if let Some(entry) = self.live.apply(&removed) {
+                    self.footprints.forget(&entry.fp);
+                }
             }
-            Undo::Remove(id, entry, footprint) => {
-                self.live.put_back(id, *entry);
-                self.footprints.put_back(id, footprint);
-            }
+            Undo::Remove(id, entry) => self.footprints.put_back(&mut self.live, id, *entry),
         }
     }
 }
@@ -78,12 +88,13 @@ impl QueueStore for Journal {
         let undo = match (&change, ticket) {
             (_, None) => Undo::Nothing,
             (Change::Added { id, .. }, _) => Undo::Add(*id),
+            // Only a result's removal is waited for (a fetch, a cancel);
+            // a job's add frame could not be put back once it is gone.
             (Change::Removed { id, .. }, _) => match self.live.get(*id) {
-                Some(entry) => {
-                    let entry = Box::new(entry.clone());
-                    Undo::Remove(*id, entry, self.footprints.take(*id))
+                Some(entry) if entry.what.finished().is_some() => {
+                    Undo::Remove(*id, Box::new(entry.clone()))
                 }
-                None => Undo::Nothing,
+                _ => Undo::Nothing,
             },
             _ => Undo::Nothing,
         };

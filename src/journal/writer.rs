@@ -293,7 +293,15 @@ impl Writer {
     fn rewrite(&mut self, plan: &Plan, seq: u64) -> Event {
         let lost = self.lost.clone();
         let is_lost = |seq: u64| lost.iter().any(|&(a, b)| a <= seq && seq <= b);
-        match rewrite::replace(&self.path, self.file.as_ref(), plan, is_lost) {
+        // Without a file to append to (a rewrite failed after its rename),
+        // the frames to copy are in the file that took the journal's name:
+        // it is read, never appended to. The copy checks each frame.
+        let reopened = match self.file {
+            Some(_) => None,
+            None => File::open(&self.path).ok(),
+        };
+        let current = self.file.as_ref().or(reopened.as_ref());
+        match rewrite::replace(&self.path, current, plan, is_lost) {
             Ok((file, bytes)) => {
                 self.file = Some(file);
                 self.good_len = bytes;

@@ -4,15 +4,16 @@
 
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use crate::keys::ConnKey;
 use crate::net::protocol::Refusal;
-use crate::queue::engine::{Admission, Event, NewJob, Retention, RunJob, Wait};
+use crate::queue::engine::{Admission, Event, NewJob, Retention, Wait};
 use crate::queue::held::Held;
+use crate::queue::job::Class;
 use crate::queue::local::{Live, LocalEngine, Phase};
 use crate::queue::options::JobOptions;
-use crate::queue::results::{Entry, ResultLimits};
+use crate::queue::results::ResultLimits;
 use crate::queue::store::{Arrival, Change};
 
 impl LocalEngine {
@@ -78,7 +79,8 @@ impl LocalEngine {
             );
             return Err(Refusal::Busy);
         }
-        let Some((id, counter)) = self.book.allocate_id() else {
+        let live = &self.live;
+        let Some((id, counter)) = self.book.allocate_id(|id| live.contains_key(&id)) else {
             log::error!("queue ids used up");
             return Err(Refusal::Busy);
         };
@@ -101,10 +103,11 @@ impl LocalEngine {
                 ..job.options.clone()
             },
         };
-        if arrival == Arrival::Queue {
-            self.book.restore(id, Entry::Active);
-        }
-        let ticket = self.held.hold(Held::Added { id, conn: job.conn });
+        let ticket = self.held.hold(Held::Added {
+            id,
+            conn: job.conn,
+            run_at_ms: job.options.run_at_ms,
+        });
         self.store.submit(change, Some(ticket));
         if let Some(conn) = job.conn {
             self.events.push_back(Event::Wait {
@@ -112,34 +115,30 @@ impl LocalEngine {
                 on: Wait::Store,
             });
         }
-        let run = RunJob {
-            id,
+        let class = self.classes.get(Class {
             module: job.module,
-            data,
-            udp_peer: job.udp_peer,
             owner: job.owner,
             client: job.client,
-            attempts: 0,
             priority: job.priority,
-            timeout: job.options.timeout_ms.map(Duration::from_millis),
-            added_at,
-            created: Instant::now(),
-        };
-        let mut live = Live::new(run, Phase::Unkept);
-        live.run_at_ms = job.options.run_at_ms;
-        live.retries = job.options.retries.unwrap_or(0);
+            timeout_ms: job.options.timeout_ms,
+            retries: job.options.retries.unwrap_or(0),
+        });
+        let mut live = Live::new(class, data, added_at, Phase::Unkept);
+        live.set_udp_peer(job.udp_peer);
         if let Some(key) = job.options.key {
-            self.hold_key(&live.job.owner, &key, id);
-            live.key = Some(key.into());
+            self.hold_key(live.owner(), &key, id);
+            live.set_key(Some(key.into()));
         }
-        self.put_live(live);
+        self.put_live(id, live);
         Ok(id)
     }
 
     /// The held job added with `key` on `owner`, if there is one.
     pub(super) fn keyed(&mut self, owner: &str, key: &[u8]) -> Option<u64> {
-        let book = &self.book;
-        self.keys.keyed(owner, key, |id| book.get(id).is_some())
+        let (book, live) = (&self.book, &self.live);
+        (self.keys).keyed(owner, key, |id| {
+            live.contains_key(&id) || book.get(id).is_some()
+        })
     }
 
     /// Job `id` holds `key` on `owner` from now on.

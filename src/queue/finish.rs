@@ -8,24 +8,30 @@ use std::time::{Instant, SystemTime};
 
 use crate::net::protocol::Refusal;
 use crate::queue::attempts::{retryable, Again, Attempt, MAX_STDERR_LINE};
-use crate::queue::engine::{Asker, Finish, Retention, RetryTarget, RunJob};
+use crate::queue::engine::{Asker, Finish, Retention, RetryTarget};
+use crate::queue::job::Class;
 use crate::queue::local::{unix_ms_now, Live, LocalEngine, Lookup, Phase};
 use crate::queue::options::JobOptions;
-use crate::queue::results::{Done, Entry, Finished, ResultLimits};
+use crate::queue::results::{Done, Finished, ResultLimits};
 use crate::queue::store::{Arrival, Change, Removal};
 use crate::run::outcome::Outcome;
 
 impl LocalEngine {
     /// An attempt of `live` ended (not interrupted by a stop): true if it
     /// was scheduled again, else the caller delivers its result.
-    pub(super) fn end_attempt(&mut self, mut live: Live, f: &Finish) -> Result<(), Box<Live>> {
+    pub(super) fn end_attempt(
+        &mut self,
+        id: u64,
+        mut live: Live,
+        f: &Finish,
+    ) -> Result<(), Box<Live>> {
         let Some(outcome) = f.receipt.outcome.clone() else {
             return Err(Box::new(live));
         };
         if outcome == Outcome::Cancelled {
             return Err(Box::new(live));
         }
-        let number = live.job.attempts.max(1);
+        let number = live.attempts.max(1);
         let mut attempt = Attempt {
             number,
             outcome,
@@ -33,17 +39,16 @@ impl LocalEngine {
             stderr: crate::queue::attempts::kept_line(&f.stderr),
             retry_at_ms: None,
         };
-        let again = retryable(&attempt.outcome) && number <= live.retries;
+        let again = retryable(&attempt.outcome) && number <= live.retries();
         if !again {
-            live.tries.push(attempt);
+            live.push_try(attempt);
             return Err(Box::new(live));
         }
         let at = unix_ms_now() + f.retry_wait.as_millis() as u64;
         attempt.retry_at_ms = Some(at);
-        let id = live.job.id;
         log::info!(
             "queue job {id} ({}): attempt {number} failed ({}), attempt {} in {:.2} s",
-            live.job.module.name,
+            live.module().name,
             attempt.describe(),
             number + 1,
             f.retry_wait.as_secs_f64()
@@ -53,7 +58,7 @@ impl LocalEngine {
             attempt: attempt.clone(),
         };
         self.store.submit(change, None);
-        live.tries.push(attempt);
+        live.push_try(attempt);
         self.schedule(id, live, at);
         Ok(())
     }
@@ -69,31 +74,32 @@ impl LocalEngine {
             return;
         }
         let failed = f.receipt.outcome.as_ref().is_some_and(Outcome::is_failure);
-        let (retries, key) = (live.retries, live.key.map(Vec::from));
-        let job = live.job;
+        let key = live.key().map(Vec::from);
+        let class = live.class.clone();
         let again = failed.then(|| {
             let options = JobOptions {
-                retries: Some(retries),
-                timeout_ms: job.timeout.map(|t| t.as_millis() as u64),
-                priority: Some(job.priority),
+                retries: Some(class.retries),
+                timeout_ms: class.timeout_ms,
+                priority: Some(class.priority),
                 key: key.clone(),
                 ..JobOptions::default()
             };
             Box::new(Again {
-                data: job.data.clone(),
+                data: live.data.shared(),
                 options,
             })
         });
         let mut receipt = f.receipt.clone();
-        receipt.attempts = receipt.attempts.max(job.attempts);
+        receipt.attempts = receipt.attempts.max(live.attempts);
+        let tries = live.tries().to_vec();
         let done = Done {
-            owner: job.owner.clone(),
-            client: job.client,
-            module: job.module.name.clone(),
+            owner: class.owner.clone(),
+            client: class.client,
+            module: live.module().name.clone(),
             answer: f.answer.clone(),
             finished: Instant::now(),
             receipt: receipt.clone(),
-            tries: live.tries.clone(),
+            tries: tries.clone(),
             again: again.clone(),
         };
         let limits = ResultLimits {
@@ -108,13 +114,13 @@ impl LocalEngine {
         };
         let change = Change::Finished {
             id,
-            owner: job.owner,
-            client: job.client,
-            module: job.module.name.clone(),
+            owner: class.owner.clone(),
+            client: class.client,
+            module: live.module().name.clone(),
             answer: f.answer,
             receipt,
             finished_at: SystemTime::now(),
-            tries: live.tries,
+            tries,
             again,
             key,
         };
@@ -159,17 +165,15 @@ impl LocalEngine {
             RetryTarget::Module(_) if !asker.operator => {
                 return self.refuse(asker.conn, Refusal::Forbidden);
             }
-            RetryTarget::Module(module) => (self.book.entries())
-                .filter_map(|(&id, e)| match e {
-                    Entry::Done(d) if d.again.is_some() && &d.module == module => Some(id),
-                    _ => None,
-                })
+            RetryTarget::Module(module) => (self.book.results())
+                .filter(|(_, d)| d.again.is_some() && &d.module == module)
+                .map(|(id, _)| id)
                 .collect(),
         };
         let mut queued = 0;
         for &id in &ids {
             let mine = match self.book.get(id) {
-                Some(Entry::Done(d)) if d.again.is_some() => {
+                Some(d) if d.again.is_some() => {
                     asker.operator || d.owner.is_empty() || d.owner == asker.owner
                 }
                 _ => false,
@@ -192,7 +196,7 @@ impl LocalEngine {
     /// Puts failed job `id` back as waiting, its attempts kept.
     fn requeue(&mut self, id: u64, lookup: Lookup) -> bool {
         let module = match self.book.get(id) {
-            Some(Entry::Done(done)) => done.module.clone(),
+            Some(done) => done.module.clone(),
             _ => return false,
         };
         let Some(module) = lookup(&module) else {
@@ -232,25 +236,19 @@ impl LocalEngine {
             module.name,
             attempts + 1
         );
-        let job = RunJob {
-            id,
+        let class = self.classes.get(Class {
             module,
-            data: again.data,
-            udp_peer: None,
             owner: done.owner,
             client: done.client,
-            attempts,
             priority: options.priority.unwrap_or_default(),
-            timeout: options.timeout_ms.map(std::time::Duration::from_millis),
-            added_at,
-            created: Instant::now(),
-        };
-        self.book.restore(id, Entry::Active);
-        let mut live = Live::new(job, Phase::Waiting);
-        live.retries = attempts;
-        live.tries = done.tries;
-        live.key = options.key.map(Vec::into_boxed_slice);
-        self.run(live);
+            timeout_ms: options.timeout_ms,
+            retries: attempts,
+        });
+        let mut live = Live::new(class, again.data, added_at, Phase::Waiting);
+        live.attempts = attempts;
+        live.set_tries(done.tries);
+        live.set_key(options.key.map(Vec::into_boxed_slice));
+        self.run(id, live);
         true
     }
 }

@@ -15,6 +15,8 @@ pub enum Held {
         id: u64,
         /// The client waiting for `id:<n>`; none for UDP jobs.
         conn: Option<ConnKey>,
+        /// Not started before this Unix time (ms): its delay.
+        run_at_ms: Option<u64>,
     },
     /// A result fetched (its clients get it once the "fetched" record is
     /// kept) or cancelled (its client is told once the "cancelled" record

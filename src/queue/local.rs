@@ -9,17 +9,17 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use crate::error::Error;
 use crate::journal::{Journal, SyncPolicy};
 
 use crate::keys::ConnKey;
 use crate::net::protocol::Refusal;
-use crate::queue::attempts::Attempt;
-use crate::queue::engine::{Event, RunJob, Wait};
+use crate::queue::engine::{Event, Wait};
 use crate::queue::held::{Held, HeldAnswers};
 use crate::queue::ids::IdKey;
+use crate::queue::job::{Class, Classes};
 use crate::queue::keys::Keys;
 use crate::queue::results::{Done, Entry, QueueBook};
 use crate::queue::store::{
@@ -27,59 +27,7 @@ use crate::queue::store::{
 };
 use crate::queue::tally::Tally;
 
-/// Where an accepted job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
-    /// Handed to the store; not acknowledged, not run yet.
-    Unkept,
-    /// Kept, and handed to the loop to run.
-    Waiting,
-    /// Started (cold, or on a warm worker).
-    Running,
-    /// Kept, and held by the engine until its run time (a delay, or the
-    /// wait before a retry).
-    Scheduled,
-}
-
-impl Phase {
-    /// True while the engine holds the job itself, outside the daemon's
-    /// waiting line: it counts as waiting through the engine's tally.
-    pub(super) fn held(self) -> bool {
-        matches!(self, Phase::Unkept | Phase::Scheduled)
-    }
-}
-
-/// A job accepted and not ended.
-#[derive(Debug)]
-pub(super) struct Live {
-    pub job: RunJob,
-    pub phase: Phase,
-    /// Not started before this Unix time (ms): its delay, or its retry.
-    pub run_at_ms: Option<u64>,
-    /// Attempts allowed after the first.
-    pub retries: u32,
-    /// Its finished attempts.
-    pub tries: Vec<Attempt>,
-    /// Its `key` option.
-    pub key: Option<Box<[u8]>>,
-    /// How far it is, as its module last said.
-    pub progress: crate::run::progress::Progress,
-}
-
-impl Live {
-    /// A job in `phase`, to run as soon as it may, with no retries.
-    pub(super) fn new(job: RunJob, phase: Phase) -> Live {
-        Live {
-            job,
-            phase,
-            run_at_ms: None,
-            retries: 0,
-            tries: Vec::new(),
-            key: None,
-            progress: Default::default(),
-        }
-    }
-}
+pub(super) use crate::queue::job::{Live, Phase};
 
 /// The queue kept by this daemon alone.
 pub struct LocalEngine {
@@ -97,6 +45,10 @@ pub struct LocalEngine {
     pub(super) keys: Keys,
     /// Modules whose queued jobs do not start (`pause.rs`).
     pub(super) paused: std::collections::BTreeSet<String>,
+    /// What the held jobs share (`job.rs`).
+    pub(super) classes: Classes,
+    /// When the engine started: the jobs taken over then wait from then.
+    pub(super) start: Instant,
 }
 
 /// Now, in Unix milliseconds, the clock run times are kept in.
@@ -156,6 +108,8 @@ impl LocalEngine {
             tally: Tally::default(),
             keys: Keys::default(),
             paused: Default::default(),
+            classes: Classes::default(),
+            start: Instant::now(),
         };
         engine.recover_paused(recovered.paused);
         engine.book.continue_from(recovered.next_counter);
@@ -176,7 +130,7 @@ impl LocalEngine {
                 tries: result.tries,
                 again: result.again,
             };
-            engine.book.restore(result.id, Entry::Done(Box::new(done)));
+            engine.book.restore(result.id, Box::new(done));
         }
         let (mut waiting, mut rerun) = (0, 0);
         for found in recovered.jobs {
@@ -189,25 +143,21 @@ impl LocalEngine {
                 engine.removed_now(id, Removal::Dropped);
                 continue;
             };
-            let job = RunJob {
-                id,
+            let class = engine.classes.get(Class {
                 module,
-                data: found.data,
-                udp_peer: match found.arrival {
-                    Arrival::Queue => None,
-                    Arrival::Udp(peer) => Some(peer),
-                },
                 owner: found.owner,
                 client: found.client,
-                attempts: found.attempts,
                 priority: found.options.priority.unwrap_or_default(),
-                timeout: found.options.timeout_ms.map(Duration::from_millis),
-                added_at: found.added_at,
-                created: now,
-            };
-            if found.arrival == Arrival::Queue {
-                engine.book.restore(id, Entry::Active);
-            }
+                timeout_ms: found.options.timeout_ms,
+                retries: found.options.retries.unwrap_or(0),
+            });
+            let mut live = Live::new(class, found.data, found.added_at, Phase::Waiting);
+            live = live.recovered();
+            live.attempts = found.attempts;
+            live.set_udp_peer(match found.arrival {
+                Arrival::Queue => None,
+                Arrival::Udp(peer) => Some(peer),
+            });
             // An attempt cut off by the stop runs again at once; a job
             // waiting for a retry or for its time keeps its time (a past
             // one is due at once).
@@ -217,16 +167,14 @@ impl LocalEngine {
                 Some(last) => last.retry_at_ms,
                 None => found.options.run_at_ms,
             };
-            let mut live = Live::new(job, Phase::Waiting);
-            live.retries = found.options.retries.unwrap_or(0);
-            live.tries = found.tries;
+            live.set_tries(found.tries);
             if let Some(key) = found.options.key {
-                engine.hold_key(&live.job.owner, &key, id);
-                live.key = Some(key.into());
+                engine.hold_key(live.owner(), &key, id);
+                live.set_key(Some(key.into()));
             }
             match run_at {
                 Some(at) if at > unix_ms_now() => engine.schedule(id, live, at),
-                _ => engine.run(live),
+                _ => engine.run(id, live),
             }
             if found.attempts > 0 {
                 rerun += 1;
@@ -244,20 +192,21 @@ impl LocalEngine {
     }
 
     /// Hands a kept job to the loop to run.
-    pub(super) fn run(&mut self, mut live: Live) {
-        self.events.push_back(Event::Run(live.job.clone()));
+    pub(super) fn run(&mut self, id: u64, mut live: Live) {
+        self.events
+            .push_back(Event::Run(live.run_job(id, self.start)));
         live.phase = Phase::Waiting;
-        self.put_live(live);
+        self.put_live(id, live);
     }
 
-    /// Keeps `live` under its id, counted if the engine holds it.
-    pub(super) fn put_live(&mut self, live: Live) {
+    /// Keeps `live` under `id`, counted if the engine holds it.
+    pub(super) fn put_live(&mut self, id: u64, live: Live) {
         if live.phase.held() {
-            self.tally.add(&live.job);
+            self.tally.add(&live);
         }
-        if let Some(old) = self.live.insert(live.job.id, live) {
+        if let Some(old) = self.live.insert(id, live) {
             if old.phase.held() {
-                self.tally.remove(&old.job);
+                self.tally.remove(&old);
             }
         }
     }
@@ -266,7 +215,7 @@ impl LocalEngine {
     pub(super) fn take_live(&mut self, id: u64) -> Option<Live> {
         let live = self.live.remove(&id)?;
         if live.phase.held() {
-            self.tally.remove(&live.job);
+            self.tally.remove(&live);
         }
         Some(live)
     }
@@ -275,8 +224,18 @@ impl LocalEngine {
     pub(super) fn set_phase(&mut self, id: u64, phase: Phase) {
         if let Some(mut live) = self.take_live(id) {
             live.phase = phase;
-            self.put_live(live);
+            self.put_live(id, live);
         }
+    }
+
+    /// What queue id `id` is: a job not finished (held here; a datagram's
+    /// job has no queue id), or a result.
+    pub(super) fn entry(&self, id: u64) -> Option<Entry<'_>> {
+        if let Some(done) = self.book.get(id) {
+            return Some(Entry::Done(done));
+        }
+        let queued = self.live.get(&id)?.udp_peer().is_none();
+        queued.then_some(Entry::Active)
     }
 
     pub(super) fn removed_now(&mut self, id: u64, why: Removal) {
@@ -301,7 +260,11 @@ impl LocalEngine {
                 continue;
             };
             match held {
-                Held::Added { id, conn } => self.added_completed(id, conn, completion),
+                Held::Added {
+                    id,
+                    conn,
+                    run_at_ms,
+                } => self.added_completed(id, conn, run_at_ms, completion),
                 Held::Removed {
                     id,
                     done,
@@ -313,7 +276,13 @@ impl LocalEngine {
         }
     }
 
-    fn added_completed(&mut self, id: u64, conn: Option<ConnKey>, done: Completion) {
+    fn added_completed(
+        &mut self,
+        id: u64,
+        conn: Option<ConnKey>,
+        run_at_ms: Option<u64>,
+        done: Completion,
+    ) {
         let ours = self.live.get(&id).is_some_and(|l| l.phase == Phase::Unkept);
         let kept = !matches!(done, Completion::Refused(_) | Completion::Unknown(_));
         self.duplicates_kept(id, kept);
@@ -329,9 +298,9 @@ impl LocalEngine {
             return;
         }
         if let Some(live) = self.take_live(id).filter(|_| ours) {
-            match live.run_at_ms {
+            match run_at_ms {
                 Some(at) if at > unix_ms_now() => self.schedule(id, live, at),
-                _ => self.run(live),
+                _ => self.run(id, live),
             }
         }
         if let Some(conn) = conn {
@@ -375,7 +344,7 @@ impl LocalEngine {
                 "cancelled"
             };
             log::warn!("queue result {id} not {what}: the queue store failed: {failed}");
-            self.book.restore(id, Entry::Done(done));
+            self.book.restore(id, done);
             for conn in conns {
                 self.refuse(conn, Refusal::JournalFailed);
             }

@@ -16,6 +16,8 @@ mod finish;
 pub mod held;
 /// Unguessable ids: a keyed permutation of a counter.
 pub mod ids;
+/// A job the local engine holds, compactly, and what jobs share.
+mod job;
 /// At most one held job per (listener, key).
 mod keys;
 /// The local engine: the book, the held answers and the store, owned together.

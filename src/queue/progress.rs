@@ -9,7 +9,7 @@ impl LocalEngine {
     /// Job `id` said how far it is; a job no longer live is not kept.
     pub(super) fn set_progress(&mut self, id: u64, progress: Progress) {
         if let Some(live) = self.live.get_mut(&id) {
-            live.progress = progress;
+            live.set_progress(progress);
         }
     }
 }

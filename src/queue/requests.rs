@@ -21,8 +21,8 @@ impl LocalEngine {
     /// The listener job `id` belongs to, if it is known at all (held, or
     /// fetched a while ago).
     fn owner_of(&self, id: u64) -> Option<&str> {
-        match self.book.get(id) {
-            Some(Entry::Active) => self.live.get(&id).map(|l| l.job.owner.as_str()),
+        match self.entry(id) {
+            Some(Entry::Active) => self.live.get(&id).map(|l| l.owner()),
             Some(Entry::Done(done)) => Some(done.owner.as_str()),
             None => self.book.fetched_receipt(id).map(|f| f.owner.as_str()),
         }
@@ -55,7 +55,7 @@ impl LocalEngine {
         let Some(live) = self.live.get(&id) else {
             return self.refuse(conn, Refusal::UnknownJob);
         };
-        let module = live.job.module.name.clone();
+        let module = live.module().name.clone();
         if live.phase == Phase::Running {
             // Its end comes back through `finished`, which journals it and
             // answers the clients waiting for it.
@@ -112,7 +112,7 @@ impl QueueEngine for LocalEngine {
         if !self.visible(&asker, id) {
             return;
         }
-        let status = match self.book.get(id) {
+        let status = match self.entry(id) {
             Some(Entry::Active) if self.status_of(id) == "running" => "1",
             Some(Entry::Active) => "0",
             Some(Entry::Done(_)) => "2",
@@ -126,7 +126,7 @@ impl QueueEngine for LocalEngine {
             return;
         }
         let conn = asker.conn;
-        match self.book.get(id) {
+        match self.entry(id) {
             Some(Entry::Active) => {
                 self.book.watch(id, conn);
                 let on = Wait::Result(id);
@@ -144,7 +144,7 @@ impl QueueEngine for LocalEngine {
         if !self.visible(&asker, id) {
             return;
         }
-        match self.book.get(id) {
+        match self.entry(id) {
             None => self.refuse(asker.conn, Refusal::UnknownJob),
             Some(Entry::Done(_)) => {
                 // Answered once the removal is kept, as a fetch is.
@@ -159,19 +159,18 @@ impl QueueEngine for LocalEngine {
         if !self.visible(&asker, id) {
             return;
         }
-        let text = match (self.book.get(id), self.live.get(&id)) {
+        let text = match (self.entry(id), self.live.get(&id)) {
             (Some(Entry::Active), Some(live)) => {
-                let job = &live.job;
                 let receipt = Receipt {
-                    attempts: job.attempts,
-                    bytes_in: job.data.len() as u64,
-                    module_sha256: job.module.hash_for_receipt(),
+                    attempts: live.attempts,
+                    bytes_in: live.data.len() as u64,
+                    module_sha256: live.module().hash_for_receipt(),
                     ..Receipt::default()
                 };
-                let mut text = receipt.render(id, &job.module.name, self.status_of(id));
+                let mut text = receipt.render(id, &live.module().name, self.status_of(id));
                 text.push_str(&self.run_at_line(id).unwrap_or_default());
-                text.push_str(&live.progress.info_lines());
-                text + &attempt_lines(&live.tries)
+                text.push_str(&live.progress().info_lines());
+                text + &attempt_lines(live.tries())
             }
             (Some(Entry::Done(done)), _) => {
                 let failed = done
@@ -195,24 +194,22 @@ impl QueueEngine for LocalEngine {
         if !asker.operator {
             return self.refuse(asker.conn, Refusal::Forbidden);
         }
-        let now = Instant::now();
+        let (now, wall) = (Instant::now(), std::time::SystemTime::now());
         let mut rows: Vec<(u64, String)> = Vec::new();
         for (&id, live) in &self.live {
-            let job = &live.job;
-            let transport = if job.udp_peer.is_some() {
+            let transport = if live.udp_peer().is_some() {
                 "udp"
             } else {
                 "queue"
             };
-            let age = now.duration_since(job.created).as_secs_f64();
-            let (name, status) = (&job.module.name, self.status_of(id));
+            let created = live.created(self.start, now, wall);
+            let age = now.duration_since(created).as_secs_f64();
+            let (name, status) = (&live.module().name, self.status_of(id));
             rows.push((id, format!("{id} {name} {transport} {status} {age:.1}")));
         }
-        for (&id, entry) in self.book.entries() {
-            if let Entry::Done(done) = entry {
-                let age = now.duration_since(done.finished).as_secs_f64();
-                rows.push((id, format!("{id} {} queue done {age:.1}", done.module)));
-            }
+        for (id, done) in self.book.results() {
+            let age = now.duration_since(done.finished).as_secs_f64();
+            rows.push((id, format!("{id} {} queue done {age:.1}", done.module)));
         }
         let conn = asker.conn;
         self.events.push_back(Event::List { conn, rows });
@@ -227,11 +224,7 @@ impl QueueEngine for LocalEngine {
     }
 
     fn stats(&mut self, conn: ConnKey) {
-        let done_unfetched = self
-            .book
-            .entries()
-            .filter(|(_, e)| matches!(e, Entry::Done(_)))
-            .count();
+        let done_unfetched = self.book.results().count();
         let stats = QueueStats {
             unkept: self.unkept_counts(None)[0],
             done_unfetched,
@@ -258,9 +251,9 @@ impl QueueEngine for LocalEngine {
     fn started(&mut self, id: u64, attempt: u32) {
         self.set_phase(id, Phase::Running);
         if let Some(live) = self.live.get_mut(&id) {
-            live.job.attempts = attempt;
+            live.attempts = attempt;
             // An attempt says its own progress.
-            live.progress = Default::default();
+            live.set_progress(Default::default());
         }
         self.store.submit(Change::Started { id, attempt }, None);
     }
@@ -271,17 +264,17 @@ impl QueueEngine for LocalEngine {
         };
         if finish.interrupted && self.store.durable() {
             // Left in the journal as started: it runs again after the restart.
-            if live.job.udp_peer.is_none() {
+            if live.udp_peer().is_none() {
                 self.tell_watchers_stopping(id);
             }
-            self.put_live(live);
+            self.put_live(id, live);
             return;
         }
-        let live = match self.end_attempt(live, &finish) {
+        let live = match self.end_attempt(id, live, &finish) {
             Ok(()) => return,
             Err(live) => *live,
         };
-        if live.job.udp_peer.is_some() {
+        if live.udp_peer().is_some() {
             return self.removed_now(id, Removal::Done);
         }
         self.finish_queued(id, live, finish, keep);
@@ -303,7 +296,7 @@ impl QueueEngine for LocalEngine {
         let Some(live) = self.live.get(&id) else {
             return kept;
         };
-        let (name, peer) = (live.job.module.name.clone(), live.job.udp_peer);
+        let (name, peer) = (live.module().name.clone(), live.udp_peer());
         match peer {
             None if kept => self.tell_watchers_stopping(id),
             None => {
@@ -386,8 +379,9 @@ impl QueueEngine for LocalEngine {
     fn shrink(&mut self) {
         self.book.shrink();
         self.shrink_schedule();
-        let book = &self.book;
-        self.keys.shrink(|id| book.get(id).is_some());
+        self.classes.shrink();
+        let (book, live) = (&self.book, &self.live);
+        (self.keys).shrink(|id| live.contains_key(&id) || book.get(id).is_some());
     }
 
     fn compact(&mut self) {

@@ -1,6 +1,8 @@
 //! The queue's book: ids handed out by `queue:add`, their results until
 //! fetched (bounded in time and bytes), the receipts of recently fetched
-//! jobs, and the connections waiting in `queue:get`.
+//! jobs, and the connections waiting in `queue:get`. A job not finished
+//! yet has no entry here: the engine holds it (`job.rs`), and
+//! [`Entry::Active`] is what the engine answers for it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -74,14 +76,13 @@ pub enum Finished {
     Kept { evicted: Vec<u64> },
 }
 
-/// A queue id's entry.
-#[derive(Debug)]
-pub enum Entry {
+/// What a queue id is.
+#[derive(Debug, Clone, Copy)]
+pub enum Entry<'a> {
     /// Accepted and not finished: the engine knows whether it waits or runs.
     Active,
-    /// Finished; the answer waits to be fetched. Boxed, so that the many
-    /// active entries stay small.
-    Done(Box<Done>),
+    /// Finished; the answer waits to be fetched.
+    Done(&'a Done),
 }
 
 /// How many bytes of unfetched results are kept.
@@ -97,7 +98,8 @@ pub struct QueueBook {
     key: IdKey,
     /// The next counter to make an id from.
     counter: u64,
-    entries: HashMap<u64, Entry>,
+    /// Results not fetched yet (boxed: the map moves them as it grows).
+    entries: HashMap<u64, Box<Done>>,
     /// Connections blocked in `queue:get`, by id.
     watchers: HashMap<u64, Vec<ConnKey>>,
     /// Finished ids, oldest first (some may be gone already).
@@ -125,16 +127,17 @@ impl QueueBook {
     }
 
     /// A new id and the counter it was made from; never handed out before
-    /// (the counter continues across restarts). `None` once the id space
-    /// is used up.
-    pub fn allocate_id(&mut self) -> Option<(u64, u64)> {
+    /// (the counter continues across restarts), nor `taken` (a job held).
+    /// `None` once the id space is used up.
+    pub fn allocate_id(&mut self, taken: impl Fn(u64) -> bool) -> Option<(u64, u64)> {
         while self.counter < ID_SPACE {
             let counter = self.counter;
             self.counter += 1;
             let id = self.key.permute(counter);
             // 0 is no id; an id of an old journal's sequential ones may
             // still be held.
-            if id != 0 && !self.entries.contains_key(&id) && !self.fetched.contains_key(&id) {
+            let known = self.entries.contains_key(&id) || self.fetched.contains_key(&id);
+            if id != 0 && !known && !taken(id) {
                 return Some((id, counter));
             }
         }
@@ -151,13 +154,11 @@ impl QueueBook {
         self.counter = self.counter.max(counter).min(ID_SPACE);
     }
 
-    /// Puts a new, recovered or restored job or result under `id`.
-    pub fn restore(&mut self, id: u64, entry: Entry) {
-        if let Entry::Done(done) = &entry {
-            self.hold(done);
-            self.done_order.push_back(id);
-        }
-        self.entries.insert(id, entry);
+    /// Puts a new, recovered or restored result under `id`.
+    pub fn restore(&mut self, id: u64, done: Box<Done>) {
+        self.hold(&done);
+        self.done_order.push_back(id);
+        self.entries.insert(id, done);
     }
 
     fn hold(&mut self, done: &Done) {
@@ -186,12 +187,14 @@ impl QueueBook {
         self.held_bytes < limits.total.max(1) && mine.unwrap_or(0) < limits.per_client.max(1)
     }
 
-    pub fn get(&self, id: u64) -> Option<&Entry> {
-        self.entries.get(&id)
+    /// The result of job `id`, if it is held.
+    pub fn get(&self, id: u64) -> Option<&Done> {
+        self.entries.get(&id).map(|done| &**done)
     }
 
-    pub fn entries(&self) -> impl Iterator<Item = (&u64, &Entry)> {
-        self.entries.iter()
+    /// The results held, by id.
+    pub fn results(&self) -> impl Iterator<Item = (u64, &Done)> {
+        self.entries.iter().map(|(&id, done)| (id, &**done))
     }
 
     pub fn held_bytes(&self) -> usize {
@@ -201,24 +204,21 @@ impl QueueBook {
     /// The held results whose job failed for good, newest first.
     pub fn failed(&self) -> Vec<FailedResult> {
         let mut failed: Vec<FailedResult> = (self.entries.iter())
-            .filter_map(|(&id, entry)| match entry {
-                Entry::Done(done) => {
-                    let outcome = done.receipt.outcome.clone()?;
-                    outcome.is_failure().then(|| FailedResult {
-                        id,
-                        module: done.module.clone(),
-                        owner: done.owner.clone(),
-                        attempts: done.receipt.attempts,
-                        finished: done.finished,
-                        outcome,
-                        stderr: done
-                            .tries
-                            .last()
-                            .map(|t| t.stderr.clone())
-                            .unwrap_or_default(),
-                    })
-                }
-                Entry::Active => None,
+            .filter_map(|(&id, done)| {
+                let outcome = done.receipt.outcome.clone()?;
+                outcome.is_failure().then(|| FailedResult {
+                    id,
+                    module: done.module.clone(),
+                    owner: done.owner.clone(),
+                    attempts: done.receipt.attempts,
+                    finished: done.finished,
+                    outcome,
+                    stderr: done
+                        .tries
+                        .last()
+                        .map(|t| t.stderr.clone())
+                        .unwrap_or_default(),
+                })
             })
             .collect();
         failed.sort_by(|a, b| b.finished.cmp(&a.finished).then(b.id.cmp(&a.id)));
@@ -234,17 +234,9 @@ impl QueueBook {
     /// [`QueueBook::fetched`] keeps its receipt (or [`QueueBook::restore`]
     /// puts it back).
     pub fn take_done(&mut self, id: u64) -> Option<Box<Done>> {
-        match self.entries.remove(&id) {
-            Some(Entry::Done(done)) => {
-                self.release(&done);
-                Some(done)
-            }
-            Some(active) => {
-                self.entries.insert(id, active);
-                None
-            }
-            None => None,
-        }
+        let done = self.entries.remove(&id)?;
+        self.release(&done);
+        Some(done)
     }
 
     /// A result was delivered: only its receipt stays, for `queue:info`.
@@ -298,11 +290,10 @@ impl QueueBook {
     pub fn finish(&mut self, id: u64, done: Done, limits: ResultLimits) -> Finished {
         let watchers = self.watchers.remove(&id).unwrap_or_default();
         if !watchers.is_empty() {
-            self.entries.remove(&id);
             return Finished::Watched(Box::new(done), watchers);
         }
         let client = done.client;
-        self.restore(id, Entry::Done(Box::new(done)));
+        self.restore(id, Box::new(done));
         let mut evicted = Vec::new();
         loop {
             let mine = client.and_then(|c| self.held_by_client.get(&c)).copied();
@@ -310,9 +301,11 @@ impl QueueBook {
             if !over {
                 break;
             }
-            let oldest = self.done_order.iter().copied().find(
-                |old| matches!(self.entries.get(old), Some(Entry::Done(d)) if d.client == client),
-            );
+            let oldest = self
+                .done_order
+                .iter()
+                .copied()
+                .find(|old| matches!(self.entries.get(old), Some(d) if d.client == client));
             match oldest {
                 Some(old) => {
                     self.drop_done(old);
@@ -327,14 +320,14 @@ impl QueueBook {
     /// Forgets an id (cancelled, or dropped at shutdown). Returns its
     /// waiting connections.
     pub fn remove(&mut self, id: u64) -> Vec<ConnKey> {
-        if let Some(Entry::Done(done)) = self.entries.remove(&id) {
+        if let Some(done) = self.entries.remove(&id) {
             self.release(&done);
         }
         self.watchers.remove(&id).unwrap_or_default()
     }
 
     fn drop_done(&mut self, id: u64) -> bool {
-        if matches!(self.entries.get(&id), Some(Entry::Done(_))) {
+        if self.entries.contains_key(&id) {
             self.remove(id);
             return true;
         }
@@ -365,12 +358,12 @@ impl QueueBook {
         let mut expired = Vec::new();
         while let Some(&id) = self.done_order.front() {
             match self.entries.get(&id) {
-                Some(Entry::Done(done)) if now.duration_since(done.finished) < retention => break,
-                Some(Entry::Done(_)) => {
+                Some(done) if now.duration_since(done.finished) < retention => break,
+                Some(_) => {
                     self.drop_done(id);
                     expired.push(id);
                 }
-                _ => {}
+                None => {}
             }
             self.done_order.pop_front();
         }

@@ -119,7 +119,7 @@ fn a_failed_attempt_with_retries_left_is_held_for_its_wait_then_runs_again() {
     assert_eq!(e.live[&id].phase, Phase::Scheduled);
     std::thread::sleep(Duration::from_millis(40));
     assert_eq!(turn(&mut e), vec![id]);
-    assert_eq!(e.live[&id].job.attempts, 1, "the next start is attempt 2");
+    assert_eq!(e.live[&id].attempts, 1, "the next start is attempt 2");
     e.started(id, 2);
     e.finished(id, failed(Duration::ZERO), keep());
     assert!(turn(&mut e).is_empty(), "no retries left: failed for good");

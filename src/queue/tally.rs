@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::queue::engine::RunJob;
+use crate::queue::job::Live;
 
 /// Jobs held, in all, of each client and module, and their data's bytes.
 #[derive(Debug, Default)]
@@ -19,29 +19,29 @@ pub struct Tally {
 
 impl Tally {
     /// `job` is held from now on.
-    pub fn add(&mut self, job: &RunJob) {
+    pub(super) fn add(&mut self, job: &Live) {
         self.all += 1;
-        self.udp += usize::from(job.udp_peer.is_some());
+        self.udp += usize::from(job.udp_peer().is_some());
         self.bytes += job.data.len();
-        if let Some(ip) = job.client {
+        if let Some(ip) = job.client() {
             let mine = self.clients.entry(ip).or_default();
             mine.0 += 1;
             mine.1 += job.data.len();
         }
-        match self.modules.get_mut(&job.module.name) {
+        match self.modules.get_mut(&job.module().name) {
             Some(n) => *n += 1,
             None => {
-                self.modules.insert(job.module.name.clone(), 1);
+                self.modules.insert(job.module().name.clone(), 1);
             }
         }
     }
 
     /// `job` is held no more.
-    pub fn remove(&mut self, job: &RunJob) {
+    pub(super) fn remove(&mut self, job: &Live) {
         self.all -= 1;
-        self.udp -= usize::from(job.udp_peer.is_some());
+        self.udp -= usize::from(job.udp_peer().is_some());
         self.bytes -= job.data.len();
-        if let Some(ip) = job.client {
+        if let Some(ip) = job.client() {
             if let Some(mine) = self.clients.get_mut(&ip) {
                 mine.0 -= 1;
                 mine.1 -= job.data.len();
@@ -50,10 +50,10 @@ impl Tally {
                 }
             }
         }
-        if let Some(n) = self.modules.get_mut(&job.module.name) {
+        if let Some(n) = self.modules.get_mut(&job.module().name) {
             *n -= 1;
             if *n == 0 {
-                self.modules.remove(&job.module.name);
+                self.modules.remove(&job.module().name);
             }
         }
     }
