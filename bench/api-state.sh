@@ -8,10 +8,11 @@
 # SECS seconds (default 60), against the same time unpolled.
 # Loopback only; everything started here is stopped by its pid at the end.
 #
-#   bench/api-state.sh [SECS]
+#   bench/api-state.sh [SECS]     (FAILED=N: that many failed results, default 300)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
+failed=${FAILED:-300}
 cargo build --release -q --features bench --bin bgjobd --bin bgjob-bench
 bench=target/release/bgjob-bench
 work=$(mktemp -d)
@@ -52,9 +53,9 @@ state() { curl -s --max-time 5 "http://$web/api/state"; }
 echo "api-state, $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r), load $(cut -d' ' -f1 /proc/loadavg)"
 echo "== /api/state with 10,000 jobs held"
 start held
-$bench --server "$addr" -c 4 -n 300 -r "queue:add:fail:{i}" --half-close --expect-prefix id: > /dev/null
-for _ in $(seq 200); do
-  [ "$(state | grep -o '"failed_total":[0-9]*' | cut -d: -f2)" = 300 ] && break
+$bench --server "$addr" -c 4 -n "$failed" -r "queue:add:fail:{i}" --half-close --expect-prefix id: > /dev/null
+for _ in $(seq 1200); do
+  [ "$(state | grep -o '"failed_total":[0-9]*' | cut -d: -f2)" = "$failed" ] && break
   sleep 0.1
 done
 $bench --server "$addr" -c 8 -n 10001 -r "queue:add:hold:{i}" --half-close --expect-prefix id: > /dev/null
@@ -62,7 +63,7 @@ $bench --server "$addr" -c 8 -n 2000 -r "queue:add?delay=3600:hold:{i}" --half-c
 sleep 1
 counts=$(state | grep -o '"counts":{[^}]*}')
 bytes=$(state | wc -c)
-echo "held: $counts, failed_total 300; the document is $bytes bytes"
+echo "held: $counts; the document is $bytes bytes"
 request=$'GET /api/state HTTP/1.1\r\nHost: '"$web"$'\r\n\r\n'
 line=$($bench --server "$web" -c 1 -n 3000 -r "${request/api\/state/healthz}" --expect-prefix "HTTP/1.1 200 OK")
 echo "/healthz, for the cost of the connection alone: $line"

@@ -138,7 +138,9 @@ impl Daemon {
                 receipt.usage = run.process.exit.map(|(_, usage)| usage).unwrap_or_default();
                 receipt.bytes_out = run.output.len() as u64;
                 killed_at_stop = run.killed_at_stop;
-                stderr = loggable(run.process.first_stderr_line(), 200);
+                // Raw text: escaped where it is shown as a line (`queue:info`,
+                // `queue:failed`), as it is in the dashboard's JSON.
+                stderr = String::from_utf8_lossy(run.process.first_stderr_line()).into_owned();
                 (run.outcome(), std::mem::take(&mut run.output))
             }
             JobState::Warm(run) => {

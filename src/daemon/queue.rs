@@ -337,8 +337,8 @@ impl Daemon {
         self.queue.settled()
     }
 
-    pub(super) fn queue_view(&self) -> crate::queue::engine::QueueView {
-        self.queue.view()
+    pub(super) fn queue_view(&self, listed: usize) -> crate::queue::engine::QueueView {
+        self.queue.view(listed)
     }
 
     pub(super) fn queue_failing(&self) -> Option<String> {

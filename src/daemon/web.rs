@@ -96,7 +96,7 @@ impl Daemon {
     /// action to the queue), writes the answer and closes.
     pub(super) fn web_ready(&mut self, key: WebKey) {
         if let Some(answer) = self.read_web(key) {
-            self.set_queue_answer(key, answer);
+            self.set_web_answer(key, answer);
         }
         self.flush_web(key);
     }
@@ -127,7 +127,7 @@ impl Daemon {
         // Dropping the socket closes it and takes it out of the poll.
     }
 
-    fn set_queue_answer(&mut self, key: WebKey, answer: Vec<u8>) {
+    fn set_web_answer(&mut self, key: WebKey, answer: Vec<u8>) {
         if let Some(conn) = self.web.as_mut().and_then(|s| s.conns.get_mut(key)) {
             conn.acting = false;
             conn.out = Some(OutBuf::new(answer));
@@ -251,7 +251,7 @@ impl Daemon {
         if !waiting.is_some_and(|c| c.acting) {
             return;
         }
-        self.set_queue_answer(key, queue_answer(answer));
+        self.set_web_answer(key, queue_answer(answer));
         self.flush_web(key);
     }
 

@@ -44,7 +44,7 @@ impl Daemon {
         let now = unix_now();
         let secs = now.as_secs();
         self.activity.roll(secs);
-        let view = self.queue_view();
+        let view = self.queue_view(MAX_LISTED);
         let journal = match (self.queue_status().0, self.queue_failing()) {
             (StoreStatus::Memory, _) => Journal {
                 state: "memory",
@@ -88,7 +88,7 @@ impl Daemon {
         running.sort_by_key(|r| (r.id.is_none(), r.id));
         let running_total = running.len();
         running.truncate(MAX_LISTED);
-        let mut failed: Vec<Failed> = (view.failed.iter())
+        let failed: Vec<Failed> = (view.failed.iter())
             .map(|f| Failed {
                 id: f.id,
                 module: f.module.clone(),
@@ -98,11 +98,7 @@ impl Daemon {
                 stderr: cut(&f.stderr, MAX_STDERR),
             })
             .collect();
-        let failed_total = failed.len();
-        // The newest (highest ids) are kept, listed by id.
-        failed.sort_by_key(|f| std::cmp::Reverse(f.id));
-        failed.truncate(MAX_LISTED);
-        failed.reverse();
+        let failed_total = view.failed_total;
         let state = State {
             version: env!("CARGO_PKG_VERSION"),
             uptime_secs: self.started.elapsed().as_secs(),

@@ -13,6 +13,16 @@ use crate::run::outcome::Outcome;
 /// The longest stderr line kept for an attempt, in bytes.
 pub const MAX_STDERR_LINE: usize = 200;
 
+/// A stderr line as an attempt keeps it: at most [`MAX_STDERR_LINE`]
+/// bytes, cut at a character.
+pub fn kept_line(text: &str) -> String {
+    let mut end = text.len().min(MAX_STDERR_LINE);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
 /// One finished attempt of a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
@@ -21,7 +31,8 @@ pub struct Attempt {
     pub outcome: Outcome,
     /// How long it ran.
     pub wall: Duration,
-    /// The first line the module wrote to stderr (cut, made loggable).
+    /// The first line the module wrote to stderr, as it wrote it (cut at
+    /// [`MAX_STDERR_LINE`] bytes); escaped where it is shown as a line.
     pub stderr: String,
     /// When the next attempt may start (Unix ms), if one was scheduled.
     pub retry_at_ms: Option<u64>,
@@ -38,7 +49,10 @@ impl Attempt {
         let mut line = format!("{outcome}, {:.2} s", self.wall.as_secs_f64());
         if !self.stderr.is_empty() {
             line.push_str(", ");
-            line.push_str(&self.stderr);
+            line.push_str(&crate::sanitize::loggable(
+                self.stderr.as_bytes(),
+                MAX_STDERR_LINE,
+            ));
         }
         line
     }

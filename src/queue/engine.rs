@@ -159,7 +159,9 @@ pub struct QueueView {
     pub scheduled: usize,
     /// Jobs accepted whose record is not kept yet (they count as waiting).
     pub unkept: usize,
-    /// Held results of jobs that failed for good.
+    /// Held results of jobs that failed for good, in all.
+    pub failed_total: usize,
+    /// Those of them with the highest ids, at most the number asked, by id.
     pub failed: Vec<crate::queue::results::FailedResult>,
     /// Modules whose queued jobs do not start.
     pub paused: Vec<String>,
@@ -247,8 +249,9 @@ pub trait QueueEngine {
     /// Jobs accepted but not kept yet, in all, of this client, and datagrams:
     /// they count as waiting.
     fn unkept(&self, client: Option<IpAddr>) -> (usize, usize, usize);
-    /// What the dashboard shows of the queue.
-    fn view(&self) -> QueueView;
+    /// What the dashboard shows of the queue, with at most `listed` failed
+    /// jobs (those with the highest ids).
+    fn view(&self, listed: usize) -> QueueView;
     /// Why new jobs would fail now, if they would.
     fn failing(&self) -> Option<String>;
     /// True if what it keeps survives a restart.

@@ -30,7 +30,7 @@ impl LocalEngine {
             number,
             outcome,
             wall: f.receipt.wall,
-            stderr: crate::sanitize::loggable(f.stderr.as_bytes(), MAX_STDERR_LINE),
+            stderr: crate::queue::attempts::kept_line(&f.stderr),
             retry_at_ms: None,
         };
         let again = retryable(&attempt.outcome) && number <= live.retries;
@@ -143,7 +143,8 @@ impl LocalEngine {
             let (id, module, attempts) = (failed.id, &failed.module, failed.attempts);
             let _ = write!(text, "{id} {module} {attempts} {age:.1}");
             if !failed.stderr.is_empty() {
-                let _ = write!(text, " {}", failed.stderr);
+                let line = crate::sanitize::loggable(failed.stderr.as_bytes(), MAX_STDERR_LINE);
+                let _ = write!(text, " {line}");
             }
             text.push('\n');
         }

@@ -243,8 +243,8 @@ impl QueueEngine for LocalEngine {
         self.events.push_back(Event::Stats { conn, stats });
     }
 
-    fn view(&self) -> crate::queue::engine::QueueView {
-        self.dashboard_view()
+    fn view(&self, listed: usize) -> crate::queue::engine::QueueView {
+        self.dashboard_view(listed)
     }
 
     fn pause(&mut self, asker: Asker, module: String, paused: bool) {

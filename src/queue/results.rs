@@ -202,27 +202,39 @@ impl QueueBook {
     pub fn failed(&self) -> Vec<FailedResult> {
         let mut failed: Vec<FailedResult> = (self.entries.iter())
             .filter_map(|(&id, entry)| match entry {
-                Entry::Done(done) => {
-                    let outcome = done.receipt.outcome.clone()?;
-                    outcome.is_failure().then(|| FailedResult {
-                        id,
-                        module: done.module.clone(),
-                        owner: done.owner.clone(),
-                        attempts: done.receipt.attempts,
-                        finished: done.finished,
-                        outcome,
-                        stderr: done
-                            .tries
-                            .last()
-                            .map(|t| t.stderr.clone())
-                            .unwrap_or_default(),
-                    })
-                }
+                Entry::Done(done) => failed_row(id, done),
                 Entry::Active => None,
             })
             .collect();
         failed.sort_by(|a, b| b.finished.cmp(&a.finished).then(b.id.cmp(&a.id)));
         failed
+    }
+
+    /// How many held results failed for good, and the `limit` of them with
+    /// the highest ids, by id: the others are counted, not copied.
+    pub fn failed_highest(&self, limit: usize) -> (usize, Vec<FailedResult>) {
+        let failed_for_good = |done: &Done| {
+            done.receipt
+                .outcome
+                .as_ref()
+                .is_some_and(|o| o.is_failure())
+        };
+        let mut found: Vec<(u64, &Done)> = (self.entries.iter())
+            .filter_map(|(&id, entry)| match entry {
+                Entry::Done(done) if failed_for_good(done) => Some((id, &**done)),
+                _ => None,
+            })
+            .collect();
+        let total = found.len();
+        if total > limit {
+            found.select_nth_unstable_by_key(total - limit, |&(id, _)| id);
+            found.drain(..total - limit);
+        }
+        found.sort_unstable_by_key(|&(id, _)| id);
+        let rows = found
+            .into_iter()
+            .filter_map(|(id, done)| failed_row(id, done));
+        (total, rows.collect())
     }
 
     /// The receipt of a job fetched a while ago.
@@ -376,6 +388,24 @@ impl QueueBook {
         }
         expired
     }
+}
+
+/// A held result as a failed job's row, if it failed for good.
+fn failed_row(id: u64, done: &Done) -> Option<FailedResult> {
+    let outcome = done.receipt.outcome.clone()?;
+    outcome.is_failure().then(|| FailedResult {
+        id,
+        module: done.module.clone(),
+        owner: done.owner.clone(),
+        attempts: done.receipt.attempts,
+        finished: done.finished,
+        outcome,
+        stderr: done
+            .tries
+            .last()
+            .map(|t| t.stderr.clone())
+            .unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]

@@ -140,3 +140,34 @@ fn ids_are_never_handed_out_again_and_counters_continue() {
     again.restore(first, Entry::Active);
     assert_ne!(again.allocate_id().unwrap().0, first);
 }
+
+#[test]
+fn the_failed_with_the_highest_ids_are_listed_and_all_counted() {
+    let now = Instant::now();
+    let mut book = book();
+    let roomy = ResultLimits {
+        total: 1 << 20,
+        per_client: 1 << 20,
+    };
+    let mut failed_ids = Vec::new();
+    for i in 0..10 {
+        let id = add(&mut book);
+        let mut result = done(b"x", now);
+        result.receipt.outcome = Some(if i % 3 == 0 {
+            crate::run::outcome::Outcome::Exited(0)
+        } else {
+            failed_ids.push(id);
+            crate::run::outcome::Outcome::Exited(3)
+        });
+        book.finish(id, result, roomy);
+    }
+    add(&mut book);
+    failed_ids.sort_unstable();
+    let (total, rows) = book.failed_highest(3);
+    assert_eq!(total, 6);
+    let listed: Vec<u64> = rows.iter().map(|r| r.id).collect();
+    assert_eq!(listed, failed_ids[3..], "the three highest ids, by id");
+    let (total, rows) = book.failed_highest(100);
+    assert_eq!((total, rows.len()), (6, 6));
+    assert_eq!(book.failed().len(), 6);
+}

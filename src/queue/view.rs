@@ -6,9 +6,11 @@ use crate::queue::engine::QueueView;
 use crate::queue::local::{LocalEngine, Phase};
 
 impl LocalEngine {
-    pub(super) fn dashboard_view(&self) -> QueueView {
+    pub(super) fn dashboard_view(&self, listed: usize) -> QueueView {
+        let (failed_total, failed) = self.book.failed_highest(listed);
         let mut view = QueueView {
-            failed: self.book.failed(),
+            failed_total,
+            failed,
             paused: self.paused.iter().cloned().collect(),
             ..QueueView::default()
         };

@@ -3,8 +3,6 @@
 //! reach it from a browser), and an action carries the page's token and
 //! an Origin that is the page's own.
 
-use std::net::IpAddr;
-
 /// True if `host` is an IP literal with a port (`127.0.0.1:9465`,
 /// `[::1]:9465`) or `localhost` with or without one: names that no other
 /// site's DNS can point at this server.
@@ -53,11 +51,6 @@ pub fn token_matches(given: Option<&str>, token: &str) -> bool {
 /// The token of one start: 32 random bytes, in hex.
 pub fn token_from(bytes: &[u8; 32]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The client address as the log shows it.
-pub fn client(ip: IpAddr) -> String {
-    ip.to_string()
 }
 
 #[cfg(test)]

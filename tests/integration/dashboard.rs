@@ -626,3 +626,30 @@ fn bgjob_status_prints_the_state() {
     assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("\"web\" in the config"));
 }
+
+#[test]
+fn stderr_reaches_the_state_as_written_and_queue_lines_escaped_once() {
+    let d = Setup::new()
+        .web("")
+        .module(
+            "odd",
+            "#!/bin/sh\nprintf '%s\\n' 'a\"b<c>\\d é' >&2\nexit 1\n",
+        )
+        .start();
+    let id = id_of(&d.add("odd:x"));
+    wait_for("the job to fail", || d.web_state()["failed_total"] == 1);
+    let s = d.web_state();
+    assert_eq!(
+        find(&s["failed"], id).unwrap()["stderr"],
+        "a\"b<c>\\d é",
+        "{s}"
+    );
+    let failed = d.ask_operator("queue:failed");
+    assert!(
+        failed.ends_with(" a\\\"b<c>\\\\d \\xc3\\xa9\n"),
+        "{failed:?}"
+    );
+    let info = d.ask_operator(&format!("queue:info:id:{id}"));
+    assert!(info.contains("attempt_1: exit 1, "), "{info}");
+    assert!(info.contains(", a\\\"b<c>\\\\d \\xc3\\xa9\n"), "{info:?}");
+}
