@@ -267,6 +267,12 @@ fn jobs_appear_fail_run_again_and_are_paused_resumed_and_cancelled_from_the_page
     );
     wait_text(
         &b,
+        "#message",
+        "retry the failed jobs of flaky: queued: 1",
+        LIVE,
+    );
+    wait_text(
+        &b,
         &format!("{} td.module", row("running", flaky[1])),
         "flaky",
         LIVE,
@@ -320,7 +326,7 @@ fn jobs_appear_fail_run_again_and_are_paused_resumed_and_cancelled_from_the_page
     wait_text(
         &b,
         "#message",
-        &format!("cancel {held}: cancelled: running job killed"),
+        &format!("cancel job {held}: cancelled: running job killed"),
         LIVE,
     );
     wait_for("the cancelled job gone", || {
