@@ -267,6 +267,12 @@ fn jobs_appear_fail_run_again_and_are_paused_resumed_and_cancelled_from_the_page
     );
     wait_text(
         &b,
+        "#message",
+        "retry the failed jobs of flaky: queued: 1",
+        LIVE,
+    );
+    wait_text(
+        &b,
         &format!("{} td.module", row("running", flaky[1])),
         "flaky",
         LIVE,
@@ -320,7 +326,7 @@ fn jobs_appear_fail_run_again_and_are_paused_resumed_and_cancelled_from_the_page
     wait_text(
         &b,
         "#message",
-        &format!("cancel {held}: cancelled: running job killed"),
+        &format!("cancel job {held}: cancelled: running job killed"),
         LIVE,
     );
     wait_for("the cancelled job gone", || {
@@ -336,11 +342,10 @@ fn jobs_appear_fail_run_again_and_are_paused_resumed_and_cancelled_from_the_page
 #[test]
 fn module_output_that_looks_like_markup_is_shown_as_text_and_runs_nothing() {
     // One line: the queue keeps a failed attempt's first line of stderr.
-    // Unquoted attributes, which run as well as quoted ones would (the
-    // queue keeps quotes and backslashes escaped).
     const PAYLOAD: &str = "<script>window.bgjobPwned = 1</script>\
-         <img src=x onerror=window.bgjobPwned=2>\
-         <b onmouseover=window.bgjobPwned=3>bold</b> &amp; <!-- --> <svg onload=window.bgjobPwned=4>";
+         <img src=x onerror=\"window.bgjobPwned = 2\">\
+         <b onmouseover='window.bgjobPwned = 3'>bold</b> &amp; <!-- --> \
+         <svg onload=window.bgjobPwned=4> \\ é";
     let script = format!("#!/bin/sh\ncat >&2 <<'EOF'\n{PAYLOAD}\nEOF\nexit 1\n");
     let d = Setup::new()
         .web(r#""actions": true"#)

@@ -647,7 +647,13 @@
   async function act(b) {
     const action = b.dataset.action;
     const path = ACTIONS[action](b.dataset);
-    const what = b.dataset.id ? `${action} ${b.dataset.id}` : `${action} ${b.dataset.module}`;
+    const what = {
+      cancel: `cancel job ${b.dataset.id}`,
+      retry: `retry job ${b.dataset.id}`,
+      "retry-module": `retry the failed jobs of ${b.dataset.module}`,
+      pause: `pause ${b.dataset.module}`,
+      resume: `resume ${b.dataset.module}`,
+    }[action];
     b.disabled = true;
     try {
       const response = await fetch(path, {
