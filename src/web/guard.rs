@@ -3,22 +3,23 @@
 //! reach it from a browser), and an action carries the page's token and
 //! an Origin that is the page's own.
 
-/// True if `host` is an IP literal with a port (`127.0.0.1:9465`,
-/// `[::1]:9465`) or `localhost` with or without one: names that no other
-/// site's DNS can point at this server.
+/// True if `host` is an IP literal (`127.0.0.1:9465`, `[::1]:9465`, and
+/// without a port for a listener on port 80) or `localhost`, with or
+/// without a port: names that no other site's DNS can point at this server.
 pub fn host_allowed(host: &str) -> bool {
     let port_ok = |p: &str| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
     if host.eq_ignore_ascii_case("localhost") {
         return true;
     }
     if let Some(rest) = host.strip_prefix('[') {
-        let Some((ip, port)) = rest.split_once("]:") else {
-            return false;
+        let (ip, port) = match rest.split_once("]:") {
+            Some((ip, port)) => (ip, Some(port)),
+            None => (rest.strip_suffix(']').unwrap_or("-"), None),
         };
-        return ip.parse::<std::net::Ipv6Addr>().is_ok() && port_ok(port);
+        return ip.parse::<std::net::Ipv6Addr>().is_ok() && port.is_none_or(port_ok);
     }
     let Some((name, port)) = host.rsplit_once(':') else {
-        return false;
+        return host.parse::<std::net::Ipv4Addr>().is_ok();
     };
     port_ok(port)
         && (name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok())
@@ -65,13 +66,15 @@ mod tests {
             "localhost",
             "localhost:9465",
             "10.0.0.1:1",
+            "127.0.0.1",
+            "[::1]",
         ] {
             assert!(host_allowed(good), "{good}");
         }
         for bad in [
             "evil.example:9465",
-            "127.0.0.1",
-            "[::1]",
+            "[::1",
+            "::1",
             "127.0.0.1:",
             "127.0.0.1:99999x",
             "",
