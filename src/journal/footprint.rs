@@ -11,50 +11,13 @@
 use std::collections::BTreeMap;
 
 use crate::journal::frame::Salt;
-use crate::journal::live::{Entry, Live};
+use crate::journal::live::{Entry, Footprint, Live, NOWHERE};
 use crate::journal::record::Record;
 use crate::journal::rewrite::{Piece, Plan, Source};
 use crate::journal::writer::Event;
 
 /// A journal smaller than this is never compacted.
 const COMPACT_MIN_BYTES: u64 = 64 * 1024;
-
-/// No offset: the frame is not (or no longer) in the current file.
-const NOWHERE: u64 = u64::MAX;
-
-/// What one live id takes in the file, and where its defining frame is.
-#[derive(Debug, Clone, Copy)]
-pub struct Footprint {
-    /// The defining frame's sequence number, offset ([`NOWHERE`] until the
-    /// writer places it) and length (a frame is at most 2 GiB and a bit).
-    seq: u64,
-    at: u64,
-    len: u32,
-    /// Bytes of all its records in the file (saturating).
-    bytes: u32,
-}
-
-impl Default for Footprint {
-    fn default() -> Footprint {
-        Footprint {
-            bytes: 0,
-            seq: 0,
-            at: NOWHERE,
-            len: 0,
-        }
-    }
-}
-
-impl Footprint {
-    /// Its defining frame's offset in the current file, if it is there.
-    fn at(&self) -> Option<u64> {
-        (self.at != NOWHERE).then_some(self.at)
-    }
-
-    fn unplace(&mut self) {
-        self.at = NOWHERE;
-    }
-}
 
 /// A job or result a rewrite keeps, and where its frame lands.
 #[derive(Debug)]
