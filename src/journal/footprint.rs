@@ -11,50 +11,13 @@
 use std::collections::BTreeMap;
 
 use crate::journal::frame::Salt;
-use crate::journal::live::{Entry, Live};
+use crate::journal::live::{Entry, Footprint, Live, NOWHERE};
 use crate::journal::record::Record;
 use crate::journal::rewrite::{Piece, Plan, Source};
 use crate::journal::writer::Event;
 
 /// A journal smaller than this is never compacted.
 const COMPACT_MIN_BYTES: u64 = 64 * 1024;
-
-/// No offset: the frame is not (or no longer) in the current file.
-const NOWHERE: u64 = u64::MAX;
-
-/// What one live id takes in the file, and where its defining frame is.
-#[derive(Debug, Clone, Copy)]
-pub struct Footprint {
-    /// The defining frame's sequence number, offset ([`NOWHERE`] until the
-    /// writer places it) and length (a frame is at most 2 GiB and a bit).
-    seq: u64,
-    at: u64,
-    len: u32,
-    /// Bytes of all its records in the file (saturating).
-    bytes: u32,
-}
-
-impl Default for Footprint {
-    fn default() -> Footprint {
-        Footprint {
-            bytes: 0,
-            seq: 0,
-            at: NOWHERE,
-            len: 0,
-        }
-    }
-}
-
-impl Footprint {
-    /// Its defining frame's offset in the current file, if it is there.
-    fn at(&self) -> Option<u64> {
-        (self.at != NOWHERE).then_some(self.at)
-    }
-
-    fn unplace(&mut self) {
-        self.at = NOWHERE;
-    }
-}
 
 /// A job or result a rewrite keeps, and where its frame lands.
 #[derive(Debug)]
@@ -81,6 +44,9 @@ pub(super) struct Footprints {
     /// Defining frames handed to the writer and not durably in the file
     /// yet, encoded: seq to (id, frame).
     held: BTreeMap<u64, (u64, Box<[u8]>)>,
+    /// The held frames up to this sequence number were looked at since
+    /// the last rewrite: those left are lost.
+    released: u64,
     /// A rewrite handed over and not yet reported: its sequence number,
     /// the file's size then, and what it moves.
     moving: Option<(u64, u64, Vec<Moved>)>,
@@ -175,19 +141,29 @@ impl Footprints {
     }
 
     /// Drops the held frames that are durably in the file: placed, and at
-    /// or below `settled` (no failed sync can cut them off any more).
-    /// Those not placed (lost) stay, for the next rewrite.
+    /// or below `settled` (no failed sync can cut them off any more), and
+    /// those of ids gone or defined by a later frame. Those not placed
+    /// (lost) stay, for the next rewrite; they are looked at again only
+    /// after a rewrite, so that a failing journal holding many does not
+    /// walk them every turn.
     pub(super) fn release(&mut self, live: &Live, settled: u64) {
-        let later = self.held.split_off(&settled.saturating_add(1));
-        let settled_ones = std::mem::replace(&mut self.held, later);
-        for (seq, (id, frame)) in settled_ones {
-            let unplaced = live
-                .get(id)
-                .is_some_and(|e| e.fp.seq == seq && e.fp.at().is_none());
-            if unplaced {
-                self.held.insert(seq, (id, frame));
-            }
+        if settled <= self.released {
+            return;
         }
+        let from = self.released.saturating_add(1);
+        let done: Vec<u64> = (self.held.range(from..=settled))
+            .filter(|&(&seq, &(id, _))| {
+                let unplaced = live
+                    .get(id)
+                    .is_some_and(|e| e.fp.seq == seq && e.fp.at().is_none());
+                !unplaced
+            })
+            .map(|(&seq, _)| seq)
+            .collect();
+        for seq in done {
+            self.held.remove(&seq);
+        }
+        self.released = settled;
     }
 
     /// Takes what the writer reported.
@@ -240,6 +216,8 @@ impl Footprints {
     /// The frames of rewrite `seq` are where it put them; the frames of
     /// the old file are gone with it.
     fn moved(&mut self, live: &mut Live, seq: u64, moved: Vec<Moved>) {
+        // The lost frames it wrote are placed now: looked at again.
+        self.released = 0;
         for fp in live.footprints_mut() {
             if fp.seq < seq {
                 fp.unplace();

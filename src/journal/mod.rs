@@ -6,7 +6,8 @@
 //! to the writer thread (`writer.rs`) at the end of it; group commit makes
 //! every `queue:add` of a turn, and of the turns that passed during the
 //! previous sync, share one `fdatasync`. The journal keeps its own view of
-//! what is live (`live.rs`) to compact itself and to recover at start.
+//! what is live (`live.rs`) to compact itself and to recover at start: for
+//! a job, only where its add frame is, never a decoded copy of it.
 
 /// A store change as a record.
 mod change;
@@ -14,7 +15,8 @@ mod change;
 mod codec;
 /// The id floor beside the id key: ids never go below one handed out.
 mod floor;
-/// Where each live job's frame is in the file, and its size.
+/// Where each live id's frame is in the file, and the frames handed to the
+/// writer that are not durably there yet, held encoded.
 mod footprint;
 /// Frames, salt and damage.
 pub mod frame;
@@ -22,7 +24,7 @@ pub mod frame;
 pub mod header;
 /// Whether the journal can be written: failing, retries, backoff.
 mod health;
-/// The journal's own view of live jobs and results.
+/// The journal's own view of live jobs and results (32 bytes an id).
 pub mod live;
 /// The record format.
 pub mod record;
