@@ -11,8 +11,8 @@
 //   #version, #uptime              version and uptime
 //   #journal[data-state]           "syncing" | "failing" | "memory"; #journal-error holds the error
 //   #conn[data-state]              "live" | "stale" (the last poll failed); #conn-error says why
-//   #restarted                     shown once bgjobd has restarted since the page loaded (its
-//                                  token is then stale: the page must be reloaded to act)
+//   #restarted                     shown once bgjobd has restarted since the page loaded (the
+//                                  page it serves has another token: this one must be reloaded)
 //   #counts .tile[data-count=K] .n jobs running / waiting / scheduled / failed
 //   #cluster                       shown when the state's "cluster" is not null
 //   #message[data-ok]              the answer to the last action
@@ -502,15 +502,38 @@
     });
   }
 
-  /** When the daemon started, by its clock; a later start means a restart. */
+  /** When the daemon started, by its clock: a later start may be a restart. */
   let startedAt = null;
+  let checkingToken = false;
+
+  /**
+   * Asks the daemon for its page again and compares the token in it with
+   * this page's: a different one means bgjobd restarted, and this page's
+   * buttons would be refused until it is reloaded.
+   */
+  async function checkToken() {
+    if (checkingToken) return;
+    checkingToken = true;
+    try {
+      const response = await fetch("/", { cache: "no-store" });
+      const match = /<meta name="bgjob-token" content="([0-9a-f]+)"/.exec(await response.text());
+      if (match && match[1] !== TOKEN) show(byId("restarted"), true);
+    } catch (_) {
+      // Unreachable again: the next recovery asks once more.
+    } finally {
+      checkingToken = false;
+    }
+  }
 
   function noteStart(state) {
     if (typeof state.now !== "number" || typeof state.uptime_secs !== "number") return;
     const start = state.now - state.uptime_secs;
     if (startedAt === null) startedAt = start;
-    // uptime_secs is whole seconds: allow for its rounding and a poll's time.
-    if (start - startedAt > 3) show(byId("restarted"), true);
+    // uptime_secs is whole seconds, so the start moves by up to one.
+    if (Math.abs(start - startedAt) > 1.5) {
+      startedAt = start;
+      checkToken();
+    }
   }
 
   function render(state) {
@@ -575,6 +598,7 @@
 
   function setConn(ok, error) {
     const conn = byId("conn");
+    if (ok && conn.dataset.state === "stale") checkToken();
     setText(conn, ok ? "live" : "stale");
     conn.dataset.state = ok ? "live" : "stale";
     const line = byId("conn-error");
