@@ -67,6 +67,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
         head_len: len,
         body_len: 0,
     };
+    let mut length_seen = false;
     for field in head.headers.iter() {
         let Ok(value) = std::str::from_utf8(field.value) else {
             return Parsed::Refused(Status::BadRequest);
@@ -84,10 +85,14 @@ pub fn parse(buf: &[u8]) -> Parsed {
             "host" => once(&mut request.host),
             "origin" => once(&mut request.origin),
             "x-bgjob-token" => once(&mut request.token),
+            // Given twice, even alike, a length is refused: two that differ
+            // are how requests are smuggled past a proxy.
+            "content-length" if length_seen => false,
             "content-length" => match value.parse::<usize>() {
                 Ok(n) if n > MAX_BODY => return Parsed::Refused(Status::PayloadTooLarge),
                 Ok(n) => {
                     request.body_len = n;
+                    length_seen = true;
                     true
                 }
                 Err(_) => false,
@@ -169,6 +174,10 @@ mod tests {
         assert_eq!(refused(b"\x01 / HTTP/1.1\r\n\r\n"), Status::BadRequest);
         assert_eq!(
             refused(b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n"),
+            Status::BadRequest
+        );
+        assert_eq!(
+            refused(b"POST / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\n"),
             Status::BadRequest
         );
     }
