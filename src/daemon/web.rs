@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use mio::Interest;
 
+use crate::config::web::WebSettings;
 use crate::daemon::tokens;
 use crate::daemon::web_server::{WebConn, WebServer, MAX_WEB_CONNS, WEB_TIMEOUT};
 use crate::daemon::Daemon;
@@ -40,12 +41,24 @@ impl Daemon {
             }
             (Some(settings), old) => {
                 let token = old.as_ref().map(|s| s.token.clone());
-                match WebServer::bind(settings, token, self.poll.registry()) {
+                match WebServer::bind(settings.clone(), token, self.poll.registry()) {
                     Ok(server) => {
                         log::info!(target: "bgjobd", "dashboard on http://{}/", server.addr);
                         self.web = Some(server);
                     }
-                    Err(e) => log::error!("{e}; the dashboard stays as it was"),
+                    // The allow list and actions still apply where it
+                    // stays: a reload that turns actions off must not leave
+                    // them on because a new port was taken.
+                    Err(e) => match old {
+                        Some(server) => {
+                            let listen = server.settings.listen;
+                            server.settings = WebSettings { listen, ..settings };
+                            log::error!(
+                                "{e}; the dashboard stays on {listen}, with the new allow list and actions"
+                            );
+                        }
+                        None => log::error!("{e}; the dashboard stays off"),
+                    },
                 }
             }
         }
@@ -65,8 +78,11 @@ impl Daemon {
                     return;
                 }
             };
+            let allowed = server.settings.allows(peer.ip());
             if server.conns.len() >= MAX_WEB_CONNS {
-                let oldest = server.conns.iter().min_by_key(|(_, c)| c.opened);
+                // Clients outside the allow list go first, so that they
+                // cannot push out the clients that may use the page.
+                let oldest = (server.conns.iter()).min_by_key(|(_, c)| (c.allowed, c.opened));
                 if let Some(key) = oldest.map(|(key, _)| key) {
                     self.web_close(key);
                 }
@@ -87,6 +103,7 @@ impl Daemon {
                 buf: Vec::new(),
                 out: None,
                 acting: false,
+                allowed,
                 opened: Instant::now(),
             });
         }

@@ -39,6 +39,8 @@ pub(super) struct WebConn {
     pub(super) out: Option<OutBuf>,
     /// An action handed to the queue, whose answer has not come yet.
     pub(super) acting: bool,
+    /// The peer was in the allow list when it connected.
+    pub(super) allowed: bool,
     pub(super) opened: Instant,
 }
 

@@ -168,7 +168,7 @@ pub fn ask_from(from: &str, to: std::net::SocketAddr, request: &str) -> String {
     String::from_utf8(crate::util::read_to_end(&mut stream)).unwrap()
 }
 
-fn socket_from(from: &str, to: std::net::SocketAddr) -> std::net::TcpStream {
+pub fn socket_from(from: &str, to: std::net::SocketAddr) -> std::net::TcpStream {
     // std has no bind-before-connect: build the socket with libc.
     use std::os::fd::FromRawFd;
     // SAFETY: a new socket bound to a loopback address; ownership passes to TcpStream.

@@ -577,6 +577,51 @@ fn reload_applies_web_changes() {
 }
 
 #[test]
+fn a_reload_to_a_taken_port_still_applies_actions_and_allow() {
+    let d = Setup::new()
+        .web(r#""listen": "127.0.0.1:0", "actions": true"#)
+        .start();
+    let first = d.web_addr();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = d.dir.path().join("service.config");
+    let web = format!(
+        r#"{{"web": {{"listen": "{}"}}}}"#,
+        taken.local_addr().unwrap()
+    );
+    std::fs::write(&config, web).unwrap();
+    d.signal("HUP");
+    wait_for("the reload", || d.log().contains("reloaded "));
+    assert!(d.log().contains("the dashboard stays on"), "{}", d.log());
+    assert_eq!(d.web_addr(), first);
+    assert_eq!(
+        d.web_state()["actions"],
+        false,
+        "actions are off where it stays"
+    );
+    let refused = post(&d, "/api/pause?module=echo", "");
+    assert_eq!(refused.status, 403);
+}
+
+#[test]
+fn clients_outside_the_allow_list_cannot_push_out_allowed_ones() {
+    let d = Setup::new().web(r#""allow": ["127.0.0.1/32"]"#).start();
+    let addr = d.web_addr();
+    // An allowed client connects first and is slow to send its request.
+    let mut patient = crate::access::socket_from("127.0.0.1", addr);
+    patient.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+    // Then more outsiders than the dashboard takes connections.
+    let outsiders: Vec<TcpStream> = (0..48)
+        .map(|_| crate::access::socket_from("127.0.0.2", addr))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let host = format!("Host: {addr}\r\n\r\n");
+    patient.write_all(host.as_bytes()).unwrap();
+    let answer = String::from_utf8_lossy(&crate::util::read_to_end(&mut patient)).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    drop(outsiders);
+}
+
+#[test]
 fn bgjob_status_prints_the_state() {
     let d = Setup::new()
         .web("")
