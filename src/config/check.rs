@@ -33,6 +33,7 @@ const CHECKS: &[Check] = &[
     state_folder,
     first_read_framing,
     actions_beyond_loopback,
+    web_allows_nobody,
 ];
 
 /// Runs every check.
@@ -201,6 +202,18 @@ pub fn actions_beyond_loopback(s: &Subject) -> Vec<Finding> {
         ),
         "keep allow to loopback and reach the dashboard through an SSH tunnel, or set \"actions\": false",
     )]
+}
+
+/// An empty allow list turns every client of the dashboard away: more
+/// likely a slip than a wish, since leaving `web` out turns it off.
+pub fn web_allows_nobody(s: &Subject) -> Vec<Finding> {
+    match &s.config.settings.web {
+        Some(web) if web.allow.is_empty() => vec![finding(
+            "web: allow is empty: every client of the dashboard gets 403",
+            "leave allow out for loopback only, or name the networks that may use it",
+        )],
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -137,6 +137,9 @@ fn the_dashboard_is_off_by_default_and_checked_by_check_config() {
         text.contains("note: web: actions are on and allow reaches beyond this host (10.0.0.0/8)"),
         "{text}"
     );
+    let (code, text) = check(r#"{"listen": "127.0.0.1:1", "allow": []}"#);
+    assert_eq!(code, Some(3), "a warning: {text}");
+    assert!(text.contains("web: allow is empty"), "{text}");
 }
 
 #[test]
