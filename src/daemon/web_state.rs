@@ -13,8 +13,8 @@ use crate::run::outcome::{outcome_word, Outcome};
 use crate::run::progress::Step;
 use crate::web::history::INTERVAL_SECS;
 use crate::web::state::{
-    cut, tenths, Counts, Failed, History, HistoryPoint, Journal, ModuleRow, Progress, Running,
-    State, MAX_LISTED, MAX_STDERR,
+    cut, tenths, Counts, Failed, History, Journal, ModuleRow, Progress, Running, State, MAX_LISTED,
+    MAX_STDERR,
 };
 
 /// Now, in Unix seconds.
@@ -115,7 +115,7 @@ impl Daemon {
             modules,
             history: History {
                 interval_secs: INTERVAL_SECS,
-                points: self.activity.points().map(HistoryPoint::from).collect(),
+                points: self.activity.points().cloned().collect(),
             },
             running,
             running_total,

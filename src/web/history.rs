@@ -19,8 +19,8 @@ const SLOT_SECS: u64 = 300;
 /// Slots of a module's hour.
 const SLOTS: usize = 12;
 
-/// One closed interval of the history.
-#[derive(Debug, Clone, PartialEq)]
+/// One closed interval of the history (as `/api/state` shows it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Point {
     /// Its start, Unix seconds.
     pub t: u64,

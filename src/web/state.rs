@@ -66,35 +66,7 @@ pub struct ModuleRow {
 #[derive(Debug, Serialize)]
 pub struct History {
     pub interval_secs: u64,
-    pub points: Vec<HistoryPoint>,
-}
-
-/// A history point as JSON.
-#[derive(Debug, Serialize)]
-pub struct HistoryPoint {
-    pub t: u64,
-    pub started: f64,
-    pub succeeded: f64,
-    pub failed: f64,
-    pub wait_p50_ms: Option<f64>,
-    pub wait_p95_ms: Option<f64>,
-    pub run_p50_ms: Option<f64>,
-    pub run_p95_ms: Option<f64>,
-}
-
-impl From<&Point> for HistoryPoint {
-    fn from(p: &Point) -> Self {
-        HistoryPoint {
-            t: p.t,
-            started: p.started,
-            succeeded: p.succeeded,
-            failed: p.failed,
-            wait_p50_ms: p.wait_p50_ms,
-            wait_p95_ms: p.wait_p95_ms,
-            run_p50_ms: p.run_p50_ms,
-            run_p95_ms: p.run_p95_ms,
-        }
-    }
+    pub points: Vec<Point>,
 }
 
 #[derive(Debug, Serialize)]
