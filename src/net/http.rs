@@ -93,10 +93,29 @@ pub fn read_request(buf: &[u8]) -> Request {
 
 /// A whole response; the server closes the connection after it.
 pub fn response(status: Status, content_type: &str, body: &[u8], head_only: bool) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    whole_response(
         status.code(),
         status.reason(),
+        content_type,
+        "",
+        body,
+        head_only,
+    )
+}
+
+/// A whole response with `extra` header lines (each ending in CRLF), that
+/// closes the connection; `HEAD` (`head_only`) gets the head alone.
+pub fn whole_response(
+    code: u16,
+    reason: &str,
+    content_type: &str,
+    extra: &str,
+    body: &[u8],
+    head_only: bool,
+) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         {extra}Connection: close\r\n\r\n",
         body.len()
     )
     .into_bytes();

@@ -2,6 +2,8 @@
 //! the headers that keep a browser from caching, sniffing, framing or
 //! leaking it; HTML also carries the content security policy.
 
+use crate::net::http::whole_response;
+
 /// Statuses the dashboard answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -93,19 +95,12 @@ pub fn response(status: Status, content_type: &str, body: &[u8], head_only: bool
     } else {
         ""
     };
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\
-         Referrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\n{csp}{allow}Connection: close\r\n\r\n",
-        status.code(),
-        status.reason(),
-        body.len()
-    )
-    .into_bytes();
-    if !head_only {
-        out.extend_from_slice(body);
-    }
-    out
+    let extra = format!(
+        "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\
+         Referrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\n{csp}{allow}"
+    );
+    let (code, reason) = (status.code(), status.reason());
+    whole_response(code, reason, content_type, &extra, body, head_only)
 }
 
 /// A refusal as plain text: `NNN Reason`.
