@@ -17,14 +17,21 @@ pub enum Request {
     Refused(Status),
 }
 
-/// The statuses this server answers with.
+/// The statuses the metrics listener and the dashboard answer with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Ok,
     BadRequest,
+    Forbidden,
     NotFound,
     MethodNotAllowed,
+    Conflict,
+    Gone,
+    LengthRequired,
+    PayloadTooLarge,
+    MisdirectedRequest,
     HeaderTooLarge,
+    Internal,
     Unavailable,
 }
 
@@ -33,9 +40,16 @@ impl Status {
         match self {
             Status::Ok => 200,
             Status::BadRequest => 400,
+            Status::Forbidden => 403,
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
+            Status::Conflict => 409,
+            Status::Gone => 410,
+            Status::LengthRequired => 411,
+            Status::PayloadTooLarge => 413,
+            Status::MisdirectedRequest => 421,
             Status::HeaderTooLarge => 431,
+            Status::Internal => 500,
             Status::Unavailable => 503,
         }
     }
@@ -44,9 +58,16 @@ impl Status {
         match self {
             Status::Ok => "OK",
             Status::BadRequest => "Bad Request",
+            Status::Forbidden => "Forbidden",
             Status::NotFound => "Not Found",
             Status::MethodNotAllowed => "Method Not Allowed",
+            Status::Conflict => "Conflict",
+            Status::Gone => "Gone",
+            Status::LengthRequired => "Length Required",
+            Status::PayloadTooLarge => "Payload Too Large",
+            Status::MisdirectedRequest => "Misdirected Request",
             Status::HeaderTooLarge => "Request Header Fields Too Large",
+            Status::Internal => "Internal Server Error",
             Status::Unavailable => "Service Unavailable",
         }
     }

@@ -4,61 +4,9 @@
 
 use crate::net::http::whole_response;
 
-/// Statuses the dashboard answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Ok,
-    BadRequest,
-    Forbidden,
-    NotFound,
-    MethodNotAllowed,
-    Conflict,
-    Gone,
-    LengthRequired,
-    PayloadTooLarge,
-    MisdirectedRequest,
-    HeaderTooLarge,
-    Internal,
-    Unavailable,
-}
+pub use crate::net::http::Status;
 
 impl Status {
-    pub fn code(self) -> u16 {
-        match self {
-            Status::Ok => 200,
-            Status::BadRequest => 400,
-            Status::Forbidden => 403,
-            Status::NotFound => 404,
-            Status::MethodNotAllowed => 405,
-            Status::Conflict => 409,
-            Status::Gone => 410,
-            Status::LengthRequired => 411,
-            Status::PayloadTooLarge => 413,
-            Status::MisdirectedRequest => 421,
-            Status::HeaderTooLarge => 431,
-            Status::Internal => 500,
-            Status::Unavailable => 503,
-        }
-    }
-
-    pub fn reason(self) -> &'static str {
-        match self {
-            Status::Ok => "OK",
-            Status::BadRequest => "Bad Request",
-            Status::Forbidden => "Forbidden",
-            Status::NotFound => "Not Found",
-            Status::MethodNotAllowed => "Method Not Allowed",
-            Status::Conflict => "Conflict",
-            Status::Gone => "Gone",
-            Status::LengthRequired => "Length Required",
-            Status::PayloadTooLarge => "Payload Too Large",
-            Status::MisdirectedRequest => "Misdirected Request",
-            Status::HeaderTooLarge => "Request Header Fields Too Large",
-            Status::Internal => "Internal Server Error",
-            Status::Unavailable => "Service Unavailable",
-        }
-    }
-
     /// The status of a queue answer's `NNN:` code (the queue speaks the
     /// wire protocol's codes; those without an HTTP twin are `500`).
     pub fn of_code(code: u16) -> Status {
