@@ -50,7 +50,7 @@ impl Net {
             ],
         ];
         for step in steps {
-            let out = Command::new(step[0])
+            let out = Command::new(admin_tool(step[0]))
                 .args(&step[1..])
                 .output()
                 .map_err(|e| format!("{}: {e}", step.join(" ")))?;
@@ -81,11 +81,23 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-        let _ = Command::new("ip")
+        let _ = Command::new(admin_tool("ip"))
+            .args(["netns", "del", &self.ns])
+            .status();
+        let _ = Command::new(admin_tool("ip"))
             .args(["link", "del", &format!("{}a", self.veth)])
             .output(); // usually gone with the namespace already
     }
+}
+
+/// `ip` or `tc` by name, also where a user's `PATH` does not look on
+/// Debian (`tc` is in /usr/sbin).
+fn admin_tool(name: &str) -> std::path::PathBuf {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = (path.split(':').chain(["/usr/sbin", "/sbin"]))
+        .map(|dir| std::path::Path::new(dir).join(name))
+        .find(|candidate| candidate.is_file());
+    found.unwrap_or_else(|| name.into())
 }
 
 /// Retransmissions the client's socket counted.
