@@ -161,7 +161,7 @@ pub struct QueueView {
     pub unkept: usize,
     /// Held results of jobs that failed for good, in all.
     pub failed_total: usize,
-    /// Those of them with the highest ids, at most the number asked, by id.
+    /// Those of them that failed last, at most the number asked, newest first.
     pub failed: Vec<crate::queue::results::FailedResult>,
     /// Modules whose queued jobs do not start.
     pub paused: Vec<String>,
@@ -250,7 +250,7 @@ pub trait QueueEngine {
     /// they count as waiting.
     fn unkept(&self, client: Option<IpAddr>) -> (usize, usize, usize);
     /// What the dashboard shows of the queue, with at most `listed` failed
-    /// jobs (those with the highest ids).
+    /// jobs (those that failed last).
     fn view(&self, listed: usize) -> QueueView;
     /// Why new jobs would fail now, if they would.
     fn failing(&self) -> Option<String>;

@@ -210,25 +210,26 @@ impl QueueBook {
         failed
     }
 
-    /// How many held results failed for good, and the `limit` of them with
-    /// the highest ids, by id: the others are counted, not copied.
-    pub fn failed_highest(&self, limit: usize) -> (usize, Vec<FailedResult>) {
-        let failed_for_good = |done: &Done| {
-            done.receipt
-                .outcome
-                .as_ref()
-                .is_some_and(|o| o.is_failure())
-        };
+    /// How many held results failed for good, and the `limit` that failed
+    /// last, newest first: the others are counted, not copied. (Ids are a
+    /// keyed permutation, so the highest ids would be any of them.)
+    pub fn failed_newest(&self, limit: usize) -> (usize, Vec<FailedResult>) {
         let mut found: Vec<(u64, &Done)> = (self.entries.iter())
-            .filter(|(_, done)| failed_for_good(done))
+            .filter(|(_, done)| {
+                done.receipt
+                    .outcome
+                    .as_ref()
+                    .is_some_and(|o| o.is_failure())
+            })
             .map(|(&id, done)| (id, &**done))
             .collect();
         let total = found.len();
+        let newest_first = |&(id, done): &(u64, &Done)| std::cmp::Reverse((done.finished, id));
         if total > limit {
-            found.select_nth_unstable_by_key(total - limit, |&(id, _)| id);
-            found.drain(..total - limit);
+            found.select_nth_unstable_by_key(limit, newest_first);
+            found.truncate(limit);
         }
-        found.sort_unstable_by_key(|&(id, _)| id);
+        found.sort_unstable_by_key(newest_first);
         let rows = found
             .into_iter()
             .filter_map(|(id, done)| failed_row(id, done));

@@ -139,7 +139,7 @@ fn ids_are_never_handed_out_again_and_counters_continue() {
 }
 
 #[test]
-fn the_failed_with_the_highest_ids_are_listed_and_all_counted() {
+fn the_failed_that_failed_last_are_listed_and_all_counted() {
     let now = Instant::now();
     let mut book = book();
     let roomy = ResultLimits {
@@ -149,7 +149,7 @@ fn the_failed_with_the_highest_ids_are_listed_and_all_counted() {
     let mut failed_ids = Vec::new();
     for i in 0..10 {
         let id = add(&mut book);
-        let mut result = done(b"x", now);
+        let mut result = done(b"x", now + Duration::from_millis(i));
         result.receipt.outcome = Some(if i % 3 == 0 {
             crate::run::outcome::Outcome::Exited(0)
         } else {
@@ -159,12 +159,16 @@ fn the_failed_with_the_highest_ids_are_listed_and_all_counted() {
         book.finish(id, result, roomy);
     }
     add(&mut book);
-    failed_ids.sort_unstable();
-    let (total, rows) = book.failed_highest(3);
+    failed_ids.reverse();
+    let (total, rows) = book.failed_newest(3);
     assert_eq!(total, 6);
     let listed: Vec<u64> = rows.iter().map(|r| r.id).collect();
-    assert_eq!(listed, failed_ids[3..], "the three highest ids, by id");
-    let (total, rows) = book.failed_highest(100);
+    assert_eq!(
+        listed,
+        failed_ids[..3],
+        "the three that failed last, newest first"
+    );
+    let (total, rows) = book.failed_newest(100);
     assert_eq!((total, rows.len()), (6, 6));
     assert_eq!(book.failed().len(), 6);
 }

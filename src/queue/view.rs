@@ -7,7 +7,7 @@ use crate::queue::local::{LocalEngine, Phase};
 
 impl LocalEngine {
     pub(super) fn dashboard_view(&self, listed: usize) -> QueueView {
-        let (failed_total, failed) = self.book.failed_highest(listed);
+        let (failed_total, failed) = self.book.failed_newest(listed);
         let mut view = QueueView {
             failed_total,
             failed,
