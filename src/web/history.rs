@@ -103,16 +103,25 @@ impl Hour {
         slot
     }
 
-    fn summary(&self, now: u64) -> HourSummary {
+    /// The slots within the hour before `now`.
+    fn within(&self, now: u64) -> impl Iterator<Item = &Slot> {
         let current = now / SLOT_SECS;
+        (self.slots.iter())
+            .filter(move |slot| slot.index + (SLOTS as u64) > current && slot.index <= current)
+    }
+
+    /// True if a job of the module ended within the hour.
+    fn active(&self, now: u64) -> bool {
+        self.within(now).any(|slot| slot.done + slot.failed > 0)
+    }
+
+    fn summary(&self, now: u64) -> HourSummary {
         let mut run = Durations::default();
         let (mut done, mut failed) = (0, 0);
-        for slot in &self.slots {
-            if slot.index + (SLOTS as u64) > current && slot.index <= current {
-                done += slot.done;
-                failed += slot.failed;
-                run.merge(&slot.run);
-            }
+        for slot in self.within(now) {
+            done += slot.done;
+            failed += slot.failed;
+            run.merge(&slot.run);
         }
         HourSummary {
             done,
@@ -218,8 +227,7 @@ impl Activity {
     /// The modules that ended a job in the last hour; older ones are
     /// forgotten, so a module gone for good costs nothing.
     pub fn active_modules(&mut self, now: u64) -> Vec<String> {
-        self.modules
-            .retain(|_, hour| hour.summary(now).done + hour.summary(now).failed > 0);
+        self.modules.retain(|_, hour| hour.active(now));
         self.modules.keys().cloned().collect()
     }
 }
