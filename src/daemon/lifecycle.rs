@@ -208,7 +208,6 @@ impl Daemon {
         self.report_held_warnings(now);
         self.expire_scrapes(now);
         self.expire_web(now);
-        self.sweep_timers();
         self.release_memory(now);
         if now.duration_since(self.last_refresh) >= MODULE_REFRESH {
             self.modules.rescan();

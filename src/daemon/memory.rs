@@ -10,31 +10,9 @@
 use std::time::Instant;
 
 use crate::daemon::heap::trim_heap;
-use crate::daemon::timers::Timer;
 use crate::daemon::Daemon;
 
-/// Stale deadlines are swept out once they are this many times the owners
-/// (and at least [`SWEEP_FLOOR`]): a sweep walks the whole heap.
-const SWEEP_RATIO: usize = 4;
-const SWEEP_FLOOR: usize = 4096;
-
 impl Daemon {
-    /// From housekeeping: drops the deadlines that are no longer anyone's,
-    /// those of connections closed or moved on to another deadline (their
-    /// key may serve another connection by now), and of jobs gone.
-    pub(super) fn sweep_timers(&mut self) {
-        let owners = self.conns.len() + self.jobs.held();
-        if self.timers.count() < SWEEP_FLOOR.max(SWEEP_RATIO * owners) {
-            return;
-        }
-        let (conns, jobs) = (&self.conns, &self.jobs);
-        self.timers.retain(|at, timer| match timer {
-            Timer::Conn(key) => conns.get(key).is_some_and(|c| c.deadline() == Some(at)),
-            Timer::Job(key) => jobs.get(key).is_some(),
-            Timer::Housekeeping | Timer::Stop => true,
-        });
-    }
-
     /// From housekeeping: once a load has subsided, drops the tables'
     /// slack and trims the heap.
     pub(super) fn release_memory(&mut self, now: Instant) {

@@ -1,10 +1,7 @@
 //! Deadlines of connections and jobs, nearest first. The poll timeout is the
-//! nearest one. Each owner keeps its own current deadline, and an entry
-//! that no longer matches it is ignored when it comes due (a stale entry
-//! costs one comparison); when stale entries outnumber the owners by far
-//! (one connection after another, each leaving its idle deadline behind),
-//! housekeeping sweeps them out, so they hold no memory for the idle
-//! timeout's length.
+//! nearest one. Entries are never removed early: each owner keeps its own
+//! current deadline, and an entry that no longer matches it is ignored when
+//! it comes due (a stale entry costs one comparison).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -44,11 +41,6 @@ impl Timers {
         self.heap.len()
     }
 
-    /// Keeps the entries `keep` says are still someone's deadline.
-    pub fn retain(&mut self, mut keep: impl FnMut(Instant, Timer) -> bool) {
-        self.heap.retain(|Reverse((at, timer))| keep(*at, *timer));
-    }
-
     /// Gives back the capacity a load left.
     pub fn shrink(&mut self) {
         self.heap.shrink_to_fit();
@@ -86,23 +78,6 @@ mod tests {
         let later = now + Duration::from_secs(5);
         assert_eq!(timers.pop_due(later), Some(Timer::Housekeeping));
         assert_eq!(timers.pop_due(later), Some(Timer::Conn(ConnKey::new(1))));
-        assert_eq!(timers.pop_due(later), None);
-    }
-
-    #[test]
-    fn swept_entries_are_gone_and_the_rest_come_due_in_order() {
-        let now = Instant::now();
-        let mut timers = Timers::default();
-        for i in 0..10u64 {
-            let key = ConnKey::new(i as usize % 2);
-            timers.schedule(now + Duration::from_secs(i), Timer::Conn(key));
-        }
-        timers.schedule(now, Timer::Housekeeping);
-        let current = now + Duration::from_secs(9);
-        timers.retain(|at, timer| !matches!(timer, Timer::Conn(_)) || at == current);
-        assert_eq!(timers.count(), 2);
-        assert_eq!(timers.pop_due(current), Some(Timer::Housekeeping));
-        assert_eq!(timers.pop_due(current), Some(Timer::Conn(ConnKey::new(1))));
         assert_eq!(timers.next_deadline(), None);
     }
 }

@@ -135,11 +135,6 @@ impl Conn {
         self.new_deadline = at;
     }
 
-    /// The current deadline: a timer entry for another time is stale.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
-    }
-
     /// A deadline set since the last call, for the loop's timers.
     pub fn take_new_deadline(&mut self) -> Option<Instant> {
         self.new_deadline.take()
