@@ -14,6 +14,12 @@ pub fn loggable(bytes: &[u8], max: usize) -> String {
     out
 }
 
+/// [`loggable`] in double quotes, for a value inside a log line: each byte
+/// is escaped once (`{:?}` of the escaped text would escape it again).
+pub fn quoted(bytes: &[u8], max: usize) -> String {
+    format!("\"{}\"", loggable(bytes, max))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -22,5 +28,11 @@ mod tests {
     fn log_text_is_escaped_and_cut() {
         assert_eq!(loggable(b"a\n\x00b", 10), "a\\n\\x00b");
         assert_eq!(loggable(b"abcdef", 3), "abc...");
+    }
+
+    #[test]
+    fn quoted_text_is_escaped_once() {
+        assert_eq!(quoted(b"a\"b\n", 10), r#""a\"b\n""#);
+        assert_eq!(quoted(b"", 10), r#""""#);
     }
 }

@@ -10,7 +10,7 @@ use crate::net::conn::{Conn, Limits, Phase, Verdict};
 use crate::net::pace::Pacing;
 use crate::net::protocol::{Control, Head, Refusal};
 use crate::run::job::{Job, Origin};
-use crate::sanitize::loggable;
+use crate::sanitize::quoted;
 
 impl Daemon {
     /// The limits connections apply, from the current settings.
@@ -145,7 +145,7 @@ impl Daemon {
                     // The name as sent, not the data after it (a session
                     // id, a password...), which the log must not keep.
                     let head = request.split(|&b| b == b':').next().unwrap_or_default();
-                    let why = format!("no module {:?}", loggable(head, 64));
+                    let why = format!("no module {}", quoted(head, 64));
                     return self.refuse_for(key, Refusal::UnknownModule, &why);
                 };
                 // A warm worker takes the whole request in one frame.
@@ -227,15 +227,15 @@ impl Daemon {
         match reply {
             Ok(Some(answer)) => {
                 log::info!(
-                    "tcp {peer}: {:?} answered ({} bytes)",
-                    loggable(request, 64),
+                    "tcp {peer}: {} answered ({} bytes)",
+                    quoted(request, 64),
                     answer.len()
                 );
                 self.answer(key, answer);
             }
             Ok(None) => {}
             Err(refusal) => {
-                let why = format!("{:?}", loggable(request, 64));
+                let why = quoted(request, 64);
                 self.refuse_for(key, refusal, &why);
             }
         }

@@ -14,7 +14,7 @@ use crate::run::job::{ColdRun, Job, JobState, Origin};
 use crate::run::outcome::Outcome;
 use crate::run::receipt::Receipt;
 use crate::run::spawns::Owner;
-use crate::sanitize::loggable;
+use crate::sanitize::quoted;
 
 impl Daemon {
     /// Starts waiting jobs, highest priority first and oldest first within
@@ -202,7 +202,7 @@ impl Daemon {
                 return;
             }
             Origin::Tcp { conn: None, .. } | Origin::Udp { .. } => {
-                log::debug!("{name} answered {:?}", loggable(&answer, 200));
+                log::debug!("{name} answered {}", quoted(&answer, 200));
             }
             Origin::Queue { .. } => {}
         }

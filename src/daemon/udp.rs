@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use crate::daemon::Daemon;
 use crate::io::{read_once, ReadResult};
 use crate::net::protocol::{split_datagram, Refusal};
-use crate::sanitize::loggable;
+use crate::sanitize::quoted;
 
 impl Daemon {
     pub(super) fn receive_datagrams(&mut self, listener: usize) {
@@ -78,10 +78,10 @@ impl Daemon {
             self.stats.refusal(Refusal::UnknownModule);
             // The name as sent, never the data after it.
             let head = datagram.split(|&b| b == b':').next().unwrap_or_default();
-            let request = loggable(head, 64);
+            let request = quoted(head, 64);
             self.warn_limited(
                 Refusal::UnknownModule.answer(),
-                format_args!("udp {peer}: dropped, no module {request:?}"),
+                format_args!("udp {peer}: dropped, no module {request}"),
             );
             return;
         };

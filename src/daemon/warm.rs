@@ -22,7 +22,7 @@ use crate::run::modules::{Kind, Module};
 use crate::run::outcome::{decode_status, Outcome, Usage};
 use crate::run::process::Stream;
 use crate::run::spawns::Owner;
-use crate::sanitize::loggable;
+use crate::sanitize::quoted;
 
 impl Daemon {
     /// How many warm workers this module may have: its policy's
@@ -307,8 +307,8 @@ impl Daemon {
             }
             (Reply::Garbled(line), _) => {
                 log::warn!(
-                    "module {name}: worker wrote outside its framing: {:?}",
-                    loggable(line.as_bytes(), 200)
+                    "module {name}: worker wrote outside its framing: {}",
+                    quoted(line.as_bytes(), 200)
                 );
             }
             (reply, state) => {

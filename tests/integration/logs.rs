@@ -151,3 +151,14 @@ fn a_refusal_logs_the_module_name_and_not_the_data() {
         assert!(!log.contains("sess4"), "the data was logged:\n{log}");
     }
 }
+
+#[test]
+fn a_hostile_name_is_escaped_once_in_its_log_line() {
+    let d = Setup::new().default_log_level().start();
+    assert_eq!(d.ask_str("a\"b\\c\nd:x"), "400: Unknown request");
+    // Each byte escaped once: not `\\\"` nor `\\n` (an escape escaped again).
+    d.wait_log(r#"no module "a\"b\\c\nd""#);
+    let u = Setup::new().default_log_level().start();
+    u.send_udp(b"e\"f\ng:x");
+    u.wait_log(r#"dropped, no module "e\"f\ng""#);
+}
