@@ -120,7 +120,10 @@ impl Daemon {
     /// to unload (calling `Unload()` if exported) and exit; new ones load
     /// the new file.
     pub(super) fn retire_stale(&mut self, name: &str) {
-        let Some(current) = self.modules.lookup(name) else {
+        // As the index knows it: the request's own lookup has just checked
+        // the file is there (one stat per request), and a change is found
+        // by a rescan, which a lookup does not do.
+        let Some(current) = self.modules.known(name) else {
             return;
         };
         let stale = self.workers.slab.keys_where(|w| {
@@ -189,9 +192,16 @@ impl Daemon {
         if let JobState::Warm(run) = &mut job.state {
             run.worker = Some(worker);
         }
+        // Only a journaled job keeps a receipt: a direct call's usage would
+        // be read from `/proc` (some 30 system calls) and thrown away.
+        let receipt = job.id.is_some();
         if let Some(w) = self.workers.slab.get_mut(worker) {
             w.state = WorkerState::Busy(key);
-            w.job_started();
+            if receipt {
+                w.job_started();
+            } else {
+                w.job_start = None;
+            }
             w.process.input.push(&frame);
         }
         self.feed_worker(worker);
