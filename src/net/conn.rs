@@ -27,7 +27,7 @@ use crate::net::pace::{Pace, Pacing};
 pub use crate::net::phase::{Limits, Phase, Verdict};
 use crate::net::protocol::{classify, head_overlong, is_whole_control, Head, Refusal};
 use crate::net::quiet::Link;
-use crate::net::stream::Stream;
+use crate::net::stream::{Answering, Stream};
 
 /// How long a connection may linger after its answer, for the client to close.
 const LINGER: Duration = Duration::from_secs(2);
@@ -250,7 +250,7 @@ impl Conn {
         let Phase::Answer(out) = &mut self.phase else {
             return None;
         };
-        match out.write_to(&self.stream) {
+        match out.write_to(Answering(&self.stream)) {
             Ok(false) => None,
             Ok(true) if self.peer_eof => Some(Verdict::Close),
             Ok(true) => {
