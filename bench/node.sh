@@ -6,10 +6,16 @@
 # classic clients also against a listener with the old service's framing
 # ("framing": "first-read").
 #
-#   bench/node.sh [REQUESTS]      (default 3000; cold mode runs a tenth)
+#   bench/node.sh [REQUESTS] [ROUNDS]   (defaults 3000 and 3; cold mode runs a tenth)
+#
+# Then ROUNDS rounds of the first-read rows alone, the servers alternating,
+# with medians and the ratio to the old service per round; with
+# BGJOBD_BEFORE=PATH, that bgjobd binary (an earlier build) is measured in
+# them too, on a listener of its own with the same settings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${1:-3000}
+rounds=${2:-3}
 cargo build --release -q --features bench --bin bgjobd --bin bgjob-bench
 bench=$PWD/target/release/bgjob-bench
 work=$(mktemp -d)
@@ -34,6 +40,11 @@ echo '{"node_workers": 2, "listen": [{"address": "127.0.0.1", "port": 0, "framin
 target/release/bgjobd -c "$work/seed.config" -m "$work/modules" --state none -1 > "$work/seed.addr" 2>/dev/null &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/seed.addr" ] && break; sleep 0.05; done
+if [ -n "${BGJOBD_BEFORE:-}" ]; then
+  "$BGJOBD_BEFORE" -c "$work/seed.config" -m "$work/modules" --state none -1 > "$work/before.addr" 2>/dev/null &
+  pids+=($!)
+  for _ in $(seq 100); do [ -s "$work/before.addr" ] && break; sleep 0.05; done
+fi
 start cold '{"node_workers": 0, "max_jobs": 8}'
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 node bench/oldservice.js "$port" "$work/modules" & pids+=($!)
@@ -70,3 +81,47 @@ for c in 1 8 64; do
   a=$(run "$cold" "$((requests / 10))" test:hello Test "$c" --half-close)
   echo "| test.js (cold, a process per request) | $c | half-closing | $(field req_per_sec <<<"$a") | | | $(field p50_ms <<<"$a") | $(field errors <<<"$a"), $(field wrong <<<"$a") |"
 done
+
+# First-read rows alone, in rounds, alternating (the build before too, if
+# given): requests/s, p50, and each round's ratio to the old service.
+targets=("first-read|$seed")
+[ -n "${BGJOBD_BEFORE:-}" ] && targets+=("before|$(head -n1 "$work/before.addr")")
+targets+=("old|$old")
+: > "$work/rounds"
+for round in $(seq "$rounds"); do
+  for c in 1 8 64; do
+    for t in "${targets[@]}"; do
+      line=$(run "${t#*|}" "$requests" test:hello Test "$c" "")
+      echo "$round ${t%%|*} $c $(field req_per_sec <<<"$line") $(field p50_ms <<<"$line") $(field errors <<<"$line") $(field wrong <<<"$line")" >> "$work/rounds"
+    done
+  done
+done
+echo
+echo "## test.js (warm), classic clients, first-read framing: $rounds rounds, alternating"
+echo
+python3 - "$work/rounds" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+names = []
+for r in rows:
+    if r[1] not in names:
+        names.append(r[1])
+def cell(name, c, k):
+    return [float(r[k]) for r in rows if r[1] == name and r[2] == c]
+bgjobd = [n for n in names if n != "old"]
+head = ["clients"] + ["%s req/s" % n for n in names] + ["%s/old per round" % n for n in bgjobd]
+head += ["%s/old median" % n for n in bgjobd] + ["p50 ms " + " / ".join(names), "errors, wrong"]
+print("| " + " | ".join(head) + " |")
+print("|" + "---|" * len(head))
+for c in ("1", "8", "64"):
+    old = cell("old", c, 3)
+    line = [c] + ["%.0f" % statistics.median(cell(n, c, 3)) for n in names]
+    ratios = {n: [a / b for a, b in zip(cell(n, c, 3), old) if b > 0] for n in bgjobd}
+    line += [" ".join("%.2f" % x for x in ratios[n]) for n in bgjobd]
+    line += ["%.2f" % statistics.median(ratios[n]) if ratios[n] else "-" for n in bgjobd]
+    line += [" / ".join("%.2f" % statistics.median(cell(n, c, 4)) for n in names)]
+    errors = sum(int(r[5]) for r in rows if r[2] == c)
+    wrong = sum(int(r[6]) for r in rows if r[2] == c)
+    line += ["%d, %d" % (errors, wrong)]
+    print("| " + " | ".join(line) + " |")
+PY

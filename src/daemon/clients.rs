@@ -51,6 +51,9 @@ impl Daemon {
     /// carries out each verdict until it waits or closes.
     fn drive(&mut self, key: ConnKey, first: Option<Verdict>) {
         let limits = self.conn_limits();
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.new_drive();
+        }
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut next = first;
         loop {

@@ -48,6 +48,8 @@ mod udp;
 mod uids;
 /// `.js` jobs on warm Node.js workers.
 mod warm;
+/// What warm workers say: their replies and their stderr.
+mod warm_replies;
 /// Rate-limited warn lines.
 mod warnings;
 /// The dashboard: its listener, requests and actions.

@@ -1,5 +1,6 @@
 //! Running `.js` jobs on warm workers (see `node/`): dispatch from each
-//! module's waiting line, the workers' pipes, their replies, their ends.
+//! module's waiting line, the workers' pipes and their ends (their
+//! replies are in `warm_replies.rs`).
 //!
 //! A worker serves one job at a time; each job keeps the job time limit (a
 //! worker past it is killed, only its job fails, and a new worker starts
@@ -14,7 +15,7 @@ use crate::daemon::timers::Timer;
 use crate::daemon::tokens;
 use crate::daemon::Daemon;
 use crate::keys::{JobKey, WorkerKey};
-use crate::node::framing::{job_frame, next_reply, Reply};
+use crate::node::framing::job_frame;
 use crate::node::pool::{Worker, WorkerState};
 use crate::run::command::{JobEnv, Mode};
 use crate::run::job::{JobState, Origin, WarmRun};
@@ -22,7 +23,6 @@ use crate::run::modules::{Kind, Module};
 use crate::run::outcome::{decode_status, Outcome, Usage};
 use crate::run::process::Stream;
 use crate::run::spawns::Owner;
-use crate::sanitize::quoted;
 
 impl Daemon {
     /// How many warm workers this module may have: its policy's
@@ -120,7 +120,10 @@ impl Daemon {
     /// to unload (calling `Unload()` if exported) and exit; new ones load
     /// the new file.
     pub(super) fn retire_stale(&mut self, name: &str) {
-        let Some(current) = self.modules.lookup(name) else {
+        // As the index knows it: the request's own lookup has just checked
+        // the file is there (one stat per request), and a change is found
+        // by a rescan, which a lookup does not do.
+        let Some(current) = self.modules.known(name) else {
             return;
         };
         let stale = self.workers.slab.keys_where(|w| {
@@ -189,9 +192,16 @@ impl Daemon {
         if let JobState::Warm(run) = &mut job.state {
             run.worker = Some(worker);
         }
+        // Only a journaled job keeps a receipt: a direct call's usage would
+        // be read from `/proc` (some 30 system calls) and thrown away.
+        let receipt = job.id.is_some();
         if let Some(w) = self.workers.slab.get_mut(worker) {
             w.state = WorkerState::Busy(key);
-            w.job_started();
+            if receipt {
+                w.job_started();
+            } else {
+                w.job_start = None;
+            }
             w.process.input.push(&frame);
         }
         self.feed_worker(worker);
@@ -212,119 +222,6 @@ impl Daemon {
             Stream::Stderr => self.read_worker_stderr(key),
             // A worker has no progress pipe: its jobs send frames.
             Stream::Progress => {}
-        }
-    }
-
-    fn read_worker(&mut self, key: WorkerKey) {
-        let Some(w) = self.workers.slab.get_mut(key) else {
-            return;
-        };
-        let inbuf = &mut w.inbuf;
-        w.process.read_stdout(&mut self.scratch, |chunk| {
-            inbuf.extend_from_slice(chunk);
-            true
-        });
-        while let Some(reply) = self
-            .workers
-            .slab
-            .get_mut(key)
-            .and_then(|w| next_reply(&mut w.inbuf))
-        {
-            self.worker_replied(key, reply);
-        }
-        // Left: a frame not complete yet (progress frames are not answer
-        // bytes). One past the output cap fails its job and its worker.
-        let Some(w) = self.workers.slab.get_mut(key) else {
-            return;
-        };
-        let cap = self.settings.max_output + 64;
-        if w.inbuf.len() > cap {
-            let job = match w.state {
-                WorkerState::Busy(job) => Some(job),
-                _ => None,
-            };
-            log::warn!(
-                "module {}: a worker's answer passed {} bytes, killing it",
-                w.module.name,
-                self.settings.max_output
-            );
-            w.inbuf = Vec::new();
-            w.signal_kill();
-            if let Some(job) = job {
-                self.finish_job_with(
-                    job,
-                    Outcome::OutputTooLarge(self.settings.max_output),
-                    Vec::new(),
-                );
-            }
-        }
-    }
-
-    fn worker_replied(&mut self, key: WorkerKey, reply: Reply) {
-        let Some(w) = self.workers.slab.get_mut(key) else {
-            return;
-        };
-        let name = w.module.name.clone();
-        match (reply, w.state) {
-            (Reply::Ready, WorkerState::Starting) => {
-                w.state = WorkerState::Idle(Instant::now());
-                self.dispatch_warm(&name);
-            }
-            (Reply::Cold, _) | (Reply::Garbled(_), WorkerState::Starting) => {
-                log::info!(
-                    "module {name} cannot be served warm: it runs as one process per request"
-                );
-                self.workers.cold.insert(name.clone(), w.module.modified);
-                w.signal_kill();
-                // Its waiting jobs run cold, each in a process of its own.
-                let waiting: Vec<JobKey> =
-                    self.workers.queues.remove(&name).unwrap_or_default().into();
-                for job in waiting {
-                    self.jobs.warm_to_cold(job);
-                    self.start_cold(job);
-                }
-            }
-            (Reply::Done { ok, answer }, WorkerState::Busy(job)) => {
-                w.state = WorkerState::Idle(Instant::now());
-                let usage = w.job_usage();
-                // Each job gets its own share of the log.
-                w.process.finish_stderr_log(&name);
-                // A whole answer over the cap can arrive in one read.
-                let max = self.settings.max_output;
-                let (outcome, answer) = match ok {
-                    _ if answer.len() > max => (Outcome::OutputTooLarge(max), Vec::new()),
-                    true => (Outcome::Exited(0), answer),
-                    false => (Outcome::Exited(1), answer),
-                };
-                self.warm_usage(job, usage);
-                self.finish_job_with(job, outcome, answer);
-                self.dispatch_warm(&name);
-            }
-            (Reply::Progress(line), WorkerState::Busy(job)) => {
-                let mut progress = self.jobs.get(job).map(|j| j.progress).unwrap_or_default();
-                progress.say(&line);
-                self.job_progressed(job, progress);
-            }
-            (Reply::Garbled(line), _) => {
-                log::warn!(
-                    "module {name}: worker wrote outside its framing: {}",
-                    quoted(line.as_bytes(), 200)
-                );
-            }
-            (reply, state) => {
-                log::warn!("module {name}: unexpected {reply:?} from a worker in {state:?}")
-            }
-        }
-    }
-
-    fn read_worker_stderr(&mut self, key: WorkerKey) {
-        let watch = (
-            self.poll.registry(),
-            tokens::worker_pipe(key, Stream::Stderr),
-        );
-        if let Some(w) = self.workers.slab.get_mut(key) {
-            w.process
-                .read_stderr(&w.module.name, &mut self.scratch, watch);
         }
     }
 
@@ -379,7 +276,7 @@ impl Daemon {
     }
 
     /// Puts a worker's use over a job into the job, for its receipt.
-    fn warm_usage(&mut self, key: JobKey, usage: Option<Usage>) {
+    pub(super) fn warm_usage(&mut self, key: JobKey, usage: Option<Usage>) {
         let run = self.jobs.get_mut(key).map(|j| &mut j.state);
         if let (Some(JobState::Warm(run)), Some(usage)) = (run, usage) {
             run.usage = usage;

@@ -27,7 +27,7 @@ use crate::net::pace::{Pace, Pacing};
 pub use crate::net::phase::{Limits, Phase, Verdict};
 use crate::net::protocol::{classify, head_overlong, is_whole_control, Head, Refusal};
 use crate::net::quiet::Link;
-use crate::net::stream::Stream;
+use crate::net::stream::{Answering, Stream};
 
 /// How long a connection may linger after its answer, for the client to close.
 const LINGER: Duration = Duration::from_secs(2);
@@ -61,6 +61,10 @@ pub struct Conn {
     new_deadline: Option<Instant>,
     /// When it was accepted: the start of the request's latency.
     pub opened: Instant,
+    /// The socket was read until empty and what that meant is being
+    /// carried out: the next step in the same drive need not read again
+    /// (any byte that comes later brings an event of its own).
+    read_dry: bool,
 }
 
 impl Conn {
@@ -88,6 +92,7 @@ impl Conn {
             deadline: None,
             new_deadline: None,
             opened: Instant::now(),
+            read_dry: false,
         })
     }
 
@@ -213,6 +218,9 @@ impl Conn {
                 return verdict;
             }
         }
+        if std::mem::take(&mut self.read_dry) {
+            return Verdict::Wait;
+        }
         loop {
             if self.peer_eof || matches!(self.phase, Phase::Closed) {
                 return Verdict::Wait;
@@ -230,13 +238,23 @@ impl Conn {
                     }
                     return self.request_ended();
                 }
-                ReadResult::Blocked => return self.drained(limits),
+                ReadResult::Blocked => {
+                    let verdict = self.drained(limits);
+                    self.read_dry = verdict != Verdict::Wait;
+                    return verdict;
+                }
                 ReadResult::Failed(e) => {
                     log::debug!("tcp {}: {e}", self.peer);
                     return Verdict::Close;
                 }
             }
         }
+    }
+
+    /// A readiness event or a deadline starts a new drive: the socket is
+    /// read again.
+    pub fn new_drive(&mut self) {
+        self.read_dry = false;
     }
 
     /// Writes what it can of the answer now.
@@ -250,7 +268,7 @@ impl Conn {
         let Phase::Answer(out) = &mut self.phase else {
             return None;
         };
-        match out.write_to(&self.stream) {
+        match out.write_to(Answering(&self.stream)) {
             Ok(false) => None,
             Ok(true) if self.peer_eof => Some(Verdict::Close),
             Ok(true) => {

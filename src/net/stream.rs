@@ -68,6 +68,17 @@ impl Read for &Stream {
 
 impl Write for &Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.send(buf, 0)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Stream {
+    /// One `send` with `MSG_DONTWAIT | MSG_NOSIGNAL` and `flags` (TCP).
+    fn send(&self, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => {
                 // SAFETY: send reads at most `buf.len()` bytes of `buf`.
@@ -76,13 +87,29 @@ impl Write for &Stream {
                         s.as_raw_fd(),
                         buf.as_ptr().cast(),
                         buf.len(),
-                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | flags,
                     )
                 };
                 done(n)
             }
             Stream::Unix(s) => (&*s).write(buf),
         }
+    }
+}
+
+/// Writes an answer that our FIN follows as soon as it is all out (the
+/// connection shuts down its write side, or closes). TCP sends it with
+/// `MSG_MORE`: the last, partly filled segment waits in the kernel for the
+/// FIN, which `shutdown` or `close` adds to it and sends at once, so a
+/// short answer and its end leave in one segment and the client wakes once
+/// for both, not once for the answer and again for its end. Full segments
+/// go out as they fill; a segment held this way is sent within 200 ms
+/// even if nothing followed it.
+pub struct Answering<'a>(pub &'a Stream);
+
+impl Write for Answering<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.send(buf, libc::MSG_MORE)
     }
 
     fn flush(&mut self) -> io::Result<()> {

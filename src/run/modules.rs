@@ -160,6 +160,12 @@ impl ModuleIndex {
         self.modules = found;
     }
 
+    /// The module of that name as the index last saw it, without looking
+    /// at its file.
+    pub fn known(&self, name: &str) -> Option<Rc<Module>> {
+        self.modules.get(name).cloned()
+    }
+
     /// The module of that (cleaned) name, looking at the folder when the index
     /// does not know it yet.
     pub fn lookup(&mut self, name: &str) -> Option<Rc<Module>> {

@@ -218,3 +218,97 @@ fn first_read_framing_never_cuts_one_write_larger_than_a_segment() {
     );
     drop(d);
 }
+
+/// Answers `echo:<data>:<its pid>` at once or after a few milliseconds, so
+/// requests from many clients overlap on the worker and in its waiting line.
+const ECHO: &str = "exports.TExecute = function (parts, client) {
+  const wait = parts[1].length % 3;
+  const answer = 'echo:' + parts[1] + ':' + process.pid;
+  if (wait === 0) client.end(answer);
+  else setTimeout(() => client.end(answer), wait);
+};
+";
+
+/// Classic clients, `clients` at once, each asking `rounds` times with a
+/// request of its own: the answers, by request.
+fn crowd(addr: SocketAddr, clients: usize, rounds: usize, module: &str) -> Vec<(String, String)> {
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            let module = module.to_string();
+            std::thread::spawn(move || {
+                (0..rounds)
+                    .map(|r| {
+                        let data = format!("c{c}-{}", "x".repeat(r));
+                        let request = format!("{module}:{data}");
+                        let answer = classic(addr, &[request.as_bytes()], LONG)
+                            .unwrap_or_else(|| panic!("no answer to {request}"));
+                        (data, String::from_utf8_lossy(&answer).into_owned())
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect()
+}
+
+#[test]
+fn many_classic_clients_on_first_read_framing_share_one_worker_each_with_its_own_answer() {
+    let (d, _, seed) = two_listeners(r#""node_workers": 1"#);
+    std::fs::write(d.modules.join("echo.js"), ECHO).unwrap();
+    let answers = crowd(seed, 32, 4, "echo");
+    assert_eq!(answers.len(), 128);
+    let pid = answers[0].1.rsplit(':').next().unwrap().to_string();
+    for (data, answer) in &answers {
+        assert_eq!(
+            answer,
+            &format!("echo:{data}:{pid}"),
+            "byte for byte, its own"
+        );
+    }
+    // One worker served them all (one pid), and a queue job on it after
+    // those direct calls still has a receipt with the worker's CPU and
+    // memory.
+    let id = String::from_utf8(classic(seed, &[b"queue:add:echo:q"], LONG).unwrap()).unwrap();
+    let get = format!("queue:get:{id}");
+    assert_eq!(
+        String::from_utf8(classic(seed, &[get.as_bytes()], LONG).unwrap()).unwrap(),
+        format!("echo:q:{pid}")
+    );
+    let info = format!("queue:info:{id}");
+    let info = String::from_utf8(classic(seed, &[info.as_bytes()], LONG).unwrap()).unwrap();
+    let rss = info
+        .lines()
+        .find_map(|l| l.strip_prefix("max_rss_kib: "))
+        .unwrap_or_else(|| panic!("no max_rss_kib in:\n{info}"));
+    assert!(rss.parse::<u64>().unwrap() > 0, "{info}");
+    assert!(info.contains("cpu_user_ms: "), "{info}");
+}
+
+#[test]
+fn a_worker_that_dies_with_first_read_clients_waiting_fails_only_its_own_job() {
+    let (d, _, seed) = two_listeners(r#""node_workers": 1"#);
+    std::fs::write(
+        d.modules.join("dies.js"),
+        "exports.TExecute = function (parts, client) {
+  if (parts[1] === 'now') return setTimeout(() => process.exit(3), 300);
+  client.end('ok:' + parts[1]);
+};
+",
+    )
+    .unwrap();
+    assert_eq!(classic(seed, &[b"dies:warm"], LONG).unwrap(), b"ok:warm");
+    let dying = std::thread::spawn(move || classic(seed, &[b"dies:now"], LONG));
+    // The others arrive while the dying job holds the only worker.
+    std::thread::sleep(Duration::from_millis(100));
+    let answers = crowd(seed, 8, 2, "dies");
+    assert_eq!(
+        dying.join().unwrap().as_deref(),
+        Some(&b"500: Module dies failed (exit status 3)"[..])
+    );
+    for (data, answer) in &answers {
+        assert_eq!(answer, &format!("ok:{data}"));
+    }
+}
