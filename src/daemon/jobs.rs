@@ -2,7 +2,7 @@
 //! ends ([`Daemon::finish_job`]), and jobs whose client left or whose
 //! daemon stops.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::daemon::timers::Timer;
 use crate::daemon::Daemon;
@@ -160,27 +160,20 @@ impl Daemon {
         self.stats.job_done(&job.module.name, &outcome);
         let name = &job.module.name;
         let answer = render_answer(name, &outcome, output);
-        let peer = job
-            .origin
-            .peer()
-            .map_or_else(|| "-".to_string(), |p| p.to_string());
         let waited = job.created.elapsed().saturating_sub(receipt.wall);
         self.stats.run_time.observe(receipt.wall.as_secs_f64());
         self.stats.wait_time.observe(waited.as_secs_f64());
         self.note_finished(&job.module.name, receipt.wall, &outcome);
-        let line = format!(
-            "{} {peer} {name}{}: in {} bytes, out {}, {outcome}, ran {:.1} ms, waited {:.1} ms",
-            job.origin.transport(),
-            job.id.map_or(String::new(), |id| format!(" #{id}")),
-            job.bytes_in,
-            if streamed {
-                "streamed".to_string()
-            } else {
-                format!("{} bytes", answer.len())
-            },
-            receipt.wall.as_secs_f64() * 1e3,
-            waited.as_secs_f64() * 1e3,
-        );
+        // Formatted only if logged: a direct call's line is at info, below
+        // the default level, and building it cost a sixth of the loop's
+        // instructions per warm request.
+        let line = FinishLine {
+            job: &job,
+            outcome: &outcome,
+            out: (!streamed).then_some(answer.len()),
+            ran: receipt.wall,
+            waited,
+        };
         match outcome {
             Outcome::TimedOut => self.warn_limited("job timed out", format_args!("{line}")),
             ref failed if failed.is_failure() => {
@@ -329,5 +322,42 @@ impl Daemon {
             }
             JobState::Waiting => {}
         }
+    }
+}
+
+/// The log line of a finished job, formatted where it is written.
+struct FinishLine<'a> {
+    job: &'a Job,
+    outcome: &'a Outcome,
+    /// Answer bytes; none when the answer streamed.
+    out: Option<usize>,
+    ran: Duration,
+    waited: Duration,
+}
+
+impl std::fmt::Display for FinishLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let job = self.job;
+        write!(f, "{} ", job.origin.transport())?;
+        match job.origin.peer() {
+            Some(peer) => write!(f, "{peer}")?,
+            None => f.write_str("-")?,
+        }
+        write!(f, " {}", job.module.name)?;
+        if let Some(id) = job.id {
+            write!(f, " #{id}")?;
+        }
+        write!(f, ": in {} bytes, out ", job.bytes_in)?;
+        match self.out {
+            Some(bytes) => write!(f, "{bytes} bytes")?,
+            None => f.write_str("streamed")?,
+        }
+        write!(
+            f,
+            ", {}, ran {:.1} ms, waited {:.1} ms",
+            self.outcome,
+            self.ran.as_secs_f64() * 1e3,
+            self.waited.as_secs_f64() * 1e3
+        )
     }
 }
