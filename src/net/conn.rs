@@ -15,6 +15,7 @@
 
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,9 @@ pub struct Conn {
     new_deadline: Option<Instant>,
     /// When it was accepted: the start of the request's latency.
     pub opened: Instant,
+    /// Its request may be spliced into a job's stdin (cleared if the
+    /// kernel refuses, for a plain read and write instead).
+    splicing: bool,
 }
 
 impl Conn {
@@ -88,6 +92,7 @@ impl Conn {
             deadline: None,
             new_deadline: None,
             opened: Instant::now(),
+            splicing: true,
         })
     }
 
@@ -204,10 +209,12 @@ impl Conn {
     }
 
     /// One step after a readiness event: writes what is pending, then reads
-    /// one chunk (into `scratch`) and says what it means. The loop calls it
-    /// again until it answers [`Verdict::Wait`] or [`Verdict::Close`], so
-    /// the socket is read until it would block and no edge is missed.
-    pub fn step(&mut self, scratch: &mut [u8], limits: &Limits) -> Verdict {
+    /// one chunk (into `scratch`, or spliced into `stdin`, the pipe of a
+    /// streamed job that has nothing else waiting for it) and says what it
+    /// means. The loop calls it again until it answers [`Verdict::Wait`]
+    /// or [`Verdict::Close`], so the socket is read until it would block
+    /// and no edge is missed.
+    pub fn step(&mut self, scratch: &mut [u8], limits: &Limits, stdin: Option<RawFd>) -> Verdict {
         if let Phase::Answer(_) = self.phase {
             if let Some(verdict) = self.write() {
                 return verdict;
@@ -216,6 +223,9 @@ impl Conn {
         loop {
             if self.peer_eof || matches!(self.phase, Phase::Closed) {
                 return Verdict::Wait;
+            }
+            if let Some(verdict) = stdin.and_then(|pipe| self.splice_into(pipe, limits)) {
+                return verdict;
             }
             match read_once(&self.stream, scratch) {
                 ReadResult::Data(n) => {
@@ -393,3 +403,5 @@ impl Conn {
 
 /// What a connection's deadlines mean.
 mod expire;
+/// Its request spliced into a streamed job's stdin.
+mod spliced;
