@@ -23,10 +23,12 @@ static SPLICE_WORKS: AtomicBool = AtomicBool::new(true);
 pub enum Spliced {
     /// This many bytes went from the socket into the pipe.
     Moved(usize),
-    /// A plain read must look at the socket: it holds nothing now (it may
-    /// be at its end, which the read tells), or the module closed its
-    /// stdin (the read's bytes then find it closed, and are dropped as for
-    /// any job that does not read its input).
+    /// The socket is empty and open: nothing until its next readiness.
+    Drained,
+    /// A plain read must look at the socket: it is at its end (which the
+    /// read tells), or the module closed its stdin (the read's bytes then
+    /// find it closed, and are dropped as for any job that does not read
+    /// its input), or its data is urgent data, which splice leaves.
     ReadInstead,
     /// The pipe is full: the module has not read what it was given.
     PipeFull,
@@ -42,16 +44,23 @@ pub fn from_socket(socket: RawFd, pipe: RawFd, max: usize) -> Spliced {
     if max == 0 || !SPLICE_WORKS.load(Ordering::Relaxed) {
         return Spliced::Unsupported;
     }
-    let mut queued: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int into `queued`.
-    if unsafe { libc::ioctl(socket, libc::FIONREAD, &mut queued) } < 0 {
-        return Spliced::Failed(io::Error::last_os_error());
-    }
-    if queued <= 0 {
-        return Spliced::ReadInstead;
-    }
-    let len = max.min(queued as usize);
     loop {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int into `queued`.
+        if unsafe { libc::ioctl(socket, libc::FIONREAD, &mut queued) } < 0 {
+            return Spliced::Failed(io::Error::last_os_error());
+        }
+        if queued <= 0 {
+            match peek(socket) {
+                // Bytes came since FIONREAD: asked again.
+                Ok(true) => continue,
+                Ok(false) => return Spliced::ReadInstead,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Spliced::Drained,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Spliced::Failed(e),
+            }
+        }
+        let len = max.min(queued as usize);
         // SAFETY: splice between two descriptors we own, no offsets.
         let n = unsafe {
             libc::splice(
@@ -75,6 +84,26 @@ pub fn from_socket(socket: RawFd, pipe: RawFd, max: usize) -> Spliced {
             log::info!("splice(2) from a client's socket refused: request bytes are copied");
         }
         return spliced;
+    }
+}
+
+/// True if the socket holds a byte, false at its end; `WouldBlock` when
+/// it is empty and open. Peeked, so that a byte that arrived since
+/// FIONREAD is still spliced, not read.
+fn peek(socket: RawFd) -> io::Result<bool> {
+    let mut byte = 0u8;
+    // SAFETY: recv writes at most one byte into `byte`.
+    let n = unsafe {
+        libc::recv(
+            socket,
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    match n {
+        n if n < 0 => Err(io::Error::last_os_error()),
+        n => Ok(n > 0),
     }
 }
 
@@ -142,7 +171,7 @@ mod tests {
         // Blocking, as a lent socket is: an empty one must not be spliced.
         assert!(matches!(
             from_socket(server.as_raw_fd(), w.as_raw_fd(), 1 << 20),
-            Spliced::ReadInstead
+            Spliced::Drained
         ));
         client.write_all(b"hello, world").unwrap();
         queued(&server, 12);
@@ -156,11 +185,22 @@ mod tests {
         ));
         assert!(matches!(
             from_socket(server.as_raw_fd(), w.as_raw_fd(), 1 << 20),
-            Spliced::ReadInstead
+            Spliced::Drained
         ));
         let mut got = [0; 12];
         r.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"hello, world");
+        // At its end, a plain read tells it.
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut end = Spliced::Drained;
+        for _ in 0..1000 {
+            end = from_socket(server.as_raw_fd(), w.as_raw_fd(), 1 << 20);
+            if !matches!(end, Spliced::Drained) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(matches!(end, Spliced::ReadInstead), "{end:?}");
     }
 
     #[test]
@@ -180,7 +220,7 @@ mod tests {
         let full = loop {
             match from_socket(server.as_raw_fd(), w.as_raw_fd(), 1 << 20) {
                 Spliced::Moved(n) => moved += n,
-                Spliced::ReadInstead => queued(&server, 1),
+                Spliced::Drained => queued(&server, 1),
                 other => break other,
             }
         };

@@ -11,7 +11,7 @@ use crate::net::splice::{from_socket, Spliced};
 impl Conn {
     /// One splice into `stdin`, the job's pipe, while the request is read:
     /// a verdict, or `None` when a plain read must look at the socket (it
-    /// is empty or at its end, the module closed its stdin, splicing is
+    /// is at its end, the module closed its stdin, splicing is
     /// unavailable, or the next byte is past the size limit, which the
     /// read then refuses).
     pub(super) fn splice_into(&mut self, stdin: RawFd, limits: &Limits) -> Option<Verdict> {
@@ -29,6 +29,7 @@ impl Conn {
                 Some(Verdict::Spliced { job, len })
             }
             Spliced::PipeFull => Some(Verdict::StdinFull(job)),
+            Spliced::Drained => Some(self.drained(limits)),
             Spliced::ReadInstead => None,
             Spliced::Unsupported => {
                 // Room 0 says nothing of the kernel: the read refuses.
