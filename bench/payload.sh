@@ -10,19 +10,23 @@
 # Each measurement of a daemon is followed by one of the plain pipe, and
 # its ratio is taken against that one: on a shared machine only ratios
 # within a round mean much. Prints one line per round, size and daemon, then
-# the medians of the per-round ratios. bench/run.sh sources this file for
+# the medians of the per-round ratios. With socat, also the TCP floor: cat
+# with the client's socket as its stdin and stdout (tcp_cat), which no
+# daemon relaying over TCP can pass. bench/run.sh sources this file for
 # its payload section (payload_measure), so both measure the same way.
 
-# payload_measure ADDR PID SIZE: prints "MB/s pipe-MB/s ratio peak-KiB" for
-# SIZE bytes through cat at ADDR (a bgjobd with cat streamed, pid PID).
+# payload_measure ADDR PID SIZE [EXTRA]: prints "MB/s pipe-MB/s ratio
+# peak-KiB" for SIZE bytes through cat at ADDR (a bgjobd with cat streamed,
+# pid PID; `-` for a server whose memory is not asked), whose answer holds
+# EXTRA bytes more than the payload (the head, from a server that echoes it).
 # Needs $bench (bgjob-bench) and $work/floor (bench/floor.c).
 payload_measure() {
-  local addr=$1 pid=$2 size=$3 n line mbs pipe peak
+  local addr=$1 pid=$2 size=$3 extra=${4:-0} n line mbs pipe peak=-
   n=$(( size >= 16777216 ? 10 : size >= 1048576 ? 50 : 500 ))
-  line=$("$bench" --server "$addr" -c 1 -n "$n" -r cat: --payload-bytes "$size" --half-close --expect-len "$size" || true)
+  line=$("$bench" --server "$addr" -c 1 -n "$n" -r cat: --payload-bytes "$size" --half-close --expect-len "$((size + extra))" || true)
   mbs=$(awk -v r="$(sed -n 's/.*req_per_sec=\([^ ]*\).*/\1/p' <<<"$line")" -v s="$size" 'BEGIN{printf "%.1f", r*s/1e6}')
   pipe=$("$work/floor" pipe "$size" "$n" | sed -n 's/.*mb_per_sec=\([^ ]*\).*/\1/p')
-  peak=$(awk '/^VmHWM/{print $2}' "/proc/$pid/status")
+  [ "$pid" = - ] || peak=$(awk '/^VmHWM/{print $2}' "/proc/$pid/status")
   echo "$mbs $pipe $(awk -v a="$mbs" -v b="$pipe" 'BEGIN{printf "%.2f", a/b}') $peak"
 }
 
@@ -53,6 +57,14 @@ CONF
   start after "$PWD/target/release/bgjobd"
   names=(after)
   if [ -n "${BGJOBD_BEFORE:-}" ]; then start before "$BGJOBD_BEFORE"; names+=(before); fi
+  # The TCP floor: cat whose stdin and stdout are the client's socket itself
+  # (socat forks and execs it per connection, nothing in between); it
+  # echoes the head `cat:` too.
+  if command -v socat >/dev/null; then
+    tcp_cat_addr=127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    socat "TCP-LISTEN:${tcp_cat_addr#*:},bind=127.0.0.1,fork,reuseaddr,backlog=128" EXEC:/bin/cat,nofork 2>/dev/null &
+    pids+=($!); tcp_cat_pid=-; names+=(tcp_cat); sleep 0.3
+  fi
   echo "| round | size | bgjobd | MB/s | plain pipe MB/s | /pipe | peak RSS KiB |"
   echo "|---|---|---|---|---|---|---|"
   : > "$work/rows"
@@ -60,7 +72,8 @@ CONF
     for size in 65536 1048576 16777216; do
       for name in "${names[@]}"; do
         addr_var=${name}_addr; pid_var=${name}_pid
-        read -r mbs pipe ratio peak <<<"$(payload_measure "${!addr_var}" "${!pid_var}" "$size")"
+        extra=0; [ "$name" = tcp_cat ] && extra=4
+        read -r mbs pipe ratio peak <<<"$(payload_measure "${!addr_var}" "${!pid_var}" "$size" "$extra")"
         echo "| $round | $size | $name | $mbs | $pipe | $ratio | $peak |"
         echo "$name $size $ratio" >> "$work/rows"
       done
