@@ -6,8 +6,9 @@
 //! `SPLICE_F_NONBLOCK` makes only the pipe side non-blocking: a splice from
 //! an empty blocking socket would sleep. So the socket's queue is asked
 //! first (`FIONREAD`), and at most what it holds is spliced, which never
-//! waits for more; an empty socket (or one at its end) is left to a plain
-//! `MSG_DONTWAIT` read, which tells the two apart.
+//! waits for more. An empty socket is peeked (`MSG_PEEK | MSG_DONTWAIT`):
+//! open and empty, it waits for its next readiness; at its end, a plain
+//! read takes the end as for any request.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -41,7 +42,7 @@ pub enum Spliced {
 /// Moves at most `max` bytes (and at most what the socket holds now) from
 /// `socket` into the write end of `pipe`, without blocking.
 pub fn from_socket(socket: RawFd, pipe: RawFd, max: usize) -> Spliced {
-    if max == 0 || !SPLICE_WORKS.load(Ordering::Relaxed) {
+    if !SPLICE_WORKS.load(Ordering::Relaxed) {
         return Spliced::Unsupported;
     }
     loop {

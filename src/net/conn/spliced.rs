@@ -23,6 +23,9 @@ impl Conn {
         }
         let socket = self.stream.tcp_fd()?;
         let room = limits.max_request.saturating_sub(self.pace.bytes());
+        if room == 0 {
+            return None; // a byte more is over the limit: the read refuses it
+        }
         match from_socket(socket, stdin, room) {
             Spliced::Moved(len) => {
                 self.pace.arrived(len);
@@ -32,8 +35,7 @@ impl Conn {
             Spliced::Drained => Some(self.drained(limits)),
             Spliced::ReadInstead => None,
             Spliced::Unsupported => {
-                // Room 0 says nothing of the kernel: the read refuses.
-                self.splicing = room == 0;
+                self.splicing = false;
                 None
             }
             Spliced::Failed(e) => {
