@@ -154,20 +154,27 @@ fn a_spliced_request_over_the_limit_is_refused_as_a_read_one_is() {
     let mut writer = stream.try_clone().unwrap();
     let over = pattern(4 * LIMIT);
     let send = std::thread::spawn(move || {
-        let _ = writer.write_all(&over);
-        let _ = writer.shutdown(Shutdown::Write);
+        writer
+            .write_all(&over)
+            .and_then(|()| writer.shutdown(Shutdown::Write))
     });
     let mut rest = Vec::new();
-    let end = stream.read_to_end(&mut rest);
-    send.join().unwrap();
-    // Cut, not refused: no 413 after its output. (The client mostly reads
-    // a reset; now and then, with the build before splicing too, an end
-    // of file, when the module is killed before the socket's last close.)
+    let read = stream.read_to_end(&mut rest);
+    let written = send.join().unwrap();
+    // The kernel reports a reset once per socket, to whichever call meets
+    // it first: the reader's, or the writer's (the reader then sees an end
+    // of file after it).
+    let reset = |e: Option<&std::io::Error>| {
+        e.is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset)
+    };
+    assert!(
+        reset(read.as_ref().err()) || reset(written.as_ref().err()),
+        "a cut answer must not end like a whole one: read {read:?}, write {written:?}"
+    );
     assert!(
         !rest.windows(3).any(|w| w == b"413"),
-        "a cut answer must not be answered after its output: {end:?}"
+        "answered after its output"
     );
-    assert!(end.is_err() || rest.len() < 4 * LIMIT, "{end:?}");
     assert_eq!(stat(&d, "total_streams_cut"), 1);
     wait_for("no children", || d.children().is_empty());
 }
