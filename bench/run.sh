@@ -204,13 +204,11 @@ echo "## Payload through a streamed cat module (1 client, half-closing, writing 
 echo
 echo "| size | bgjobd streamed | plain pipe to cat | ratio | daemon's peak RSS after |"
 echo "|---|---|---|---|---|"
+# shellcheck source=bench/payload.sh
+. bench/payload.sh
 for size in 65536 1048576 16777216; do
-  n=$(( size >= 16777216 ? 10 : size >= 1048576 ? 50 : 500 ))
-  line=$("$bench" --server "$bgs_addr" -c 1 -n "$n" -r cat: --payload-bytes "$size" --half-close --expect-len "$size" || true)
-  mbs=$(awk -v r="$(field req_per_sec <<<"$line")" -v s="$size" 'BEGIN{printf "%.1f", r*s/1e6}')
-  floor=$("$work/floor" pipe "$size" "$n" | field mb_per_sec)
-  peak=$(awk '/^VmHWM/{print $2}' "/proc/$bgs_pid/status")
-  echo "| $size | $mbs | $floor | $(awk -v a="$mbs" -v b="$floor" 'BEGIN{printf "%.2f", a/b}') | $peak KiB |"
+  read -r mbs floor ratio peak <<<"$(payload_measure "$bgs_addr" "$bgs_pid" "$size")"
+  echo "| $size | $mbs | $floor | $ratio | $peak KiB |"
 done
 
 echo

@@ -26,6 +26,30 @@ const HOLD_INPUT_AT: usize = 1 << 20;
 const RESUME_INPUT_AT: usize = 256 * 1024;
 
 impl Daemon {
+    /// The backlog at which `key`'s client's socket is no longer read, and
+    /// the one at which it is read again. A streamed job's request is
+    /// spliced (`net/splice.rs`) once nothing waits for its stdin, so its
+    /// socket is not read while anything does, nor before it starts.
+    fn input_bounds(&self, key: JobKey) -> (usize, usize) {
+        let Some(job) = self.jobs.get(key) else {
+            return (HOLD_INPUT_AT, RESUME_INPUT_AT);
+        };
+        let streams = match &job.state {
+            JobState::Running(run) => run.streamed,
+            JobState::Waiting => {
+                matches!(job.origin, Origin::Tcp { conn: Some(_), .. })
+                    && (self.settings.module_policy.get(&job.module.name))
+                        .is_some_and(|p| p.answer == crate::config::policy::Answer::Stream)
+            }
+            JobState::Warm(_) => false,
+        };
+        if streams {
+            (0, 0)
+        } else {
+            (HOLD_INPUT_AT, RESUME_INPUT_AT)
+        }
+    }
+
     pub(super) fn job_pipe_ready(&mut self, key: JobKey, stream: Stream) {
         match stream {
             Stream::Stdin => self.feed_stdin(key),
@@ -68,6 +92,7 @@ impl Daemon {
     /// Writes pending request data to the job's stdin; closes stdin when the
     /// request is complete and written.
     pub(super) fn feed_stdin(&mut self, key: JobKey) {
+        let (_, resume_at) = self.input_bounds(key);
         let registry = self.poll.registry();
         let Some(job) = self.jobs.get_mut(key) else {
             return;
@@ -80,7 +105,7 @@ impl Daemon {
         if run.process.feed(registry, token, complete) == StdinWrite::Closed {
             log::debug!("module {} does not read its input", job.module.name);
         }
-        if job.input_held && job.input_backlog() <= RESUME_INPUT_AT {
+        if job.input_held && job.input_backlog() <= resume_at {
             job.input_held = false;
             if let Origin::Tcp {
                 conn: Some(conn), ..
@@ -94,10 +119,11 @@ impl Daemon {
     /// After request bytes went to `job`: true if its client's socket is
     /// no longer read until stdin has taken most of them.
     pub(super) fn hold_input(&mut self, job: JobKey) -> bool {
+        let (hold_at, _) = self.input_bounds(job);
         let Some(job) = self.jobs.get_mut(job) else {
             return false;
         };
-        if !matches!(job.state, JobState::Warm(_)) && job.input_backlog() > HOLD_INPUT_AT {
+        if !matches!(job.state, JobState::Warm(_)) && job.input_backlog() > hold_at {
             job.input_held = true;
         }
         job.input_held

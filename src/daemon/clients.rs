@@ -60,10 +60,13 @@ impl Daemon {
             let verdict = match next.take() {
                 Some(verdict) => verdict,
                 None if self.input_held(key) => break,
-                None => match self.conns.get_mut(key) {
-                    Some(conn) => conn.step(&mut scratch, &limits),
-                    None => break,
-                },
+                None => {
+                    let stdin = self.splice_target(key);
+                    match self.conns.get_mut(key) {
+                        Some(conn) => conn.step(&mut scratch, &limits, stdin),
+                        None => break,
+                    }
+                }
             };
             match verdict {
                 Verdict::Wait => break,
@@ -84,6 +87,16 @@ impl Daemon {
                     if self.hold_input(job) {
                         break;
                     }
+                }
+                Verdict::Spliced { job, len } => {
+                    if let Some(job) = self.jobs.get_mut(job) {
+                        job.bytes_in += len;
+                    }
+                    self.stats.bytes_spliced += len as u64;
+                }
+                Verdict::StdinFull(job) => {
+                    self.stdin_full(job);
+                    break;
                 }
                 Verdict::InputEnded(job) => {
                     if let Some(job) = self.jobs.get_mut(job) {

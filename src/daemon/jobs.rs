@@ -229,7 +229,13 @@ impl Daemon {
             }
             JobState::Running(run) => {
                 run.process.kill();
-                run.process.close_stdin();
+                if run.process.pid.is_some() {
+                    run.process.close_stdin();
+                } else {
+                    // Its kill waits for its pid: the end of its input now
+                    // could let it answer (into a lent socket) first.
+                    run.process.input.discard();
+                }
             }
             JobState::Warm(_) => self.end_warm(key, Outcome::Cancelled),
         }

@@ -225,6 +225,11 @@ impl Daemon {
             s.streams_cut,
         );
         e.counter(
+            "bgjob_request_bytes_spliced_total",
+            "Request bytes spliced from clients' sockets into streamed jobs' stdin.",
+            s.bytes_spliced,
+        );
+        e.counter(
             "bgjob_requests_cut_total",
             "Requests followed by more bytes after their quiet gap had ended them.",
             s.requests_cut,

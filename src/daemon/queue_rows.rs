@@ -47,6 +47,7 @@ impl Daemon {
         line("total_timed_out", &s.jobs_timed_out);
         line("total_cancelled", &s.jobs_cancelled);
         line("total_streams_cut", &s.streams_cut);
+        line("total_bytes_spliced", &s.bytes_spliced);
         line("total_requests_cut", &s.requests_cut);
         line("total_refused", &s.refused);
         line("total_refused_busy", &s.refused_busy);

@@ -24,6 +24,9 @@ pub struct Stats {
     /// Streamed answers cut: the module failed after its output had
     /// started, so the connection was reset instead of answered `5xx`.
     pub streams_cut: u64,
+    /// Request bytes spliced from clients' sockets into streamed jobs'
+    /// stdin, without being read by the daemon.
+    pub bytes_spliced: u64,
     /// Requests followed by more bytes after their quiet gap had ended
     /// them: written in pieces, and run without the later ones.
     pub requests_cut: u64,

@@ -11,8 +11,14 @@
 //! (`streams_cut`). A successful one ends as any answer does: our FIN,
 //! then lingering until the client closes. `max_output_bytes` does not
 //! apply (nothing is held); the time limit does.
+//!
+//! The request of a streamed job goes the other way without crossing the
+//! daemon either: once the head's bytes are written to the module's stdin,
+//! the rest is spliced from the socket into the stdin pipe
+//! (`net/splice.rs`); a full pipe holds the socket unread, as a full
+//! backlog does for a buffered job.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{OwnedFd, RawFd};
 
 use crate::config::policy::Answer;
 use crate::daemon::Daemon;
@@ -20,6 +26,7 @@ use crate::keys::{ConnKey, JobKey};
 use crate::net::lent;
 use crate::run::job::{JobState, Origin};
 use crate::run::outcome::Outcome;
+use crate::run::process::Stream;
 
 impl Daemon {
     /// The module's copy of its client's socket, if the job is a direct
@@ -51,6 +58,32 @@ impl Daemon {
                 );
                 None
             }
+        }
+    }
+
+    /// The stdin pipe that `conn`'s request may be spliced into: its job
+    /// streams its answer, runs, and has no request bytes waiting.
+    pub(super) fn splice_target(&self, conn: ConnKey) -> Option<RawFd> {
+        let job = self.jobs.get(self.conns.get(conn)?.job()?)?;
+        match &job.state {
+            JobState::Running(run) if run.streamed && !job.input_held && job.input.is_empty() => {
+                run.process.spliceable_stdin()
+            }
+            _ => None,
+        }
+    }
+
+    /// Splicing found `job`'s stdin full: its client's socket is held
+    /// unread until the pipe drains (`feed_stdin` then reads it again).
+    pub(super) fn stdin_full(&mut self, key: JobKey) {
+        let token = crate::daemon::tokens::job_pipe(key, Stream::Stdin);
+        let registry = self.poll.registry();
+        let Some(job) = self.jobs.get_mut(key) else {
+            return;
+        };
+        if let JobState::Running(run) = &mut job.state {
+            job.input_held = true;
+            run.process.stdin_full(registry, token);
         }
     }
 

@@ -15,6 +15,7 @@
 
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -65,6 +66,9 @@ pub struct Conn {
     /// carried out: the next step in the same drive need not read again
     /// (any byte that comes later brings an event of its own).
     read_dry: bool,
+    /// Its request may be spliced into a job's stdin (cleared if the
+    /// kernel refuses, for a plain read and write instead).
+    splicing: bool,
 }
 
 impl Conn {
@@ -93,6 +97,7 @@ impl Conn {
             new_deadline: None,
             opened: Instant::now(),
             read_dry: false,
+            splicing: true,
         })
     }
 
@@ -209,10 +214,12 @@ impl Conn {
     }
 
     /// One step after a readiness event: writes what is pending, then reads
-    /// one chunk (into `scratch`) and says what it means. The loop calls it
-    /// again until it answers [`Verdict::Wait`] or [`Verdict::Close`], so
-    /// the socket is read until it would block and no edge is missed.
-    pub fn step(&mut self, scratch: &mut [u8], limits: &Limits) -> Verdict {
+    /// one chunk (into `scratch`, or spliced into `stdin`, the pipe of a
+    /// streamed job that has nothing else waiting for it) and says what it
+    /// means. The loop calls it again until it answers [`Verdict::Wait`]
+    /// or [`Verdict::Close`], so the socket is read until it would block
+    /// and no edge is missed.
+    pub fn step(&mut self, scratch: &mut [u8], limits: &Limits, stdin: Option<RawFd>) -> Verdict {
         if let Phase::Answer(_) = self.phase {
             if let Some(verdict) = self.write() {
                 return verdict;
@@ -224,6 +231,9 @@ impl Conn {
         loop {
             if self.peer_eof || matches!(self.phase, Phase::Closed) {
                 return Verdict::Wait;
+            }
+            if let Some(verdict) = stdin.and_then(|pipe| self.splice_into(pipe, limits)) {
+                return verdict;
             }
             match read_once(&self.stream, scratch) {
                 ReadResult::Data(n) => {
@@ -411,3 +421,5 @@ impl Conn {
 
 /// What a connection's deadlines mean.
 mod expire;
+/// Its request spliced into a streamed job's stdin.
+mod spliced;

@@ -22,6 +22,8 @@ pub mod phase;
 pub mod protocol;
 /// The quiet gap derived from the connection (`TCP_INFO`, read spacing).
 pub mod quiet;
+/// Request bytes spliced from a client's socket into a module's stdin.
+pub mod splice;
 /// A client's stream: TCP, or Unix from the operator socket.
 pub mod stream;
 /// Socket activation and readiness notification for systemd.

@@ -69,10 +69,17 @@ impl Pace {
 
     /// `bytes` were read; `first`: the request's first bytes.
     pub fn took(&mut self, bytes: &[u8], first: bool) {
-        self.arrival.bytes += bytes.len();
+        self.arrived(bytes.len());
         // Only `module:` so far: the data is to follow in another write.
         self.arrival.prefix_only =
             first && bytes.iter().position(|&b| b == b':') == Some(bytes.len() - 1);
+    }
+
+    /// `n` bytes of the request arrived without being read by the daemon
+    /// (spliced into a module's stdin), past its first read.
+    pub fn arrived(&mut self, n: usize) {
+        self.arrival.bytes += n;
+        self.arrival.prefix_only = false;
         self.unread_batch = true;
     }
 

@@ -52,6 +52,12 @@ pub enum Verdict {
     },
     /// More request bytes for the job, in the read buffer's first `len`.
     Input { job: JobKey, len: usize },
+    /// `len` more request bytes went from the socket straight into the
+    /// job's stdin pipe (`net/splice.rs`).
+    Spliced { job: JobKey, len: usize },
+    /// The job's stdin pipe is full: the socket is not read until it
+    /// drains, and the client waits in TCP's flow control.
+    StdinFull(JobKey),
     /// The request ended: the job's stdin closes once its input is written.
     InputEnded(JobKey),
     /// Bytes arrived after the request had ended by its quiet gap (or,

@@ -180,30 +180,45 @@ impl Process {
                 }
                 StdinWrite::Written
             }
-            Ok(false) => {
-                if !self.stdin_watched {
-                    // A request larger than the pipe: a larger pipe means
-                    // fewer turns per byte (best effort; the kernel caps it).
-                    // SAFETY: fcntl on a descriptor we own.
-                    unsafe {
-                        use std::os::fd::AsRawFd;
-                        libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, STDIN_PIPE_BYTES);
-                    }
-                    let _ = self.input.write_to(&*pipe);
-                    if let Err(e) = registry.register(pipe, token, Interest::WRITABLE) {
-                        log::error!("cannot watch a child's stdin: {e}");
-                        self.close_stdin();
-                        return StdinWrite::Closed;
-                    }
-                    self.stdin_watched = true;
-                }
-                StdinWrite::Waiting
-            }
+            Ok(false) => self.stdin_full(registry, token),
             Err(_) => {
                 self.close_stdin();
                 StdinWrite::Closed
             }
         }
+    }
+
+    /// Stdin is full (written to, or spliced into): it is watched under
+    /// `token`, to go on when it drains.
+    pub fn stdin_full(&mut self, registry: &Registry, token: Token) -> StdinWrite {
+        let Some(pipe) = &mut self.stdin else {
+            return StdinWrite::Closed;
+        };
+        if !self.stdin_watched {
+            // A request larger than the pipe: a larger pipe means
+            // fewer turns per byte (best effort; the kernel caps it).
+            // SAFETY: fcntl on a descriptor we own.
+            unsafe {
+                use std::os::fd::AsRawFd;
+                libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, STDIN_PIPE_BYTES);
+            }
+            let _ = self.input.write_to(&*pipe);
+            if let Err(e) = registry.register(pipe, token, Interest::WRITABLE) {
+                log::error!("cannot watch a child's stdin: {e}");
+                self.close_stdin();
+                return StdinWrite::Closed;
+            }
+            self.stdin_watched = true;
+        }
+        StdinWrite::Waiting
+    }
+
+    /// Stdin's pipe, while it is open and nothing waits to be written to
+    /// it: request bytes may be spliced into it (`net/splice.rs`).
+    pub fn spliceable_stdin(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        let pipe = self.stdin.as_ref().filter(|_| self.input.is_empty())?;
+        Some(pipe.as_raw_fd())
     }
 
     /// Closes stdin, dropping what was not written.

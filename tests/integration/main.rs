@@ -57,6 +57,8 @@ mod slow_clients;
 mod slow_link;
 mod soak;
 mod streaming;
+/// Streamed jobs' requests spliced into their stdin.
+mod streaming_splice;
 mod udp;
 mod util;
 /// A minimal W3C WebDriver client (chromedriver) for the browser test.
