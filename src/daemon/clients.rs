@@ -51,7 +51,7 @@ impl Daemon {
     /// carries out each verdict until it waits or closes.
     fn drive(&mut self, key: ConnKey, first: Option<Verdict>) {
         let limits = self.conn_limits();
-        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut scratch = self.scratch.take();
         let mut next = first;
         loop {
             let verdict = match next.take() {
@@ -92,7 +92,7 @@ impl Daemon {
                 Verdict::Refuse(refusal) => self.refuse(key, refusal),
             }
         }
-        self.scratch = scratch;
+        self.scratch.put(scratch);
         self.schedule_conn(key);
     }
 
