@@ -62,6 +62,46 @@ impl OutBuf {
     }
 }
 
+/// The one read buffer for every socket and pipe: allocated at the first
+/// read, and released when the daemon is at rest (64 KiB the idle daemon
+/// would otherwise keep).
+#[derive(Debug, Default)]
+pub struct ReadBuffer(Vec<u8>);
+
+impl ReadBuffer {
+    /// Bytes read at most at once.
+    pub const SIZE: usize = 64 * 1024;
+
+    /// The buffer, allocated if it was released.
+    pub fn get(&mut self) -> &mut [u8] {
+        if self.0.is_empty() {
+            self.0 = vec![0; Self::SIZE];
+        }
+        &mut self.0
+    }
+
+    /// Takes the buffer out (to read while the owner is borrowed);
+    /// `put` gives it back.
+    pub fn take(&mut self) -> Vec<u8> {
+        self.get();
+        std::mem::take(&mut self.0)
+    }
+
+    pub fn put(&mut self, buf: Vec<u8>) {
+        self.0 = buf;
+    }
+
+    /// Frees the buffer; the next read allocates it again.
+    pub fn release(&mut self) {
+        self.0 = Vec::new();
+    }
+
+    /// True while the buffer is allocated.
+    pub fn held(&self) -> bool {
+        !self.0.is_empty()
+    }
+}
+
 /// An answer being written to a client. Its bytes are shared, so that one
 /// result sent to many clients waiting in `queue:get` is held once.
 #[derive(Debug)]
@@ -220,5 +260,20 @@ mod tests {
             false
         });
         assert_eq!((end.unwrap(), chunks), (ReadEnd::Open, 1));
+    }
+
+    #[test]
+    fn the_read_buffer_is_allocated_when_read_into_and_released_at_rest() {
+        let mut b = ReadBuffer::default();
+        assert!(!b.held());
+        assert_eq!(b.get().len(), ReadBuffer::SIZE);
+        b.release();
+        assert!(!b.held());
+        // Taken while released, it is whole: a read into it is never of
+        // zero bytes (which would look like the peer closing).
+        let taken = b.take();
+        assert_eq!(taken.len(), ReadBuffer::SIZE);
+        b.put(taken);
+        assert!(b.held());
     }
 }

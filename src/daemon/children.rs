@@ -72,7 +72,7 @@ impl Daemon {
         let JobState::Running(run) = &mut job.state else {
             return;
         };
-        if run.process.read_progress(&mut self.scratch, watch) {
+        if run.process.read_progress(self.scratch.get(), watch) {
             let progress = run.process.progress_lines.progress;
             self.job_progressed(key, progress);
         }
@@ -150,7 +150,7 @@ impl Daemon {
         };
         let mut over = false;
         let output = &mut run.output;
-        let open = run.process.read_stdout(&mut self.scratch, |chunk| {
+        let open = run.process.read_stdout(self.scratch.get(), |chunk| {
             let room = max_output - output.len();
             over = chunk.len() > room;
             output.extend_from_slice(&chunk[..chunk.len().min(room)]);
@@ -179,7 +179,7 @@ impl Daemon {
         let watch = (self.poll.registry(), tokens::job_pipe(key, Stream::Stderr));
         if !run
             .process
-            .read_stderr(&job.module.name, &mut self.scratch, watch)
+            .read_stderr(&job.module.name, self.scratch.get(), watch)
         {
             // A streamed job has no stdout pipe: its stderr ends as it
             // exits, and it is reaped now rather than at its SIGCHLD.

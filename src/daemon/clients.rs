@@ -54,7 +54,7 @@ impl Daemon {
         if let Some(conn) = self.conns.get_mut(key) {
             conn.new_drive();
         }
-        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut scratch = self.scratch.take();
         let mut next = first;
         loop {
             let verdict = match next.take() {
@@ -108,7 +108,7 @@ impl Daemon {
                 Verdict::Refuse(refusal) => self.refuse(key, refusal),
             }
         }
-        self.scratch = scratch;
+        self.scratch.put(scratch);
         self.schedule_conn(key);
     }
 

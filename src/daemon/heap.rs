@@ -1,6 +1,7 @@
 //! The allocator's side of memory after load: when a load has subsided,
-//! one arena for every thread, and the heap's free pages given back
-//! (`malloc_trim`). Pure but for the two libc calls; `memory.rs` uses it.
+//! when the daemon is at rest, one arena for every thread, and the heap's
+//! free pages given back (`malloc_trim`). Pure but for the two libc
+//! calls; `memory.rs` uses it.
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,54 @@ impl Release {
         }
         self.peak = live;
         self.last = now;
+        true
+    }
+}
+
+/// Quiet for this long, with no connection and no job, the daemon is at
+/// rest: what the last activity mapped and allocated is given back once.
+/// Long enough that a client's next request a moment later finds its
+/// pages still there; a shed takes about a millisecond (`memory.rs`).
+pub const QUIET: Duration = Duration::from_secs(5);
+
+/// When the daemon is at rest: whether a turn had events since the last
+/// look, since when nothing has happened, and whether that quiet spell
+/// has been used already.
+#[derive(Debug)]
+pub struct Rest {
+    stirred: bool,
+    since: Instant,
+    rested: bool,
+}
+
+impl Rest {
+    pub fn new(now: Instant) -> Rest {
+        Rest {
+            stirred: false,
+            since: now,
+            rested: false,
+        }
+    }
+
+    /// Each turn of the loop: whether it had events (a timer alone does
+    /// not stir it).
+    pub fn turn(&mut self, events: bool) {
+        self.stirred |= events;
+    }
+
+    /// True once per quiet spell: nothing stirred for `QUIET`, and
+    /// `idle` (no connection, no job) all along.
+    pub fn due(&mut self, idle: bool, now: Instant) -> bool {
+        if self.stirred || !idle {
+            self.stirred = false;
+            self.since = now;
+            self.rested = false;
+            return false;
+        }
+        if self.rested || now.saturating_duration_since(self.since) < QUIET {
+            return false;
+        }
+        self.rested = true;
         true
     }
 }
@@ -93,5 +142,33 @@ mod tests {
         assert!(!r.due(4000, t0 + Duration::from_secs(1)));
         assert!(!r.due(0, t0 + Duration::from_secs(2)), "too soon");
         assert!(r.due(0, t0 + MIN_INTERVAL));
+    }
+
+    #[test]
+    fn at_rest_once_per_quiet_spell() {
+        let t0 = Instant::now();
+        let mut r = Rest::new(t0);
+        let s = Duration::from_secs(1);
+        assert!(!r.due(true, t0 + s), "not quiet for long enough yet");
+        assert!(r.due(true, t0 + QUIET));
+        assert!(!r.due(true, t0 + QUIET + s), "once per spell");
+        // A turn with events starts a new spell, from when it is seen.
+        r.turn(true);
+        r.turn(false);
+        let t1 = t0 + QUIET * 3;
+        assert!(!r.due(true, t1));
+        assert!(!r.due(true, t1 + QUIET - s));
+        assert!(r.due(true, t1 + QUIET));
+    }
+
+    #[test]
+    fn a_connection_or_a_job_keeps_the_daemon_from_rest() {
+        let t0 = Instant::now();
+        let mut r = Rest::new(t0);
+        // A client holding a connection open without a word: no events,
+        // and still not at rest.
+        assert!(!r.due(false, t0 + QUIET * 2));
+        assert!(!r.due(true, t0 + QUIET * 2 + QUIET / 2));
+        assert!(r.due(true, t0 + QUIET * 3));
     }
 }

@@ -209,6 +209,7 @@ impl Daemon {
         self.expire_scrapes(now);
         self.expire_web(now);
         self.release_memory(now);
+        self.rest(now);
         if now.duration_since(self.last_refresh) >= MODULE_REFRESH {
             self.modules.rescan();
             self.last_refresh = now;

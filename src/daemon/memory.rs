@@ -5,6 +5,9 @@
 //! drop their slack, what outlives the load is copied apart from it, and
 //! the heap's free pages go back to the kernel (`malloc_trim`; when, in
 //! `heap.rs`), and so do the code pages the load ran (`resident.rs`).
+//! At rest (quiet for a few seconds, with no connection and no job) the
+//! read buffer is freed, the heap trimmed and the code pages dropped
+//! again, so the idle daemon holds what the idle loop runs and no more.
 //! Measured with `bench/memory.sh`.
 
 use std::time::Instant;
@@ -32,7 +35,34 @@ impl Daemon {
         trim_heap();
         self.queue.compact();
         trim_heap();
-        crate::daemon::resident::shed_code();
+        self.resident.shed();
         log::debug!("load subsided ({live} live entries): memory given back");
+    }
+
+    /// From housekeeping: once per quiet spell, frees the read buffer,
+    /// trims the heap and drops the code pages the last activity ran.
+    pub(super) fn rest(&mut self, now: Instant) {
+        let idle = self.conns.is_empty() && self.jobs.held() == 0 && self.spawns.is_empty();
+        if !self.rest.due(idle, now) {
+            return;
+        }
+        let started = Instant::now();
+        self.scratch.release();
+        trim_heap();
+        let kib = self.resident.shed();
+        log::debug!(
+            "at rest: read buffer freed, heap trimmed, {kib} KiB of code dropped in {} us",
+            started.elapsed().as_micros()
+        );
+    }
+
+    /// Once ready: drops the code pages start-up ran.
+    pub(super) fn shed_at_ready(&mut self) {
+        let kib = self.resident.shed();
+        let how = match self.resident.page_by_page() {
+            true => "page by page",
+            false => "with fault around",
+        };
+        log::debug!("ready: {kib} KiB of code dropped, mapped again {how}");
     }
 }

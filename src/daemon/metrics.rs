@@ -61,9 +61,9 @@ impl Daemon {
     /// Reads the request until its head is complete, answers it, writes
     /// the answer and closes.
     pub(super) fn scrape_ready(&mut self, key: ScrapeKey) {
-        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut scratch = self.scratch.take();
         let request = self.read_scrape(key, &mut scratch);
-        self.scratch = scratch;
+        self.scratch.put(scratch);
         if let Some(request) = request {
             let answer = self.http_answer(request);
             if let Some(scrape) = self.metrics.as_mut().and_then(|m| m.scrapes.get_mut(key)) {

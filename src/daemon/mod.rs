@@ -111,7 +111,7 @@ pub struct Daemon {
     timers: Timers,
     stats: Stats,
     /// One read buffer for every socket and pipe.
-    scratch: Vec<u8>,
+    scratch: crate::io::ReadBuffer,
     /// Connections closed this turn, removed at its end.
     closed: Vec<ConnKey>,
     /// Connections whose held input was taken, read again after the events.
@@ -150,6 +150,9 @@ pub struct Daemon {
     operator: Option<(mio::net::UnixListener, PathBuf)>,
     /// When memory a load left is given back.
     release: heap::Release,
+    /// The read-only mappings whose pages are dropped at rest, and when.
+    resident: resident::Resident,
+    rest: heap::Rest,
 }
 
 impl Daemon {
@@ -268,7 +271,7 @@ impl Daemon {
             modules,
             timers,
             stats: Stats::default(),
-            scratch: vec![0; 64 * 1024],
+            scratch: Default::default(),
             closed: Vec::new(),
             resumed: Vec::new(),
             stopping: None,
@@ -289,6 +292,8 @@ impl Daemon {
             activity: Default::default(),
             operator,
             release: heap::Release::new(Instant::now()),
+            resident: resident::Resident::new(),
+            rest: heap::Rest::new(Instant::now()),
         };
         daemon.find_node();
         if let Some(settings) = daemon.settings.web.clone() {
@@ -315,7 +320,7 @@ impl Daemon {
     /// 7. remove the connections closed during the turn.
     pub fn run(&mut self) -> Result<(), Error> {
         let mut events = Events::with_capacity(1024);
-        resident::shed_code();
+        self.shed_at_ready();
         loop {
             let deadline = match (self.timers.next_deadline(), self.queue_deadline()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -328,6 +333,7 @@ impl Daemon {
                 }
                 return Err(Error::Io("poll failed".into(), e));
             }
+            self.rest.turn(!events.is_empty());
             // The spawn thread's reports are read every turn (it wakes the
             // loop only when asked): pids are known before any event of theirs.
             self.spawn_reports();

@@ -10,7 +10,7 @@ use crate::sanitize::quoted;
 
 impl Daemon {
     pub(super) fn receive_datagrams(&mut self, listener: usize) {
-        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut scratch = self.scratch.take();
         while let Some((l, udp)) = self
             .listeners
             .get(listener)
@@ -35,7 +35,7 @@ impl Daemon {
                 _ => break,
             }
         }
-        self.scratch = scratch;
+        self.scratch.put(scratch);
     }
 
     fn datagram(&mut self, listener: usize, peer: SocketAddr, datagram: &[u8]) {

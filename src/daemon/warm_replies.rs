@@ -18,7 +18,7 @@ impl Daemon {
             return;
         };
         let inbuf = &mut w.inbuf;
-        w.process.read_stdout(&mut self.scratch, |chunk| {
+        w.process.read_stdout(self.scratch.get(), |chunk| {
             inbuf.extend_from_slice(chunk);
             true
         });
@@ -122,7 +122,7 @@ impl Daemon {
         );
         if let Some(w) = self.workers.slab.get_mut(key) {
             w.process
-                .read_stderr(&w.module.name, &mut self.scratch, watch);
+                .read_stderr(&w.module.name, self.scratch.get(), watch);
         }
     }
 }

@@ -154,9 +154,9 @@ impl Daemon {
     /// The answer to a complete request, once it has arrived; `None` while
     /// it has not (a connection that ended or failed first is closed).
     fn read_web(&mut self, key: WebKey) -> Option<Vec<u8>> {
-        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut scratch = self.scratch.take();
         let read = self.read_web_request(key, &mut scratch);
-        self.scratch = scratch;
+        self.scratch.put(scratch);
         let (request, peer) = match read? {
             Ok(pair) => pair,
             Err(status) => return Some(refusal(status)),

@@ -148,12 +148,20 @@ impl Spawner {
                         libc::sigfillset(&mut all);
                         libc::pthread_sigmask(libc::SIG_SETMASK, &all, ptr::null_mut());
                     }
-                    let mut stack = vec![0u128; vfork::CHILD_STACK / 16];
+                    let mut mapped = vfork::ChildStack::map();
+                    let mut heap;
+                    let stack = match &mut mapped {
+                        Some(mapped) => mapped.as_mut_slice(),
+                        None => {
+                            heap = vec![0u128; vfork::CHILD_STACK / 16];
+                            &mut heap[..]
+                        }
+                    };
                     // One thread waits for the next order while the
                     // other is suspended in a vfork.
                     while let Ok(order) = rx.lock().map_or(Err(mpsc::RecvError), |rx| rx.recv()) {
                         let workdir = workdir.as_ref().as_ref();
-                        let (pid, error) = spawn_now(&mut stack, &base_env, workdir, &order);
+                        let (pid, error) = spawn_now(stack, &base_env, workdir, &order);
                         drop((order.fds, order.progress));
                         let wanted = results.lock().map_or(true, |mut reports| {
                             reports.list.push(SpawnResult {

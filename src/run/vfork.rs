@@ -49,6 +49,45 @@ pub(super) const PROGRESS_FD: RawFd = 3;
 /// The stack of the vfork child: it only runs `child_main`.
 pub(super) const CHILD_STACK: usize = 64 * 1024;
 
+/// The vfork child's stack, mapped apart from the heap: only the pages
+/// the child touches (a few KiB at its top) are ever resident, where a
+/// zeroed allocation on the heap held all 64 KiB for each spawn thread.
+pub(super) struct ChildStack {
+    base: *mut u128,
+}
+
+impl ChildStack {
+    /// A new mapping, or None where the kernel refuses one.
+    pub(super) fn map() -> Option<ChildStack> {
+        // SAFETY: a new private anonymous mapping, owned by the value
+        // returned and unmapped when it is dropped.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                CHILD_STACK,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        (base != libc::MAP_FAILED).then(|| ChildStack { base: base.cast() })
+    }
+
+    pub(super) fn as_mut_slice(&mut self) -> &mut [u128] {
+        // SAFETY: the mapping is CHILD_STACK bytes, page-aligned, filled
+        // with zeros by the kernel, and borrowed mutably from its owner.
+        unsafe { std::slice::from_raw_parts_mut(self.base, CHILD_STACK / 16) }
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the mapping this value owns, once.
+        unsafe { libc::munmap(self.base.cast(), CHILD_STACK) };
+    }
+}
+
 /// `clone(CLONE_VM | CLONE_VFORK)`: the child borrows our memory and a
 /// stack of its own, sets itself up with a dozen system calls and execs;
 /// this thread resumes once it has. glibc's `posix_spawn` works the same
