@@ -28,7 +28,7 @@ use crate::net::pace::{Pace, Pacing};
 pub use crate::net::phase::{Limits, Phase, Verdict};
 use crate::net::protocol::{classify, head_overlong, is_whole_control, Head, Refusal};
 use crate::net::quiet::Link;
-use crate::net::stream::{Answering, Stream};
+use crate::net::stream::Stream;
 
 /// How long a connection may linger after its answer, for the client to close.
 const LINGER: Duration = Duration::from_secs(2);
@@ -267,34 +267,6 @@ impl Conn {
         self.read_dry = false;
     }
 
-    /// Writes what it can of the answer now.
-    pub fn flush(&mut self) -> Option<Verdict> {
-        self.write()
-    }
-
-    /// Writes the answer; once it is all out, shuts down our side and
-    /// lingers (or closes, if the client already sent its FIN).
-    fn write(&mut self) -> Option<Verdict> {
-        let Phase::Answer(out) = &mut self.phase else {
-            return None;
-        };
-        match out.write_to(Answering(&self.stream)) {
-            Ok(false) => None,
-            Ok(true) if self.peer_eof => Some(Verdict::Close),
-            Ok(true) => {
-                // Our FIN tells the client the answer is complete.
-                let _ = self.stream.shutdown(Shutdown::Write);
-                self.phase = Phase::Linger;
-                self.set_deadline(Some(Instant::now() + LINGER));
-                None
-            }
-            Err(e) => {
-                log::debug!("tcp {}: answer not delivered: {e}", self.peer);
-                Some(Verdict::Close)
-            }
-        }
-    }
-
     /// `n` bytes arrived in `scratch`.
     fn took(&mut self, n: usize, scratch: &[u8], limits: &Limits) -> Option<Verdict> {
         if !self.reading_request() {
@@ -419,6 +391,8 @@ impl Conn {
     }
 }
 
+/// Writing its answer, then the linger.
+mod answer;
 /// What a connection's deadlines mean.
 mod expire;
 /// Its request spliced into a streamed job's stdin.
