@@ -37,7 +37,12 @@ impl Daemon {
         let limits = self.conn_limits();
         if self.input_held(key) {
             // Not reading is the daemon's doing, not a quiet client: its
-            // clock is read again when reading resumes.
+            // clock is read again when reading resumes. The deadline is
+            // forgotten, so that resuming sets it again even if it is the
+            // same instant (a request's whole-time bound).
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.forget_deadline();
+            }
             return;
         }
         let Some(conn) = self.conns.get_mut(key) else {
@@ -95,8 +100,9 @@ impl Daemon {
                     self.stats.bytes_spliced += len as u64;
                 }
                 Verdict::StdinFull(job) => {
-                    self.stdin_full(job);
-                    break;
+                    if self.stdin_full(job) {
+                        break;
+                    }
                 }
                 Verdict::InputEnded(job) => {
                     if let Some(job) = self.jobs.get_mut(job) {

@@ -65,7 +65,11 @@ impl Resident {
                     // SAFETY: the range is one of this process's read-only
                     // file mappings with no private copy in it: its pages
                     // are the file's, so dropping them only makes the next
-                    // access read them again from the page cache.
+                    // access read them again from the page cache. It is
+                    // still that mapping: file mappings change only when a
+                    // library is loaded or unloaded, which only this thread
+                    // does (NSS lookups); the helper threads map and unmap
+                    // anonymous memory only.
                     unsafe {
                         libc::madvise(m.start as *mut _, m.end - m.start, libc::MADV_DONTNEED)
                     };

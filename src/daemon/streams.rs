@@ -75,16 +75,23 @@ impl Daemon {
 
     /// Splicing found `job`'s stdin full: its client's socket is held
     /// unread until the pipe drains (`feed_stdin` then reads it again).
-    pub(super) fn stdin_full(&mut self, key: JobKey) {
+    /// False if it is not held: the pipe took more, or it is closed (and
+    /// no event would ever end the hold), so the socket is read on.
+    pub(super) fn stdin_full(&mut self, key: JobKey) -> bool {
         let token = crate::daemon::tokens::job_pipe(key, Stream::Stdin);
         let registry = self.poll.registry();
         let Some(job) = self.jobs.get_mut(key) else {
-            return;
+            return false;
         };
-        if let JobState::Running(run) = &mut job.state {
-            job.input_held = true;
-            run.process.stdin_full(registry, token);
-        }
+        let JobState::Running(run) = &mut job.state else {
+            return false;
+        };
+        let waiting = matches!(
+            run.process.stdin_full(registry, token),
+            crate::run::process::StdinWrite::Waiting
+        );
+        job.input_held = waiting;
+        waiting
     }
 
     /// True if `job` streams into `conn`'s socket and output has started.

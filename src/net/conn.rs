@@ -261,6 +261,12 @@ impl Conn {
         }
     }
 
+    /// Its timer came while its input was held and was not acted on: the
+    /// next step sets a deadline again.
+    pub fn forget_deadline(&mut self) {
+        self.deadline = None;
+    }
+
     /// A readiness event or a deadline starts a new drive: the socket is
     /// read again.
     pub fn new_drive(&mut self) {

@@ -8,8 +8,8 @@ use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 /// A close-on-exec copy of `socket` for a module's stdout (the vfork
-/// child puts it on descriptor 1), with the socket made blocking and
-/// `TCP_NODELAY` set.
+/// child puts it on descriptor 1), with the socket made blocking,
+/// `TCP_NODELAY` set and receives bounded to 1 ms.
 pub fn lend(socket: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: fcntl and setsockopt on a descriptor we own; the copy is
     // new and owned by no one else.
@@ -30,6 +30,20 @@ pub fn lend(socket: RawFd) -> io::Result<OwnedFd> {
             libc::TCP_NODELAY,
             (&on as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        // The daemon splices from its copy after FIONREAD said how much is
+        // queued; should a module read from its stdout in between, the
+        // splice waits at most this long instead of blocking the loop.
+        let timeout = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 1000,
+        };
+        libc::setsockopt(
+            socket,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&timeout as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
         );
         Ok(copy)
     }

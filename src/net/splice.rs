@@ -45,6 +45,10 @@ pub fn from_socket(socket: RawFd, pipe: RawFd, max: usize) -> Spliced {
     if !SPLICE_WORKS.load(Ordering::Relaxed) {
         return Spliced::Unsupported;
     }
+    // Asked again once if a byte came since FIONREAD; at TCP's urgent mark
+    // FIONREAD stays 0 while a peek still finds the bytes behind it, and
+    // only a plain read steps past the mark.
+    let mut asked_again = false;
     loop {
         let mut queued: libc::c_int = 0;
         // SAFETY: FIONREAD writes one int into `queued`.
@@ -53,8 +57,12 @@ pub fn from_socket(socket: RawFd, pipe: RawFd, max: usize) -> Spliced {
         }
         if queued <= 0 {
             match peek(socket) {
-                // Bytes came since FIONREAD: asked again.
-                Ok(true) => continue,
+                // Bytes came since FIONREAD: asked again, once.
+                Ok(true) if !asked_again => {
+                    asked_again = true;
+                    continue;
+                }
+                Ok(true) => return Spliced::ReadInstead,
                 Ok(false) => return Spliced::ReadInstead,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Spliced::Drained,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -164,6 +172,27 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         panic!("{n} bytes never arrived");
+    }
+
+    #[test]
+    fn urgent_data_is_left_to_a_read_and_never_spins() {
+        let (client, server, _r, w) = setup();
+        // SAFETY: send of one byte from a live buffer.
+        let sent =
+            unsafe { libc::send(client.as_raw_fd(), b"!".as_ptr().cast(), 1, libc::MSG_OOB) };
+        assert_eq!(sent, 1);
+        (&client).write_all(b"after").unwrap();
+        // At the mark FIONREAD says 0 while a peek finds "after": before
+        // the fix, this looped for ever.
+        for _ in 0..1000 {
+            match from_socket(server.as_raw_fd(), w.as_raw_fd(), 1 << 20) {
+                Spliced::ReadInstead => return,
+                Spliced::Drained => std::thread::sleep(std::time::Duration::from_millis(1)),
+                Spliced::Moved(_) => return, // a kernel that splices past the mark
+                other => panic!("{other:?}"),
+            }
+        }
+        panic!("the bytes behind the urgent mark never showed");
     }
 
     #[test]
