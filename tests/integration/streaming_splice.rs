@@ -178,3 +178,35 @@ fn a_spliced_request_over_the_limit_is_refused_as_a_read_one_is() {
     assert_eq!(stat(&d, "total_streams_cut"), 1);
     wait_for("no children", || d.children().is_empty());
 }
+
+#[test]
+fn urgent_data_in_a_spliced_request_does_not_stall_the_daemon() {
+    use std::os::fd::AsRawFd;
+    let d = Setup::new()
+        .module("cat", "#!/bin/sh\nexec cat\n")
+        .settings(r#""module_policy": {"cat": {"answer": "stream"}}, "request_gap_ms": 5000"#)
+        .start();
+    let mut stream = d.connect();
+    stream.write_all(b"cat:before ").unwrap();
+    let mut first = [0u8; 7];
+    stream.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"before ");
+    // One byte of urgent data, then ordinary bytes behind its mark: a
+    // splice leaves them, and FIONREAD says 0 while a peek finds them.
+    // SAFETY: send of one byte from a live buffer.
+    let sent = unsafe { libc::send(stream.as_raw_fd(), b"!".as_ptr().cast(), 1, libc::MSG_OOB) };
+    assert_eq!(sent, 1);
+    stream.write_all(b"after").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // Another client is served: the loop is not spinning on the first.
+    assert_eq!(d.ask_str("helo"), "oleh");
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    assert!(
+        rest.ends_with(b"after"),
+        "{:?}\n{}",
+        String::from_utf8_lossy(&rest),
+        d.log()
+    );
+}
