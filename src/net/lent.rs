@@ -23,13 +23,10 @@ pub fn lend(socket: RawFd) -> io::Result<OwnedFd> {
         if flags < 0 || libc::fcntl(socket, libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0 {
             return Err(io::Error::last_os_error());
         }
-        let on: libc::c_int = 1;
-        libc::setsockopt(
+        set_option(
             socket,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            (libc::IPPROTO_TCP, libc::TCP_NODELAY),
+            &(1 as libc::c_int),
         );
         // The daemon splices from its copy after FIONREAD said how much is
         // queued; should a module read from its stdout in between, the
@@ -38,14 +35,22 @@ pub fn lend(socket: RawFd) -> io::Result<OwnedFd> {
             tv_sec: 0,
             tv_usec: 1000,
         };
+        set_option(socket, (libc::SOL_SOCKET, libc::SO_RCVTIMEO), &timeout);
+        Ok(copy)
+    }
+}
+
+/// Sets a socket option, best effort (the lend works without it).
+fn set_option<T>(socket: RawFd, (level, name): (libc::c_int, libc::c_int), value: &T) {
+    // SAFETY: setsockopt reads size_of::<T>() bytes from a live value.
+    unsafe {
         libc::setsockopt(
             socket,
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&timeout as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         );
-        Ok(copy)
     }
 }
 
